@@ -1,0 +1,1 @@
+"""Facial affect models behind one small interface (see ``interface``)."""

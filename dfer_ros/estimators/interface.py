@@ -1,0 +1,59 @@
+"""The two-part model interface that makes streaming cheap.
+
+A model is split into
+  * a FrameEncoder, run once per aligned face crop (all faces of a frame in one batch), whose
+    per-frame embedding is cached in the track's buffer, and
+  * a TemporalHead, run over a track's cached embeddings to give the face's estimate.
+
+A face's embedding never depends on other frames, so a step costs one encoder call per face plus a
+small head call over cached vectors, never a re-encoding of the whole clip.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from dfer_ros.perception.types import AffectEstimate
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How the aligner must cut faces for an encoder."""
+
+    size: int  # output side in pixels (64 for the default model, 224 for CLIP)
+    face_scale: float = 1.0  # >1 keeps more context around the 5-point template
+    color: str = "bgr"  # "bgr", "rgb" or "gray"
+
+
+class FrameEncoder(ABC):
+    """Per-frame encoder: aligned face crops in, one embedding per crop out."""
+
+    crop_spec: CropSpec
+    embedding_dim: int
+
+    @abstractmethod
+    def encode(self, crops: np.ndarray) -> np.ndarray:
+        """crops: (N, S, S, 3) uint8 in crop_spec.color order (N may be 0) -> (N, embedding_dim) float32."""
+
+
+class TemporalHead(ABC):
+    """Temporal head over the cached embeddings of tracks."""
+
+    min_frames: int = 1  # frames needed before a track counts as warmed up
+    max_frames: int = 16  # the longest window the head uses
+
+    @abstractmethod
+    def predict(self, windows: list[np.ndarray]) -> list[AffectEstimate]:
+        """windows: one (T_i, D) float32 array per track, oldest first, 1 <= T_i <= max_frames."""
+
+
+@dataclass
+class AffectModel:
+    """An encoder and a head that belong together, plus a human-readable description."""
+
+    encoder: FrameEncoder
+    head: TemporalHead
+    name: str
+    backend: str

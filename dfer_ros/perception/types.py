@@ -1,0 +1,77 @@
+"""Plain data passed between the perception stages, the models and the ROS layer.
+
+Kept free of ROS and torch so the same results feed the node, offline evaluation and tests.
+Coordinates are pixels of the source image; boxes are (x, y, w, h) with (x, y) the top-left corner.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass
+class Detection:
+    """One face found by a detector in one image."""
+
+    box: np.ndarray  # (4,) float32 x, y, w, h
+    score: float  # detector confidence in [0, 1]
+    landmarks: Optional[np.ndarray] = None  # (5, 2) float32: right eye, left eye, nose, right mouth, left mouth
+
+
+@dataclass
+class AffectEstimate:
+    """What a model says about one face: expression, valence-arousal and action units.
+
+    Any part a model does not produce is left empty (no labels, NaN valence, no AU names)
+    rather than filled with made-up values.
+    """
+
+    expression_labels: tuple[str, ...]
+    expression_probs: np.ndarray  # (C,) float32, sums to 1
+    valence: float = float("nan")  # [-1, 1]
+    arousal: float = float("nan")  # [-1, 1]
+    va_confidence: float = 0.0  # [0, 1]
+    au_names: tuple[str, ...] = ()
+    au_probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (A,) in [0, 1]
+    compound_labels: tuple[str, ...] = ()
+    compound_probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    @property
+    def top_expression(self) -> str:
+        return self.expression_labels[int(np.argmax(self.expression_probs))] if len(self.expression_probs) else ""
+
+    @property
+    def has_va(self) -> bool:
+        return bool(np.isfinite(self.valence) and np.isfinite(self.arousal))
+
+
+@dataclass
+class FaceResult:
+    """Everything the pipeline reports about one tracked face in one processed frame."""
+
+    face_id: str
+    stamp: float  # seconds, the source image's stamp
+    box: np.ndarray  # (4,) x, y, w, h, clipped to the image
+    detection_score: float  # 0 when the box is a tracker prediction without a detection
+    detected: bool
+    landmarks: Optional[np.ndarray]  # (5, 2) or None
+    frame_estimate: Optional[AffectEstimate]  # this frame alone (None when the face was not encoded)
+    estimate: AffectEstimate  # temporally aggregated: what gets published
+    expression: str  # top label after hysteresis
+    expression_confidence: float
+    window_frames: int
+    window_seconds: float
+    warmed_up: bool
+
+
+@dataclass
+class FrameResult:
+    """Output of the pipeline for one input frame."""
+
+    stamp: float
+    frame_index: int
+    faces: list[FaceResult]
+    timings_ms: dict[str, float] = field(default_factory=dict)  # per stage: detect, align, track, model, aggregate
+    skipped_reason: Optional[str] = None  # set when the frame was rejected (bad input), faces is then empty
