@@ -1,0 +1,227 @@
+"""The perception pipeline: one image and its stamp in, one ``FrameResult`` out.
+
+Stages per frame: normalise the image, detect faces (every k-th frame), track, align the faces that
+need encoding at the model's ``CropSpec``, encode all of them in ONE encoder batch, append the
+embeddings to each track's buffer, run the temporal head on all updated windows in ONE call,
+aggregate over time. Per-stage wall times are reported in ms.
+
+It is ROS-free and never raises out of ``process``: a bad frame gives a result with
+``skipped_reason``; a failing or non-finite model output drops the affected faces' estimates for that
+frame; each with a logged reason, so a long-running node survives one bad input.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Optional
+
+import numpy as np
+
+from dfer_ros.estimators.interface import AffectModel
+from dfer_ros.perception.aggregation import Aggregators
+from dfer_ros.perception.alignment import align_faces
+from dfer_ros.perception.config import PipelineConfig
+from dfer_ros.perception.detection import FaceDetector, create_detector
+from dfer_ros.perception.frames import FrameError, to_bgr8
+from dfer_ros.perception.track_buffer import TrackBuffers
+from dfer_ros.perception.tracking import FaceTracker, Track
+from dfer_ros.perception.types import AffectEstimate, Detection, FaceResult, FrameResult
+
+log = logging.getLogger(__name__)
+
+STAGES = ("detect", "track", "align", "model", "aggregate")
+
+
+def estimate_problem(est: AffectEstimate) -> Optional[str]:
+    """Why a model estimate cannot be used (non-finite numbers), or None when it is fine.
+
+    NaN valence/arousal is the documented "not produced" value and is allowed; inf is not.
+    """
+    if est.expression_probs.size and not np.all(np.isfinite(est.expression_probs)):
+        return "non-finite expression probabilities"
+    if est.au_probs.size and not np.all(np.isfinite(est.au_probs)):
+        return "non-finite action-unit probabilities"
+    if est.compound_probs.size and not np.all(np.isfinite(est.compound_probs)):
+        return "non-finite compound probabilities"
+    if np.isinf(est.valence) or np.isinf(est.arousal):
+        return "infinite valence/arousal"
+    return None
+
+
+def _empty_estimate() -> AffectEstimate:
+    return AffectEstimate(expression_labels=(), expression_probs=np.zeros(0, np.float32))
+
+
+def _clip_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    x, y, w, h = [float(v) for v in box]
+    x1, y1 = min(max(x, 0.0), width), min(max(y, 0.0), height)
+    x2, y2 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
+    return np.array([x1, y1, x2 - x1, y2 - y1], np.float32)
+
+
+class PerceptionPipeline:
+    """Detect -> track -> align -> encode (one batch) -> head (one call) -> aggregate."""
+
+    def __init__(self, config: PipelineConfig, model: AffectModel, detector: Optional[FaceDetector] = None):
+        self.config = config.validate()
+        self.model = model
+        d = config.detection
+        self.detector = detector or create_detector(d.detector, min_score=d.low_score_threshold,
+                                                    min_face_size=d.min_face_size, max_side=d.max_side,
+                                                    max_faces=d.max_faces, threads=d.threads)
+        self.crop_spec = model.encoder.crop_spec
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all tracks, buffers and smoothing state (face ids keep counting up)."""
+        if hasattr(self, "tracker"):
+            self.tracker.reset()
+        else:
+            self.tracker = FaceTracker(self.config.tracking, high_score=self.config.detection.score_threshold)
+        self.buffers = TrackBuffers(self.config.buffer, max_frames=self.model.head.max_frames)
+        self.aggregators = Aggregators(self.config.aggregation)
+        # last aggregated output per face id, reported on frames where the face was not re-estimated
+        self._last_output: dict[str, tuple[AffectEstimate, str, float]] = {}
+        self._frame_index = 0
+        self._frames_since_reset = 0
+        self._last_stamp: Optional[float] = None
+
+    # ------------------------------------------------------------------ public
+    def process(self, frame, stamp: float, encoding: str = "bgr8") -> FrameResult:
+        """Run all stages on one frame. Never raises: problems become ``skipped_reason`` or log lines."""
+        index = self._frame_index
+        self._frame_index += 1
+        try:
+            return self._process(frame, float(stamp), encoding, index)
+        except FrameError as exc:
+            log.warning("frame %d skipped: %s", index, exc)
+            return FrameResult(stamp=float(stamp) if _is_number(stamp) else float("nan"), frame_index=index,
+                               faces=[], skipped_reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - the long-running pipeline must survive any one frame
+            log.exception("frame %d skipped: unexpected error", index)
+            return FrameResult(stamp=float(stamp) if _is_number(stamp) else float("nan"), frame_index=index,
+                               faces=[], skipped_reason=f"internal error: {type(exc).__name__}: {exc}")
+
+    # ------------------------------------------------------------------ stages
+    def _process(self, frame, stamp: float, encoding: str, index: int) -> FrameResult:
+        timings = {k: 0.0 for k in STAGES}
+        t_start = time.perf_counter()
+        if not math.isfinite(stamp):
+            raise FrameError(f"stamp is not finite ({stamp})")
+        if self._last_stamp is not None and stamp < self._last_stamp:
+            log.warning("stamp went backwards (%.3f -> %.3f), e.g. a bag loop: resetting tracks, buffers and "
+                        "smoothing", self._last_stamp, stamp)
+            self.reset()
+            self._frame_index = index + 1
+        bgr = to_bgr8(frame, encoding, self.config.max_frame_side)
+        height, width = bgr.shape[:2]
+        self._last_stamp = stamp
+
+        run_detector = self._frames_since_reset % self.config.detection.every == 0
+        self._frames_since_reset += 1
+        t = time.perf_counter()
+        detections: list[Detection] = []
+        if run_detector:
+            detections = self.detector.detect(bgr)
+        timings["detect"] = _ms(t)
+
+        t = time.perf_counter()
+        tracks = self.tracker.update(detections, stamp) if run_detector else self.tracker.predict(stamp)
+        for face_id in self.tracker.ended_ids:
+            self.buffers.free(face_id)
+            self.aggregators.free(face_id)
+            self._last_output.pop(face_id, None)
+        self.buffers.check_time(stamp)
+        visible = [tr for tr in tracks if tr.visible]
+        visible.sort(key=lambda tr: -float(tr.box[2] * tr.box[3]))
+        visible = visible[: self.config.detection.max_faces]
+        timings["track"] = _ms(t)
+
+        encode = [tr for tr in visible if tr.detected_now or self.config.encode_predicted]
+        t = time.perf_counter()
+        faces = [tr.detection if tr.detected_now else tr.box for tr in encode]
+        crops = align_faces(bgr, faces, self.crop_spec)
+        timings["align"] = _ms(t)
+
+        t = time.perf_counter()
+        frame_estimates = self._run_model(encode, crops, stamp, index)
+        timings["model"] = _ms(t)
+
+        t = time.perf_counter()
+        results = [self._face_result(tr, frame_estimates.get(tr.face_id), stamp, width, height) for tr in visible]
+        timings["aggregate"] = _ms(t)
+        timings["total"] = _ms(t_start)
+        return FrameResult(stamp=stamp, frame_index=index, faces=results, timings_ms=timings)
+
+    def _run_model(self, tracks: list[Track], crops: np.ndarray, stamp: float, index: int) -> dict[str, AffectEstimate]:
+        """Encode all crops in one batch, append to buffers, one head call; face id -> frame estimate."""
+        if not tracks:
+            return {}
+        try:
+            embeddings = np.asarray(self.model.encoder.encode(crops))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("frame %d: encoder failed (%s: %s); no estimates this frame", index, type(exc).__name__, exc)
+            return {}
+        if embeddings.ndim != 2 or embeddings.shape[0] != len(tracks):
+            log.warning("frame %d: encoder returned shape %s for %d crops; no estimates this frame",
+                        index, embeddings.shape, len(tracks))
+            return {}
+        updated = []
+        for tr, emb in zip(tracks, embeddings):
+            if not np.all(np.isfinite(emb)):
+                log.warning("frame %d: face %s: non-finite embedding dropped", index, tr.face_id)
+                continue
+            self.buffers.append(tr.face_id, stamp, emb)
+            updated.append(tr.face_id)
+        if not updated:
+            return {}
+        windows = [self.buffers.get(fid).window() for fid in updated]
+        try:
+            estimates = self.model.head.predict(windows)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("frame %d: temporal head failed (%s: %s); no estimates this frame",
+                        index, type(exc).__name__, exc)
+            return {}
+        if len(estimates) != len(updated):
+            log.warning("frame %d: head returned %d estimates for %d windows; no estimates this frame",
+                        index, len(estimates), len(updated))
+            return {}
+        out = {}
+        for fid, est in zip(updated, estimates):
+            problem = estimate_problem(est)
+            if problem:
+                log.warning("frame %d: face %s: estimate dropped: %s", index, fid, problem)
+                continue
+            out[fid] = est
+        return out
+
+    def _face_result(self, tr: Track, frame_est: Optional[AffectEstimate], stamp: float,
+                     width: int, height: int) -> FaceResult:
+        if frame_est is not None:
+            estimate, label, confidence = self.aggregators.update(tr.face_id, frame_est, stamp)
+            self._last_output[tr.face_id] = (estimate, label, confidence)
+        else:
+            estimate, label, confidence = self._last_output.get(tr.face_id, (_empty_estimate(), "", 0.0))
+        buf = self.buffers.get(tr.face_id) if tr.face_id in self.buffers else None
+        frames = len(buf) if buf is not None else 0
+        det = tr.detection if tr.detected_now else None
+        return FaceResult(
+            face_id=tr.face_id, stamp=stamp, box=_clip_box(tr.box, width, height),
+            detection_score=float(det.score) if det is not None else 0.0, detected=det is not None,
+            landmarks=None if det is None or det.landmarks is None else det.landmarks.copy(),
+            frame_estimate=frame_est, estimate=estimate, expression=label, expression_confidence=confidence,
+            window_frames=frames, window_seconds=buf.seconds if buf is not None else 0.0,
+            warmed_up=frames >= self.model.head.min_frames)
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,216 @@
+"""ByteTrack-style multi-face tracker driven by image stamps.
+
+* A constant-velocity Kalman filter per face on (cx, cy, w, h); prediction uses the real time step
+  between stamps, so a 5 fps and a 30 fps stream of the same motion behave the same.
+* Association by IoU with the Hungarian method (``scipy.optimize.linear_sum_assignment``):
+  high-score detections first against all live tracks, then the low-score detections against the
+  confirmed tracks still unmatched (ByteTrack's second pass: a face half hidden or blurred keeps its
+  track instead of spawning a new one), then leftover high-score detections against tentative tracks.
+* New faces start tentative and get an id ("f1", "f2", ...) once confirmed after ``min_hits``
+  detections; ids are never reused. A track without detections for more than ``lost_seconds`` of
+  stamp time ends. The detector may run only every k-th frame: ``predict(stamp)`` advances the tracks
+  in between.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from dfer_ros.perception.config import TrackingConfig
+from dfer_ros.perception.types import Detection
+
+log = logging.getLogger(__name__)
+
+
+class KalmanBoxFilter:
+    """Constant-velocity Kalman filter on (cx, cy, w, h); noise scales with the face size, time in seconds."""
+
+    POS_STD = 0.05  # measurement noise, fraction of the face height
+    PROC_POS_STD = 0.1  # process noise on position, fraction of height per sqrt(second)
+    PROC_VEL_STD = 1.0  # process noise on velocity, heights per second per sqrt(second)
+
+    def __init__(self, box_xywh: np.ndarray):
+        x, y, w, h = [float(v) for v in box_xywh]
+        self.x = np.array([x + w / 2, y + h / 2, w, h, 0, 0, 0, 0], np.float64)
+        s = max(h, 1.0)
+        self.P = np.diag([(0.1 * s) ** 2] * 4 + [(1.0 * s) ** 2] * 4)
+        self.H = np.hstack([np.eye(4), np.zeros((4, 4))])
+
+    def predict(self, dt: float) -> None:
+        if dt <= 0:
+            return
+        F = np.eye(8)
+        F[:4, 4:] = np.eye(4) * dt
+        s = max(self.x[3], 1.0)
+        q = np.array([(self.PROC_POS_STD * s) ** 2] * 4 + [(self.PROC_VEL_STD * s) ** 2] * 4) * dt
+        self.x = F @ self.x
+        self.x[2] = max(self.x[2], 2.0)
+        self.x[3] = max(self.x[3], 2.0)
+        self.P = F @ self.P @ F.T + np.diag(q)
+
+    def update(self, box_xywh: np.ndarray) -> None:
+        x, y, w, h = [float(v) for v in box_xywh]
+        z = np.array([x + w / 2, y + h / 2, w, h])
+        s = max(h, 1.0)
+        R = np.diag([(self.POS_STD * s) ** 2] * 4)
+        S = self.H @ self.P @ self.H.T + R
+        K = self.P @ self.H.T @ np.linalg.inv(S)
+        self.x = self.x + K @ (z - self.H @ self.x)
+        self.P = (np.eye(8) - K @ self.H) @ self.P
+
+    @property
+    def box(self) -> np.ndarray:
+        cx, cy, w, h = self.x[:4]
+        return np.array([cx - w / 2, cy - h / 2, w, h], np.float32)
+
+
+@dataclass
+class Track:
+    """One tracked face; ``face_id`` is empty until the track is confirmed."""
+
+    key: int  # internal, unique also for tentative tracks
+    kf: KalmanBoxFilter
+    first_stamp: float
+    last_stamp: float  # stamp of the last tracker step
+    last_detection_stamp: float
+    face_id: str = ""
+    hits: int = 1
+    detection: Optional[Detection] = None  # the detection matched at the last detector run, None if missed
+    box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # current box (detected or predicted)
+    detected_now: bool = True  # matched a detection in the current step
+
+    @property
+    def confirmed(self) -> bool:
+        return bool(self.face_id)
+
+    @property
+    def visible(self) -> bool:
+        """Matched at the most recent detector run (report it); invisible tracks are only kept alive."""
+        return self.detection is not None
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between every box in a (N, 4) and b (M, 4), boxes as x, y, w, h."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    a = np.asarray(a, np.float64)[:, None, :]
+    b = np.asarray(b, np.float64)[None, :, :]
+    x1 = np.maximum(a[..., 0], b[..., 0])
+    y1 = np.maximum(a[..., 1], b[..., 1])
+    x2 = np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2])
+    y2 = np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def _match(tracks: Sequence[Track], dets: Sequence[Detection], threshold: float):
+    """Hungarian matching on IoU; returns (pairs, unmatched track idx, unmatched det idx)."""
+    if not tracks or not dets:
+        return [], list(range(len(tracks))), list(range(len(dets)))
+    iou = iou_matrix(np.stack([t.box for t in tracks]), np.stack([d.box for d in dets]))
+    rows, cols = linear_sum_assignment(-iou)
+    pairs = [(r, c) for r, c in zip(rows, cols) if iou[r, c] >= threshold]
+    mt = {r for r, _ in pairs}
+    md = {c for _, c in pairs}
+    return pairs, [i for i in range(len(tracks)) if i not in mt], [j for j in range(len(dets)) if j not in md]
+
+
+class FaceTracker:
+    """Multi-face tracker; call ``update`` on frames with detections and ``predict`` on the others."""
+
+    def __init__(self, config: Optional[TrackingConfig] = None, high_score: float = 0.6):
+        self.config = config or TrackingConfig()
+        self.high_score = float(high_score)
+        self._ids = itertools.count(1)
+        self._keys = itertools.count(1)
+        self.tracks: list[Track] = []
+        self.ended_ids: list[str] = []  # confirmed ids that ended in the last step (free their buffers)
+        self._stamp: Optional[float] = None
+
+    def reset(self) -> None:
+        """Forget all tracks (ids keep counting up: an id is never reused)."""
+        self.ended_ids = [t.face_id for t in self.tracks if t.confirmed]
+        self.tracks = []
+        self._stamp = None
+
+    def _advance(self, stamp: float) -> None:
+        self.ended_ids = []
+        if self._stamp is not None and stamp < self._stamp:
+            log.warning("tracker: stamp went backwards (%.3f -> %.3f); resetting all tracks", self._stamp, stamp)
+            self.reset()
+        dt = 0.0 if self._stamp is None else stamp - self._stamp
+        self._stamp = stamp
+        for t in self.tracks:
+            t.kf.predict(dt)
+            t.box = t.kf.box
+            t.last_stamp = stamp
+            t.detected_now = False
+
+    def predict(self, stamp: float) -> list[Track]:
+        """Advance all tracks to ``stamp`` without detections (detector skipped this frame)."""
+        self._advance(stamp)
+        self._expire(stamp)
+        return self.confirmed_tracks()
+
+    def update(self, detections: Sequence[Detection], stamp: float) -> list[Track]:
+        """Advance to ``stamp`` and associate this frame's detections; returns the confirmed tracks."""
+        self._advance(stamp)
+        cfg = self.config
+        high = [d for d in detections if d.score >= self.high_score]
+        low = [d for d in detections if d.score < self.high_score]
+        confirmed = [t for t in self.tracks if t.confirmed]
+        tentative = [t for t in self.tracks if not t.confirmed]
+        for t in self.tracks:
+            t.detection = None
+
+        pairs, un_t, un_d = _match(confirmed, high, cfg.iou_threshold)
+        for r, c in pairs:
+            self._hit(confirmed[r], high[c], stamp)
+        rest = [confirmed[i] for i in un_t]
+        high_left = [high[j] for j in un_d]
+        pairs, _, _ = _match(rest, low, max(cfg.iou_threshold, 0.5))  # second pass: stricter IoU
+        for r, c in pairs:
+            self._hit(rest[r], low[c], stamp)
+        pairs, _, un_d = _match(tentative, high_left, cfg.iou_threshold)
+        for r, c in pairs:
+            self._hit(tentative[r], high_left[c], stamp)
+        for j in un_d:
+            det = high_left[j]
+            t = Track(key=next(self._keys), kf=KalmanBoxFilter(det.box), first_stamp=stamp, last_stamp=stamp,
+                      last_detection_stamp=stamp, detection=det, box=det.box.astype(np.float32))
+            self.tracks.append(t)
+            if cfg.min_hits <= 1:
+                t.face_id = f"f{next(self._ids)}"
+        self._expire(stamp)
+        return self.confirmed_tracks()
+
+    def _hit(self, track: Track, det: Detection, stamp: float) -> None:
+        track.kf.update(det.box)
+        track.box = det.box.astype(np.float32)
+        track.detection = det
+        track.detected_now = True
+        track.hits += 1
+        track.last_detection_stamp = stamp
+        if not track.confirmed and track.hits >= self.config.min_hits:
+            track.face_id = f"f{next(self._ids)}"
+
+    def _expire(self, stamp: float) -> None:
+        keep = []
+        for t in self.tracks:
+            age = stamp - t.last_detection_stamp
+            limit = self.config.lost_seconds if t.confirmed else self.config.tentative_seconds
+            if age > limit:
+                if t.confirmed:
+                    self.ended_ids.append(t.face_id)
+            else:
+                keep.append(t)
+        self.tracks = keep
+
+    def confirmed_tracks(self) -> list[Track]:
+        return [t for t in self.tracks if t.confirmed]
