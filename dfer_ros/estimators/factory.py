@@ -1,0 +1,37 @@
+"""One entry point from a model name to a ready ``AffectModel``.
+
+``create_model("default")`` is the embedded model (``default_model``). Other models register a builder in
+``MODEL_BUILDERS``: the CLIP-adapter temporal model is added as "clip", taking the path of its YAML config
+and its checkpoint as options. Builders import their heavy dependencies (torch) themselves, lazily.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from dfer_ros.estimators.interface import AffectModel
+
+ModelBuilder = Callable[..., AffectModel]
+
+
+def _build_default(backend: str, **options: Any) -> AffectModel:
+    from dfer_ros.estimators.default_model import build_default_model
+
+    return build_default_model(backend=backend, **options)
+
+
+# name -> builder(backend, **options); engineer B adds "clip" here (config=<yaml path>, checkpoint=<path>).
+MODEL_BUILDERS: dict[str, ModelBuilder] = {
+    "default": _build_default,
+}
+
+
+def register_model(name: str, builder: ModelBuilder) -> None:
+    """Make ``create_model(name, ...)`` call ``builder(backend, **options)``."""
+    MODEL_BUILDERS[name] = builder
+
+
+def create_model(name: str = "default", backend: str = "onnxruntime", **options: Any) -> AffectModel:
+    """Build the model called ``name`` on ``backend``; ValueError listing the known names for an unknown one."""
+    if name not in MODEL_BUILDERS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODEL_BUILDERS))}")
+    return MODEL_BUILDERS[name](backend, **options)
