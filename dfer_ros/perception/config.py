@@ -39,7 +39,6 @@ class TrackingConfig:
     iou_threshold: float = 0.3  # minimum IoU for a detection to match a track
     min_hits: int = 2  # detections needed before a tentative track is confirmed
     lost_seconds: float = 1.0  # a track without detections for longer than this ends
-    tentative_seconds: float = 0.3  # a tentative track unmatched for longer than this is dropped
 
 
 @dataclass
@@ -88,7 +87,6 @@ class PipelineConfig:
             ("tracking.iou_threshold", 0.0 < t.iou_threshold < 1.0, "must be in (0, 1)"),
             ("tracking.min_hits", t.min_hits >= 1, "must be >= 1"),
             ("tracking.lost_seconds", t.lost_seconds > 0, "must be > 0"),
-            ("tracking.tentative_seconds", t.tentative_seconds > 0, "must be > 0"),
             ("buffer.window_frames", b.window_frames >= 1, "must be >= 1"),
             ("buffer.window_seconds", b.window_seconds >= 0, "must be >= 0 (0 = no time limit)"),
             ("buffer.gap_reset_seconds", b.gap_reset_seconds > 0, "must be > 0"),

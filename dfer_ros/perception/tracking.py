@@ -3,13 +3,13 @@
 * A constant-velocity Kalman filter per face on (cx, cy, w, h); prediction uses the real time step
   between stamps, so a 5 fps and a 30 fps stream of the same motion behave the same.
 * Association by IoU with the Hungarian method (``scipy.optimize.linear_sum_assignment``):
-  high-score detections first against all live tracks, then the low-score detections against the
+  high-score detections first against the confirmed tracks, then the low-score detections against the
   confirmed tracks still unmatched (ByteTrack's second pass: a face half hidden or blurred keeps its
   track instead of spawning a new one), then leftover high-score detections against tentative tracks.
 * New faces start tentative and get an id ("f1", "f2", ...) once confirmed after ``min_hits``
-  detections; ids are never reused. A track without detections for more than ``lost_seconds`` of
-  stamp time ends. The detector may run only every k-th frame: ``predict(stamp)`` advances the tracks
-  in between.
+  detections (a tentative face missed by one detector run is dropped); ids are never reused. A
+  track without detections for more than ``lost_seconds`` of stamp time ends. The detector may run
+  only every k-th frame: ``predict(stamp)`` advances the tracks in between.
 """
 from __future__ import annotations
 
@@ -177,9 +177,11 @@ class FaceTracker:
         pairs, _, _ = _match(rest, low, max(cfg.iou_threshold, 0.5))  # second pass: stricter IoU
         for r, c in pairs:
             self._hit(rest[r], low[c], stamp)
-        pairs, _, un_d = _match(tentative, high_left, cfg.iou_threshold)
+        pairs, un_tent, un_d = _match(tentative, high_left, cfg.iou_threshold)
         for r, c in pairs:
             self._hit(tentative[r], high_left[c], stamp)
+        missed = {tentative[i].key for i in un_tent}  # ByteTrack: a new face must be seen again at the next run
+        self.tracks = [t for t in self.tracks if t.key not in missed]
         for j in un_d:
             det = high_left[j]
             t = Track(key=next(self._keys), kf=KalmanBoxFilter(det.box), first_stamp=stamp, last_stamp=stamp,
@@ -203,9 +205,7 @@ class FaceTracker:
     def _expire(self, stamp: float) -> None:
         keep = []
         for t in self.tracks:
-            age = stamp - t.last_detection_stamp
-            limit = self.config.lost_seconds if t.confirmed else self.config.tentative_seconds
-            if age > limit:
+            if stamp - t.last_detection_stamp > self.config.lost_seconds:
                 if t.confirmed:
                     self.ended_ids.append(t.face_id)
             else:

@@ -1,0 +1,133 @@
+"""Tracker on synthetic detections, every scenario at 5 fps and at 30 fps (stamp-driven behaviour)."""
+import numpy as np
+import pytest
+
+from dfer_ros.perception.config import TrackingConfig
+from dfer_ros.perception.tracking import FaceTracker, iou_matrix
+from dfer_ros.perception.types import Detection
+
+FPS = [5, 30]
+
+
+def det(x, y, size=60.0, score=0.9):
+    return Detection(box=np.array([x, y, size, size], np.float32), score=score)
+
+
+def run(tracker, fps, seconds, faces_at):
+    """faces_at(t) -> list of (name, Detection); returns per frame {name: face_id or None}."""
+    history = []
+    for i in range(int(round(seconds * fps))):
+        t = i / fps
+        named = faces_at(t)
+        tracker.update([d for _, d in named], t)
+        frame = {}
+        for name, d in named:
+            match = [tr for tr in tracker.confirmed_tracks() if tr.detection is d]
+            frame[name] = match[0].face_id if match else None
+        history.append(frame)
+    return history
+
+
+@pytest.mark.parametrize("fps", FPS)
+def test_two_faces_crossing_keep_their_ids(fps):
+    tracker = FaceTracker(TrackingConfig())
+
+    def faces(t):  # A moves right, B moves left, they cross at t = 1.5 s
+        return [("A", det(100 + 100 * t, 100)), ("B", det(400 - 100 * t, 110))]
+
+    history = run(tracker, fps, 3.0, faces)
+    ids_a = {h["A"] for h in history[2:]}
+    ids_b = {h["B"] for h in history[2:]}
+    assert len(ids_a) == 1 and len(ids_b) == 1 and ids_a != ids_b, (ids_a, ids_b)
+    assert None not in ids_a | ids_b
+
+
+@pytest.mark.parametrize("fps", FPS)
+def test_half_second_occlusion_keeps_the_id(fps):
+    tracker = FaceTracker(TrackingConfig(lost_seconds=1.0))
+
+    def faces(t):
+        if 1.0 <= t < 1.5:
+            return []
+        return [("A", det(100 + 40 * t, 100))]  # slow drift keeps going while hidden
+
+    history = run(tracker, fps, 2.5, faces)
+    before = history[int(0.8 * fps)]["A"]
+    after = history[-1]["A"]
+    assert before is not None and before == after
+
+
+@pytest.mark.parametrize("fps", FPS)
+def test_leaving_longer_than_lost_seconds_gives_a_new_id(fps):
+    tracker = FaceTracker(TrackingConfig(lost_seconds=1.0))
+
+    def faces(t):
+        return [] if 1.0 <= t < 2.6 else [("A", det(100, 100))]
+
+    history = run(tracker, fps, 3.5, faces)
+    before, after = history[int(0.8 * fps)]["A"], history[-1]["A"]
+    assert before == "f1" and after == "f2"
+    # the first id ended and was reported once, while the face was away
+    tracker2 = FaceTracker(TrackingConfig(lost_seconds=1.0))
+    ended = []
+    for i in range(int(3.5 * fps)):
+        t = i / fps
+        tracker2.update([d for _, d in faces(t)], t)
+        ended += tracker2.ended_ids
+    assert ended == ["f1"]
+
+
+@pytest.mark.parametrize("fps", FPS)
+def test_twenty_faces_at_once(fps):
+    tracker = FaceTracker(TrackingConfig())
+    rng = np.random.default_rng(0)
+    grid = [(40 + 90 * (k % 5), 40 + 90 * (k // 5)) for k in range(20)]
+
+    def faces(t):
+        return [(k, det(x + rng.normal(0, 1.5), y + rng.normal(0, 1.5))) for k, (x, y) in enumerate(grid)]
+
+    history = run(tracker, fps, 2.0, faces)
+    last = history[-1]
+    assert len(set(last.values())) == 20 and None not in last.values()
+    for k in range(20):
+        assert len({h[k] for h in history[2:]}) == 1  # no id switches
+
+
+@pytest.mark.parametrize("fps", FPS)
+def test_detection_every_third_frame_predicts_in_between(fps):
+    tracker = FaceTracker(TrackingConfig())
+    seen = set()
+    for i in range(int(2.0 * fps)):
+        t = i / fps
+        d = det(100 + 50 * t, 100)
+        tracks = tracker.update([d], t) if i % 3 == 0 else tracker.predict(t)
+        seen |= {tr.face_id for tr in tracks}
+        if tracks and i % 3 != 0:  # prediction follows the motion
+            assert abs(float(tracks[0].box[0]) - float(d.box[0])) < 30
+    assert seen == {"f1"}
+
+
+def test_low_score_detections_only_extend_tracks():
+    tracker = FaceTracker(TrackingConfig(), high_score=0.6)
+    assert tracker.update([det(100, 100, score=0.4)], 0.0) == []
+    assert tracker.update([det(100, 100, score=0.4)], 0.1) == []  # never starts a track
+    tracker.update([det(300, 100)], 0.2)
+    tracker.update([det(300, 100)], 0.3)
+    tracks = tracker.update([det(301, 100, score=0.4)], 0.4)  # second pass keeps it
+    assert [t.face_id for t in tracks] == ["f1"] and tracks[0].detected_now
+
+
+def test_stamp_going_backwards_resets_and_ids_are_not_reused():
+    tracker = FaceTracker(TrackingConfig())
+    for i in range(3):
+        tracker.update([det(100, 100)], i * 0.1)
+    tracker.update([det(100, 100)], 0.0)
+    assert tracker.ended_ids == ["f1"]
+    tracks = tracker.update([det(100, 100)], 0.1)
+    assert [t.face_id for t in tracks] == ["f2"]
+
+
+def test_iou_matrix():
+    a = np.array([[0, 0, 10, 10]], np.float32)
+    b = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 5, 5]], np.float32)
+    np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 50 / 150, 0.0]])
