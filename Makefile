@@ -1,0 +1,32 @@
+# Two commands set up a fresh machine (see README): `make demo` and `make test`.
+# Each installs what it needs first (`make setup`, idempotent: re-runs only what changed).
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_OUT ?= out/demo
+BENCH_OUT ?= out/bench.json
+
+.PHONY: setup test demo bench clean distclean help
+
+help:
+	@echo "make setup   create .venv (Python 3.11, ROS 2 Jazzy wheels, pinned deps), build the messages, fetch the face video"
+	@echo "make test    set up, then run the whole test suite"
+	@echo "make demo    set up, then run the node on a real face video and write results to $(DEMO_OUT)"
+	@echo "make bench   set up, then run the benchmark suite and write $(BENCH_OUT)"
+
+setup:
+	@bash scripts/setup.sh
+
+test: setup
+	@bash scripts/run_tests.sh
+
+demo: setup
+	@$(PY) -m dfer_ros.cli.demo --out $(DEMO_OUT)
+
+bench: setup
+	@$(VENV)/bin/dfer-bench --out $(BENCH_OUT)
+
+clean:
+	rm -rf build out
+
+distclean: clean
+	rm -rf $(VENV) .cache

@@ -1,0 +1,43 @@
+"""One filled instance of every custom message, built the same way in two processes to compare them.
+
+Values are exactly representable in float32 so equality survives serialization.
+"""
+from __future__ import annotations
+
+
+def make_samples() -> dict:
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import RegionOfInterest
+    from std_msgs.msg import Header
+
+    from dfer_ros import msg as m
+
+    header = Header(stamp=Time(sec=1700000000, nanosec=123456789), frame_id="head_camera_optical")
+    labels = ["neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise", "other"]
+    expression = m.FaceExpression(header=header, face_id="f7", labels=labels,
+                                  probabilities=[0.5, 0.0, 0.0, 0.0, 0.25, 0.0, 0.25, 0.0],
+                                  expression="neutral", confidence=0.5)
+    va = m.FaceValenceArousal(header=header, face_id="f7", valence=0.25, arousal=-0.5, confidence=0.75)
+    aus = m.FaceActionUnits(header=header, face_id="f7", names=["AU1", "AU12", "AU25"],
+                            probabilities=[0.125, 0.875, 0.5], active=[False, True, True], threshold=0.5)
+    compound = m.FaceExpression(header=header, face_id="f7", labels=["happily surprised"], probabilities=[1.0],
+                                expression="happily surprised", confidence=1.0)
+    affect = m.FaceAffect(header=header, face_id="f7",
+                          roi=RegionOfInterest(x_offset=10, y_offset=20, width=64, height=80, do_rectify=False),
+                          detection_score=0.875, landmarks=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0],
+                          detected=True, window_frames=16, window_seconds=0.5, warmed_up=True,
+                          expression=expression, valence_arousal=va, action_units=aus, compound_expression=compound)
+    tracked = m.TrackedFaces(header=header, face_ids=["f7", "f9"],
+                             rois=[RegionOfInterest(x_offset=10, y_offset=20, width=64, height=80),
+                                   RegionOfInterest(x_offset=200, y_offset=40, width=50, height=60)])
+    return {
+        "FaceExpression": expression,
+        "FaceValenceArousal": va,
+        "FaceActionUnits": aus,
+        "FaceAffect": affect,
+        "FaceExpressionArray": m.FaceExpressionArray(header=header, faces=[expression, expression]),
+        "FaceValenceArousalArray": m.FaceValenceArousalArray(header=header, faces=[va]),
+        "FaceActionUnitsArray": m.FaceActionUnitsArray(header=header, faces=[aus]),
+        "FaceAffectArray": m.FaceAffectArray(header=header, faces=[affect, affect]),
+        "TrackedFaces": tracked,
+    }
