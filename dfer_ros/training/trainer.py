@@ -1,0 +1,355 @@
+"""Training and evaluation of a CLIP-adapter model (engineer B's ``ClipAdapterModel``).
+
+The CLIP tower stays frozen; adapters, LoRA matrices and the temporal head train with AdamW under a
+linear-warmup + cosine schedule (per step), mixed precision on CUDA, and the multi-task loss of
+``losses.py``. Each epoch ends with a validation pass, a metrics line, ``last/`` (weights + exact
+training state) and, when the selection metric improved, ``best/``. AU thresholds are tuned on the
+validation split and stored with the checkpoint, then applied unchanged to the test split.
+
+Reproducibility: seeds are fixed after the model is built; item order depends on (seed, epoch) and
+each item's randomness on (seed, epoch, index); the torch RNG state is saved with the optimizer.
+So ``--resume`` from an epoch boundary reproduces an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import yaml
+
+from dfer_ros.evaluation import metrics as M
+from dfer_ros.training.clip_dataset import ClipDataset, make_collate
+from dfer_ros.training.config import TrainConfig
+from dfer_ros.training.datasets import read_split
+from dfer_ros.training.losses import LossWeights, MultiTaskLoss, au_pos_weights
+from dfer_ros.training.sampling import balanced_sample_weights, class_weights, epoch_order
+from dfer_ros.training.train_state import load_train_state, save_train_state
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.safetensors"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float):
+    """LR multiplier per optimizer step: linear 0->1 over warmup, then cosine 1->min_ratio."""
+    warmup_steps = max(0, min(warmup_steps, total_steps - 1))
+
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        span = max(1, total_steps - warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / span)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def build_model(cfg: TrainConfig):
+    from dfer_ros.clip_adapter.config import load_config
+    from dfer_ros.clip_adapter.model import ClipAdapterModel
+
+    model_cfg = load_config(cfg.model)
+    model = ClipAdapterModel(model_cfg)
+    if cfg.init_checkpoint:
+        from dfer_ros.clip_adapter.checkpoint import load_checkpoint
+
+        load_checkpoint(cfg.init_checkpoint, model)
+    return model, model_cfg
+
+
+def build_dataset(cfg: TrainConfig, model_cfg, split: str, train: bool) -> ClipDataset:
+    d = cfg.data
+    data = read_split(d.kind, d.root, split, **d.options)
+    return ClipDataset(data, model_cfg.expression_labels, model_cfg.au_names, model_cfg.image_size,
+                       frames=d.frames or model_cfg.window, stride=d.stride,
+                       sampling=d.train_sampling if train else d.eval_sampling,
+                       augment=cfg.augment if train else None, seed=cfg.seed, window_step=d.window_step,
+                       max_items=d.max_train_items if train else d.max_eval_items)
+
+
+def _loader(dataset: ClipDataset, order, batch_size: int, num_workers: int, seed: int, epoch: int):
+    from torch.utils.data import DataLoader
+
+    from dfer_ros.clip_adapter.preprocess import to_pixel_values
+
+    gen = torch.Generator()
+    gen.manual_seed(int(seed) * 1000003 + int(epoch))  # worker seeds never touch the global RNG
+    return DataLoader(dataset, batch_size=batch_size, sampler=list(map(int, order)), num_workers=num_workers,
+                      collate_fn=make_collate(to_pixel_values), generator=gen,
+                      persistent_workers=False, pin_memory=False)
+
+
+@torch.no_grad()
+def predict(model, dataset: ClipDataset, batch_size: int, device: torch.device, amp: bool = False,
+            num_workers: int = 0, progress: bool = False, desc: str = "eval") -> dict[str, np.ndarray]:
+    """Model outputs and targets for every item of ``dataset`` in order."""
+    from tqdm import tqdm
+
+    was_training = model.training
+    model.eval()
+    outs: dict[str, list] = {k: [] for k in ("probs", "va", "au_probs", "expression", "va_true", "aus_true")}
+    loader = _loader(dataset, range(len(dataset)), batch_size, num_workers, 0, 0)
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device.type == "cuda"):
+            out = model(batch["pixels"].to(device), batch["mask"].to(device))
+        outs["probs"].append(torch.softmax(out["expression_logits"].float(), -1).cpu().numpy())
+        outs["va"].append(out["valence_arousal"].float().cpu().numpy())
+        outs["au_probs"].append(torch.sigmoid(out["au_logits"].float()).cpu().numpy())
+        outs["expression"].append(batch["expression"].numpy())
+        outs["va_true"].append(batch["va"].numpy())
+        outs["aus_true"].append(batch["aus"].numpy())
+    model.train(was_training)
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def score(pred: dict[str, np.ndarray], num_classes: int, au_thresholds: Optional[np.ndarray] = None,
+          tune_thresholds: bool = False) -> dict[str, Any]:
+    """Benchmark metrics of ``predict`` output; tasks without any valid target are left out."""
+    res: dict[str, Any] = {}
+    y = pred["expression"]
+    if (y >= 0).any():
+        res.update(M.expression_metrics(y, pred["probs"].argmax(1), num_classes))
+    if np.isfinite(pred["va_true"]).any():
+        res.update(M.va_ccc(pred["va_true"], pred["va"]))
+    if pred["aus_true"].size and (pred["aus_true"] >= 0).any():
+        res["au_f1@0.5"] = M.au_f1(pred["aus_true"], pred["au_probs"], 0.5)
+        th = au_thresholds
+        if tune_thresholds:
+            th = M.tune_au_thresholds(pred["aus_true"], pred["au_probs"])
+        if th is not None:
+            res["au_thresholds"] = [float(v) for v in np.asarray(th)]
+            res["au_f1"] = M.au_f1(pred["aus_true"], pred["au_probs"], th)
+        else:
+            res["au_f1"] = res["au_f1@0.5"]
+    return res
+
+
+def selection_value(metrics: dict[str, Any], name: str, per_frame: bool) -> tuple[str, float]:
+    if name == "auto":
+        order = ("macro_f1", "ccc_mean", "au_f1") if per_frame else ("war", "uar", "ccc_mean", "au_f1")
+        name = next((k for k in order if k in metrics), "loss")
+    if name == "loss":
+        return name, -float(metrics.get("train_loss", float("inf")))
+    return name, float(metrics.get(name, float("nan")))
+
+
+def write_report(pred: dict[str, np.ndarray], metrics: dict[str, Any], labels: list[str], folder: Path,
+                 title: str) -> None:
+    """metrics.json, per-class table, confusion-matrix PNG and the raw predictions of one evaluation."""
+    from dfer_ros.evaluation.plots import plot_confusion_matrix, write_per_class_table
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    np.savez_compressed(folder / "predictions.npz", **pred)
+    y = pred["expression"]
+    if (y >= 0).any():
+        yp = pred["probs"].argmax(1)
+        write_per_class_table(M.per_class_table(y, yp, labels), folder / "per_class.md")
+        plot_confusion_matrix(M.confusion_matrix(y, yp, len(labels)), labels, folder / "confusion.png", title=title)
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    keys = ("war", "uar", "macro_f1", "ccc_valence", "ccc_arousal", "ccc_mean", "au_f1")
+    return " ".join(f"{k} {metrics[k]:.4f}" for k in keys if k in metrics and isinstance(metrics[k], float))
+
+
+@dataclass
+class Trainer:
+    cfg: TrainConfig
+    resume: Optional[str] = None
+    history: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.device = resolve_device(self.cfg.device)
+        self.out = Path(self.cfg.output_dir)
+        self.model, self.model_cfg = build_model(self.cfg)
+        self.model.to(self.device)
+        seed_everything(self.cfg.seed)
+        d = self.cfg.data
+        self.train_set = build_dataset(self.cfg, self.model_cfg, d.train_split, train=True)
+        self.val_set = build_dataset(self.cfg, self.model_cfg, d.val_split, train=False) if d.val_split else None
+        self.amp = bool(self.cfg.optim.amp and self.device.type == "cuda")
+        self._build_loss()
+        o = self.cfg.optim
+        self.steps_per_epoch = math.ceil(len(self.train_set) / o.batch_size)
+        params = self.model.trainable_parameters()
+        self.optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(self.steps_per_epoch * o.epochs, o.warmup_steps, o.min_lr_ratio))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.start_epoch = 0
+        self.best_value = -float("inf")
+        if self.resume:
+            self._resume(Path(self.resume))
+
+    def _build_loss(self) -> None:
+        c, n = self.cfg.loss, len(self.model_cfg.expression_labels)
+        y = self.train_set.expression_targets()
+        self.sample_weights = None
+        cw = None
+        if c.class_balance == "weights" and (y >= 0).any():
+            cw = torch.from_numpy(class_weights(y, n, c.class_weight_power)).to(self.device)
+        elif c.class_balance == "sampler" and (y >= 0).any():
+            self.sample_weights = balanced_sample_weights(y, n)
+        pw = None
+        if self.train_set.has_aus:
+            pw = torch.from_numpy(au_pos_weights(self.train_set.au_targets(), c.au_max_pos_weight)).to(self.device)
+        weights = LossWeights(expression=c.expression if self.train_set.has_expression else 0.0,
+                              va=c.va if self.train_set.has_va else 0.0,
+                              au=c.au if self.train_set.has_aus else 0.0, text=c.text)
+        self.criterion = MultiTaskLoss(weights, c.label_smoothing, cw, pw)
+        self.text_targets = None
+        if c.text > 0:
+            from dfer_ros.training.text_supervision import TextSupervision
+
+            self.text_targets = TextSupervision(self.model, self.model_cfg, self.device)
+
+    def _resume(self, folder: Path) -> None:
+        from dfer_ros.clip_adapter.checkpoint import load_checkpoint
+
+        load_checkpoint(folder / MODEL_FILE, self.model)
+        doc = load_train_state(folder, self.optimizer, self.scheduler, self.scaler)
+        self.start_epoch = int(doc["epoch"]) + 1
+        self.best_value = float(doc.get("best_value", -float("inf")))
+        self.history = list(doc.get("history", []))
+        log.info("resumed from %s at epoch %d", folder, self.start_epoch)
+
+    def _save(self, folder: Path, epoch: int, metrics: dict[str, Any], with_state: bool) -> None:
+        from dfer_ros.clip_adapter.checkpoint import save_checkpoint
+
+        extra = {"epoch": epoch, "metrics": metrics, "train_config": self.cfg.to_dict(),
+                 "au_thresholds": metrics.get("au_thresholds")}
+        save_checkpoint(folder / MODEL_FILE, self.model, self.model_cfg, extra)
+        if with_state:
+            save_train_state(folder, self.optimizer, self.scheduler, self.scaler, epoch,
+                             {"best_value": self.best_value, "history": self.history})
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        from tqdm import tqdm
+
+        o = self.cfg.optim
+        self.train_set.set_epoch(epoch)
+        order = epoch_order(len(self.train_set), epoch, self.cfg.seed, self.sample_weights)
+        loader = _loader(self.train_set, order, o.batch_size, o.num_workers, self.cfg.seed, epoch)
+        self.model.train()
+        sums: dict[str, float] = {}
+        count = 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{o.epochs}", disable=not self.cfg.progress, leave=False)
+        for batch in bar:
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.amp):
+                out = self.model(batch["pixels"], batch["mask"])
+            loss, parts = self.criterion(out, batch)
+            if self.text_targets is not None:
+                tl = self.text_targets.loss(out, batch["expression"])
+                loss = loss + self.cfg.loss.text * tl
+                parts["text"] = float(tl.detach())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at epoch {epoch + 1}: {parts}")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if o.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters(), o.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            n = int(batch["pixels"].shape[0])
+            count += n
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * n
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+            bar.set_postfix(loss=f"{sums['loss'] / count:.4f}")
+        return {f"train_{k}": v / max(count, 1) for k, v in sums.items()}
+
+    def fit(self, stop_after: Optional[int] = None) -> dict[str, Any]:
+        """Train the remaining epochs (or only up to epoch ``stop_after``, e.g. to split a run in parts)."""
+        o = self.cfg.optim
+        last_epoch = o.epochs if stop_after is None else min(o.epochs, stop_after)
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "train_config.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        per_frame = self.train_set.split.per_frame
+        for epoch in range(self.start_epoch, last_epoch):
+            t0 = time.perf_counter()
+            record: dict[str, Any] = {"epoch": epoch + 1, **self.train_epoch(epoch),
+                                      "lr": float(self.scheduler.get_last_lr()[0])}
+            if self.val_set is not None:
+                pred = predict(self.model, self.val_set, o.eval_batch_size, self.device, self.amp, o.num_workers,
+                               self.cfg.progress, desc="val")
+                record.update({f"val_{k}": v for k, v in score(pred, len(self.model_cfg.expression_labels),
+                                                               tune_thresholds=self.cfg.tune_au_thresholds).items()})
+            record["seconds"] = round(time.perf_counter() - t0, 3)
+            self.history.append(record)
+            val = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
+            name, value = selection_value(val or record, self.cfg.select_metric, per_frame)
+            improved = value > self.best_value or (math.isnan(self.best_value) and not math.isnan(value))
+            if improved:
+                self.best_value = value
+            print(f"epoch {epoch + 1}/{o.epochs} loss {record['train_loss']:.4f} lr {record['lr']:.2e} | "
+                  f"val {format_metrics(val) or '-'} | {name} {value:.4f}{' *' if improved else ''} | "
+                  f"{record['seconds']:.1f} s", flush=True)
+            if improved:
+                self._save(self.out / "best", epoch, val or record, with_state=False)
+            self._save(self.out / "last", epoch, val or record, with_state=True)
+            with open(self.out / "metrics.jsonl", "w") as handle:
+                for h in self.history:
+                    handle.write(json.dumps(h) + "\n")
+        summary: dict[str, Any] = {"best_" + self.cfg.select_metric: self.best_value, "epochs": o.epochs,
+                                   "output_dir": str(self.out)}
+        if self.history:
+            from dfer_ros.evaluation.plots import plot_training_curves
+
+            keys = [k for k in self.history[-1] if k in ("train_loss", "val_war", "val_uar", "val_macro_f1",
+                                                         "val_ccc_mean", "val_au_f1")]
+            plot_training_curves(self.history, self.out / "curves.png", keys)
+        if self.cfg.data.test_split and last_epoch == o.epochs:
+            summary["test"] = evaluate_checkpoint(self.cfg, self.out / "best" / MODEL_FILE, self.cfg.data.test_split,
+                                                  self.out / f"eval_{self.cfg.data.test_split}", model=self.model)
+        return summary
+
+
+def evaluate_checkpoint(cfg: TrainConfig, checkpoint, split: str, out_dir, model=None) -> dict[str, Any]:
+    """Evaluate a saved checkpoint on one split with the AU thresholds tuned at training time."""
+    from dfer_ros.clip_adapter.checkpoint import load_checkpoint
+
+    device = resolve_device(cfg.device)
+    if model is None:
+        model, model_cfg = build_model(cfg)
+    else:
+        model_cfg = model.cfg
+    extra = load_checkpoint(checkpoint, model)
+    model.to(device)
+    dataset = build_dataset(cfg, model_cfg, split, train=False)
+    amp = bool(cfg.optim.amp and device.type == "cuda")
+    pred = predict(model, dataset, cfg.optim.eval_batch_size, device, amp, cfg.optim.num_workers, cfg.progress,
+                   desc=split)
+    th = extra.get("au_thresholds")
+    metrics = score(pred, len(model_cfg.expression_labels), np.asarray(th) if th else None)
+    metrics.update({"split": split, "items": len(dataset), "checkpoint": str(checkpoint),
+                    "dataset": dataset.split.name})
+    write_report(pred, metrics, list(model_cfg.expression_labels), Path(out_dir), f"{dataset.split.name}")
+    return metrics
