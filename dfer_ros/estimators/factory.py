@@ -19,9 +19,16 @@ def _build_default(backend: str, **options: Any) -> AffectModel:
     return build_default_model(backend=backend, **options)
 
 
+def _build_clip(backend: str, **options: Any) -> AffectModel:
+    from dfer_ros.estimators.clip_model import build_clip_model
+
+    return build_clip_model(backend=backend, **options)
+
+
 # name -> builder(backend, **options); engineer B adds "clip" here (config=<yaml path>, checkpoint=<path>).
 MODEL_BUILDERS: dict[str, ModelBuilder] = {
     "default": _build_default,
+    "clip": _build_clip,  # model_dir=<dfer-export folder> (any backend) or config=<yaml>, checkpoint=<path> (torch)
 }
 
 
