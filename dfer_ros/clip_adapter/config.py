@@ -117,6 +117,9 @@ class ClipAdapterConfig:
     clip_weights: Optional[str] = None  # HF openai/clip-vit-* folder or weights file; None: random init
     init_seed: int = 0  # random init is reproducible from the config alone
     face_scale: float = 1.25  # aligner context around the 5-point template
+    # outputs the training data supervises; the runtime publishes only these (DFEW/FERV39k/MAFW have
+    # no valence-arousal or AU labels, so their heads stay unpublished rather than untrained noise)
+    outputs: list[str] = field(default_factory=lambda: ["expression", "va", "au"])
     vision: VisionTowerConfig = field(default_factory=VisionTowerConfig)
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
@@ -158,6 +161,8 @@ class ClipAdapterConfig:
             bad = [i for i in self.adapter.layers if not 0 <= i < self.vision.num_hidden_layers]
             if bad:
                 problems.append(f"adapter.layers {bad} outside 0..{self.vision.num_hidden_layers - 1}")
+        if set(self.outputs) - {"expression", "va", "au"} or "expression" not in self.outputs:
+            problems.append(f"outputs {self.outputs} must include 'expression' and may add 'va', 'au'")
         if self.compound.method not in ("sum", "product"):
             problems.append("compound.method must be 'sum' or 'product'")
         if not 0.0 <= self.text.fusion_weight <= 1.0:

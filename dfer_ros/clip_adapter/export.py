@@ -145,6 +145,7 @@ def export_model(cfg: ClipAdapterConfig, model: ClipAdapterModel, out_dir: Union
         "embedding_dim": cfg.embedding_dim,
         "expression_labels": list(cfg.expression_labels),
         "au_names": list(cfg.au_names),
+        "outputs": list(cfg.outputs),
         "image_tower": _file_entry(image_path, inputs=list(IMAGE_INPUTS), outputs=list(IMAGE_OUTPUTS)),
         "temporal_head": _file_entry(head_path, inputs=list(HEAD_INPUTS), outputs=list(HEAD_OUTPUTS)),
         "torch_weights": _file_entry(weights),

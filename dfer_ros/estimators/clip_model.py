@@ -83,8 +83,9 @@ class ClipTemporalHead(TemporalHead):
                  window: int, max_batch: int = 8, min_frames: int = 1,
                  text_labels: Optional[Sequence[str]] = None, text_weights: Optional[np.ndarray] = None,
                  logit_scale: float = 100.0, text_mode: str = "auto", fusion_weight: float = 0.0,
-                 compound_method: Optional[str] = "sum"):
+                 compound_method: Optional[str] = "sum", outputs: Sequence[str] = ("expression", "va", "au")):
         self.session = session
+        self.outputs = tuple(outputs)
         self.expression_labels = tuple(expression_labels)
         self.au_names = tuple(au_names)
         self.max_frames = window
@@ -154,12 +155,15 @@ class ClipTemporalHead(TemporalHead):
         compound = self._compound(probs) if self._compound is not None else None
         results = []
         for i, n in enumerate(lengths):
-            va = out["valence_arousal"][i]
+            va = out["valence_arousal"][i] if "va" in self.outputs else (np.nan, np.nan)
+            has_au = "au" in self.outputs
             results.append(AffectEstimate(
                 expression_labels=tuple(labels), expression_probs=probs[i].astype(np.float32),
                 valence=float(va[0]), arousal=float(va[1]),
-                va_confidence=float(n / self.max_frames),  # more frames in the window: more support
-                au_names=self.au_names, au_probs=au[i].astype(np.float32),
+                # more frames in the window: more support
+                va_confidence=float(n / self.max_frames) if "va" in self.outputs else 0.0,
+                au_names=self.au_names if has_au else (),
+                au_probs=au[i].astype(np.float32) if has_au else np.zeros(0, np.float32),
                 compound_labels=self._compound.labels if compound is not None else (),
                 compound_probs=compound[i] if compound is not None else np.zeros(0, np.float32)))
         return results
@@ -211,7 +215,8 @@ def load_clip_model(model_dir: Union[str, Path], backend: str = "onnxruntime", d
     head = ClipTemporalHead(head_session, manifest["expression_labels"], manifest["au_names"], manifest["window"],
                             max_batch=max_faces, min_frames=min_frames, text_labels=labels, text_weights=weights,
                             logit_scale=scale, text_mode=text_mode, fusion_weight=fusion,
-                            compound_method=compound.get("method", "sum") if compound.get("enabled", True) else None)
+                            compound_method=compound.get("method", "sum") if compound.get("enabled", True) else None,
+                            outputs=manifest.get("outputs", ("expression", "va", "au")))
     log.info("CLIP-adapter model %s on %s (text mode %s)", manifest["name"], backend, head.text_mode)
     return AffectModel(encoder=encoder, head=head, name=f"clip:{manifest['name']}", backend=backend)
 
@@ -247,7 +252,8 @@ def load_clip_model_from_config(config: Union[str, Path], checkpoint: Union[str,
                             min_frames=min_frames, text_labels=labels, text_weights=weights,
                             logit_scale=cfg.text.logit_scale, text_mode=text_mode,
                             fusion_weight=cfg.text.fusion_weight if fusion_weight is None else fusion_weight,
-                            compound_method=cfg.compound.method if cfg.compound.enabled else None)
+                            compound_method=cfg.compound.method if cfg.compound.enabled else None,
+                            outputs=cfg.outputs)
     return AffectModel(encoder=encoder, head=head, name=f"clip:{cfg.name}", backend="torch")
 
 
