@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -116,6 +117,8 @@ class BlendshapeActionUnits:
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError variants for bad task files
             raise ActionUnitsUnavailable(f"MediaPipe cannot load the face landmarker {path}: {exc}") from exc
+        # close the graph before interpreter teardown (mediapipe's own __del__ fails that late)
+        self._finalizer = weakref.finalize(self, _close_quietly, self._landmarker)
         self._mp = mp
         self._lock = threading.Lock()  # one graph; IMAGE-mode calls are serialised
         self.task_path = path
@@ -148,12 +151,14 @@ class BlendshapeActionUnits:
         return {c.category_name: float(c.score) for c in result.face_blendshapes[0]}
 
     def close(self) -> None:
-        landmarker, self._landmarker = getattr(self, "_landmarker", None), None
-        if landmarker is not None:
-            try:
-                landmarker.close()
-            except Exception:  # already torn down at interpreter exit
-                pass
+        """Release the MediaPipe graph now (also done automatically when this object goes away)."""
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer()
 
-    def __del__(self):
-        self.close()
+
+def _close_quietly(landmarker) -> None:
+    try:
+        landmarker.close()
+    except Exception:  # already torn down
+        pass
