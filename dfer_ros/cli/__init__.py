@@ -1,1 +1,1 @@
-"""Package marker."""
+"""Console entry points (dfer-eval, dfer-bench, ...): thin argparse layers over the library."""
