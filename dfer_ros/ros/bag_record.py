@@ -1,0 +1,172 @@
+"""Record ROS topics into a rosbag2 bag (mcap or sqlite3) without the ``ros2`` CLI (rclpy + rosbags).
+
+Subscriptions are created with ``raw=True``, so rclpy hands over the CDR bytes and they go into the
+bag unchanged; the dfer_ros message definitions are registered from the ``.msg`` files so the bag is
+self-describing. A topic's type is taken from the ROS graph once a publisher appears.
+
+    python -m dfer_ros.ros.bag_record --out OUT_BAG [--storage mcap|sqlite3] --topics /faces/affect ...
+        [--count N] [--idle 3] [--duration 60] [--ready-file PATH] [--ros-args -p use_sim_time:=true]
+
+Stops on SIGINT/SIGTERM, after ``--count`` messages on the first topic, after ``--idle`` seconds without
+a message (once one arrived) or after ``--duration`` seconds; the bag is always closed properly.
+Bag time is the recorder's ROS clock, i.e. the bag's ``/clock`` when run with ``use_sim_time:=true``.
+
+``ResultsBagWriter`` (used by offline evaluation) writes pipeline ``FrameResult`` objects as the
+node's output topics, converted by ``conversions.result_to_messages`` and serialized by rclpy.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from dfer_ros.evaluation.bag_io import BagError, BagWriter
+
+log = logging.getLogger("dfer_ros.bag_record")
+
+OUTPUT_TOPICS = {  # the node's per-image outputs (relative names as in conversions.result_to_messages)
+    "faces/affect": "dfer_ros/msg/FaceAffectArray",
+    "faces/expression": "dfer_ros/msg/FaceExpressionArray",
+    "faces/valence_arousal": "dfer_ros/msg/FaceValenceArousalArray",
+    "faces/action_units": "dfer_ros/msg/FaceActionUnitsArray",
+    "faces/tracked": "dfer_ros/msg/TrackedFaces",
+}
+DEFAULT_TOPICS = ["/" + t for t in OUTPUT_TOPICS]
+
+
+class ResultsBagWriter:
+    """Write ``FrameResult``s as the node's output messages (CDR from rclpy) into a new bag."""
+
+    def __init__(self, path, storage: str = "mcap", namespace: str = "/", au_threshold: float = 0.5):
+        self.writer = BagWriter(path, storage)
+        self.namespace = "/" + namespace.strip("/") if namespace.strip("/") else ""
+        self.au_threshold = au_threshold
+
+    def __enter__(self) -> "ResultsBagWriter":
+        self.writer.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.writer.__exit__(*exc)
+
+    def write(self, result, frame_id: str, time_ns: int) -> None:
+        """One processed image: all five output topics, stamped with the source image's stamp."""
+        from builtin_interfaces.msg import Time
+        from rclpy.serialization import serialize_message
+        from std_msgs.msg import Header
+
+        from dfer_ros.ros.conversions import result_to_messages
+
+        sec, nsec = divmod(int(round(result.stamp * 1e9)), 1_000_000_000)
+        header = Header(stamp=Time(sec=sec, nanosec=nsec), frame_id=frame_id)
+        for rel, msg in result_to_messages(result, header, self.au_threshold).items():
+            self.writer.write_raw(f"{self.namespace}/{rel}", OUTPUT_TOPICS[rel], time_ns, serialize_message(msg))
+
+
+class Recorder:
+    """Raw subscriptions on ``topics``, each message written to the bag as it arrives."""
+
+    def __init__(self, node, out, topics: Sequence[str], storage: str = "mcap", depth: int = 100):
+        self.node = node
+        self.topics = list(topics)
+        self.depth = depth
+        self.writer = BagWriter(out, storage).__enter__()
+        self.subs: dict[str, object] = {}
+        self.counts = {t: 0 for t in self.topics}
+        self.last_message: Optional[float] = None
+
+    def discover(self) -> bool:
+        """Subscribe to every topic whose type the graph now knows; True when all are subscribed."""
+        from dfer_ros.ros.bag_replay import message_class, replay_qos
+
+        known = dict(self.node.get_topic_names_and_types())
+        for topic in self.topics:
+            if topic in self.subs or topic not in known:
+                continue
+            msgtype = known[topic][0]
+            cls = message_class(msgtype)
+            self.writer.add_topic(topic, msgtype)
+            self.subs[topic] = self.node.create_subscription(
+                cls, topic, lambda data, t=topic, mt=msgtype: self._on_message(t, mt, data), replay_qos(self.depth),
+                raw=True)
+            log.info("recording %s (%s)", topic, msgtype)
+        return len(self.subs) == len(self.topics)
+
+    def matched(self) -> bool:
+        """Every topic subscribed and each subscription matched to at least one publisher."""
+        return len(self.subs) == len(self.topics) and all(self.node.count_publishers(t) > 0 for t in self.topics)
+
+    def _on_message(self, topic: str, msgtype: str, data: bytes) -> None:
+        self.writer.write_raw(topic, msgtype, self.node.get_clock().now().nanoseconds, data)
+        self.counts[topic] += 1
+        self.last_message = time.monotonic()
+
+    def close(self) -> None:
+        self.writer.__exit__(None, None, None)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="bag_record", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="new bag folder (must not exist)")
+    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    parser.add_argument("--topics", nargs="+", default=DEFAULT_TOPICS, help="topics to record (default: node outputs)")
+    parser.add_argument("--count", type=int, default=0, help="stop after N messages on the first topic")
+    parser.add_argument("--idle", type=float, default=0.0, help="stop after S seconds without messages")
+    parser.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
+    parser.add_argument("--ready-file", help="touched once every topic is subscribed and has a publisher")
+    args, ros_args = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    from dfer_ros.ros.bag_replay import inherited_domain_id
+    from dfer_ros.ros.environment import apply_local_ros_env
+
+    apply_local_ros_env(domain_id=inherited_domain_id())
+    import rclpy
+    from rclpy.node import Node
+
+    from dfer_ros.ros.session import ros_session
+
+    stop = {"flag": False}
+
+    def on_signal(*_):
+        stop["flag"] = True
+
+    try:
+        with ros_session(ros_args):
+            signal.signal(signal.SIGINT, on_signal)
+            signal.signal(signal.SIGTERM, on_signal)
+            node = Node("dfer_bag_record")
+            rec = Recorder(node, args.out, args.topics, args.storage)
+            t0 = time.monotonic()
+            ready = False
+            try:
+                while not stop["flag"]:
+                    rclpy.spin_once(node, timeout_sec=0.05)
+                    if len(rec.subs) < len(rec.topics):
+                        rec.discover()
+                    if not ready and rec.matched():
+                        ready = True
+                        if args.ready_file:
+                            Path(args.ready_file).write_text("ready\n")
+                        log.info("all topics matched")
+                    if args.count and rec.counts[rec.topics[0]] >= args.count:
+                        break
+                    if args.idle and rec.last_message is not None and time.monotonic() - rec.last_message > args.idle:
+                        break
+                    if args.duration and time.monotonic() - t0 > args.duration:
+                        break
+            finally:
+                rec.close()
+                node.destroy_node()
+    except BagError as exc:
+        print(f"bag_record: error: {exc}", file=sys.stderr)
+        return 2
+    print("bag_record: recorded " + ", ".join(f"{t}: {n}" for t, n in rec.counts.items()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

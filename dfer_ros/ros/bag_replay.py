@@ -1,0 +1,171 @@
+"""Replay a rosbag2 bag (mcap or sqlite3) to ROS topics without the ``ros2`` CLI (rclpy + rosbags).
+
+The CDR bytes stored in the bag are published as they are (rclpy publishers accept serialized
+bytes), so nothing is deserialized on the way. Messages go out at the recorded pace scaled by
+``--rate`` (2 = twice as fast, 0 = as fast as possible), and ``/clock`` carries the bag time of each
+message (plus ticks in between), so a node started with ``use_sim_time:=true`` sees the recorded time.
+
+    python -m dfer_ros.ros.bag_replay BAG [--rate 1.0] [--topics /camera/image_raw ...]
+        [--remap /camera/image_raw:=/image] [--wait-subscribers 1] [--no-clock] [--loop N]
+
+``--wait-subscribers N`` holds playback until every replayed topic has N subscribers, so the first
+frames are not lost to DDS discovery. The DDS settings come from ``local_ros_env`` (host-local).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+from dfer_ros.evaluation.bag_io import BagError, bag_info, read_raw
+
+log = logging.getLogger("dfer_ros.bag_replay")
+
+
+def message_class(msgtype: str):
+    """The rclpy message class of a ROS 2 type name such as ``sensor_msgs/msg/Image``."""
+    parts = msgtype.split("/")
+    if len(parts) != 3:
+        raise BagError(f"cannot load message type {msgtype!r} (expected pkg/msg/Name)")
+    try:
+        return getattr(importlib.import_module(f"{parts[0]}.{parts[1]}"), parts[2])
+    except (ImportError, AttributeError) as exc:
+        raise BagError(f"message type {msgtype} is not installed in this Python environment: {exc}") from exc
+
+
+def replay_qos(depth: int = 100):
+    """Reliable, keep-last ``depth``: compatible with reliable and best-effort subscribers, loses nothing
+    on the shared-memory transport (REFERENCE §1) while a slow subscriber catches up."""
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def inherited_domain_id() -> Optional[int]:
+    """The caller's ROS_DOMAIN_ID (a test or live evaluation picks one), else None (a fresh pick)."""
+    value = os.environ.get("ROS_DOMAIN_ID", "")
+    return int(value) if value.isdigit() else None
+
+
+def parse_remaps(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if ":=" not in item:
+            raise BagError(f"--remap {item!r}: expected FROM:=TO")
+        src, dst = item.split(":=", 1)
+        out[src] = dst
+    return out
+
+
+def replay(node, bag, topics: Optional[Sequence[str]] = None, rate: float = 1.0, clock: bool = True,
+           remap: Optional[dict[str, str]] = None, wait_subscribers: int = 0, wait_timeout: float = 30.0,
+           clock_hz: float = 100.0, loops: int = 1, progress: bool = True) -> dict[str, int]:
+    """Publish the bag's messages from ``node``; returns the number published per (remapped) topic."""
+    import rclpy
+    from rosgraph_msgs.msg import Clock
+
+    if rate < 0:
+        raise BagError(f"--rate must be >= 0, got {rate}")
+    info = bag_info(bag)
+    chosen = list(topics) if topics else sorted(info.topics)
+    missing = [t for t in chosen if t not in info.topics]
+    if missing:
+        raise BagError(f"{info.path}: no topic(s) {', '.join(missing)} in the bag; topics: {', '.join(sorted(info.topics))}")
+    remap = remap or {}
+    pubs = {t: node.create_publisher(message_class(info.topics[t][0]), remap.get(t, t), replay_qos()) for t in chosen}
+    clock_pub = node.create_publisher(Clock, "/clock", 10) if clock else None
+    if wait_subscribers > 0:
+        deadline = time.monotonic() + wait_timeout
+        while any(p.get_subscription_count() < wait_subscribers for p in pubs.values()):
+            if time.monotonic() > deadline:
+                short = [remap.get(t, t) for t, p in pubs.items() if p.get_subscription_count() < wait_subscribers]
+                raise BagError(f"no {wait_subscribers} subscriber(s) on {', '.join(short)} after {wait_timeout:.0f} s")
+            rclpy.spin_once(node, timeout_sec=0.05)
+    counts = {remap.get(t, t): 0 for t in chosen}
+    total = sum(info.topics[t][1] for t in chosen) * max(loops, 1)
+    bar = _bar(total, progress)
+
+    def publish_clock(ns: int) -> None:
+        if clock_pub is not None:
+            msg = Clock()
+            msg.clock.sec, msg.clock.nanosec = divmod(int(ns), 1_000_000_000)
+            clock_pub.publish(msg)
+
+    for _ in range(max(loops, 1)):
+        wall0: Optional[float] = None
+        bag0 = 0
+        for topic, _, bag_ns, data in read_raw(bag, chosen):
+            if wall0 is None:
+                wall0, bag0 = time.monotonic(), bag_ns
+                publish_clock(bag_ns)
+            if rate > 0:  # wait for the message's due time, ticking /clock in between
+                due = wall0 + (bag_ns - bag0) * 1e-9 / rate
+                while True:
+                    now = time.monotonic()
+                    if now >= due:
+                        break
+                    step = min(due - now, 1.0 / clock_hz)
+                    time.sleep(step)
+                    publish_clock(bag0 + int((time.monotonic() - wall0) * rate * 1e9))
+            publish_clock(bag_ns)
+            pubs[topic].publish(data)
+            counts[remap.get(topic, topic)] += 1
+            bar.update(1)
+    bar.close()
+    return counts
+
+
+def _bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="msg", desc="replay", disable=not enabled, file=sys.stderr)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="bag_replay", description=__doc__.split("\n\n")[0])
+    parser.add_argument("bag", help="rosbag2 folder (mcap or sqlite3)")
+    parser.add_argument("--topics", nargs="+", help="topics to replay (default: all)")
+    parser.add_argument("--rate", type=float, default=1.0, help="speed factor; 0 = as fast as possible")
+    parser.add_argument("--remap", nargs="*", default=[], help="FROM:=TO topic renames")
+    parser.add_argument("--no-clock", action="store_true", help="do not publish /clock")
+    parser.add_argument("--wait-subscribers", type=int, default=0, help="wait for N subscribers per topic first")
+    parser.add_argument("--wait-timeout", type=float, default=30.0)
+    parser.add_argument("--loop", type=int, default=1, help="play the bag N times")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args, ros_args = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    from dfer_ros.ros.environment import apply_local_ros_env
+
+    apply_local_ros_env(domain_id=inherited_domain_id())
+    import rclpy
+    from rclpy.node import Node
+
+    from dfer_ros.ros.session import ros_session
+
+    try:
+        with ros_session(ros_args):
+            node = Node("dfer_bag_replay")
+            try:
+                counts = replay(node, args.bag, args.topics, args.rate, not args.no_clock, parse_remaps(args.remap),
+                                args.wait_subscribers, args.wait_timeout, loops=args.loop, progress=not args.quiet)
+                # let reliable writers hand the last samples over before the process exits
+                end = time.monotonic() + 0.5
+                while time.monotonic() < end:
+                    rclpy.spin_once(node, timeout_sec=0.05)
+            finally:
+                node.destroy_node()
+    except BagError as exc:
+        print(f"bag_replay: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print("bag_replay: published " + ", ".join(f"{t}: {n}" for t, n in counts.items()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
