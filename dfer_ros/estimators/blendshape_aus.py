@@ -160,5 +160,5 @@ class BlendshapeActionUnits:
 def _close_quietly(landmarker) -> None:
     try:
         landmarker.close()
-    except Exception:  # already torn down
-        pass
+    except Exception:  # at interpreter exit mediapipe's executor is already shut down: nothing left to free
+        landmarker._handle = None  # so mediapipe's own __del__ does not retry and print a traceback

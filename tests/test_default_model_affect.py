@@ -1,0 +1,222 @@
+"""The default model on real faces (astronaut, cap12 webcam video), its AU proxies, VA, head and factory."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from dfer_ros import assets
+from dfer_ros.estimators import default_model as dm
+from dfer_ros.estimators.blendshape_aus import ABAW_AUS, AU_RULES, blendshapes_to_aus
+from dfer_ros.estimators.circumplex import Circumplex, entropy_confidence
+from dfer_ros.estimators.factory import MODEL_BUILDERS, create_model, register_model
+from dfer_ros.estimators.fer_mini_xception import FER_LABELS
+from dfer_ros.estimators.interface import CropSpec
+from dfer_ros.perception.alignment import align_faces
+from dfer_ros.perception.types import Detection
+
+AU = {name: 7 + i for i, name in enumerate(ABAW_AUS)}  # column of each AU in the embedding
+EXPR = {name: i for i, name in enumerate(FER_LABELS)}
+NEUTRAL_FRAMES = (0, 20, 40, 60)  # cap12: relaxed face at the start
+OPEN_MOUTH_FRAMES = (120, 165, 300, 345)  # cap12: brows up, jaw dropped (checked by eye)
+
+
+def _detect(bgr: np.ndarray) -> Detection:
+    import yuface
+
+    conf, boxes, marks = yuface.detect(np.ascontiguousarray(bgr))
+    assert len(conf), "no face found"
+    i = int(np.argmax(conf))
+    return Detection(boxes[i].astype(np.float32), float(conf[i]) / 100.0, marks[i].reshape(5, 2).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def model():
+    return create_model("default")
+
+
+@pytest.fixture(scope="module")
+def faces():
+    """{name: (bgr image, detection)} for the astronaut and a few cap12 frames."""
+    wanted = set(NEUTRAL_FRAMES + OPEN_MOUTH_FRAMES)
+    out = {}
+    astronaut = np.ascontiguousarray(skimage.data.astronaut()[..., ::-1])
+    out["astronaut"] = (astronaut, _detect(astronaut))
+    capture = cv2.VideoCapture(str(assets.sample_video()))
+    for index in range(max(wanted) + 1):
+        ok, frame = capture.read()
+        assert ok, f"cap12 ended at frame {index}"
+        if index in wanted:
+            out[index] = (frame, _detect(frame))
+    capture.release()
+    return out
+
+
+@pytest.fixture(scope="module")
+def embeddings(model, faces):
+    names = list(faces)
+    crops = np.concatenate([align_faces(img, [det], model.encoder.crop_spec) for img, det in faces.values()])
+    emb = model.encoder.encode(crops)  # one batched call, as the pipeline does
+    return dict(zip(names, emb))
+
+
+def test_model_shape(model):
+    assert model.encoder.crop_spec == CropSpec(size=256, face_scale=2.0, color="rgb")
+    assert model.encoder.embedding_dim == 19
+    assert model.backend == "onnxruntime" and model.head.min_frames == 3
+    assert model.encoder.encode(np.zeros((0, 256, 256, 3), np.uint8)).shape == (0, 19)
+    with pytest.raises(ValueError, match="256"):
+        model.encoder.encode(np.zeros((1, 64, 64, 3), np.uint8))
+
+
+def test_astronaut_is_happy_with_positive_valence(model, embeddings):
+    emb = embeddings["astronaut"]
+    est = model.head.predict([np.stack([emb] * 3)])[0]
+    print(f"astronaut: happy {est.expression_probs[EXPR['happy']]:.3f}, valence {est.valence:.2f}, "
+          f"arousal {est.arousal:.2f}, confidence {est.va_confidence:.2f}")
+    assert est.top_expression == "happy"
+    assert est.expression_labels == FER_LABELS
+    assert est.valence > 0.5 and est.has_va
+    assert est.au_names == ABAW_AUS and est.au_probs.shape == (12,)
+
+
+def test_cap12_open_mouth_scores_surprise_over_neutral_frames(model, embeddings):
+    neutral = np.stack([embeddings[i] for i in NEUTRAL_FRAMES])
+    opened = np.stack([embeddings[i] for i in OPEN_MOUTH_FRAMES])
+    for name, rows in (("neutral", neutral), ("open mouth", opened)):
+        print(f"cap12 {name}: surprise {np.round(rows[:, EXPR['surprise']], 3)}, "
+              f"neutral {np.round(rows[:, EXPR['neutral']], 3)}, AU25 {np.round(rows[:, AU['AU25']], 2)}, "
+              f"AU26 {np.round(rows[:, AU['AU26']], 2)}")
+    assert neutral[:, EXPR["surprise"]].max() < 0.1
+    assert opened[:, EXPR["surprise"]].min() > 0.3
+    assert (opened[:, EXPR["surprise"]].mean() - neutral[:, EXPR["surprise"]].mean()) > 0.4
+    assert all(FER_LABELS[int(np.argmax(row[:7]))] == "neutral" for row in neutral)
+    est = model.head.predict([opened[:3]])[0]
+    assert est.arousal > 0.3  # surprise sits high on the arousal axis
+
+
+def test_action_units_follow_the_faces(embeddings):
+    smile = embeddings["astronaut"]
+    neutral = np.stack([embeddings[i] for i in NEUTRAL_FRAMES])
+    opened = np.stack([embeddings[i] for i in OPEN_MOUTH_FRAMES])
+    print(f"AU12 smile {smile[AU['AU12']]:.2f} vs neutral max {neutral[:, AU['AU12']].max():.2f}; "
+          f"AU6 smile {smile[AU['AU6']]:.2f} vs neutral max {neutral[:, AU['AU6']].max():.2f}")
+    assert np.isfinite(neutral[:, 7:]).all() and np.isfinite(opened[:, 7:]).all()
+    assert smile[AU["AU12"]] > neutral[:, AU["AU12"]].max() + 0.5
+    assert smile[AU["AU6"]] > neutral[:, AU["AU6"]].max() + 0.2
+    for au in ("AU25", "AU26"):
+        assert opened[:, AU[au]].min() > neutral[:, AU[au]].max() + 0.1, au
+    # brows go up with the surprise
+    assert opened[:2, AU["AU1"]].mean() > neutral[:, AU["AU1"]].mean() + 0.1
+
+
+def test_derived_expression_crop_matches_a_direct_64px_crop(model, faces):
+    """The 64 px grey crop cut from the 256 px landmarker crop equals the aligner's own face_scale-1 crop."""
+    image, det = faces[0]
+    derived = model.encoder.expression_crops(align_faces(image, [det], model.encoder.crop_spec))[0]
+    direct = align_faces(image, [det], CropSpec(64, 1.0, "gray"))[0, ..., 0]
+    diff = np.abs(derived.astype(float) - direct.astype(float))
+    print(f"derived vs direct 64px crop: mean |diff| {diff.mean():.2f} grey levels")
+    assert diff.mean() < 4.0
+    probs = model.encoder.net.predict(np.stack([derived, direct]))
+    assert np.abs(probs[0] - probs[1]).max() < 0.15
+
+
+def test_no_face_in_crop_gives_nan_action_units_not_an_error(model):
+    flat = np.full((2, 256, 256, 3), 127, np.uint8)
+    emb = model.encoder.encode(flat)
+    assert np.isfinite(emb[:, :7]).all() and np.isnan(emb[:, 7:]).all()
+    est = model.head.predict([emb])[0]
+    assert est.au_names == ABAW_AUS and np.isnan(est.au_probs).all()
+    assert est.has_va
+
+
+def test_missing_landmarker_runs_without_aus_and_says_so_once(monkeypatch, caplog, tmp_path):
+    monkeypatch.setattr(dm, "_warned_no_action_units", False)
+    caplog.set_level(logging.WARNING, logger=dm.__name__)
+    first = dm.build_default_model(landmarker_task_path=str(tmp_path / "missing.task"))
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # mediapipe not importable at all
+    second = dm.build_default_model()
+    warnings = [r for r in caplog.records if "WITHOUT action units" in r.getMessage()]
+    assert len(warnings) == 1 and "missing.task" in warnings[0].getMessage()
+    for model in (first, second):
+        assert model.encoder.crop_spec == CropSpec(64, 1.0, "gray") and not model.encoder.has_action_units
+        crops = np.full((1, 64, 64, 3), 100, np.uint8)
+        emb = model.encoder.encode(crops)
+        assert emb.shape == (1, 19) and np.isnan(emb[0, 7:]).all()
+        est = model.head.predict([emb])[0]
+        assert est.au_names == () and est.au_probs.size == 0
+        assert "AU" not in model.name
+
+
+def test_head_weights_newest_frames_and_ignores_missing_aus():
+    head = dm.DefaultTemporalHead(dm.DefaultModelConfig(), has_action_units=True)
+    happy, sad = np.eye(7)[EXPR["happy"]], np.eye(7)[EXPR["sad"]]
+    aus = lambda v: np.full(12, v)  # noqa: E731
+    window = np.stack([np.r_[sad, aus(0.9)]] * 5 + [np.r_[happy, aus(np.nan)], np.r_[happy, aus(0.1)]])
+    est = head.predict([window.astype(np.float32)])[0]
+    # newest three frames weigh 1, 1/2, 1/4: happy has 1.5 / 1.75
+    assert est.expression_probs[EXPR["happy"]] == pytest.approx(1.5 / 1.75, abs=1e-6)
+    assert est.top_expression == "happy"
+    assert est.au_probs == pytest.approx(np.full(12, (0.1 * 1 + 0.9 * 0.25) / 1.25), abs=1e-6)
+    assert len(head.predict([])) == 0
+    with pytest.raises(ValueError, match="19"):
+        head.predict([np.zeros((3, 7), np.float32)])
+
+
+def test_circumplex_coordinates_and_confidence():
+    circ = Circumplex(FER_LABELS)
+    v, a, c = circ(np.eye(7))
+    assert v[EXPR["happy"]] > 0.9 and abs(a[EXPR["happy"]]) < 0.3
+    assert v[EXPR["sad"]] < -0.5 and a[EXPR["sad"]] < 0
+    assert a[EXPR["surprise"]] > 0.8 and a[EXPR["angry"]] > 0.8 and a[EXPR["fear"]] > 0.8
+    assert v[EXPR["angry"]] < 0 and v[EXPR["fear"]] < 0 and v[EXPR["disgust"]] < 0
+    assert (v[EXPR["neutral"]], a[EXPR["neutral"]]) == (0.0, 0.0)
+    np.testing.assert_allclose(c, 1.0, atol=1e-6)
+    assert (np.abs(v) <= 1).all() and (np.abs(a) <= 1).all()
+    assert entropy_confidence(np.full(7, 1 / 7)) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(KeyError, match="contempt"):
+        Circumplex(("happy", "contempt"))
+
+
+def test_au_rules_cover_the_abaw_set():
+    names = ["browInnerUp", "browOuterUpLeft", "browOuterUpRight", "browDownLeft", "browDownRight",
+             "cheekSquintLeft", "cheekSquintRight", "eyeSquintLeft", "eyeSquintRight", "mouthUpperUpLeft",
+             "mouthUpperUpRight", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
+             "mouthRollUpper", "mouthRollLower", "mouthPressLeft", "mouthPressRight", "jawOpen",
+             "mouthLowerDownLeft", "mouthLowerDownRight"]
+    assert tuple(AU_RULES) == ABAW_AUS
+    zeros = blendshapes_to_aus(dict.fromkeys(names, 0.0))
+    assert (zeros == 0).all()
+    # eye squint alone is AU7, not AU6
+    squint = blendshapes_to_aus({**dict.fromkeys(names, 0.0), "eyeSquintLeft": 0.8, "eyeSquintRight": 0.8})
+    assert squint[ABAW_AUS.index("AU7")] == pytest.approx(0.8) and squint[ABAW_AUS.index("AU6")] == 0.0
+    jaw = blendshapes_to_aus({**dict.fromkeys(names, 0.0), "jawOpen": 0.6})
+    assert jaw[ABAW_AUS.index("AU25")] == pytest.approx(0.6) and jaw[ABAW_AUS.index("AU26")] == pytest.approx(0.6)
+
+
+def test_factory_names_and_hook(monkeypatch):
+    with pytest.raises(ValueError, match="known models: .*default"):
+        create_model("nope")
+    with pytest.raises(ValueError, match="unknown default-model option"):
+        create_model("default", colour="blue")
+    with pytest.raises(ValueError, match="onnxruntime"):
+        create_model("default", backend="tensorrt")
+    monkeypatch.setitem(MODEL_BUILDERS, "dummy", None)
+    register_model("dummy", lambda backend, **options: ("built", backend, options))
+    assert create_model("dummy", backend="torch", config="x.yaml") == ("built", "torch", {"config": "x.yaml"})
+
+
+def test_config_from_yaml(tmp_path):
+    good = tmp_path / "default.yaml"
+    good.write_text("average_frames: 5\nwith_action_units: false\n")
+    cfg = dm.DefaultModelConfig.from_yaml(good)
+    assert cfg.average_frames == 5 and not cfg.with_action_units
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("average_frame: 5\n")
+    with pytest.raises(ValueError, match="bad.yaml.*average_frame"):
+        dm.DefaultModelConfig.from_yaml(bad)
