@@ -232,3 +232,52 @@ def build_default_model(with_action_units: bool = True, backend: str = "onnxrunt
         parts.append("MediaPipe blendshape AU proxies")
     parts.append("circumplex VA")
     return AffectModel(encoder=encoder, head=head, name="default: " + " + ".join(parts), backend=backend)
+
+
+def benchmark(repeats: int = 50, batches: tuple[int, ...] = (1, 4), backend: str = "onnxruntime") -> dict[str, float]:
+    """Per-face milliseconds of the expression net (per batch size) and of the landmarker, on real crops.
+
+    Uses the astronaut face (skimage) aligned like the pipeline does; prints and returns the medians.
+    """
+    import time
+
+    import skimage.data
+
+    from dfer_ros.perception.alignment import align_faces
+    from dfer_ros.perception.types import Detection
+
+    model = build_default_model(backend=backend)
+    image = np.ascontiguousarray(skimage.data.astronaut()[..., ::-1])
+    # the astronaut's 5 landmarks (as YuNet reports them), so the benchmark needs no detector
+    marks = np.array([[200, 101], [247, 102], [220, 124], [198, 142], [239, 143]], np.float32)
+    face = Detection(np.array([178, 63, 89, 112], np.float32), 0.9, marks)
+    crop = align_faces(image, [face], model.encoder.crop_spec)
+    results: dict[str, float] = {}
+
+    def median_ms(fn, n_faces: int) -> float:
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1000.0 / n_faces)
+        return float(np.median(times))
+
+    gray = model.encoder.expression_crops(crop)
+    for batch in batches:
+        stack = np.repeat(gray, batch, axis=0)
+        results[f"expression_net_batch{batch}_ms_per_face"] = median_ms(lambda: model.encoder.net.predict(stack), batch)
+    if model.encoder.action_units is not None:
+        results["landmarker_ms_per_face"] = median_ms(lambda: model.encoder.action_units(crop), 1)
+    results["encode_ms_per_face_batch1"] = median_ms(lambda: model.encoder.encode(crop), 1)
+    window = np.repeat(model.encoder.encode(crop), model.head.max_frames, axis=0)
+    results["head_ms_per_track"] = median_ms(lambda: model.head.predict([window]), 1)
+    for key, value in results.items():
+        print(f"{key:36s} {value:8.3f}")
+    return results
+
+
+if __name__ == "__main__":  # python -m dfer_ros.estimators.default_model [repeats]
+    import sys
+
+    benchmark(int(sys.argv[1]) if len(sys.argv) > 1 else 50)
