@@ -1,0 +1,272 @@
+"""``make demo``: the real face video through the real node, results received in this separate process.
+
+Starts ``dfer_node`` and ``video_publisher`` as subprocesses (host-local DDS from ``environment.py``, logs
+under ``build/ros_log/demo``), publishes ``assets.sample_video()`` once at its frame rate, prints one
+summary line per second (face id, label, valence/arousal, node rates), and when the video is over writes to
+``--out``:
+  * ``annotated.mp4``  every frame of the video with the newest result at its stamp (boxes, ids, label, VA)
+  * ``timeline.png``   expression, valence and arousal per face over time
+  * ``messages.jsonl`` every received ``faces/affect`` message as JSON
+  * ``summary.json``   counts, rates and the label histogram per face
+then stops the node (SIGINT, exit code checked) and exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from dfer_ros.assets import REPO_ROOT
+from dfer_ros.ros.environment import apply_local_ros_env, pick_domain_id
+
+
+def _start(module: str, ros_args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(log_path, "wb")
+    return subprocess.Popen([sys.executable, "-m", module, "--ros-args", *ros_args], env=env, cwd=REPO_ROOT,
+                            stdout=handle, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen, name: str, timeout: float = 15.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(f"demo: {name} did not stop after SIGINT within {timeout:.0f} s; killing it", file=sys.stderr)
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    text = path.read_text(errors="replace").splitlines() if path.exists() else []
+    return "\n".join(t for t in text if not t.startswith(("W0000", "I0000")))[-4000:] if text else "(empty log)"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "demo", help="output folder (default out/demo)")
+    p.add_argument("--video", type=Path, default=None, help="video file (default: the sample face video)")
+    p.add_argument("--max-frames", type=int, default=0, help="publish only this many frames (0: all)")
+    p.add_argument("--backend", default="onnxruntime", help="node backend (default onnxruntime)")
+    p.add_argument("--model", default="default", help="node model (default: the embedded default model)")
+    p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    log_dir = REPO_ROOT / "build" / "ros_log" / "demo"
+    env = apply_local_ros_env(domain_id=pick_domain_id(), log_dir=log_dir)
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from dfer_ros.msg import FaceAffectArray
+    from dfer_ros.ros.conversions import affect_array_to_dict, stamp_to_seconds
+    from dfer_ros.ros.diagnostics import diagnostic_values
+    from dfer_ros.ros.session import ros_session
+
+    from dfer_ros import assets
+
+    video = args.video or assets.sample_video()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    topic = "/demo/camera/image"
+    node_log, pub_log = log_dir / "dfer_node.out", log_dir / "video_publisher.out"
+    results: list[dict] = []
+    image_stamps: list[float] = []
+    diag: dict[str, str] = {}
+    t_start = time.monotonic()
+
+    with ros_session([]):
+        listener = rclpy.create_node("dfer_demo_listener")
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        listener.create_subscription(FaceAffectArray, "/demo/faces/affect",
+                                     lambda m: results.append(affect_array_to_dict(m)), reliable)
+        listener.create_subscription(Image, topic, lambda m: image_stamps.append(stamp_to_seconds(m.header.stamp)),
+                                     reliable)
+        listener.create_subscription(DiagnosticArray, "/diagnostics",
+                                     lambda m: diag.update(diagnostic_values(m)) if m.status and
+                                     "dfer_node" in m.status[0].name else None, 10)
+        node = _start("dfer_ros.ros.node", ["-r", "__ns:=/demo", "-r", f"image:={topic}",
+                                            "-p", f"model:={args.model}", "-p", f"backend:={args.backend}",
+                                            "-p", "image_qos.reliability:=reliable"], env, node_log)
+        publisher = None
+        code = 1
+        try:
+            print(f"demo: starting dfer_node (log {node_log}) ...", flush=True)
+            deadline = time.monotonic() + args.timeout
+
+            def spin_until(cond, what, limit):
+                end = min(deadline, time.monotonic() + limit)
+                while not cond():
+                    if node.poll() is not None:
+                        raise RuntimeError(f"dfer_node exited with code {node.returncode} while waiting for {what}:\n"
+                                           f"{_tail(node_log)}")
+                    if time.monotonic() > end:
+                        raise RuntimeError(f"timed out waiting for {what}:\n{_tail(node_log)}")
+                    rclpy.spin_once(listener, timeout_sec=0.1)
+
+            spin_until(lambda: diag.get("state") == "active", "the node to become active", 120)
+            print(f"demo: node active ({diag.get('model')}); publishing {video.name}", flush=True)
+            publisher = _start("dfer_ros.ros.video_publisher",
+                               ["-p", f"video:={video}", "-p", "reliable:=true", "-p", "wait_for_subscribers:=2",
+                                "-p", f"max_frames:={args.max_frames}", "-r", f"image:={topic}"], env, pub_log)
+            next_print = time.monotonic() + 1.0
+            while publisher.poll() is None:
+                if node.poll() is not None:
+                    raise RuntimeError(f"dfer_node exited with code {node.returncode}:\n{_tail(node_log)}")
+                rclpy.spin_once(listener, timeout_sec=0.05)
+                if time.monotonic() > deadline:
+                    raise RuntimeError("demo timed out while the video was playing")
+                if time.monotonic() >= next_print:
+                    next_print += 1.0
+                    print(_summary_line(results, image_stamps, diag), flush=True)
+            if publisher.returncode != 0:
+                raise RuntimeError(f"video_publisher exited with {publisher.returncode}:\n{_tail(pub_log)}")
+            # The node always processes the newest frame, so the last image's result must arrive.
+            spin_until(lambda: bool(image_stamps) and bool(results) and results[-1]["stamp"] >= image_stamps[-1] - 1e-6,
+                       "the result of the last frame", 30)
+            print(_summary_line(results, image_stamps, diag), flush=True)
+            summary = write_outputs(out, video, image_stamps, results, diag)
+            print(f"demo: {summary['images']} images, {summary['messages']} results, faces "
+                  f"{summary['faces']}; wrote {out}/annotated.mp4, timeline.png, messages.jsonl, summary.json "
+                  f"in {time.monotonic() - t_start:.0f} s", flush=True)
+            code = 0
+        except (RuntimeError, KeyboardInterrupt) as exc:
+            print(f"demo failed: {exc}", file=sys.stderr)
+        finally:
+            if publisher is not None:
+                _stop(publisher, "video_publisher")
+            node_rc = _stop(node, "dfer_node")
+            listener.destroy_node()
+        if code == 0 and node_rc != 0:
+            print(f"demo: dfer_node exited with code {node_rc} on SIGINT:\n{_tail(node_log)}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def _summary_line(results: list[dict], image_stamps: list[float], diag: dict) -> str:
+    faces = results[-1]["faces"] if results else []
+    parts = [f"{f['face_id']} {f['expression'] or '...':9s} {f['confidence']:.2f} V{f['valence']:+.2f} "
+             f"A{f['arousal']:+.2f}" for f in faces] or ["no face"]
+    t = results[-1]["stamp"] - image_stamps[0] if results and image_stamps else 0.0
+    return (f"t={t:5.1f}s  {' | '.join(parts)}  [images {len(image_stamps)}, results {len(results)}, node "
+            f"{diag.get('processed_rate_hz', '?')} Hz, stale drops {diag.get('dropped_stale', '?')}, "
+            f"latency p50 {diag.get('latency_ms_p50', '?')} ms]")
+
+
+def write_outputs(out: Path, video: Path, image_stamps: list[float], results: list[dict], diag: dict) -> dict:
+    """Write the JSON lines, the annotated video, the timeline plot and a summary; returns the summary."""
+    import cv2
+    from tqdm import tqdm
+
+    from dfer_ros.ros.conversions import draw_faces
+
+    with open(out / "messages.jsonl", "w") as handle:
+        for r in results:
+            handle.write(json.dumps(r) + "\n")
+    stamps = [r["stamp"] for r in results]
+    capture = cv2.VideoCapture(str(video))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    writer = None
+    for i, t in enumerate(tqdm(image_stamps, desc="annotated.mp4", unit="frame", leave=False)):
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if writer is None:
+            writer = cv2.VideoWriter(str(out / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                     (frame.shape[1], frame.shape[0]))
+        k = bisect.bisect_right(stamps, t + 1e-9) - 1
+        faces = results[k]["faces"] if k >= 0 else []
+        annotated = draw_faces(frame, faces)
+        cv2.putText(annotated, f"frame {i}", (6, annotated.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        writer.write(annotated)
+    if writer is not None:
+        writer.release()
+    capture.release()
+    t0 = image_stamps[0] if image_stamps else (stamps[0] if stamps else 0.0)
+    plot_timeline(results, t0, out / "timeline.png", title=f"dfer_ros demo: {video.name}")
+    per_face: dict[str, Counter] = defaultdict(Counter)
+    for r in results:
+        for f in r["faces"]:
+            per_face[f["face_id"]][f["expression"] or "(warming up)"] += 1
+    summary = {"video": str(video), "images": len(image_stamps), "messages": len(results),
+               "messages_with_faces": sum(1 for r in results if r["faces"]),
+               "faces": sorted(per_face), "labels_per_face": {k: dict(v) for k, v in per_face.items()},
+               "node_diagnostics": diag}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def plot_timeline(results: list[dict], t0: float, path: Path, title: str = "") -> None:
+    """Expression (label track + top probability), valence and arousal per face over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dfer_ros.ros.conversions import face_color
+
+    labels: list[str] = []
+    for r in results:
+        for f in r["faces"]:
+            for name in f["probabilities"]:
+                if name not in labels:
+                    labels.append(name)
+    series: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        for f in r["faces"]:
+            s = series[f["face_id"]]
+            s["t"].append(r["stamp"] - t0)
+            s["label"].append(labels.index(f["expression"]) if f["expression"] in labels else float("nan"))
+            s["valence"].append(f["valence"] if f["va_confidence"] > 0 else float("nan"))
+            s["arousal"].append(f["arousal"] if f["va_confidence"] > 0 else float("nan"))
+            for name in labels:
+                s["p_" + name].append(f["probabilities"].get(name, float("nan")))
+    fig, axes = plt.subplots(4, 1, figsize=(11, 9), sharex=True,
+                             gridspec_kw={"height_ratios": [1.3, 1.5, 1, 1]})
+    ax_label, ax_prob, ax_v, ax_a = axes
+    cmap = plt.get_cmap("tab10")
+    for face_id, s in sorted(series.items()):
+        color = tuple(c / 255.0 for c in face_color(face_id)[::-1])
+        ax_label.plot(s["t"], s["label"], drawstyle="steps-post", color=color, lw=2.5, label=face_id)
+        ax_v.plot(s["t"], s["valence"], color=color, lw=1.5, label=face_id)
+        ax_a.plot(s["t"], s["arousal"], color=color, lw=1.5, label=face_id)
+    if series:  # probabilities of the longest-seen face
+        face_id, s = max(series.items(), key=lambda kv: len(kv[1]["t"]))
+        for i, name in enumerate(labels):
+            ax_prob.plot(s["t"], s["p_" + name], color=cmap(i % 10), lw=1.2, label=name)
+        ax_prob.set_title(f"expression probabilities of {face_id} (smoothed)", fontsize=9, loc="left")
+        ax_prob.legend(loc="upper left", fontsize=8, ncol=min(len(labels), 7), frameon=False)
+    ax_label.set_yticks(range(len(labels)), labels)
+    ax_label.set_ylim(-0.5, max(len(labels) - 0.5, 0.5))
+    ax_label.set_title("published expression (after hysteresis)", fontsize=9, loc="left")
+    ax_label.legend(loc="upper right", fontsize=8, title="face", title_fontsize=8)
+    ax_prob.set_ylim(0, 1)
+    ax_prob.set_ylabel("probability")
+    for ax, name in ((ax_v, "valence"), (ax_a, "arousal")):
+        ax.set_ylim(-1.05, 1.05)
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.set_ylabel(name)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    ax_a.set_xlabel("time since the first frame (s, image stamps)")
+    fig.suptitle(title or "dfer_ros timeline")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""Conversions between ROS messages and the ROS-free perception types.
+
+Images: ``sensor_msgs/Image`` <-> numpy without cv_bridge (not available as a wheel). Decoding honours
+``step`` (row padding) and ``is_bigendian`` and checks everything BEFORE touching the pixel buffer, so a
+malformed message (wrong encoding, step too small, truncated data, 0x0, absurdly large) becomes an
+``ImageError`` whose message says why; the node logs it and counts it instead of crashing.
+Encoding uses ``frame.tobytes()``: assigning a numpy array to ``msg.data`` is ~1000x slower in rclpy.
+
+Results: one ``FrameResult`` -> the five per-image output messages, every one stamped with the SOURCE
+image's header, so a subscriber can match an estimate to the exact camera frame (and to sim time).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from dfer_ros.perception.types import AffectEstimate, FaceResult, FrameResult
+
+# encoding -> channels; what the node accepts (8-bit only). The name gives the channel order.
+SUPPORTED_ENCODINGS: dict[str, int] = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4, "8UC1": 1, "8UC3": 3}
+# Encodings we recognise but refuse, with the reason given to the user.
+REJECTED_ENCODINGS: dict[str, str] = {
+    "mono16": "16-bit mono images are not supported (convert to mono8 upstream, e.g. depth or IR cameras)",
+    "16UC1": "16-bit mono images are not supported (convert to mono8 upstream, e.g. depth or IR cameras)",
+}
+DEFAULT_MAX_IMAGE_PIXELS = 3840 * 2160
+
+
+class ImageError(ValueError):
+    """An image message cannot be used; the message says why (logged by the node, frame counted as bad).
+
+    ``kind`` is a short category (encoding, empty, too_large, step, truncated, decode) used to count bad
+    images per reason in the diagnostics and to throttle repeated warnings of one kind.
+    """
+
+    def __init__(self, message: str, kind: str = "invalid"):
+        super().__init__(message)
+        self.kind = kind
+
+
+def image_to_array(msg, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
+    """Decode a ``sensor_msgs/Image`` into an (H, W[, C]) uint8 array and its encoding (no copy when unpadded).
+
+    Raises ImageError for: unsupported encoding, 0 width/height, more than ``max_pixels`` pixels (checked
+    before anything else touches the data), ``step`` smaller than ``width * channels``, data shorter than
+    ``step * height``.
+    """
+    encoding = str(msg.encoding)
+    width, height, step = int(msg.width), int(msg.height), int(msg.step)
+    if encoding in REJECTED_ENCODINGS:
+        raise ImageError(f"encoding {encoding!r} rejected: {REJECTED_ENCODINGS[encoding]}", "encoding")
+    if encoding not in SUPPORTED_ENCODINGS:
+        raise ImageError(f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}", "encoding")
+    if width <= 0 or height <= 0:
+        raise ImageError(f"empty image ({width}x{height})", "empty")
+    if width * height > max_pixels:
+        raise ImageError(f"image {width}x{height} has {width * height} pixels, more than max_image_pixels="
+                         f"{max_pixels}; rejected before decoding", "too_large")
+    channels = SUPPORTED_ENCODINGS[encoding]
+    row_bytes = width * channels
+    if step < row_bytes:
+        raise ImageError(f"step {step} is smaller than width*channels = {width}*{channels} = {row_bytes}", "step")
+    needed = step * height
+    data = msg.data
+    size = len(data)
+    if size < needed:
+        raise ImageError(f"truncated data: {size} bytes, need step*height = {step}*{height} = {needed}", "truncated")
+    # 8-bit encodings: is_bigendian does not change byte order of single-byte channels.
+    buf = np.frombuffer(data, np.uint8, count=needed) if not isinstance(data, np.ndarray) else data[:needed]
+    rows = buf.reshape(height, step)
+    if step != row_bytes:
+        rows = rows[:, :row_bytes]
+    frame = rows.reshape(height, width, channels) if channels > 1 else rows.reshape(height, width)
+    if encoding == "8UC3":
+        encoding = "bgr8"
+    elif encoding == "8UC1":
+        encoding = "mono8"
+    return frame, encoding
+
+
+def compressed_to_array(msg, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
+    """Decode a ``sensor_msgs/CompressedImage`` (jpeg/png) into a bgr8 array; ImageError when it cannot."""
+    data = np.frombuffer(bytes(msg.data), np.uint8)
+    if data.size == 0:
+        raise ImageError("compressed image has no data", "empty")
+    frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if frame is None:
+        raise ImageError(f"cannot decode compressed image (format {msg.format!r}, {data.size} bytes)", "decode")
+    if frame.shape[0] * frame.shape[1] > max_pixels:
+        raise ImageError(f"image {frame.shape[1]}x{frame.shape[0]} has more than max_image_pixels={max_pixels}", "too_large")
+    return frame, "bgr8"
+
+
+def array_to_image(frame: np.ndarray, encoding: str = "bgr8", header=None):
+    """numpy (H, W[, C]) uint8 -> ``sensor_msgs/Image`` (``data`` from ``tobytes()``, the fast path)."""
+    from sensor_msgs.msg import Image
+
+    frame = np.ascontiguousarray(frame)
+    if frame.dtype != np.uint8:
+        raise ImageError(f"array_to_image needs uint8, got {frame.dtype}")
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(frame.shape[0]), int(frame.shape[1])
+    channels = 1 if frame.ndim == 2 else int(frame.shape[2])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = msg.width * channels
+    msg.data = frame.tobytes()
+    return msg
+
+
+def stamp_to_seconds(stamp) -> float:
+    """builtin_interfaces/Time -> float seconds."""
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def _finite(value: float, default: float = 0.0) -> float:
+    return float(value) if value is not None and math.isfinite(float(value)) else default
+
+
+def _roi(box: np.ndarray):
+    from sensor_msgs.msg import RegionOfInterest
+
+    x, y, w, h = [float(v) for v in box]
+    roi = RegionOfInterest()
+    roi.x_offset, roi.y_offset = max(0, int(round(x))), max(0, int(round(y)))
+    roi.width, roi.height = max(0, int(round(w))), max(0, int(round(h)))
+    return roi
+
+
+def _expression(header, face_id: str, labels, probs, label: str, confidence: float):
+    from dfer_ros.msg import FaceExpression
+
+    msg = FaceExpression()
+    msg.header = header
+    msg.face_id = face_id
+    msg.labels = [str(x) for x in labels]
+    msg.probabilities = [float(p) for p in np.asarray(probs, np.float32)]
+    msg.expression = label
+    msg.confidence = _finite(confidence)
+    return msg
+
+
+def _valence_arousal(header, face_id: str, est: AffectEstimate):
+    from dfer_ros.msg import FaceValenceArousal
+
+    msg = FaceValenceArousal()
+    msg.header = header
+    msg.face_id = face_id
+    if est.has_va:
+        msg.valence = float(np.clip(est.valence, -1.0, 1.0))
+        msg.arousal = float(np.clip(est.arousal, -1.0, 1.0))
+        msg.confidence = float(np.clip(_finite(est.va_confidence), 0.0, 1.0))
+    else:  # model without VA: zeros with confidence 0 (documented "no information")
+        msg.valence = msg.arousal = msg.confidence = 0.0
+    return msg
+
+
+def _action_units(header, face_id: str, est: AffectEstimate, threshold: float):
+    from dfer_ros.msg import FaceActionUnits
+
+    msg = FaceActionUnits()
+    msg.header = header
+    msg.face_id = face_id
+    probs = np.nan_to_num(np.asarray(est.au_probs, np.float32), nan=0.0)
+    msg.names = [str(n) for n in est.au_names]
+    msg.probabilities = [float(p) for p in probs]
+    msg.active = [bool(p >= threshold) for p in probs]
+    msg.threshold = float(threshold)
+    return msg
+
+
+def face_to_affect(header, face: FaceResult, au_threshold: float = 0.5):
+    """One ``FaceResult`` -> ``dfer_ros/FaceAffect`` (header = the source image's header)."""
+    from dfer_ros.msg import FaceAffect
+
+    est = face.estimate
+    msg = FaceAffect()
+    msg.header = header
+    msg.face_id = face.face_id
+    msg.roi = _roi(face.box)
+    msg.detection_score = float(np.clip(_finite(face.detection_score), 0.0, 1.0))
+    msg.landmarks = [] if face.landmarks is None else [float(v) for v in np.asarray(face.landmarks).reshape(-1)]
+    msg.detected = bool(face.detected)
+    msg.window_frames = int(face.window_frames)
+    msg.window_seconds = float(face.window_seconds)
+    msg.warmed_up = bool(face.warmed_up)
+    msg.expression = _expression(header, face.face_id, est.expression_labels, est.expression_probs,
+                                 face.expression, face.expression_confidence)
+    msg.valence_arousal = _valence_arousal(header, face.face_id, est)
+    msg.action_units = _action_units(header, face.face_id, est, au_threshold)
+    if est.compound_labels:
+        probs = np.asarray(est.compound_probs, np.float32)
+        top = est.compound_labels[int(np.argmax(probs))] if probs.size else ""
+        msg.compound_expression = _expression(header, face.face_id, est.compound_labels, probs, top,
+                                              float(probs.max()) if probs.size else 0.0)
+    else:
+        msg.compound_expression = _expression(header, face.face_id, (), np.zeros(0, np.float32), "", 0.0)
+    return msg
+
+
+def result_to_messages(result: FrameResult, header, au_threshold: float = 0.5) -> dict:
+    """The five per-image messages for one processed image, keyed by topic name (relative, no slash).
+
+    Every message and every per-face entry carries ``header`` (the source image's stamp and frame_id);
+    arrays are empty when no face is tracked, so subscribers get one message per processed image.
+    """
+    from dfer_ros.msg import (FaceActionUnitsArray, FaceAffectArray, FaceExpressionArray,
+                              FaceValenceArousalArray, TrackedFaces)
+
+    affect = FaceAffectArray(header=header)
+    expression = FaceExpressionArray(header=header)
+    va = FaceValenceArousalArray(header=header)
+    aus = FaceActionUnitsArray(header=header)
+    tracked = TrackedFaces(header=header)
+    faces = [face_to_affect(header, face, au_threshold) for face in result.faces]
+    affect.faces = faces
+    expression.faces = [f.expression for f in faces]
+    va.faces = [f.valence_arousal for f in faces]
+    aus.faces = [f.action_units for f in faces]
+    tracked.face_ids = [f.face_id for f in faces]
+    tracked.rois = [f.roi for f in faces]
+    return {"faces/affect": affect, "faces/expression": expression, "faces/valence_arousal": va,
+            "faces/action_units": aus, "faces/tracked": tracked}
+
+
+def affect_array_to_dict(msg) -> dict:
+    """A ``FaceAffectArray`` as plain JSON-able data (used by the demo's JSON-lines log and tests)."""
+    return {
+        "stamp": stamp_to_seconds(msg.header.stamp),
+        "frame_id": msg.header.frame_id,
+        "faces": [{
+            "face_id": f.face_id,
+            "roi": [f.roi.x_offset, f.roi.y_offset, f.roi.width, f.roi.height],
+            "detected": bool(f.detected),
+            "detection_score": round(float(f.detection_score), 4),
+            "warmed_up": bool(f.warmed_up),
+            "window_frames": int(f.window_frames),
+            "expression": f.expression.expression,
+            "confidence": round(float(f.expression.confidence), 4),
+            "probabilities": dict(zip(f.expression.labels, [round(float(p), 4) for p in f.expression.probabilities])),
+            "valence": round(float(f.valence_arousal.valence), 4),
+            "arousal": round(float(f.valence_arousal.arousal), 4),
+            "va_confidence": round(float(f.valence_arousal.confidence), 4),
+            "action_units": {n: round(float(p), 4) for n, p in zip(f.action_units.names, f.action_units.probabilities)},
+        } for f in msg.faces],
+    }
+
+
+_COLORS = [(0, 200, 0), (0, 160, 255), (255, 120, 0), (200, 0, 200), (0, 220, 220), (255, 0, 80)]
+
+
+def face_color(face_id: str) -> tuple[int, int, int]:
+    """A stable BGR colour per face id."""
+    digits = "".join(ch for ch in face_id if ch.isdigit())
+    return _COLORS[(int(digits) if digits else sum(map(ord, face_id))) % len(_COLORS)]
+
+
+def draw_faces(frame_bgr: np.ndarray, faces: list[dict]) -> np.ndarray:
+    """Draw boxes, ids, labels and VA onto a copy of ``frame_bgr``; ``faces`` as from ``affect_array_to_dict``
+    (or ``FaceResult``-derived dicts with the same keys). Used by the node's debug image and the demo video."""
+    out = frame_bgr.copy()
+    scale = max(0.4, min(out.shape[:2]) / 600.0)
+    for f in faces:
+        x, y, w, h = [int(v) for v in f["roi"]]
+        color = face_color(f["face_id"])
+        cv2.rectangle(out, (x, y), (x + w, y + h), color, max(1, int(2 * scale)))
+        line1 = f"{f['face_id']} {f['expression'] or '...'} {f['confidence']:.2f}"
+        line2 = f"V {f['valence']:+.2f} A {f['arousal']:+.2f}"
+        for i, text in enumerate((line1, line2)):
+            org = (x, max(12, y - 6 - int((1 - i) * 18 * scale)))
+            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (0, 0, 0), int(3 * scale) + 1, cv2.LINE_AA)
+            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, color, max(1, int(scale)), cv2.LINE_AA)
+    return out
+
+
+def result_face_dicts(result: FrameResult) -> list[dict]:
+    """Minimal per-face dicts of a ``FrameResult`` for ``draw_faces`` (no message round trip)."""
+    out = []
+    for f in result.faces:
+        est = f.estimate
+        out.append({"face_id": f.face_id, "roi": [float(v) for v in f.box], "expression": f.expression,
+                    "confidence": _finite(f.expression_confidence),
+                    "valence": _finite(est.valence), "arousal": _finite(est.arousal)})
+    return out
+
+
+def optional_header_copy(header) -> Optional[object]:
+    """A copy of a std_msgs/Header (messages are mutable; the node keeps the source header per frame)."""
+    if header is None:
+        return None
+    from std_msgs.msg import Header
+
+    return Header(stamp=header.stamp, frame_id=header.frame_id)

@@ -1,0 +1,155 @@
+"""Runtime statistics of the node and their ``diagnostic_msgs/DiagnosticArray`` form.
+
+``NodeStats`` is shared by the subscription callbacks (counting arrivals, drops and bad images) and the
+worker thread (counting processed frames and latencies), so every update takes a lock. Once per
+``diagnostics_period`` the node turns a snapshot into one DiagnosticStatus: rates over the last period,
+totals, latency percentiles, active tracks, backend, model and the last error. Level: ERROR when the node
+is not active or the model failed to load, WARN when frames were dropped as bad in the last period or
+the last processing failed, else OK. Stale-frame drops are normal under load and do not raise the level.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass
+class StatsSnapshot:
+    """Plain numbers of one diagnostics period (also what the tests and benchmark read)."""
+
+    state: str
+    input_rate: float
+    processed_rate: float
+    received: int
+    processed: int
+    dropped_stale: int
+    bad_images: int
+    bad_images_period: int
+    latency_ms_p50: float
+    latency_ms_max: float
+    processing_ms_p50: float
+    active_tracks: int
+    backend: str
+    model: str
+    last_error: str
+    bad_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class NodeStats:
+    """Thread-safe counters; ``snapshot()`` returns the rates since the previous snapshot."""
+
+    def __init__(self, window: int = 200):
+        self._lock = threading.Lock()
+        self.received = 0
+        self.processed = 0
+        self.dropped_stale = 0
+        self.bad_images = 0
+        self.bad_reasons: dict[str, int] = {}
+        self.active_tracks = 0
+        self.last_error = ""
+        self.backend = ""
+        self.model = ""
+        self.state = "unconfigured"
+        self._latency_ms: deque[float] = deque(maxlen=window)  # source stamp -> outputs published (node clock)
+        self._processing_ms: deque[float] = deque(maxlen=window)  # pipeline wall time
+        self._last = (time.monotonic(), 0, 0, 0)
+
+    def on_received(self, replaced_unprocessed: bool) -> None:
+        with self._lock:
+            self.received += 1
+            if replaced_unprocessed:
+                self.dropped_stale += 1
+
+    def on_bad_image(self, kind: str, reason: str) -> None:
+        with self._lock:
+            self.bad_images += 1
+            self.bad_reasons[kind] = self.bad_reasons.get(kind, 0) + 1
+            self.last_error = f"bad image: {reason}"
+
+    def on_processed(self, processing_ms: float, latency_ms: Optional[float], active_tracks: int) -> None:
+        with self._lock:
+            self.processed += 1
+            self._processing_ms.append(float(processing_ms))
+            if latency_ms is not None and np.isfinite(latency_ms):
+                self._latency_ms.append(float(latency_ms))
+            self.active_tracks = int(active_tracks)
+
+    def on_error(self, message: str) -> None:
+        with self._lock:
+            self.last_error = message
+
+    def snapshot(self) -> StatsSnapshot:
+        now = time.monotonic()
+        with self._lock:
+            t0, received0, processed0, bad0 = self._last
+            dt = max(now - t0, 1e-6)
+            lat = np.asarray(self._latency_ms) if self._latency_ms else np.zeros(0)
+            proc = np.asarray(self._processing_ms) if self._processing_ms else np.zeros(0)
+            snap = StatsSnapshot(
+                state=self.state, input_rate=(self.received - received0) / dt,
+                processed_rate=(self.processed - processed0) / dt, received=self.received,
+                processed=self.processed, dropped_stale=self.dropped_stale, bad_images=self.bad_images,
+                bad_images_period=self.bad_images - bad0,
+                latency_ms_p50=float(np.percentile(lat, 50)) if lat.size else float("nan"),
+                latency_ms_max=float(lat.max()) if lat.size else float("nan"),
+                processing_ms_p50=float(np.percentile(proc, 50)) if proc.size else float("nan"),
+                active_tracks=self.active_tracks, backend=self.backend, model=self.model,
+                last_error=self.last_error, bad_reasons=dict(self.bad_reasons))
+            self._last = (now, self.received, self.processed, self.bad_images)
+            self._latency_ms.clear()
+            self._processing_ms.clear()
+        return snap
+
+
+def to_diagnostic_array(snap: StatsSnapshot, node_name: str, stamp) -> "object":
+    """One DiagnosticArray with a single status named ``<node>: affect pipeline``."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    status = DiagnosticStatus()
+    status.name = f"{node_name}: affect pipeline"
+    status.hardware_id = node_name
+    if snap.state != "active" or snap.last_error.startswith("model"):
+        status.level = DiagnosticStatus.ERROR if snap.last_error.startswith("model") else DiagnosticStatus.WARN
+        status.message = f"{snap.state}" + (f": {snap.last_error}" if snap.last_error else "")
+    elif snap.bad_images_period:
+        status.level = DiagnosticStatus.WARN
+        status.message = f"{snap.bad_images_period} bad image(s) in the last period: {snap.last_error}"
+    else:
+        status.level = DiagnosticStatus.OK
+        status.message = f"active, {snap.processed_rate:.1f} Hz processed"
+
+    def fmt(x: float, digits: int = 2) -> str:
+        return "nan" if not np.isfinite(x) else f"{x:.{digits}f}"
+
+    values = {
+        "state": snap.state,
+        "input_rate_hz": fmt(snap.input_rate),
+        "processed_rate_hz": fmt(snap.processed_rate),
+        "received": str(snap.received),
+        "processed": str(snap.processed),
+        "dropped_stale": str(snap.dropped_stale),
+        "bad_images": str(snap.bad_images),
+        "bad_image_reasons": ", ".join(f"{k}={v}" for k, v in sorted(snap.bad_reasons.items())),
+        "latency_ms_p50": fmt(snap.latency_ms_p50, 1),
+        "latency_ms_max": fmt(snap.latency_ms_max, 1),
+        "processing_ms_p50": fmt(snap.processing_ms_p50, 1),
+        "active_tracks": str(snap.active_tracks),
+        "backend": snap.backend,
+        "model": snap.model,
+        "last_error": snap.last_error,
+    }
+    status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+    msg = DiagnosticArray()
+    msg.header.stamp = stamp
+    msg.status = [status]
+    return msg
+
+
+def diagnostic_values(msg) -> dict[str, str]:
+    """Key-values of the first status of a DiagnosticArray (for tests and tools)."""
+    return {kv.key: kv.value for kv in msg.status[0].values} if msg.status else {}

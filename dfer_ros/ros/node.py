@@ -1,0 +1,370 @@
+"""``dfer_node``: the ROS 2 lifecycle node around the perception pipeline.
+
+Lifecycle: the model (and any TensorRT engine) loads on configure; a missing or corrupt model makes
+configure FAIL with the reason logged, and the node stays alive, unconfigured, so a lifecycle manager (or
+a user fixing the path) can retry. With ``autostart`` (default) the node configures and activates itself,
+so it also works without a manager.
+
+Threading: the image callback only stores the NEWEST message (replacing an unprocessed one counts as a
+stale drop) and wakes a worker thread, which decodes, runs the pipeline and publishes. The executor is
+never blocked by inference, so parameters, lifecycle services and diagnostics stay responsive, and the
+node never works through a backlog of old frames.
+
+Outputs (one message per processed image on each topic, stamped with the SOURCE image's header):
+``faces/affect``, ``faces/expression``, ``faces/valence_arousal``, ``faces/action_units``,
+``faces/tracked``; optional ``debug_image``; ``/diagnostics`` once per ``diagnostics_period``.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import rclpy
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
+                                SetParametersResult)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CompressedImage, Image
+
+from dfer_ros.perception.config import ConfigError, PipelineConfig
+from dfer_ros.ros import conversions, qos
+from dfer_ros.ros.diagnostics import NodeStats, to_diagnostic_array
+from dfer_ros.ros.parameters import (NodeSettings, ParamSpec, all_parameter_specs, apply_pipeline_config,
+                                     load_pipeline_defaults, validate_values)
+from dfer_ros.ros.session import ros_session
+
+NODE_NAME = "dfer_node"
+OUTPUT_TOPICS = ("faces/affect", "faces/expression", "faces/valence_arousal", "faces/action_units", "faces/tracked")
+
+
+def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    if spec.choices:
+        d.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if spec.low is not None and not isinstance(spec.default, bool):
+        if isinstance(spec.default, int):
+            d.type = ParameterType.PARAMETER_INTEGER
+            d.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
+        elif isinstance(spec.default, float):
+            d.type = ParameterType.PARAMETER_DOUBLE
+            d.floating_point_range = [FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high), step=0.0)]
+    return d
+
+
+def build_model(settings: NodeSettings):
+    """Load the configured model; raises with a reason naming the file when it is missing or corrupt."""
+    from dfer_ros.estimators.factory import create_model
+
+    if settings.model == "default":
+        return create_model("default", backend=settings.backend, with_action_units=settings.with_action_units)
+    path = Path(settings.model).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"model path {str(path)!r} does not exist (parameter 'model': 'default', a "
+                                f"dfer-export folder or a CLIP-adapter config YAML)")
+    if path.is_dir():
+        return create_model("clip", backend=settings.backend, model_dir=path)
+    options: dict[str, Any] = {"config": path}
+    if settings.checkpoint:
+        checkpoint = Path(settings.checkpoint).expanduser()
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} does not exist (parameter 'checkpoint')")
+        options["checkpoint"] = checkpoint
+    return create_model("clip", backend=settings.backend, **options)
+
+
+class DferNode(LifecycleNode):
+    """Faces in camera images -> per-face expression, valence-arousal and action units."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.stats = NodeStats()
+        self._lock = threading.Condition()
+        self._pending: Optional[tuple[Any, str]] = None  # newest unprocessed (msg, kind)
+        self._pending_config: Optional[PipelineConfig] = None
+        self._stop = threading.Event()
+        self._worker: Optional[threading.Thread] = None
+        self._active = False
+        self._pipeline = None
+        self._model = None
+        self._out_pubs: dict[str, Any] = {}
+        self._debug_pub = None
+        self._image_subs: list = []
+        self._warned_at: dict[str, float] = {}
+        self._config_error = ""
+
+        self.declare_parameter("pipeline_config", "", _descriptor(
+            next(s for s in all_parameter_specs() if s.name == "pipeline_config")))
+        base = PipelineConfig()
+        try:
+            base = load_pipeline_defaults(self.get_parameter("pipeline_config").value)
+        except ConfigError as exc:
+            self._config_error = str(exc)
+            self.get_logger().error(f"pipeline_config: {exc}; configure will fail until it is fixed")
+        self.specs = all_parameter_specs(base)
+        for spec in self.specs:
+            if spec.name != "pipeline_config":
+                self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        values = self._values()
+        self.settings = NodeSettings.from_values(values)
+        problem, config = validate_values(values, {}, self.specs)
+        if problem:
+            self._config_error = self._config_error or f"parameters: {problem}"
+            self.get_logger().error(f"invalid parameters: {problem}; configure will fail until it is fixed")
+        self.pipeline_config = config or base
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.stats.backend, self.stats.model = self.settings.backend, self.settings.model
+
+        self._diag_pub = self.create_publisher(_diagnostic_type(), "/diagnostics", 10)
+        self._diag_timer = self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics)
+        if self.settings.autostart:
+            self.autostart()
+
+    # ------------------------------------------------------------------ parameters
+    def _values(self) -> dict[str, Any]:
+        return {s.name: self.get_parameter(s.name).value for s in self.specs}
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """Validate a parameter change; reject with a reason, or hand the new pipeline config to the worker."""
+        changes = {p.name: p.value for p in params}
+        problem, config = validate_values(self._values(), changes, self.specs)
+        if problem:
+            self.get_logger().warning(f"parameter change rejected: {problem}")
+            return SetParametersResult(successful=False, reason=problem)
+        settings = NodeSettings.from_values({**self._values(), **changes})
+        with self._lock:
+            self.settings = settings
+            self.pipeline_config = config
+            self._pending_config = config
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ lifecycle
+    def autostart(self) -> bool:
+        """Configure then activate; returns whether the node ended up active."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        log = self.get_logger()
+        if self._config_error:
+            log.error(f"configure failed: {self._config_error}")
+            self.stats.on_error(self._config_error)
+            return TransitionCallbackReturn.FAILURE
+        s = self.settings
+        t0 = time.monotonic()
+        try:
+            from dfer_ros.perception.pipeline import PerceptionPipeline
+
+            self._model = build_model(s)
+            self._pipeline = PerceptionPipeline(copy.deepcopy(self.pipeline_config), self._model)
+        except Exception as exc:  # noqa: BLE001 - any load failure must leave the node alive and unconfigured
+            reason = f"model {s.model!r} on backend {s.backend!r} failed to load: {type(exc).__name__}: {exc}"
+            log.error(f"configure failed: {reason}")
+            self.stats.on_error(reason)
+            self._close_model()
+            return TransitionCallbackReturn.FAILURE
+        self.stats.model = self._model.name
+        self.stats.backend = self._model.backend
+        out_qos = qos.output_qos(s.output_qos_depth)
+        self._out_pubs = {t: self.create_lifecycle_publisher(_output_type(t), t, out_qos) for t in OUTPUT_TOPICS}
+        self._debug_pub = self.create_lifecycle_publisher(Image, "debug_image", qos.output_qos(2))
+        in_qos = qos.image_qos(s.image_qos_reliability, s.image_qos_depth)
+        overrides = QoSOverridingOptions.with_default_policies()
+        self._image_subs = [self.create_subscription(Image, "image", self._on_image, in_qos,
+                                                        qos_overriding_options=overrides)]
+        if s.subscribe_compressed:
+            self._image_subs.append(self.create_subscription(
+                CompressedImage, "image/compressed", self._on_compressed, in_qos, qos_overriding_options=overrides))
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name="dfer_worker", daemon=True)
+        self._worker.start()
+        self.stats.state = "inactive"
+        self.stats.last_error = ""
+        log.info(f"configured in {time.monotonic() - t0:.1f} s: model {self._model.name!r}, backend "
+                 f"{self._model.backend}, image QoS {qos.describe(in_qos)} on {self._image_subs[0].topic_name}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = True
+        self.stats.state = "active"
+        self.get_logger().info("active: processing images")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self.stats.state = "inactive"
+        with self._lock:
+            self._pending = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self.stats.state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self.stats.state = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self.stats.state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _teardown(self) -> None:
+        """Stop the worker, drop subscriptions/publishers and the model (idempotent)."""
+        self._active = False
+        self._stop.set()
+        with self._lock:
+            self._pending = None
+            self._lock.notify_all()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=10.0)
+        self._worker = None
+        for sub in self._image_subs:
+            self.destroy_subscription(sub)
+        self._image_subs = []
+        for pub in list(self._out_pubs.values()) + ([self._debug_pub] if self._debug_pub else []):
+            self.destroy_lifecycle_publisher(pub)
+        self._out_pubs, self._debug_pub = {}, None
+        self._pipeline = None
+        self._close_model()
+
+    def _close_model(self) -> None:
+        model, self._model = self._model, None
+        closer = getattr(getattr(getattr(model, "encoder", None), "action_units", None), "close", None)
+        if callable(closer):  # MediaPipe's landmarker must be closed before interpreter exit
+            try:
+                closer()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # ------------------------------------------------------------------ input
+    def _on_image(self, msg: Image) -> None:
+        self._store(msg, "raw")
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._store(msg, "compressed")
+
+    def _store(self, msg, kind: str) -> None:
+        """Keep only the newest message; an unprocessed one it replaces is a stale drop."""
+        if not self._active:
+            return
+        with self._lock:
+            replaced = self._pending is not None
+            self._pending = (msg, kind)
+            self._lock.notify()
+        self.stats.on_received(replaced)
+
+    def _warn(self, kind: str, text: str) -> None:
+        """A warning, at most once per ``warn_throttle_seconds`` per kind (all are counted elsewhere)."""
+        now = time.monotonic()
+        if now - self._warned_at.get(kind, -1e18) >= self.settings.warn_throttle_seconds:
+            self._warned_at[kind] = now
+            self.get_logger().warning(text)
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                while self._pending is None and not self._stop.is_set():
+                    self._lock.wait(timeout=0.5)
+                if self._stop.is_set():
+                    return
+                (msg, kind), self._pending = self._pending, None
+                new_config, self._pending_config = self._pending_config, None
+            try:
+                if new_config is not None and self._pipeline is not None:
+                    changed = apply_pipeline_config(self._pipeline, new_config)
+                    if changed:
+                        self.get_logger().info(f"pipeline parameters updated: {', '.join(changed)}")
+                self._process(msg, kind)
+            except Exception as exc:  # noqa: BLE001 - the worker must survive any single frame
+                self.stats.on_error(f"processing failed: {type(exc).__name__}: {exc}")
+                self._warn("internal", f"frame skipped, processing failed: {type(exc).__name__}: {exc}")
+
+    def _process(self, msg, kind: str) -> None:
+        s = self.settings
+        try:
+            if kind == "compressed":
+                frame, encoding = conversions.compressed_to_array(msg, s.max_image_pixels)
+            else:
+                frame, encoding = conversions.image_to_array(msg, s.max_image_pixels)
+        except conversions.ImageError as exc:
+            self.stats.on_bad_image(exc.kind, str(exc))
+            self._warn(f"image:{exc.kind}", f"image skipped ({exc.kind}): {exc}")
+            return
+        stamp = conversions.stamp_to_seconds(msg.header.stamp)
+        if stamp == 0.0:
+            self._warn("zero_stamp", "image header stamp is 0: using the arrival time for tracking (outputs "
+                       "keep the source header); the camera driver should stamp its images")
+            stamp = self.get_clock().now().nanoseconds * 1e-9
+        t0 = time.perf_counter()
+        result = self._pipeline.process(frame, stamp, encoding)
+        processing_ms = (time.perf_counter() - t0) * 1000.0
+        if result.skipped_reason:
+            self.stats.on_bad_image("pipeline", result.skipped_reason)
+            self._warn("image:pipeline", f"image skipped by the pipeline: {result.skipped_reason}")
+            return
+        header = conversions.optional_header_copy(msg.header)
+        for topic, out in conversions.result_to_messages(result, header, s.au_threshold).items():
+            self._out_pubs[topic].publish(out)
+        if s.publish_debug_image and self._debug_pub is not None:
+            from dfer_ros.perception.frames import to_bgr8
+
+            debug = conversions.draw_faces(to_bgr8(frame, encoding, 1 << 30), conversions.result_face_dicts(result))
+            self._debug_pub.publish(conversions.array_to_image(debug, "bgr8", header))
+        now = self.get_clock().now().nanoseconds * 1e-9
+        self.stats.on_processed(processing_ms, (now - conversions.stamp_to_seconds(msg.header.stamp)) * 1000.0,
+                                len(result.faces))
+
+    # ------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        snap = self.stats.snapshot()
+        self._diag_pub.publish(to_diagnostic_array(snap, self.get_fully_qualified_name(),
+                                                   self.get_clock().now().to_msg()))
+
+    def shutdown_cleanly(self) -> None:
+        """Stop the worker and free the model (Ctrl-C path)."""
+        self._teardown()
+
+
+def _diagnostic_type():
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    return DiagnosticArray
+
+
+def _output_type(topic: str):
+    from dfer_ros import msg
+
+    return {"faces/affect": msg.FaceAffectArray, "faces/expression": msg.FaceExpressionArray,
+            "faces/valence_arousal": msg.FaceValenceArousalArray, "faces/action_units": msg.FaceActionUnitsArray,
+            "faces/tracked": msg.TrackedFaces}[topic]
+
+
+def main(args=None) -> int:
+    """Entry point of ``dfer-node`` / ``ros2 run dfer_ros dfer_node``; Ctrl-C exits 0."""
+    with ros_session(args if args is not None else sys.argv):
+        node = DferNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            node.shutdown_cleanly()
+            executor.remove_node(node)
+            node.destroy_node()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
