@@ -76,6 +76,7 @@ def export_onnx(module: nn.Module, inputs: dict[str, np.ndarray], path: Path, in
         # tracer warnings about Python-level shape checks are expected: those branches are static
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="Constant folding")
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is the one that works here
         torch.onnx.export(module, args, str(path), input_names=list(input_names), output_names=list(output_names),
                           dynamic_axes=axes, opset_version=opset, dynamo=False)
     import onnx
