@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--every", type=int, default=1, help="process every N-th frame (default: %(default)s)")
     parser.add_argument("--summary-json", type=Path, help="also write the run summary as JSON here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from dfer_ros.evaluation.bag_eval import add_bag_arguments
+
+    add_bag_arguments(parser)  # --bag, --image-topic, --mode, labels, metrics, plots (engineer E)
     return parser
 
 
@@ -56,12 +59,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.video is None:
-        parser.error("a source is required: --video PATH")
+    if args.bag is not None and args.video is not None:
+        parser.error("give one source: --video PATH or --bag PATH")
+    if args.video is None and args.bag is None:
+        parser.error("a source is required: --video PATH or --bag PATH")
     if args.every < 1:
         parser.error("--every must be >= 1")
     if args.max_frames is not None and args.max_frames < 1:
         parser.error("--max-frames must be >= 1")
+    if args.bag is not None:
+        from dfer_ros.evaluation.bag_eval import run_bag_cli
+
+        return run_bag_cli(args)
     from dfer_ros.evaluation.video_eval import VideoError, evaluate_video, video_info
 
     try:

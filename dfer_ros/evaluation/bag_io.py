@@ -218,6 +218,15 @@ def read_images(path: PathLike, image_topic: Optional[str] = None, limit: Option
                            f"{type(exc).__name__}: {exc}") from exc
 
 
+def image_stamps(path: PathLike, topic: str) -> list[float]:
+    """Header stamps (bag time when zero) of every message of an image topic, without decoding pixels."""
+    out: list[float] = []
+    for _, _, bag_time, msg in read_messages(path, [topic]):
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        out.append(float(stamp if stamp != 0.0 else bag_time * 1e-9))
+    return out
+
+
 def count_messages(path: PathLike, topic: str) -> int:
     info = bag_info(path)
     return info.topics.get(topic, ("", 0))[1]

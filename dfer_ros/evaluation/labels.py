@@ -193,16 +193,25 @@ def _stamp(p: dict) -> float:
 
 
 def _area(p: dict) -> float:
-    box = p.get("box") or [0, 0, 0, 0]
+    box = p.get("bbox") or p.get("box") or [0, 0, 0, 0]
     return float(box[2]) * float(box[3])
+
+
+def _expr_probs(p: dict) -> tuple[list[str], list[float]]:
+    """(labels, probabilities) of a record: ``expression_probs`` as {label: p} (the JSONL format) or
+    ``expression_labels`` + a list."""
+    probs = p.get("expression_probs")
+    if isinstance(probs, dict):
+        return list(probs), [float(v) for v in probs.values()]
+    return list(p.get("expression_labels") or []), [float(v) for v in (probs or [])]
 
 
 def match_predictions(labels: LabelSet, predictions: Sequence[dict], tolerance: float = 0.02) -> Matched:
     """Pair each label row with the nearest-in-time prediction of its face (within ``tolerance`` s).
 
-    ``predictions`` are the JSONL records: at least ``stamp`` and ``face_id``; scored fields are
-    ``expression`` / ``expression_labels`` + ``expression_probs``, ``valence``/``arousal``, ``au_names`` +
-    ``au_probs``, and ``box`` to pick the most prominent face. Raises LabelError when no label row
+    ``predictions`` are the JSONL records of ``evaluation.predictions``: ``stamp``, ``face_id``, ``bbox`` (to
+    pick the most prominent face), ``expression`` (the published label; the arg-max of
+    ``expression_probs`` when empty), ``valence``/``arousal`` and ``action_units`` {AU: p}. Raises LabelError when no label row
     finds a prediction (wrong bag, wrong time base, or a tolerance too small), naming both time ranges.
     """
     preds = [p for p in predictions if p.get("face_id") is not None]
@@ -214,11 +223,13 @@ def match_predictions(labels: LabelSet, predictions: Sequence[dict], tolerance: 
     for i, p in enumerate(preds):
         by_stamp.setdefault(_stamp(p), []).append(i)
     times = np.array(sorted(by_stamp), np.float64)
-    classes = [canonical_expression(c) for c in labels.expr_classes]
+    classes = [canonical_expression(c) for c in labels.expr_classes]  # matched by canonical name
+    shown = list(labels.expr_classes)  # reported with the label file's names
     for p in preds:  # extend with model classes missing from the label set (predicting them is an error)
-        for name in p.get("expression_labels") or ([p["expression"]] if p.get("expression") else []):
+        for name in _expr_probs(p)[0] or ([p["expression"]] if p.get("expression") else []):
             if canonical_expression(name) not in classes:
                 classes.append(canonical_expression(name))
+                shown.append(name)
     pairs: list[tuple[int, int]] = []
     for row in range(len(labels)):
         t = labels.stamps[row]
@@ -252,7 +263,7 @@ def match_predictions(labels: LabelSet, predictions: Sequence[dict], tolerance: 
     names = list(labels.au_names)
     au_true = labels.au[rows] if labels.au is not None else np.full((m, len(names)), -1.0)
     au_pred = np.array([_au_probs(preds[i], names) for _, i in pairs], np.float64).reshape(m, len(names))
-    return Matched(expr_true, expr_pred, classes, va_true, va_pred, au_true, au_pred, names, len(labels), m, pairs)
+    return Matched(expr_true, expr_pred, shown, va_true, va_pred, au_true, au_pred, names, len(labels), m, pairs)
 
 
 def _num(v) -> float:
@@ -264,7 +275,7 @@ def _num(v) -> float:
 
 def _pred_class(p: dict, classes: list[str]) -> int:
     """The published label (after hysteresis); the arg-max of the probabilities when there is none."""
-    labels, probs = p.get("expression_labels"), p.get("expression_probs")
+    labels, probs = _expr_probs(p)
     name = p.get("expression") or ""
     if not name and labels and probs is not None and len(probs) == len(labels) and len(probs):
         name = labels[int(np.argmax(probs))]
@@ -273,5 +284,9 @@ def _pred_class(p: dict, classes: list[str]) -> int:
 
 
 def _au_probs(p: dict, names: list[str]) -> list[float]:
-    have = dict(zip([str(n).upper() for n in p.get("au_names") or []], p.get("au_probs") or []))
+    aus = p.get("action_units")
+    if isinstance(aus, dict):
+        have = {str(k).upper(): v for k, v in aus.items()}
+    else:
+        have = dict(zip([str(n).upper() for n in p.get("au_names") or []], p.get("au_probs") or []))
     return [float(have[n.upper()]) if n.upper() in have else float("nan") for n in names]
