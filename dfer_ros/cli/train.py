@@ -1,0 +1,65 @@
+"""dfer-train CONFIG: train a CLIP-adapter model as a training YAML (models/train_*.yaml) describes.
+
+Examples:
+  dfer-train models/train_dfew.yaml --set data.root=/data/DFEW --set data.options.fold=2
+  dfer-train models/train_dfew.yaml --resume out/train_dfew_fold1/last
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Optional
+
+import yaml
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects key=value (dotted key), got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="dfer-train", description=__doc__.splitlines()[0])
+    ap.add_argument("config", help="training YAML (models/train_*.yaml)")
+    ap.add_argument("--resume", help="a last/ folder written by an earlier run: continue it exactly")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value, e.g. optim.epochs=3 or data.root=/data/DFEW")
+    ap.add_argument("--output-dir", help="shorthand for --set output_dir=...")
+    ap.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    ap.add_argument("--no-progress", action="store_true", help="no tqdm bars (log files)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    from dfer_ros.training.config import TrainConfigError, load_train_config
+    from dfer_ros.training.datasets import DatasetError
+    from dfer_ros.training.trainer import Trainer
+
+    overrides = parse_overrides(args.set)
+    if args.output_dir:
+        overrides["output_dir"] = args.output_dir
+    if args.device:
+        overrides["device"] = args.device
+    if args.no_progress:
+        overrides["progress"] = False
+    try:
+        cfg = load_train_config(args.config, overrides)
+        summary = Trainer(cfg, resume=args.resume).fit()
+    except (TrainConfigError, DatasetError, FileNotFoundError) as exc:
+        print(f"dfer-train: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # model config / checkpoint errors of the model package
+        print(f"dfer-train: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
