@@ -1,0 +1,175 @@
+"""In-process checks of the ROS layer's pieces: image decoding, result messages, parameters, diagnostics."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not installed; run make setup")
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from dfer_ros.perception.config import PipelineConfig  # noqa: E402
+from dfer_ros.perception.types import AffectEstimate, FaceResult, FrameResult  # noqa: E402
+from dfer_ros.ros import conversions, parameters  # noqa: E402
+from dfer_ros.ros.conversions import ImageError, array_to_image, image_to_array  # noqa: E402
+from dfer_ros.ros.diagnostics import NodeStats, diagnostic_values, to_diagnostic_array  # noqa: E402
+from ros_helpers import REPO  # noqa: E402
+
+
+def _image(width, height, encoding, step, data: bytes) -> Image:
+    msg = Image()
+    msg.width, msg.height, msg.encoding, msg.step = width, height, encoding, step
+    msg.data = data
+    return msg
+
+
+def test_round_trip_and_padded_rows():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    decoded, encoding = image_to_array(array_to_image(frame, "rgb8"))
+    assert encoding == "rgb8" and np.array_equal(decoded, frame)
+    padded = np.zeros((5, 7 * 3 + 11), np.uint8)  # 11 bytes of row padding
+    padded[:, :21] = frame.reshape(5, 21)
+    decoded, _ = image_to_array(_image(7, 5, "bgr8", 32, padded.tobytes()))
+    assert np.array_equal(decoded, frame)
+    mono, enc = image_to_array(_image(4, 3, "mono8", 4, bytes(range(12))))
+    assert enc == "mono8" and mono.shape == (3, 4) and mono[2, 3] == 11
+    bgra, enc = image_to_array(_image(2, 2, "bgra8", 8, bytes(range(16))))
+    assert enc == "bgra8" and bgra.shape == (2, 2, 4) and bgra[1, 1, 3] == 15
+
+
+@pytest.mark.parametrize("width, height, encoding, step, size, kind, words", [
+    (4, 4, "yuv422", 8, 32, "encoding", "unsupported encoding 'yuv422'"),
+    (4, 4, "16UC1", 8, 32, "encoding", "16-bit mono"),
+    (4, 4, "mono16", 8, 32, "encoding", "16-bit mono"),
+    (4, 4, "bgr8", 11, 44, "step", "step 11 is smaller than width*channels"),
+    (4, 4, "bgr8", 12, 47, "truncated", "truncated data: 47 bytes, need"),
+    (0, 0, "bgr8", 0, 0, "empty", "empty image (0x0)"),
+    (7680, 4320, "bgr8", 7680 * 3, 16, "too_large", "max_image_pixels"),
+])
+def test_bad_images_give_a_reason(width, height, encoding, step, size, kind, words):
+    with pytest.raises(ImageError) as info:
+        image_to_array(_image(width, height, encoding, step, bytes(size)), max_pixels=1920 * 1080)
+    assert info.value.kind == kind
+    assert words in str(info.value)
+
+
+def test_compressed_images_decode_and_garbage_is_rejected():
+    import cv2
+
+    frame = np.full((6, 8, 3), 200, np.uint8)
+    ok, jpg = cv2.imencode(".png", frame)
+    msg = CompressedImage(format="png", data=jpg.tobytes())
+    decoded, enc = conversions.compressed_to_array(msg)
+    assert enc == "bgr8" and np.array_equal(decoded, frame)
+    with pytest.raises(ImageError, match="cannot decode"):
+        conversions.compressed_to_array(CompressedImage(format="jpeg", data=b"not a jpeg"))
+
+
+def _face(face_id="f3", valence=0.25, au=True) -> FaceResult:
+    est = AffectEstimate(expression_labels=("neutral", "happy"), expression_probs=np.array([0.3, 0.7], np.float32),
+                         valence=valence, arousal=-0.5, va_confidence=0.8,
+                         au_names=("AU6", "AU12") if au else (), au_probs=np.array([0.2, 0.9], np.float32) if au
+                         else np.zeros(0, np.float32))
+    return FaceResult(face_id=face_id, stamp=12.5, box=np.array([10.4, 20.6, 30, 40], np.float32),
+                      detection_score=0.93, detected=True, landmarks=np.arange(10, dtype=np.float32).reshape(5, 2),
+                      frame_estimate=est, estimate=est, expression="happy", expression_confidence=0.7,
+                      window_frames=5, window_seconds=0.2, warmed_up=True)
+
+
+def test_results_become_five_messages_with_the_source_header():
+    header = Header(stamp=Time(sec=12, nanosec=500_000_000), frame_id="cam")
+    result = FrameResult(stamp=12.5, frame_index=3, faces=[_face(), _face("f4", valence=float("nan"), au=False)])
+    msgs = conversions.result_to_messages(result, header, au_threshold=0.5)
+    assert sorted(msgs) == sorted(["faces/affect", "faces/expression", "faces/valence_arousal",
+                                   "faces/action_units", "faces/tracked"])
+    for msg in msgs.values():
+        assert msg.header == header
+    affect = msgs["faces/affect"].faces[0]
+    assert affect.face_id == "f3" and affect.header == header and affect.expression.header == header
+    assert (affect.roi.x_offset, affect.roi.y_offset, affect.roi.width, affect.roi.height) == (10, 21, 30, 40)
+    assert list(affect.landmarks) == list(range(10))
+    assert affect.expression.expression == "happy" and list(affect.expression.labels) == ["neutral", "happy"]
+    assert list(affect.action_units.active) == [False, True]
+    assert msgs["faces/tracked"].face_ids == ["f3", "f4"]
+    no_va = msgs["faces/valence_arousal"].faces[1]
+    assert no_va.confidence == 0.0 and no_va.valence == 0.0  # NaN (model has no VA) -> zeros, confidence 0
+    assert math.isclose(msgs["faces/valence_arousal"].faces[0].valence, 0.25, abs_tol=1e-6)
+    empty = conversions.result_to_messages(FrameResult(stamp=1.0, frame_index=0, faces=[]), header)
+    assert all(len(getattr(m, "faces", getattr(m, "face_ids", None))) == 0 for m in empty.values())
+    as_dict = conversions.affect_array_to_dict(msgs["faces/affect"])
+    assert as_dict["stamp"] == 12.5 and as_dict["faces"][0]["probabilities"]["happy"] == pytest.approx(0.7)
+
+
+def test_parameter_validation_reasons_and_cross_field_rule():
+    specs = parameters.all_parameter_specs()
+    current = {s.name: s.default for s in specs}
+    ok, config = parameters.validate_values(current, {"detection.score_threshold": 0.7}, specs)
+    assert ok is None and config.detection.score_threshold == 0.7
+    for change, words in [({"au_threshold": 1.5}, "above the maximum"),
+                          ({"backend": "cuda"}, "not one of"),
+                          ({"detection.every": 0}, "below the minimum"),
+                          ({"max_image_pixels": "many"}, "must be an integer"),
+                          ({"detection.low_score_threshold": 0.9}, "detection.score_threshold")]:
+        reason, config = parameters.validate_values(current, change, specs)
+        assert config is None and words in reason, (change, reason)
+
+
+def test_accepted_pipeline_changes_reach_a_running_pipeline():
+    from dfer_ros.perception.pipeline import PerceptionPipeline
+
+    class _Head:
+        min_frames, max_frames = 1, 16
+
+    class _Encoder:
+        from dfer_ros.estimators.interface import CropSpec
+        crop_spec = CropSpec(size=64)
+
+    class _Model:
+        encoder, head, name, backend = _Encoder(), _Head(), "stub", "none"
+
+    pipeline = PerceptionPipeline(PipelineConfig(), _Model(), detector=type("D", (), {
+        "min_score": 0.3, "min_face_size": 24, "max_faces": 8, "detect": lambda self, f: []})())
+    specs = parameters.all_parameter_specs()
+    current = {s.name: s.default for s in specs}
+    _, new = parameters.validate_values(current, {"detection.min_face_size": 80, "tracking.lost_seconds": 3.0,
+                                                  "aggregation.switch_margin": 0.3, "buffer.window_frames": 4}, specs)
+    changed = parameters.apply_pipeline_config(pipeline, new)
+    assert set(changed) == {"detection.min_face_size", "tracking.lost_seconds", "aggregation.switch_margin",
+                            "buffer.window_frames"}
+    assert pipeline.detector.min_face_size == 80 and pipeline.tracker.config.lost_seconds == 3.0
+    assert pipeline.aggregators.config.switch_margin == 0.3 and pipeline.buffers.max_frames == 4
+
+
+def test_config_file_lists_every_parameter_with_its_default():
+    data = yaml.safe_load((REPO / "config" / "dfer.yaml").read_text())
+    values = data["/**"]["ros__parameters"]
+    specs = parameters.all_parameter_specs()
+    assert {s.name for s in specs} == set(values)
+    for s in specs:
+        assert values[s.name] == s.default and type(values[s.name]) is type(s.default), s.name
+    assert (REPO / "config" / "dfer.yaml").read_text() == parameters.yaml_text(specs), \
+        "config/dfer.yaml is stale: python -m dfer_ros.ros.parameters > config/dfer.yaml"
+
+
+def test_diagnostics_report_counts_and_levels():
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    stats = NodeStats()
+    stats.state, stats.backend, stats.model = "active", "onnxruntime", "default"
+    stats.on_received(False)
+    stats.on_received(True)
+    stats.on_bad_image("step", "step 3 is smaller than width*channels")
+    stats.on_processed(12.0, 20.0, active_tracks=2)
+    msg = to_diagnostic_array(stats.snapshot(), "/dfer_node", Time(sec=5))
+    values = diagnostic_values(msg)
+    assert msg.status[0].level == DiagnosticStatus.WARN and "bad image" in msg.status[0].message
+    assert values["dropped_stale"] == "1" and values["bad_images"] == "1" and values["active_tracks"] == "2"
+    assert values["bad_image_reasons"] == "step=1" and values["latency_ms_p50"] == "20.0"
+    calm = to_diagnostic_array(stats.snapshot(), "/dfer_node", Time(sec=6))
+    assert calm.status[0].level == DiagnosticStatus.OK  # no new bad image in this period
