@@ -63,7 +63,8 @@ def parse_remaps(items: Sequence[str]) -> dict[str, str]:
 
 def replay(node, bag, topics: Optional[Sequence[str]] = None, rate: float = 1.0, clock: bool = True,
            remap: Optional[dict[str, str]] = None, wait_subscribers: int = 0, wait_timeout: float = 30.0,
-           clock_hz: float = 100.0, loops: int = 1, progress: bool = True) -> dict[str, int]:
+           clock_hz: float = 100.0, loops: int = 1, progress: bool = True,
+           limit: Optional[int] = None) -> dict[str, int]:
     """Publish the bag's messages from ``node``; returns the number published per (remapped) topic."""
     import rclpy
     from rosgraph_msgs.msg import Clock
@@ -86,7 +87,8 @@ def replay(node, bag, topics: Optional[Sequence[str]] = None, rate: float = 1.0,
                 raise BagError(f"no {wait_subscribers} subscriber(s) on {', '.join(short)} after {wait_timeout:.0f} s")
             rclpy.spin_once(node, timeout_sec=0.05)
     counts = {remap.get(t, t): 0 for t in chosen}
-    total = sum(info.topics[t][1] for t in chosen) * max(loops, 1)
+    total = sum(info.topics[t][1] for t in chosen)
+    total = (min(total, limit) if limit is not None else total) * max(loops, 1)
     bar = _bar(total, progress)
 
     def publish_clock(ns: int) -> None:
@@ -98,7 +100,9 @@ def replay(node, bag, topics: Optional[Sequence[str]] = None, rate: float = 1.0,
     for _ in range(max(loops, 1)):
         wall0: Optional[float] = None
         bag0 = 0
-        for topic, _, bag_ns, data in read_raw(bag, chosen):
+        for sent, (topic, _, bag_ns, data) in enumerate(read_raw(bag, chosen)):
+            if limit is not None and sent >= limit:
+                break
             if wall0 is None:
                 wall0, bag0 = time.monotonic(), bag_ns
                 publish_clock(bag_ns)
@@ -135,6 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--wait-subscribers", type=int, default=0, help="wait for N subscribers per topic first")
     parser.add_argument("--wait-timeout", type=float, default=30.0)
     parser.add_argument("--loop", type=int, default=1, help="play the bag N times")
+    parser.add_argument("--limit", type=int, help="publish at most N messages (per loop)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args, ros_args = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -151,7 +156,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             node = Node("dfer_bag_replay")
             try:
                 counts = replay(node, args.bag, args.topics, args.rate, not args.no_clock, parse_remaps(args.remap),
-                                args.wait_subscribers, args.wait_timeout, loops=args.loop, progress=not args.quiet)
+                                args.wait_subscribers, args.wait_timeout, loops=args.loop, progress=not args.quiet,
+                                limit=args.limit)
                 # let reliable writers hand the last samples over before the process exits
                 end = time.monotonic() + 0.5
                 while time.monotonic() < end:

@@ -1,0 +1,226 @@
+"""Live evaluation of a bag: replayed at recorded pace to a RUNNING node, its output recorded.
+
+Unlike offline mode this measures what a robot would see: the node (``dfer_ros.ros.node``, started
+with ``use_sim_time:=true``) processes only the newest image when it falls behind, so on a slow
+machine some frames get no output, and the latency includes transport and queuing. Three
+subprocesses, all with ``local_ros_env`` (DDS on this host, a private domain id):
+
+  1. the node, image topic remapped from the bag's (raw -> ``image``, compressed -> ``image/compressed``)
+  2. ``bag_record`` on the node's five output topics (sim time; it signals once all are matched, i.e.
+     the node has loaded its model and created its publishers)
+  3. ``bag_replay`` of the image topic with ``/clock``, after the node subscribed
+
+The recorded ``faces/affect`` messages become the same JSONL records as offline mode
+(``face_record`` fields; ``frame_expression`` is null because messages carry only the smoothed output).
+Latency per output = (bag clock when recorded - image stamp) / rate, at the /clock tick resolution.
+This module starts processes but imports no rclpy itself.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from dfer_ros.evaluation.bag_eval import BagRun
+from dfer_ros.evaluation.bag_io import COMPRESSED, BagError, bag_info, choose_image_topic, image_stamps, read_messages
+from dfer_ros.evaluation.predictions import PredictionWriter
+from dfer_ros.evaluation.video_eval import EvalSummary
+
+log = logging.getLogger(__name__)
+
+AFFECT_TOPIC = "/faces/affect"
+OUTPUT_TOPICS = ["/faces/affect", "/faces/expression", "/faces/valence_arousal", "/faces/action_units",
+                 "/faces/tracked"]
+
+
+def affect_records(msg, frame: int) -> list[dict[str, Any]]:
+    """JSONL records (``predictions.face_record`` fields) of one deserialized ``FaceAffectArray``."""
+    out = []
+    for f in msg.faces:
+        stamp = f.header.stamp.sec + f.header.stamp.nanosec * 1e-9
+        expr, va, aus = f.expression, f.valence_arousal, f.action_units
+        has_va = float(va.confidence) > 0.0
+        out.append({
+            "frame": int(frame),
+            "stamp": round(float(stamp), 6),
+            "face_id": str(f.face_id),
+            "bbox": [float(f.roi.x_offset), float(f.roi.y_offset), float(f.roi.width), float(f.roi.height)],
+            "detection_score": round(float(f.detection_score), 4),
+            "detected": bool(f.detected),
+            "expression": str(expr.expression),
+            "expression_confidence": round(float(expr.confidence), 5),
+            "expression_probs": {str(k): round(float(p), 5) for k, p in zip(expr.labels, expr.probabilities)},
+            "frame_expression": None,
+            "valence": float(va.valence) if has_va else None,
+            "arousal": float(va.arousal) if has_va else None,
+            "action_units": {str(k): round(float(p), 5) for k, p in zip(aus.names, aus.probabilities)},
+            "window_frames": int(f.window_frames),
+            "window_seconds": round(float(f.window_seconds), 4),
+            "warmed_up": bool(f.warmed_up),
+        })
+    return out
+
+
+def records_from_output_bag(output_bag, frame_stamps: list[float], rate: float = 1.0,
+                            writer: Optional[PredictionWriter] = None) -> tuple[list[dict], list[float], int]:
+    """(records, latencies ms, number of affect messages) of a bag recorded from the node."""
+    index = {round(s, 6): i for i, s in enumerate(frame_stamps)}
+    records, latencies, messages = [], [], 0
+    for _, _, bag_ns, msg in read_messages(output_bag, [AFFECT_TOPIC]):
+        messages += 1
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        frame = index.get(round(stamp, 6), -1)
+        latencies.append((bag_ns * 1e-9 - stamp) * 1000.0 / (rate if rate > 0 else 1.0))
+        for record in affect_records(msg, frame):
+            records.append(record)
+            if writer is not None:
+                writer.write(record)
+    return records, latencies, messages
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> Optional[int]:
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+class _Processes:
+    """The subprocesses of one live run: each logs to ``<logs>/<name>.log``; all are stopped (SIGINT, then
+    kill) when the block ends, whatever happened."""
+
+    def __init__(self, env: dict, logs: Path):
+        self.env, self.logs = env, logs
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.handles = []
+
+    def __enter__(self) -> "_Processes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in reversed(list(self.procs.values())):
+            self.stop(proc)
+        for handle in self.handles:
+            handle.close()
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen:
+        handle = open(self.logs / f"{name}.log", "wb")
+        self.handles.append(handle)
+        proc = subprocess.Popen([sys.executable, *args], env=self.env, stdout=handle, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        return proc
+
+    def tail(self, name: str, lines: int = 15) -> str:
+        path = self.logs / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    @staticmethod
+    def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            if _wait(proc, timeout) is None:
+                proc.kill()
+                proc.wait()
+
+
+def node_arguments(model: str, backend: str, compressed: bool, config: Optional[Path] = None,
+                   params_file: Optional[Path] = None, extra: Optional[list[str]] = None) -> list[str]:
+    """``python -m dfer_ros.ros.node`` arguments for a live run (sim time, model, compressed input)."""
+    args = ["-m", "dfer_ros.ros.node", "--ros-args", "-p", "use_sim_time:=true", "-p", f"model:={model}",
+            "-p", f"backend:={backend}", "-p", f"subscribe_compressed:={'true' if compressed else 'false'}"]
+    if config is not None:
+        args += ["-p", f"pipeline_config:={Path(config).resolve()}"]
+    if params_file is not None:
+        args += ["--params-file", str(Path(params_file).resolve())]
+    return args + list(extra or [])
+
+
+def evaluate_live(bag: Union[str, Path], out: Optional[Union[str, Path]] = None, image_topic: Optional[str] = None,
+                  output_bag: Optional[Union[str, Path]] = None, storage: str = "mcap", rate: float = 1.0,
+                  model: str = "default", backend: str = "onnxruntime", config: Optional[Path] = None,
+                  params_file: Optional[Path] = None, max_frames: Optional[int] = None, progress: bool = True,
+                  startup_timeout: float = 180.0, drain_seconds: float = 3.0, env: Optional[dict] = None,
+                  log_dir: Optional[Path] = None, extra_node_args: Optional[list[str]] = None) -> BagRun:
+    """Replay ``bag`` to a node subprocess, record its outputs, write records; see the module docstring.
+
+    ``env``: the environment of the subprocesses (default ``local_ros_env()``); ``log_dir`` keeps their
+    logs (default: a temporary folder, removed at the end; errors quote the log's last lines).
+    """
+    from dfer_ros.ros.environment import local_ros_env
+
+    if rate <= 0:
+        raise BagError("live mode needs --rate > 0 (the node keeps up with real time or drops frames)")
+    info = bag_info(bag)
+    topic = choose_image_topic(info, image_topic)
+    compressed = info.topics[topic][0] == COMPRESSED
+    stamps = image_stamps(bag, topic)
+    if not stamps:
+        raise BagError(f"{info.path}: topic {topic} has no messages")
+    sent = min(max_frames, len(stamps)) if max_frames is not None else len(stamps)
+    work = Path(tempfile.mkdtemp(prefix="dfer-live-"))
+    logs = Path(log_dir) if log_dir is not None else work
+    logs.mkdir(parents=True, exist_ok=True)
+    rec_bag = Path(output_bag) if output_bag is not None else work / "output_bag"
+    ready = work / "recorder.ready"
+    t_start = time.perf_counter()
+    try:
+        with _Processes(dict(env) if env is not None else local_ros_env(), logs) as procs:
+            node = procs.start("node", node_arguments(model, backend, compressed, config, params_file,
+                                                      extra_node_args))
+            recorder = procs.start("record", ["-m", "dfer_ros.ros.bag_record", "--out", str(rec_bag), "--storage",
+                                              storage, "--topics", *OUTPUT_TOPICS, "--ready-file", str(ready),
+                                              "--ros-args", "-p", "use_sim_time:=true"])
+            deadline = time.monotonic() + startup_timeout
+            while not ready.exists():  # the node has loaded its model and the recorder matched its outputs
+                for name, proc in (("node", node), ("record", recorder)):
+                    if proc.poll() is not None:
+                        raise BagError(f"live evaluation: the {name} process exited with {proc.returncode} "
+                                       f"before the node was ready:\n{procs.tail(name)}")
+                if time.monotonic() > deadline:
+                    raise BagError(f"live evaluation: the node's outputs did not appear within "
+                                   f"{startup_timeout:.0f} s (model loading?); node log:\n{procs.tail('node')}")
+                time.sleep(0.1)
+            target = "/image/compressed" if compressed else "/image"
+            replay_args = ["-m", "dfer_ros.ros.bag_replay", str(info.path), "--topics", topic, "--rate", str(rate),
+                           "--remap", f"{topic}:={target}", "--wait-subscribers", "1", "--limit", str(sent)]
+            replay = procs.start("replay", replay_args + ([] if progress else ["--quiet"]))
+            code = _wait(replay, (stamps[sent - 1] - stamps[0]) / rate + 60.0)
+            if code is None:
+                raise BagError(f"live evaluation: replay did not finish in time:\n{procs.tail('replay')}")
+            if code != 0:
+                raise BagError(f"live evaluation: replay failed ({code}):\n{procs.tail('replay')}")
+            # the node finishes the frame in hand; give the outputs a moment to arrive, then stop recording
+            time.sleep(drain_seconds)
+            procs.stop(recorder)
+            if recorder.returncode not in (0, -signal.SIGINT):
+                raise BagError(f"live evaluation: recorder failed ({recorder.returncode}):\n{procs.tail('record')}")
+        wall = time.perf_counter() - t_start
+        writer = PredictionWriter(out) if out is not None else None
+        try:
+            records, latencies, messages = records_from_output_bag(rec_bag, stamps, rate, writer)
+        finally:
+            if writer is not None:
+                writer.close()
+        if messages == 0:
+            raise BagError(f"live evaluation: the node published nothing for {sent} replayed images; node log:\n"
+                           f"{procs.tail('node')}\nreplay log:\n{procs.tail('replay')}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    labels: dict[str, int] = defaultdict(int)
+    for r in records:
+        labels[r["expression"] or "-"] += 1
+    summary = EvalSummary(source=str(bag), frames=messages, skipped_frames=max(sent - messages, 0),
+                          frames_with_faces=len({r["stamp"] for r in records}), faces=len(records),
+                          tracks=len({r["face_id"] for r in records}), wall_seconds=wall,
+                          fps=messages / wall if wall > 0 else 0.0, labels=dict(labels),
+                          mean_stage_ms={"end_to_end_latency": float(sum(latencies) / len(latencies))})
+    log.info("live: %d of %d images got an output (the rest were dropped as stale by the node)", messages, sent)
+    return BagRun(summary, topic, stamps, latencies, f"live latency, image stamp to recorded output (rate {rate:g})")
