@@ -28,6 +28,7 @@ class StatsSnapshot:
     received: int
     processed: int
     dropped_stale: int
+    ignored_inactive: int
     bad_images: int
     bad_images_period: int
     latency_ms_p50: float
@@ -48,6 +49,7 @@ class NodeStats:
         self.received = 0
         self.processed = 0
         self.dropped_stale = 0
+        self.ignored_inactive = 0  # images that arrived while configured but not active
         self.bad_images = 0
         self.bad_reasons: dict[str, int] = {}
         self.active_tracks = 0
@@ -64,6 +66,10 @@ class NodeStats:
             self.received += 1
             if replaced_unprocessed:
                 self.dropped_stale += 1
+
+    def on_ignored(self) -> None:
+        with self._lock:
+            self.ignored_inactive += 1
 
     def on_bad_image(self, kind: str, reason: str) -> None:
         with self._lock:
@@ -93,7 +99,8 @@ class NodeStats:
             snap = StatsSnapshot(
                 state=self.state, input_rate=(self.received - received0) / dt,
                 processed_rate=(self.processed - processed0) / dt, received=self.received,
-                processed=self.processed, dropped_stale=self.dropped_stale, bad_images=self.bad_images,
+                processed=self.processed, dropped_stale=self.dropped_stale,
+                ignored_inactive=self.ignored_inactive, bad_images=self.bad_images,
                 bad_images_period=self.bad_images - bad0,
                 latency_ms_p50=float(np.percentile(lat, 50)) if lat.size else float("nan"),
                 latency_ms_max=float(lat.max()) if lat.size else float("nan"),
@@ -133,6 +140,7 @@ def to_diagnostic_array(snap: StatsSnapshot, node_name: str, stamp) -> "object":
         "received": str(snap.received),
         "processed": str(snap.processed),
         "dropped_stale": str(snap.dropped_stale),
+        "ignored_inactive": str(snap.ignored_inactive),
         "bad_images": str(snap.bad_images),
         "bad_image_reasons": ", ".join(f"{k}={v}" for k, v in sorted(snap.bad_reasons.items())),
         "latency_ms_p50": fmt(snap.latency_ms_p50, 1),

@@ -255,6 +255,7 @@ class DferNode(LifecycleNode):
     def _store(self, msg, kind: str) -> None:
         """Keep only the newest message; an unprocessed one it replaces is a stale drop."""
         if not self._active:
+            self.stats.on_ignored()
             return
         with self._lock:
             replaced = self._pending is not None

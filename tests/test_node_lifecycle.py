@@ -1,0 +1,142 @@
+"""Lifecycle behaviour of dfer_node as a subprocess: manual configure/activate, a model that fails to load,
+sim time from /clock, and a clean exit (code 0) on SIGINT."""
+from __future__ import annotations
+
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not installed; run make setup")
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from dfer_ros.msg import FaceAffectArray  # noqa: E402
+from dfer_ros.ros.conversions import array_to_image  # noqa: E402
+from dfer_ros.ros.diagnostics import diagnostic_values  # noqa: E402
+from dfer_ros.ros.session import ros_session  # noqa: E402
+from ros_helpers import read_log, ros_process, wait_until  # noqa: E402
+
+TIMEOUT = 60.0
+
+
+class Probe:
+    """Test-side node: lifecycle service clients, an image publisher, output and diagnostics subscribers."""
+
+    def __init__(self, ns: str, proc, log_path):
+        self.ns, self.proc, self.log_path = ns, proc, log_path
+        self.node = rclpy.create_node("dfer_lifecycle_probe" + ns.replace("/", "_"))
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.pub = self.node.create_publisher(Image, f"{ns}/image", reliable)
+        self.affect: list = []
+        self.node.create_subscription(FaceAffectArray, f"{ns}/faces/affect", self.affect.append, reliable)
+        self.diagnostics: list = []
+        self.node.create_subscription(
+            DiagnosticArray, "/diagnostics",
+            lambda m: self.diagnostics.append(m) if m.status and m.status[0].name.startswith(f"{ns}/dfer_node") else None,
+            50)
+        self.get_state = self.node.create_client(GetState, f"{ns}/dfer_node/get_state")
+        self.change_state = self.node.create_client(ChangeState, f"{ns}/dfer_node/change_state")
+
+    def spin(self):
+        assert self.proc.poll() is None, f"dfer_node exited with {self.proc.returncode}:\n{read_log(self.log_path)}"
+        rclpy.spin_once(self.node, timeout_sec=0.05)
+
+    def wait(self, condition, what, timeout=TIMEOUT):
+        wait_until(condition, timeout, self.spin, what)
+
+    def call(self, client, request):
+        self.wait(client.service_is_ready, f"service {client.srv_name}")
+        future = client.call_async(request)
+        self.wait(future.done, f"a reply from {client.srv_name}")
+        return future.result()
+
+    def state(self) -> str:
+        return self.call(self.get_state, GetState.Request()).current_state.label
+
+    def transition(self, transition_id: int) -> bool:
+        return self.call(self.change_state, ChangeState.Request(transition=Transition(id=transition_id))).success
+
+    def values(self) -> dict:
+        return diagnostic_values(self.diagnostics[-1]) if self.diagnostics else {}
+
+
+def _frame_msg(stamp_sec: int):
+    import numpy as np
+
+    msg = array_to_image(np.full((120, 160, 3), 90, np.uint8), "bgr8")
+    msg.header.stamp = Time(sec=stamp_sec)
+    return msg
+
+
+def test_autostart_false_waits_for_configure_and_activate(ros_env, tmp_path):
+    ns = "/lc_manual"
+    log = tmp_path / "node.log"
+    args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", f"__ns:={ns}", "-p", "autostart:=false",
+            "-p", "image_qos.reliability:=reliable", "-p", "diagnostics_period:=0.3",
+            "-p", "with_action_units:=false"]
+    with ros_session():
+        with ros_process(args, ros_env, log) as proc:
+            probe = Probe(ns, proc, log)
+            assert probe.state() == "unconfigured"
+            assert probe.pub.get_subscription_count() == 0  # no image subscription before configure
+            assert probe.transition(Transition.TRANSITION_CONFIGURE)
+            assert probe.state() == "inactive"
+            probe.wait(lambda: probe.pub.get_subscription_count() >= 1, "the image subscription after configure")
+            probe.wait(lambda: probe.node.count_publishers(f"{ns}/faces/affect") >= 1, "the affect publisher")
+            stamp = 1000
+
+            def publish_and_spin():
+                nonlocal stamp
+                stamp += 1
+                probe.pub.publish(_frame_msg(stamp))
+                probe.spin()
+
+            wait_until(lambda: int(probe.values().get("ignored_inactive", 0)) >= 3, TIMEOUT, publish_and_spin,
+                       "images counted as ignored while inactive")
+            assert probe.affect == [], "the node published while inactive"
+            assert probe.transition(Transition.TRANSITION_ACTIVATE)
+            assert probe.state() == "active"
+            wait_until(lambda: len(probe.affect) >= 2, TIMEOUT, publish_and_spin, "results once active")
+            assert probe.affect[-1].faces == []  # a grey frame: one message per image, no face
+            assert probe.transition(Transition.TRANSITION_DEACTIVATE) and probe.state() == "inactive"
+            assert probe.transition(Transition.TRANSITION_CLEANUP) and probe.state() == "unconfigured"
+            probe.wait(lambda: probe.pub.get_subscription_count() == 0, "the image subscription to go on cleanup")
+            probe.node.destroy_node()
+        assert proc.returncode == 0, f"exit code {proc.returncode} after SIGINT:\n{read_log(log)}"
+
+
+def test_missing_model_fails_configure_but_the_node_lives_on_sim_time(ros_env, tmp_path):
+    ns = "/lc_broken"
+    log = tmp_path / "node.log"
+    missing = tmp_path / "no_such_export"
+    args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", f"__ns:={ns}", "-p", f"model:={missing}",
+            "-p", "use_sim_time:=true", "-p", "diagnostics_period:=0.5"]
+    with ros_session():
+        with ros_process(args, ros_env, log) as proc:
+            probe = Probe(ns, proc, log)
+            probe.wait(lambda: "configure failed" in read_log(log), "the configure failure in the log")
+            text = read_log(log)
+            assert str(missing) in text and "does not exist" in text
+            assert probe.state() == "unconfigured"
+            assert not probe.transition(Transition.TRANSITION_CONFIGURE)  # retried: still the same reason
+            # sim time: the diagnostics timer runs on /clock, and its stamps are sim time
+            clock_pub = probe.node.create_publisher(Clock, "/clock", 10)
+            sim = [500.0]
+
+            def tick():
+                sim[0] += 0.1
+                clock_pub.publish(Clock(clock=Time(sec=int(sim[0]), nanosec=int((sim[0] % 1) * 1e9))))
+                probe.spin()
+
+            wait_until(lambda: any(500 <= m.header.stamp.sec < 600 for m in probe.diagnostics), TIMEOUT, tick,
+                       "diagnostics stamped with the simulated clock")
+            values = probe.values()
+            assert values["state"] == "unconfigured" and "does not exist" in values["last_error"]
+            assert probe.diagnostics[-1].status[0].level == probe.diagnostics[-1].status[0].ERROR
+            probe.node.destroy_node()
+        assert proc.returncode == 0, f"exit code {proc.returncode} after SIGINT:\n{read_log(log)}"
