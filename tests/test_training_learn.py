@@ -19,7 +19,8 @@ def test_tiny_model_learns_dfew_layout_above_chance(tmp_path, capsys):
         "model": str(REPO / "models" / "tiny_test.yaml"),
         "data": {"kind": "dfew", "root": str(root), "options": {"fold": 1}, "train_split": "train",
                  "val_split": "test", "frames": 4, "stride": 1},
-        "optim": {"epochs": 6, "batch_size": 8, "lr": 5e-3, "warmup_steps": 2, "weight_decay": 0.01},
+        "optim": {"epochs": 6, "batch_size": 8, "lr": 5e-3, "warmup_steps": 2, "weight_decay": 0.01,
+                  "torch_threads": 1},
         "loss": {"label_smoothing": 0.05, "class_balance": "weights"},
         "output_dir": str(tmp_path / "run"), "progress": False, "seed": 0,
     }
@@ -48,7 +49,7 @@ def test_affwild2_multitask_training_and_threshold_tuning(tmp_path, capsys):
         "model": str(REPO / "models" / "tiny_test.yaml"),
         "data": {"kind": "affwild2", "root": str(root), "train_split": "train", "val_split": "validation",
                  "frames": 4, "stride": 2, "window_step": 3},
-        "optim": {"epochs": 1, "batch_size": 8, "lr": 2e-3, "warmup_steps": 1},
+        "optim": {"epochs": 1, "batch_size": 8, "lr": 2e-3, "warmup_steps": 1, "torch_threads": 1},
         "output_dir": str(tmp_path / "run"), "progress": False,
     }
     path = tmp_path / "train.yaml"

@@ -17,7 +17,7 @@ def _cfg(data_root, out, epochs=2):
         "model": str(REPO / "models" / "tiny_test.yaml"),
         "data": {"kind": "manifest", "root": str(data_root), "train_split": "train", "val_split": "val",
                  "frames": 4, "stride": 2},
-        "optim": {"epochs": epochs, "batch_size": 4, "lr": 3e-3, "warmup_steps": 2},
+        "optim": {"epochs": epochs, "batch_size": 4, "lr": 3e-3, "warmup_steps": 2, "torch_threads": 1},
         "loss": {"class_balance": "sampler"},
         "output_dir": str(out), "progress": False, "seed": 3,
     })

@@ -51,6 +51,7 @@ class OptimConfig:
     grad_clip: float = 1.0  # 0 = off
     amp: bool = True  # mixed precision, only on CUDA
     num_workers: int = 0
+    torch_threads: int = 0  # >0: torch.set_num_threads (1 is fastest on small, busy CPUs); 0: torch's default
 
 
 @dataclass

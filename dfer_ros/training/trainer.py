@@ -185,6 +185,8 @@ class Trainer:
 
     def __post_init__(self):
         self.device = resolve_device(self.cfg.device)
+        if self.cfg.optim.torch_threads > 0:
+            torch.set_num_threads(self.cfg.optim.torch_threads)
         self.out = Path(self.cfg.output_dir)
         self.model, self.model_cfg = build_model(self.cfg)
         self.model.to(self.device)
@@ -337,6 +339,8 @@ def evaluate_checkpoint(cfg: TrainConfig, checkpoint, split: str, out_dir, model
     from dfer_ros.clip_adapter.checkpoint import load_checkpoint
 
     device = resolve_device(cfg.device)
+    if cfg.optim.torch_threads > 0:
+        torch.set_num_threads(cfg.optim.torch_threads)
     if model is None:
         model, model_cfg = build_model(cfg)
     else:
