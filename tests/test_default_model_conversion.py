@@ -219,3 +219,14 @@ def test_tensorrt_matches_onnxruntime(tmp_path):
     diff = float(np.abs(got - want).max())
     print(f"max |tensorrt - onnxruntime| = {diff:.2e}")
     assert diff < 1e-3
+
+
+def test_read_only_cache_falls_back_to_a_temp_dir(tmp_path, monkeypatch):
+    blocked = tmp_path / "file_not_dir"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("DFER_CACHE_DIR", str(blocked))
+    path = converted_model_path()
+    assert not str(path).startswith(str(blocked)) and path.is_file()
+    onnx.checker.check_model(str(path))
+    with pytest.raises(ConversionError, match="file_not_dir"):
+        converted_model_path(cache=blocked / "models")

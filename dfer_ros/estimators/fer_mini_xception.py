@@ -322,12 +322,27 @@ def converted_model_path(hdf5_path: Optional[Union[str, Path]] = None, cache: Op
         return onnx_path
     LOG.info("converting %s to ONNX at %s", hdf5_path, onnx_path)
     data = keras_h5_to_onnx(hdf5_path).SerializeToString()
+    try:
+        _write_cache(onnx_path, meta_path, data, hdf5_path, hdf5_sha)
+    except OSError as exc:
+        if cache is not None:
+            raise ConversionError(f"cannot write the converted model to {onnx_path}: {exc}") from exc
+        # a read-only cache (e.g. a robot's image): convert into the temp dir instead of failing
+        fallback = Path(tempfile.gettempdir()) / "dfer_ros_models" / onnx_path.name
+        LOG.warning("cannot write %s (%s); using %s (set DFER_CACHE_DIR to a writable folder)",
+                    onnx_path, exc, fallback)
+        onnx_path, meta_path = fallback, fallback.with_suffix(".json")
+        if not _cache_valid(onnx_path, meta_path, hdf5_sha):
+            _write_cache(onnx_path, meta_path, data, hdf5_path, hdf5_sha)
+    return onnx_path
+
+
+def _write_cache(onnx_path: Path, meta_path: Path, data: bytes, hdf5_path: Path, hdf5_sha: str) -> None:
     _atomic_write(onnx_path, data)
     _atomic_write(meta_path, json.dumps({
         "source": str(hdf5_path), "hdf5_sha256": hdf5_sha, "converter_version": CONVERTER_VERSION,
         "onnx_sha256": assets.sha256_of(onnx_path), "labels": list(FER_LABELS),
     }, indent=1).encode())
-    return onnx_path
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -20,7 +20,12 @@ from dfer_ros.perception.types import AffectEstimate
 
 @dataclass(frozen=True)
 class CropSpec:
-    """How the aligner must cut faces for an encoder."""
+    """How the aligner must cut faces for an encoder.
+
+    One spec per encoder: an encoder that needs several framings asks for the widest and cuts the others
+    out of it (the aligner scales its template about the crop centre, so the central 1/k of a crop at
+    face_scale k*s is the crop at face_scale s; the default model does this, see default_model.py).
+    """
 
     size: int  # output side in pixels (64 for the default model, 224 for CLIP)
     face_scale: float = 1.0  # >1 keeps more context around the 5-point template
