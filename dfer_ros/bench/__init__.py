@@ -1,1 +1,1 @@
-"""Benchmarks (not tests): they print measured numbers; run as python -m dfer_ros.bench.<name>."""
+"""Benchmarks (not tests): they print and write numbers, e.g. ``python -m dfer_ros.bench.latency_bench``."""
