@@ -48,7 +48,8 @@ def circumplex_points(labels: Sequence[str]) -> np.ndarray:
     points = np.zeros((len(labels), 2), np.float64)
     for i, label in enumerate(labels):
         if label not in CIRCUMPLEX_ANGLES_DEG:
-            raise KeyError(f"no circumplex coordinates for expression {label!r}; known: {sorted(CIRCUMPLEX_ANGLES_DEG)}")
+            raise KeyError(f"no circumplex coordinates for expression {label!r}; "
+                           f"known: {sorted(CIRCUMPLEX_ANGLES_DEG)}")
         angle = CIRCUMPLEX_ANGLES_DEG[label]
         if angle is not None:
             points[i] = (math.cos(math.radians(angle)), math.sin(math.radians(angle)))
