@@ -1,0 +1,107 @@
+"""Offline bag evaluation: the frames of the real face video in mcap and sqlite3 bags give the same
+prediction records as ``dfer-eval --video`` on the same frames; ``dfer-eval --bag`` with a compressed
+topic, CSV labels, a metrics report, plots and an output bag works end to end; bad input is refused
+with a clear message."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dfer_ros import assets
+from dfer_ros.cli import eval as eval_cli
+from dfer_ros.evaluation import bag_io
+from dfer_ros.evaluation.bag_eval import evaluate_bag
+from dfer_ros.evaluation.predictions import read_predictions
+from dfer_ros.evaluation.video_eval import evaluate_video
+from dfer_ros.perception.config import PipelineConfig
+from dfer_ros.perception.pipeline import PerceptionPipeline
+
+N = 30
+EXACT = ("frame", "face_id", "bbox", "detected", "expression", "frame_expression", "window_frames", "warmed_up")
+
+
+@pytest.fixture(scope="module")
+def model():
+    from dfer_ros.estimators.factory import create_model
+
+    return create_model("default", backend="onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def video_records(model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("video") / "video.jsonl"
+    evaluate_video(assets.sample_video(), PerceptionPipeline(PipelineConfig(), model), out, max_frames=N,
+                   progress=False)
+    return list(read_predictions(out))
+
+
+def assert_same_records(got: list[dict], want: list[dict]) -> None:
+    assert len(got) == len(want) > 0
+    for g, w in zip(got, want):
+        assert set(g) == set(w)
+        for key in EXACT:
+            assert g[key] == w[key], (key, g["frame"])
+        assert g["stamp"] == pytest.approx(w["stamp"], abs=1e-6)
+        for key in ("valence", "arousal", "expression_confidence", "detection_score"):
+            assert g[key] == pytest.approx(w[key], abs=1e-5), (key, g["frame"])
+        for key in ("expression_probs", "action_units"):
+            assert g[key].keys() == w[key].keys()
+            assert list(g[key].values()) == pytest.approx(list(w[key].values()), abs=1e-5)
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_offline_bag_equals_video_evaluation(tmp_path, model, video_records, storage):
+    # stamps 0, 1/25, ... as the video source uses (frame index / fps)
+    bag = tmp_path / "bag"
+    bag_io.video_to_bag(assets.sample_video(), bag, storage=storage, limit=N, start_stamp=0.0)
+    out = tmp_path / "bag.jsonl"
+    run = evaluate_bag(bag, PerceptionPipeline(PipelineConfig(), model), out, progress=False)
+    assert run.summary.frames == N and run.topic == "/camera/image_raw"
+    assert len(run.frame_stamps) == N and len(run.latencies_ms) == N
+    assert_same_records(list(read_predictions(out)), video_records)
+    assert {r["expression"] for r in video_records} - {""}  # the model said something
+
+
+def test_cli_compressed_bag_with_labels_report_plots_and_output_bag(tmp_path, capsys):
+    bag = tmp_path / "jpeg"
+    bag_io.video_to_bag(assets.sample_video(), bag, "/cam/image/compressed", "sqlite3", compressed=True, limit=N)
+    stamps = bag_io.image_stamps(bag, "/cam/image/compressed")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("stamp,expression,valence,arousal\n" +
+                      "".join(f"{s:.6f},neutral,0.0,{0.01 * i:.2f}\n" for i, s in enumerate(stamps)))
+    out, out_bag, report, plots = tmp_path / "p.jsonl", tmp_path / "out_bag", tmp_path / "r.json", tmp_path / "plots"
+    code = eval_cli.main(["--bag", str(bag), "--out", str(out), "--out-bag", str(out_bag), "--labels-csv",
+                          str(labels), "--report", str(report), "--plots", str(plots), "--quiet"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "| expression | WAR |" in text and f"labels: {N}" in text
+    records = list(read_predictions(out))
+    rep = json.loads(report.read_text())
+    assert rep["mode"] == "offline" and rep["image_topic"] == "/cam/image/compressed"
+    assert rep["matched"] == len({r["stamp"] for r in records}) > 0
+    assert 0.0 <= rep["expression"]["war"] <= 1.0
+    info = bag_io.bag_info(out_bag)
+    assert info.topics["/faces/affect"][1] == N  # one output per image, with or without faces
+    affect = [m for _, _, _, m in bag_io.read_messages(out_bag, ["/faces/affect"])]
+    assert [round(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, 6) for m in affect] == \
+        pytest.approx(stamps, abs=1e-6)
+    assert sum(len(m.faces) for m in affect) == len(records)
+    for name in ("va_trajectory", "expression_timeline", "latency_histogram", "confusion_matrix"):
+        png = plots / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    bag = tmp_path / "bag"
+    bag_io.video_to_bag(assets.sample_video(), bag, limit=3)
+    assert eval_cli.main(["--bag", str(bag), "--image-topic", "/nope", "--quiet"]) == 2
+    assert "no topic '/nope' in the bag" in capsys.readouterr().err
+    assert eval_cli.main(["--bag", str(tmp_path / "missing"), "--quiet"]) == 2
+    assert "no such bag" in capsys.readouterr().err
+    late = tmp_path / "late.csv"
+    late.write_text("stamp,expression\n5000.0,neutral\n")
+    assert eval_cli.main(["--bag", str(bag), "--labels-csv", str(late), "--quiet"]) == 2
+    assert "the labels cover no predicted frame" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        eval_cli.main(["--bag", str(bag), "--video", str(assets.sample_video())])
