@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from dfer_ros.cli.evaluate import main as evaluate_main
@@ -73,3 +74,23 @@ def test_train_cli_reports_bad_dataset(tmp_path, capsys):
     path.write_text("model: x\nepochs: 3\n")
     assert train_main([str(path)]) == 2
     assert "unknown key(s) ['epochs']" in capsys.readouterr().err
+
+
+def test_text_prompt_supervision_trains(tmp_path):
+    from dfer_ros.clip_adapter.text_prompts import write_char_vocab
+
+    vocab = write_char_vocab(tmp_path / "vocab", 128)
+    data = synthetic.write_manifest(tmp_path / "data", clips_per_class=1, frames=4, size=32, val_every=3)
+    cfg = {
+        "model": str(REPO / "models" / "tiny_test.yaml"),
+        "data": {"kind": "manifest", "root": str(data), "train_split": "train", "val_split": None, "frames": 2},
+        "optim": {"epochs": 1, "batch_size": 4, "torch_threads": 1},
+        "loss": {"text": 0.5, "text_tokenizer": str(vocab), "va": 0.0, "au": 0.0},
+        "output_dir": str(tmp_path / "run"), "progress": False,
+    }
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert train_main([str(path)]) == 0
+    rec = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert np.isfinite(rec["train_text"]) and rec["train_text"] > 0
+    assert rec["train_loss"] == pytest.approx(rec["train_expression"] + 0.5 * rec["train_text"], rel=1e-5)

@@ -59,7 +59,8 @@ class LossConfig:
     expression: float = 1.0
     va: float = 1.0
     au: float = 1.0
-    text: float = 0.0  # text-prompt supervision of the expression head (needs the model's text side)
+    text: float = 0.0  # text-prompt supervision of the image features (needs the model's text side)
+    text_tokenizer: Optional[str] = None  # tokenizer folder; None: the model config's text.tokenizer / clip_weights
     label_smoothing: float = 0.1
     class_balance: str = "none"  # none | weights (weighted CE) | sampler (class-balanced drawing)
     class_weight_power: float = 0.5
@@ -164,4 +165,5 @@ def load_train_config(path: Union[str, Path], overrides: Optional[dict[str, Any]
     cfg.model = _resolve(cfg.model, base)
     cfg.init_checkpoint = _resolve(cfg.init_checkpoint, base)
     cfg.data.root = _resolve(cfg.data.root, base)
+    cfg.loss.text_tokenizer = _resolve(cfg.loss.text_tokenizer, base)
     return cfg

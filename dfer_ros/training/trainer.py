@@ -228,7 +228,7 @@ class Trainer:
         if c.text > 0:
             from dfer_ros.training.text_supervision import TextSupervision
 
-            self.text_targets = TextSupervision(self.model, self.model_cfg, self.device)
+            self.text_targets = TextSupervision(self.model_cfg, self.device, c.text_tokenizer)
 
     def _resume(self, folder: Path) -> None:
         from dfer_ros.clip_adapter.checkpoint import load_checkpoint
