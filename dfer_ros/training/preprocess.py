@@ -1,0 +1,192 @@
+"""Turn raw videos into aligned face-crop frame folders with the node's own detector, tracker and aligner.
+
+Training crops must look like the crops the node feeds the encoder at run time, so this uses the
+SAME stages as ``perception.pipeline.PerceptionPipeline`` with the same ``PipelineConfig``: the
+detector (YuNet, or Haar), the ByteTrack-style tracker driven by frame stamps, and the 5-point
+similarity alignment with the model's crop size and face scale.
+
+Output per video (``<out>/<video stem>/``):
+  00001.jpg, 00002.jpg, ...    crops of the video's main face (the track seen in most frames),
+                               named by SOURCE frame number (1-based), so per-frame annotations line
+                               up as in Aff-Wild2's cropped_aligned; frames without that face are absent
+  tracks/<face id>/...         the other faces (``keep="all"``)
+  .done.json                   marker: settings, frame count, tracks; a video with a marker whose
+                               settings match is skipped, so an interrupted run resumes where it stopped
+Work happens in ``<name>.partial/`` and is moved into place only when the video is complete.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+
+from dfer_ros.estimators.interface import CropSpec
+from dfer_ros.perception.alignment import align_faces
+from dfer_ros.perception.config import PipelineConfig
+from dfer_ros.perception.detection import create_detector
+from dfer_ros.perception.tracking import FaceTracker
+from dfer_ros.training.datasets.common import VIDEO_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+MARKER = ".done.json"
+
+
+@dataclass
+class PreprocessResult:
+    video: Path
+    folder: Path
+    status: str  # "done", "skipped" (marker present) or "failed"
+    frames: int = 0
+    main_track: str = ""
+    main_frames: int = 0
+    tracks: int = 0
+    reason: str = ""
+
+
+def _settings(spec: CropSpec, cfg: PipelineConfig, keep: str, quality: int) -> dict:
+    return {"crop_size": spec.size, "face_scale": spec.face_scale, "keep": keep, "jpeg_quality": quality,
+            "detection": cfg.detection.__dict__, "tracking": cfg.tracking.__dict__}
+
+
+def is_done(folder: Path, settings: dict) -> bool:
+    marker = folder / MARKER
+    if not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("settings") == json.loads(json.dumps(settings))
+    except (json.JSONDecodeError, OSError):
+        return False
+
+
+def preprocess_video(video: Path, out_dir: Path, spec: CropSpec, cfg: Optional[PipelineConfig] = None,
+                     keep: str = "main", jpeg_quality: int = 95, detector=None) -> PreprocessResult:
+    """Crop one video (see the module docstring); never raises for a bad video, reports it instead."""
+    cfg = (cfg or PipelineConfig()).validate()
+    video, out_dir = Path(video), Path(out_dir)
+    folder = out_dir / video.stem
+    settings = _settings(spec, cfg, keep, jpeg_quality)
+    if is_done(folder, settings):
+        return PreprocessResult(video, folder, "skipped")
+    partial = out_dir / f"{video.stem}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        return PreprocessResult(video, folder, "failed", reason="cannot be opened")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and fps > 0 else 25.0
+    d = cfg.detection
+    detector = detector or create_detector(d.detector, min_score=d.low_score_threshold, min_face_size=d.min_face_size,
+                                           max_side=d.max_side, max_faces=d.max_faces, threads=d.threads)
+    tracker = FaceTracker(cfg.tracking, high_score=d.score_threshold)
+    bgr_spec = CropSpec(size=spec.size, face_scale=spec.face_scale, color="bgr")  # written with cv2 (BGR)
+    counts: dict[str, int] = {}
+    index = 0
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            stamp = index / fps
+            run = index % d.every == 0
+            tracks = tracker.update(detector.detect(frame), stamp) if run else tracker.predict(stamp)
+            faces = [t for t in tracks if t.visible and t.detected_now]
+            faces.sort(key=lambda t: -float(t.box[2] * t.box[3]))
+            faces = faces[: d.max_faces]
+            crops = align_faces(frame, [t.detection for t in faces], bgr_spec)
+            for t, crop in zip(faces, crops):
+                target = partial / "tracks" / t.face_id
+                target.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(target / f"{index + 1:05d}.jpg"), crop, params)
+                counts[t.face_id] = counts.get(t.face_id, 0) + 1
+            index += 1
+    except Exception as exc:  # noqa: BLE001 - one broken video must not stop a dataset-wide run
+        log.exception("%s: failed at frame %d", video, index)
+        shutil.rmtree(partial, ignore_errors=True)
+        return PreprocessResult(video, folder, "failed", frames=index, reason=f"{type(exc).__name__}: {exc}")
+    finally:
+        cap.release()
+    if index == 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        return PreprocessResult(video, folder, "failed", reason="no frame could be decoded")
+    main = max(counts, key=lambda k: (counts[k], -int(k[1:]) if k[1:].isdigit() else 0)) if counts else ""
+    partial.mkdir(parents=True, exist_ok=True)
+    if main:
+        for f in (partial / "tracks" / main).iterdir():
+            f.rename(partial / f.name)
+        shutil.rmtree(partial / "tracks" / main)
+    if keep == "main":
+        shutil.rmtree(partial / "tracks", ignore_errors=True)
+    result = PreprocessResult(video, folder, "done", frames=index, main_track=main,
+                              main_frames=counts.get(main, 0), tracks=len(counts))
+    if not counts:
+        result.reason = "no face found"
+    (partial / MARKER).write_text(json.dumps({
+        "video": str(video), "frames": index, "fps": fps, "main_track": main, "tracks": counts,
+        "reason": result.reason, "settings": settings}, indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return result
+
+
+def find_videos(paths: Sequence[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in VIDEO_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def preprocess_videos(videos: Sequence[Path], out_dir: Path, spec: CropSpec, cfg: Optional[PipelineConfig] = None,
+                      keep: str = "main", progress: bool = True) -> list[PreprocessResult]:
+    from tqdm import tqdm
+
+    cfg = (cfg or PipelineConfig()).validate()
+    d = cfg.detection
+    detector = create_detector(d.detector, min_score=d.low_score_threshold, min_face_size=d.min_face_size,
+                               max_side=d.max_side, max_faces=d.max_faces, threads=d.threads)
+    results = []
+    for video in tqdm(list(videos), desc="videos", disable=not progress):
+        results.append(preprocess_video(video, out_dir, spec, cfg, keep, detector=detector))
+        r = results[-1]
+        if r.status == "failed":
+            log.warning("%s: %s", video, r.reason)
+    return results
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="dfer-preprocess", description="Aligned face crops of raw videos, "
+                                 "with the node's detector, tracker and aligner (resumable).")
+    ap.add_argument("inputs", nargs="+", help="video files or folders searched for videos")
+    ap.add_argument("--out", required=True, help="output folder (one frame folder per video)")
+    ap.add_argument("--model", default="models/tiny_test.yaml", help="model config: crop size and face scale")
+    ap.add_argument("--pipeline", help="pipeline YAML (detector/tracker settings of the node)")
+    ap.add_argument("--keep", choices=("main", "all"), default="main", help="keep only the main face, or all")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from dfer_ros.clip_adapter.config import load_config
+
+    mcfg = load_config(args.model)
+    cfg = PipelineConfig.from_yaml(args.pipeline) if args.pipeline else PipelineConfig()
+    spec = CropSpec(size=mcfg.image_size, face_scale=mcfg.face_scale, color="rgb")
+    results = preprocess_videos(find_videos(args.inputs), Path(args.out), spec, cfg, args.keep)
+    summary = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    print(json.dumps(summary))
+    for r in results:
+        if r.status == "failed":
+            print(f"failed: {r.video}: {r.reason}", file=sys.stderr)
+    return 0 if not summary["failed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
