@@ -76,8 +76,9 @@ def _frame_msg(stamp_sec: int):
 def test_autostart_false_waits_for_configure_and_activate(ros_env, tmp_path):
     ns = "/lc_manual"
     log = tmp_path / "node.log"
+    # the image QoS made reliable through rclpy's QoS overrides instead of image_qos.reliability
     args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", f"__ns:={ns}", "-p", "autostart:=false",
-            "-p", "image_qos.reliability:=reliable", "-p", "diagnostics_period:=0.3",
+            "-p", f"qos_overrides.{ns}/image.subscription.reliability:=reliable", "-p", "diagnostics_period:=0.3",
             "-p", "with_action_units:=false"]
     with ros_session():
         with ros_process(args, ros_env, log) as proc:
@@ -87,6 +88,8 @@ def test_autostart_false_waits_for_configure_and_activate(ros_env, tmp_path):
             assert probe.transition(Transition.TRANSITION_CONFIGURE)
             assert probe.state() == "inactive"
             probe.wait(lambda: probe.pub.get_subscription_count() >= 1, "the image subscription after configure")
+            info, = probe.node.get_subscriptions_info_by_topic(f"{ns}/image")
+            assert info.qos_profile.reliability == ReliabilityPolicy.RELIABLE, "QoS override not applied"
             probe.wait(lambda: probe.node.count_publishers(f"{ns}/faces/affect") >= 1, "the affect publisher")
             stamp = 1000
 

@@ -264,17 +264,20 @@ def draw_faces(frame_bgr: np.ndarray, faces: list[dict]) -> np.ndarray:
     """Draw boxes, ids, labels and VA onto a copy of ``frame_bgr``; ``faces`` as from ``affect_array_to_dict``
     (or ``FaceResult``-derived dicts with the same keys). Used by the node's debug image and the demo video."""
     out = frame_bgr.copy()
-    scale = max(0.4, min(out.shape[:2]) / 600.0)
+    scale = max(1.0, min(out.shape[:2]) / 480.0)  # text and lines grow with the image
+    font = 0.45 * scale
+    line = int(round(16 * scale))
     for f in faces:
         x, y, w, h = [int(v) for v in f["roi"]]
         color = face_color(f["face_id"])
-        cv2.rectangle(out, (x, y), (x + w, y + h), color, max(1, int(2 * scale)))
-        line1 = f"{f['face_id']} {f['expression'] or '...'} {f['confidence']:.2f}"
-        line2 = f"V {f['valence']:+.2f} A {f['arousal']:+.2f}"
-        for i, text in enumerate((line1, line2)):
-            org = (x, max(12, y - 6 - int((1 - i) * 18 * scale)))
-            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (0, 0, 0), int(3 * scale) + 1, cv2.LINE_AA)
-            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, color, max(1, int(scale)), cv2.LINE_AA)
+        cv2.rectangle(out, (x, y), (x + w, y + h), color, max(2, int(2 * scale)))
+        texts = (f"{f['face_id']} {f['expression'] or '...'} {f['confidence']:.2f}",
+                 f"V {f['valence']:+.2f}  A {f['arousal']:+.2f}")
+        top = y - 6 - line if y - 6 - line >= line else y + h + line  # above the box, else below it
+        for i, text in enumerate(texts):
+            org = (max(2, x), top + i * line)
+            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), max(3, int(3 * scale)), cv2.LINE_AA)
+            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, font, color, max(1, int(scale)), cv2.LINE_AA)
     return out
 
 
