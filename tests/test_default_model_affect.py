@@ -129,7 +129,8 @@ def test_derived_expression_crop_matches_a_direct_64px_crop(model, faces):
 def test_no_face_in_crop_gives_nan_action_units_not_an_error(model):
     flat = np.full((2, 256, 256, 3), 127, np.uint8)
     emb = model.encoder.encode(flat)
-    assert np.isfinite(emb[:, :7]).all() and np.isnan(emb[:, 7:]).all()
+    assert np.isfinite(emb).all()  # the pipeline drops faces with non-finite embeddings
+    assert (emb[:, 7:] == dm.AU_MISSING).all()
     est = model.head.predict([emb])[0]
     assert est.au_names == () and est.au_probs.size == 0  # left out, not NaN (the pipeline rejects NaN)
     assert est.has_va and np.isfinite(est.expression_probs).all()
@@ -150,7 +151,7 @@ def test_missing_landmarker_runs_without_aus_and_says_so_once(monkeypatch, caplo
         assert model.encoder.crop_spec == CropSpec(64, 1.0, "gray") and not model.encoder.has_action_units
         crops = np.full((1, 64, 64, 3), 100, np.uint8)
         emb = model.encoder.encode(crops)
-        assert emb.shape == (1, 19) and np.isnan(emb[0, 7:]).all()
+        assert emb.shape == (1, 19) and (emb[0, 7:] == dm.AU_MISSING).all() and np.isfinite(emb).all()
         est = model.head.predict([emb])[0]
         assert est.au_names == () and est.au_probs.size == 0
         assert "AU" not in model.name
@@ -160,7 +161,7 @@ def test_head_weights_newest_frames_and_ignores_missing_aus():
     head = dm.DefaultTemporalHead(dm.DefaultModelConfig(), has_action_units=True)
     happy, sad = np.eye(7)[EXPR["happy"]], np.eye(7)[EXPR["sad"]]
     aus = lambda v: np.full(12, v)  # noqa: E731
-    window = np.stack([np.r_[sad, aus(0.9)]] * 5 + [np.r_[happy, aus(np.nan)], np.r_[happy, aus(0.1)]])
+    window = np.stack([np.r_[sad, aus(0.9)]] * 5 + [np.r_[happy, aus(dm.AU_MISSING)], np.r_[happy, aus(0.1)]])
     est = head.predict([window.astype(np.float32)])[0]
     # newest three frames weigh 1, 1/2, 1/4: happy has 1.5 / 1.75
     assert est.expression_probs[EXPR["happy"]] == pytest.approx(1.5 / 1.75, abs=1e-6)
@@ -223,3 +224,22 @@ def test_config_from_yaml(tmp_path):
     bad.write_text("average_frame: 5\n")
     with pytest.raises(ValueError, match="bad.yaml.*average_frame"):
         dm.DefaultModelConfig.from_yaml(bad)
+
+
+@pytest.mark.parametrize("with_action_units", [False, True])
+def test_pipeline_keeps_faces_with_and_without_action_units(faces, with_action_units, caplog):
+    """Through engineer A's pipeline: embeddings stay finite, so no face is dropped in either mode."""
+    from dfer_ros.perception.config import PipelineConfig
+    from dfer_ros.perception.pipeline import PerceptionPipeline
+
+    model = create_model("default", with_action_units=with_action_units)
+    pipe = PerceptionPipeline(PipelineConfig(), model)
+    image = faces["astronaut"][0]
+    caplog.set_level(logging.WARNING)
+    for i in range(4):
+        result = pipe.process(image, i * 0.04)
+    assert not [r for r in caplog.records if "dropped" in r.getMessage()]
+    (face,) = result.faces
+    assert face.frame_estimate is not None and face.frame_estimate.top_expression == "happy"
+    assert face.estimate.valence > 0.5
+    assert len(face.estimate.au_probs) == (12 if with_action_units else 0)

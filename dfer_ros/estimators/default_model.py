@@ -6,9 +6,11 @@
                    proxies, not a trained AU detector), one landmarker call per face
   valence-arousal  Russell's circumplex applied to the expression probabilities (``circumplex``)
 
-Per-frame embedding (what the track buffers cache): ``[7 expression probabilities, 12 AU scores]``, AU part
-NaN when the landmarker found no face in the crop or is unavailable. The head skips NaN frames; when no
-frame of its window has AUs, its estimate leaves them out (``au_names == ()``), never NaN.
+Per-frame embedding (what the track buffers cache): ``[7 expression probabilities, 12 AU scores]``. Where the
+landmarker found no face in the crop, or is unavailable, the AU part is ``AU_MISSING`` (-1, ABAW's "ignore"
+code) rather than NaN, so the embedding stays finite and the pipeline's guard against broken model outputs
+keeps the face. The head skips missing AU frames; when no frame of its window has AUs, its estimate leaves
+them out (``au_names == ()``).
 
 One crop per face, not two: with action units the aligner cuts one 256 px RGB crop at face_scale 2 (the
 margin the landmarker's own face detector needs). The aligner scales its template about the crop centre, so
@@ -46,6 +48,7 @@ from dfer_ros.perception.types import AffectEstimate
 LOG = logging.getLogger(__name__)
 
 EMBEDDING_DIM = len(FER_LABELS) + len(ABAW_AUS)
+AU_MISSING = -1.0  # AU part of an embedding without action units (ABAW's "ignore" code)
 _warned_no_action_units = False  # the missing-landmarker warning is logged once per process
 
 
@@ -145,12 +148,13 @@ class DefaultFrameEncoder(FrameEncoder):
         side = self.crop_spec.size
         if crops.ndim != 4 or crops.shape[1:] != (side, side, 3) or crops.dtype != np.uint8:
             raise ValueError(f"expected (N, {side}, {side}, 3) uint8 crops, got {crops.shape} {crops.dtype}")
-        out = np.full((len(crops), EMBEDDING_DIM), np.nan, np.float32)
+        out = np.full((len(crops), EMBEDDING_DIM), AU_MISSING, np.float32)
         if len(crops) == 0:
             return out
         out[:, :len(FER_LABELS)] = self.net.predict(self.expression_crops(crops))
         if self.action_units is not None:
-            out[:, len(FER_LABELS):] = self.action_units(crops)
+            aus = self.action_units(crops)  # NaN rows where the landmarker found no face
+            out[:, len(FER_LABELS):] = np.where(np.isfinite(aus), aus, AU_MISSING)
         return out
 
 
@@ -165,10 +169,11 @@ class DefaultTemporalHead(TemporalHead):
         self.circumplex = Circumplex(FER_LABELS)
 
     def _weighted_mean(self, rows: np.ndarray) -> np.ndarray:
-        """Column-wise weighted mean over rows (oldest first), skipping NaN entries; NaN if a column has none."""
+        """Column-wise weighted mean over rows (oldest first), skipping missing entries (negative or non-finite);
+        NaN where a column has none."""
         ages = np.arange(len(rows))[::-1]
         weights = np.broadcast_to((self.config.average_decay ** ages)[:, None], rows.shape)
-        valid = np.isfinite(rows)
+        valid = np.isfinite(rows) & (rows >= 0.0)
         total = np.where(valid, weights, 0.0).sum(0)
         summed = np.where(valid, rows * weights, 0.0).sum(0)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -190,7 +195,7 @@ class DefaultTemporalHead(TemporalHead):
             au_names, au_probs = (), np.zeros(0, np.float32)
             aus = mean[n_expr:]
             # no frame of the window had a face for the landmarker: leave the AUs out ("not produced",
-            # as AffectEstimate documents) rather than publish NaN; columns are all-or-none per frame
+            # as AffectEstimate documents) rather than publish NaN; AU columns are all-or-none per frame
             if self.has_action_units and np.all(np.isfinite(aus)):
                 au_names, au_probs = ABAW_AUS, aus.astype(np.float32)
             estimates.append(AffectEstimate(
