@@ -127,3 +127,12 @@ def test_prediction_reader_names_file_and_line(tmp_path):
     path.write_text("\n{oops\n")
     with pytest.raises(ValueError, match=r"p.jsonl:2: not valid JSON"):
         list(read_predictions(path))
+
+
+def test_model_options_are_parsed_as_yaml():
+    from dfer_ros.cli.eval import parse_model_options
+
+    assert parse_model_options(["with_action_units=false", "average_frames=2", "config=a.yaml"]) == \
+        {"with_action_units": False, "average_frames": 2, "config": "a.yaml"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_model_options(["oops"])

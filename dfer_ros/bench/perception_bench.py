@@ -204,6 +204,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--memory-frames", type=int, default=10_000, help="frames of the memory run (0 = skip)")
     parser.add_argument("--model", default="default")
     parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="model builder option (YAML value), e.g. with_action_units=false")
     parser.add_argument("--config", type=Path, help="pipeline YAML (default: built-in defaults)")
     parser.add_argument("--detect-every", type=int, help="override detection.every for all scenarios")
     parser.add_argument("--out", type=Path, help="write all numbers as JSON here")
@@ -217,7 +219,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.detect_every:
         config.detection.every = args.detect_every
     config.validate()
-    model = create_model(args.model, backend=args.backend)
+    from dfer_ros.cli.eval import parse_model_options
+
+    model = create_model(args.model, backend=args.backend, **parse_model_options(args.model_option))
     native = load_frames(sample_video(), args.frames)
     vga = [cv2.resize(f, (640, 480), interpolation=cv2.INTER_LINEAR) for f in native]
     vga4 = [tile2x2(cv2.resize(f, (320, 240), interpolation=cv2.INTER_AREA)) for f in native]

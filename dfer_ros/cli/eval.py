@@ -1,7 +1,7 @@
 """``dfer-eval``: run the perception pipeline offline and write per-face predictions as JSON Lines.
 
     dfer-eval --video PATH --out preds.jsonl [--model default] [--backend onnxruntime]
-              [--config config/pipeline.yaml] [--max-frames N] [--every N]
+              [--config config/pipeline.yaml] [--max-frames N] [--every N] [--model-option KEY=VALUE]
 
 ``--every N`` processes every N-th video frame (stamps stay those of the original frames, so the
 tracker and the smoothing see the real time steps). The pieces (model + pipeline construction, the
@@ -14,7 +14,9 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
+
+import yaml
 
 from dfer_ros.perception.config import ConfigError, PipelineConfig
 
@@ -30,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "per frame); omit to print only the summary")
     parser.add_argument("--model", default="default", help="model name for create_model (default: %(default)s)")
     parser.add_argument("--backend", default="onnxruntime", help="inference backend (default: %(default)s)")
+    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="model builder option, value parsed as YAML (repeatable), "
+                             "e.g. with_action_units=false")
     parser.add_argument("--config", type=Path, help="pipeline YAML (default: built-in defaults, "
                                                     "as in config/pipeline.yaml)")
     parser.add_argument("--max-frames", type=int, help="stop after this many processed frames")
@@ -46,12 +51,24 @@ def load_pipeline_config(path: Optional[Path]) -> PipelineConfig:
     return PipelineConfig.from_yaml(path) if path is not None else PipelineConfig().validate()
 
 
-def build_pipeline(config: PipelineConfig, model_name: str = "default", backend: str = "onnxruntime"):
+def parse_model_options(items: Sequence[str]) -> dict[str, Any]:
+    """["key=value", ...] -> {key: YAML-parsed value}; ValueError naming a malformed item."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"model option {item!r} must look like KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return options
+
+
+def build_pipeline(config: PipelineConfig, model_name: str = "default", backend: str = "onnxruntime",
+                   **model_options: Any):
     """The model by name and a pipeline around it (shared by the video and bag sources)."""
     from dfer_ros.estimators.factory import create_model
     from dfer_ros.perception.pipeline import PerceptionPipeline
 
-    model = create_model(model_name, backend=backend)
+    model = create_model(model_name, backend=backend, **model_options)
     return PerceptionPipeline(config, model)
 
 
@@ -76,7 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         video_info(args.video)  # fail fast on a missing/unreadable file, before loading the model
         config = load_pipeline_config(args.config)
-        pipeline = build_pipeline(config, args.model, args.backend)
+        pipeline = build_pipeline(config, args.model, args.backend, **parse_model_options(args.model_option))
         summary = evaluate_video(args.video, pipeline, args.out, args.max_frames, args.every,
                                  progress=not args.quiet)
     except (VideoError, ConfigError, ValueError, FileNotFoundError) as exc:
