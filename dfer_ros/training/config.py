@@ -34,6 +34,7 @@ class DataConfig:
     train_sampling: str = "random"
     eval_sampling: str = "uniform"
     window_step: int = 8  # per-frame data: a training window ends at every n-th labelled frame
+    eval_window_step: int = 1  # per-frame data at evaluation: 1 = every labelled frame (the benchmark protocol)
     max_train_items: Optional[int] = None
     max_eval_items: Optional[int] = None
 

@@ -87,7 +87,8 @@ def build_dataset(cfg: TrainConfig, model_cfg, split: str, train: bool) -> ClipD
     return ClipDataset(data, model_cfg.expression_labels, model_cfg.au_names, model_cfg.image_size,
                        frames=d.frames or model_cfg.window, stride=d.stride,
                        sampling=d.train_sampling if train else d.eval_sampling,
-                       augment=cfg.augment if train else None, seed=cfg.seed, window_step=d.window_step,
+                       augment=cfg.augment if train else None, seed=cfg.seed,
+                       window_step=d.window_step if train else d.eval_window_step,
                        max_items=d.max_train_items if train else d.max_eval_items)
 
 
@@ -105,25 +106,89 @@ def _loader(dataset: ClipDataset, order, batch_size: int, num_workers: int, seed
 
 @torch.no_grad()
 def predict(model, dataset: ClipDataset, batch_size: int, device: torch.device, amp: bool = False,
-            num_workers: int = 0, progress: bool = False, desc: str = "eval") -> dict[str, np.ndarray]:
-    """Model outputs and targets for every item of ``dataset`` in order."""
+            num_workers: int = 0, progress: bool = False, desc: str = "eval", streaming: bool = True
+            ) -> dict[str, np.ndarray]:
+    """Model outputs and targets for every item of ``dataset`` in order.
+
+    Per-frame datasets (Aff-Wild2) are evaluated like the node runs: each frame of a video is encoded
+    ONCE and the head runs over the cached embeddings of every window (``streaming``); re-encoding T
+    frames per labelled frame would cost T times more and give the same numbers.
+    """
     from tqdm import tqdm
 
     was_training = model.training
     model.eval()
     outs: dict[str, list] = {k: [] for k in ("probs", "va", "au_probs", "expression", "va_true", "aus_true")}
+    use_amp = amp and device.type == "cuda"
+    if streaming and dataset.split.per_frame and all(r.video is None for r in dataset.split.records):
+        pred = _predict_streaming(model, dataset, batch_size, device, use_amp, progress, desc)
+        model.train(was_training)
+        return pred
     loader = _loader(dataset, range(len(dataset)), batch_size, num_workers, 0, 0)
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device.type == "cuda"):
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
             out = model(batch["pixels"].to(device), batch["mask"].to(device))
-        outs["probs"].append(torch.softmax(out["expression_logits"].float(), -1).cpu().numpy())
-        outs["va"].append(out["valence_arousal"].float().cpu().numpy())
-        outs["au_probs"].append(torch.sigmoid(out["au_logits"].float()).cpu().numpy())
-        outs["expression"].append(batch["expression"].numpy())
-        outs["va_true"].append(batch["va"].numpy())
-        outs["aus_true"].append(batch["aus"].numpy())
+        _collect(outs, out, batch["expression"].numpy(), batch["va"].numpy(), batch["aus"].numpy())
     model.train(was_training)
     return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def _collect(outs: dict[str, list], out: dict, expression, va, aus) -> None:
+    outs["probs"].append(torch.softmax(out["expression_logits"].float(), -1).cpu().numpy())
+    outs["va"].append(out["valence_arousal"].float().cpu().numpy())
+    outs["au_probs"].append(torch.sigmoid(out["au_logits"].float()).cpu().numpy())
+    outs["expression"].append(np.asarray(expression))
+    outs["va_true"].append(np.asarray(va))
+    outs["aus_true"].append(np.asarray(aus))
+
+
+def _predict_streaming(model, dataset: ClipDataset, batch_size: int, device, amp: bool, progress: bool,
+                       desc: str) -> dict[str, np.ndarray]:
+    from tqdm import tqdm
+
+    from dfer_ros.clip_adapter.preprocess import to_pixel_values
+    from dfer_ros.training.clip_dataset import read_image_rgb
+    from dfer_ros.training.sampling import window_indices
+
+    by_record: dict[int, list[int]] = {}
+    for i, item in enumerate(dataset.items):
+        by_record.setdefault(item.record, []).append(i)
+    results: dict[int, tuple] = {}
+    frame_batch = max(1, batch_size * dataset.t)
+    for r, items in tqdm(sorted(by_record.items()), desc=desc, disable=not progress, leave=False):
+        rec = dataset.split.records[r]
+        present = rec.frame_present if rec.frame_present is not None else np.ones(rec.num_frames, bool)
+        windows = [window_indices(dataset.items[i].end, dataset.t, dataset.stride) for i in items]
+        needed = sorted({int(j) for idx, m in windows for j in idx[m] if present[j]})
+        row = {j: k for k, j in enumerate(needed)}
+        emb = []
+        for a in range(0, len(needed), frame_batch):
+            crops = np.stack([read_image_rgb(rec.frames[j], dataset.size) for j in needed[a:a + frame_batch]])
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp):
+                emb.append(model.encode_frames(to_pixel_values(crops).to(device)).float())
+        emb = torch.cat(emb) if emb else torch.zeros((0, model.cfg.embedding_dim), device=device)
+        for a in range(0, len(items), batch_size):
+            chunk = list(range(a, min(a + batch_size, len(items))))
+            idx = np.stack([windows[c][0] for c in chunk])
+            mask = np.stack([windows[c][1] for c in chunk]) & present[idx]
+            mask[~mask.any(axis=1), -1] = True  # as load_clip: keep one position
+            rows = np.vectorize(lambda j: row.get(int(j), 0))(idx) if len(needed) else np.zeros_like(idx)
+            e = emb[torch.from_numpy(rows).to(device)] if len(needed) else \
+                torch.zeros(idx.shape + (model.cfg.embedding_dim,), device=device)
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp):
+                out = model.forward_head(e, torch.from_numpy(mask).to(device))
+            probs = torch.softmax(out["expression_logits"].float(), -1).cpu().numpy()
+            va = out["valence_arousal"].float().cpu().numpy()
+            au = torch.sigmoid(out["au_logits"].float()).cpu().numpy()
+            for k, c in enumerate(chunk):
+                results[items[c]] = (probs[k], va[k], au[k])
+    n = len(dataset)
+    targets = [dataset.targets(i) for i in range(n)]
+    return {"probs": np.stack([results[i][0] for i in range(n)]), "va": np.stack([results[i][1] for i in range(n)]),
+            "au_probs": np.stack([results[i][2] for i in range(n)]),
+            "expression": np.array([t[0] for t in targets], np.int64),
+            "va_true": np.stack([t[1] for t in targets]).astype(np.float32),
+            "aus_true": np.stack([t[2] for t in targets]).astype(np.float32)}
 
 
 def score(pred: dict[str, np.ndarray], num_classes: int, au_thresholds: Optional[np.ndarray] = None,
@@ -220,9 +285,10 @@ class Trainer:
         pw = None
         if self.train_set.has_aus:
             pw = torch.from_numpy(au_pos_weights(self.train_set.au_targets(), c.au_max_pos_weight)).to(self.device)
+        outputs = set(getattr(self.model_cfg, "outputs", ("expression", "va", "au")))
         weights = LossWeights(expression=c.expression if self.train_set.has_expression else 0.0,
-                              va=c.va if self.train_set.has_va else 0.0,
-                              au=c.au if self.train_set.has_aus else 0.0, text=c.text)
+                              va=c.va if self.train_set.has_va and "va" in outputs else 0.0,
+                              au=c.au if self.train_set.has_aus and "au" in outputs else 0.0, text=c.text)
         self.criterion = MultiTaskLoss(weights, c.label_smoothing, cw, pw)
         self.text_targets = None
         if c.text > 0:
