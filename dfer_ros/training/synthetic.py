@@ -149,3 +149,29 @@ def write_manifest(root, clips_per_class: int = 4, frames: int = 10, size: int =
     path = root / "manifest.csv"
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+WRITERS = {"dfew": write_dfew, "ferv39k": write_ferv39k, "mafw": write_mafw, "affwild2": write_affwild2,
+           "manifest": write_manifest}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m dfer_ros.training.synthetic",
+                                 description="Write a tiny learnable synthetic dataset in a public layout.")
+    ap.add_argument("layout", choices=sorted(WRITERS))
+    ap.add_argument("out", help="dataset root to create")
+    ap.add_argument("--size", type=int, default=32, help="frame side in pixels")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    kwargs = {"size": args.size, "seed": args.seed}
+    if args.layout == "dfew":
+        kwargs.update(clips_per_class=6, frames=6)
+    path = WRITERS[args.layout](args.out, **kwargs)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -374,6 +374,7 @@ class Trainer:
             self.history.append(record)
             val = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
             name, value = selection_value(val or record, self.cfg.select_metric, per_frame)
+            self.best_name = name
             improved = value > self.best_value or (math.isnan(self.best_value) and not math.isnan(value))
             if improved:
                 self.best_value = value
@@ -386,8 +387,10 @@ class Trainer:
             with open(self.out / "metrics.jsonl", "w") as handle:
                 for h in self.history:
                     handle.write(json.dumps(h) + "\n")
-        summary: dict[str, Any] = {"best_" + self.cfg.select_metric: self.best_value, "epochs": o.epochs,
-                                   "output_dir": str(self.out)}
+        name = getattr(self, "best_name", self.cfg.select_metric)
+        summary: dict[str, Any] = {"select_metric": name, "best_value": self.best_value, "epochs": o.epochs,
+                                   "epochs_run": len(self.history), "output_dir": str(self.out),
+                                   "best_checkpoint": str(self.out / "best" / MODEL_FILE)}
         if self.history:
             from dfer_ros.evaluation.plots import plot_training_curves
 
