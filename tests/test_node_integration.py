@@ -125,7 +125,8 @@ def harness(ros_env, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("node") / "dfer_node.log"
     args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", f"__ns:={NS}", "-r", f"image:={IMAGE}",
             "-p", "image_qos.reliability:=reliable", "-p", "image_qos.depth:=10", "-p", "publish_debug_image:=true",
-            "-p", "diagnostics_period:=0.5", "-p", "warn_throttle_seconds:=0.0"]
+            "-p", "diagnostics_period:=0.5", "-p", "warn_throttle_seconds:=0.0",
+            "-p", "subscribe_compressed:=true", "-r", f"image/compressed:={IMAGE}/compressed"]
     with ros_session():
         with ros_process(args, ros_env, log_path) as proc:
             h = Harness(proc, log_path)
@@ -214,6 +215,25 @@ def test_stale_frames_are_dropped_and_counted(harness, frames):
     # it received and replaced unprocessed are counted: more than before, at most the burst's unprocessed
     assert before < int(diag["dropped_stale"]) <= before + len(stamps) - len(processed)
     assert diag["backend"] == "onnxruntime" and "default" in diag["model"]
+
+
+def test_compressed_images_are_processed(harness, frames):
+    import cv2
+
+    from sensor_msgs.msg import CompressedImage
+
+    pub = harness.node.create_publisher(CompressedImage, f"{IMAGE}/compressed",
+                                        QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    harness.wait(lambda: pub.get_subscription_count() >= 1, "the node's compressed-image subscription")
+    ok, jpeg = cv2.imencode(".jpg", frames[28])
+    stamp = harness.next_stamp()
+    msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
+    msg.header.stamp, msg.header.frame_id = _time(stamp), "compressed_camera"
+    pub.publish(msg)
+    harness.wait(lambda: harness.result(stamp) is not None, "the result of the compressed image")
+    result = harness.result(stamp)
+    assert result.header.frame_id == "compressed_camera" and len(result.faces) == 1
+    harness.node.destroy_publisher(pub)
 
 
 def test_debug_image_is_annotated_and_stamped(harness, frames):
