@@ -170,14 +170,19 @@ class ClipDataset:
         return {"frames": frames, "mask": mask, "expression": np.int64(expr), "va": va, "aus": aus, "index": index}
 
 
-def make_collate(to_pixels: Callable[[np.ndarray], "object"]):
-    """Collate function: stacks items, converting frames with ``to_pixels`` ((N,S,S,3) uint8 -> (N,3,S,S))."""
-    import torch
+class Collate:
+    """Collate function: stacks items, converting frames with ``to_pixels`` ((N,S,S,3) uint8 -> (N,3,S,S)).
+    A module-level class, so it pickles into DataLoader worker processes under any start method."""
 
-    def collate(items: list[dict]) -> dict:
+    def __init__(self, to_pixels: Callable[[np.ndarray], "object"]):
+        self.to_pixels = to_pixels
+
+    def __call__(self, items: list[dict]) -> dict:
+        import torch
+
         frames = np.stack([it["frames"] for it in items])  # (B, T, S, S, 3)
         b, t = frames.shape[:2]
-        pixels = to_pixels(frames.reshape((b * t,) + frames.shape[2:]))
+        pixels = self.to_pixels(frames.reshape((b * t,) + frames.shape[2:]))
         pixels = pixels.reshape((b, t) + tuple(pixels.shape[1:]))
         return {
             "pixels": pixels,
@@ -188,4 +193,6 @@ def make_collate(to_pixels: Callable[[np.ndarray], "object"]):
             "index": torch.tensor([it["index"] for it in items]),
         }
 
-    return collate
+
+def make_collate(to_pixels: Callable[[np.ndarray], "object"]) -> Collate:
+    return Collate(to_pixels)
