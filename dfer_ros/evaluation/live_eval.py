@@ -12,7 +12,7 @@ subprocesses, all with ``local_ros_env`` (DDS on this host, a private domain id)
 
 The recorded ``faces/affect`` messages become the same JSONL records as offline mode
 (``face_record`` fields; ``frame_expression`` is null because messages carry only the smoothed output).
-Latency per output = (bag clock when recorded - image stamp) / rate, at the /clock tick resolution.
+Latency per output = recorder receipt minus replay publish of its image (CLOCK_MONOTONIC, one host).
 This module starts processes but imports no rclpy itself.
 """
 from __future__ import annotations
@@ -68,21 +68,37 @@ def affect_records(msg, frame: int) -> list[dict[str, Any]]:
     return out
 
 
-def records_from_output_bag(output_bag, frame_stamps: list[float], rate: float = 1.0,
-                            writer: Optional[PredictionWriter] = None) -> tuple[list[dict], list[float], int]:
-    """(records, latencies ms, number of affect messages) of a bag recorded from the node."""
+def records_from_output_bag(output_bag, frame_stamps: list[float],
+                            writer: Optional[PredictionWriter] = None) -> tuple[list[dict], list[float]]:
+    """(records, stamp of each affect message in bag order) of a bag recorded from the node."""
     index = {round(s, 6): i for i, s in enumerate(frame_stamps)}
-    records, latencies, messages = [], [], 0
-    for _, _, bag_ns, msg in read_messages(output_bag, [AFFECT_TOPIC]):
-        messages += 1
+    records, stamps = [], []
+    for _, _, _, msg in read_messages(output_bag, [AFFECT_TOPIC]):
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        frame = index.get(round(stamp, 6), -1)
-        latencies.append((bag_ns * 1e-9 - stamp) * 1000.0 / (rate if rate > 0 else 1.0))
-        for record in affect_records(msg, frame):
+        stamps.append(stamp)
+        for record in affect_records(msg, index.get(round(stamp, 6), -1)):
             records.append(record)
             if writer is not None:
                 writer.write(record)
-    return records, latencies, messages
+    return records, stamps
+
+
+def wall_latencies(frame_stamps: list[float], output_stamps: list[float], published_log: Path,
+                   receipts_log: Path) -> list[float]:
+    """End-to-end latency (ms) of each output: recorder receipt minus replay publish of its image, both
+    CLOCK_MONOTONIC (one host). The k-th affect receipt is the k-th affect message in bag order (the node
+    publishes in order and the recorder's sim-time bag times are non-decreasing)."""
+    published = [int(line.split()[2]) for line in published_log.read_text().splitlines() if line.strip()] \
+        if published_log.exists() else []
+    received = [int(line.split()[1]) for line in receipts_log.read_text().splitlines()
+                if line.startswith(AFFECT_TOPIC + " ")] if receipts_log.exists() else []
+    index = {round(s, 6): i for i, s in enumerate(frame_stamps)}
+    out = []
+    for stamp, recv_ns in zip(output_stamps, received):
+        i = index.get(round(stamp, 6))
+        if i is not None and i < len(published):
+            out.append((recv_ns - published[i]) * 1e-6)
+    return out
 
 
 def _wait(proc: subprocess.Popen, timeout: float) -> Optional[int]:
@@ -177,6 +193,7 @@ def evaluate_live(bag: Union[str, Path], out: Optional[Union[str, Path]] = None,
                                                       extra_node_args))
             recorder = procs.start("record", ["-m", "dfer_ros.ros.bag_record", "--out", str(rec_bag), "--storage",
                                               storage, "--topics", *OUTPUT_TOPICS, "--ready-file", str(ready),
+                                              "--receipt-log", str(work / "receipts.log"),
                                               "--ros-args", "-p", "use_sim_time:=true"])
             deadline = time.monotonic() + startup_timeout
             while not ready.exists():  # the node has loaded its model and the recorder matched its outputs
@@ -190,25 +207,30 @@ def evaluate_live(bag: Union[str, Path], out: Optional[Union[str, Path]] = None,
                 time.sleep(0.1)
             target = "/image/compressed" if compressed else "/image"
             replay_args = ["-m", "dfer_ros.ros.bag_replay", str(info.path), "--topics", topic, "--rate", str(rate),
-                           "--remap", f"{topic}:={target}", "--wait-subscribers", "1", "--limit", str(sent)]
+                           "--remap", f"{topic}:={target}", "--wait-subscribers", "1", "--limit", str(sent),
+                           # node and recorder run on sim time: both must have the clock before frame 0
+                           "--wait-clock-subscribers", "2", "--tail", str(drain_seconds * rate),
+                           "--publish-log", str(work / "published.log")]
             replay = procs.start("replay", replay_args + ([] if progress else ["--quiet"]))
             code = _wait(replay, (stamps[sent - 1] - stamps[0]) / rate + 60.0)
             if code is None:
                 raise BagError(f"live evaluation: replay did not finish in time:\n{procs.tail('replay')}")
             if code != 0:
                 raise BagError(f"live evaluation: replay failed ({code}):\n{procs.tail('replay')}")
-            # the node finishes the frame in hand; give the outputs a moment to arrive, then stop recording
-            time.sleep(drain_seconds)
+            # replay ticked /clock for drain_seconds after the last frame: the last outputs are in; stop recording
+            time.sleep(0.5)
             procs.stop(recorder)
             if recorder.returncode not in (0, -signal.SIGINT):
                 raise BagError(f"live evaluation: recorder failed ({recorder.returncode}):\n{procs.tail('record')}")
         wall = time.perf_counter() - t_start
         writer = PredictionWriter(out) if out is not None else None
         try:
-            records, latencies, messages = records_from_output_bag(rec_bag, stamps, rate, writer)
+            records, output_stamps = records_from_output_bag(rec_bag, stamps, writer)
         finally:
             if writer is not None:
                 writer.close()
+        messages = len(output_stamps)
+        latencies = wall_latencies(stamps, output_stamps, work / "published.log", work / "receipts.log")
         if messages == 0:
             raise BagError(f"live evaluation: the node published nothing for {sent} replayed images; node log:\n"
                            f"{procs.tail('node')}\nreplay log:\n{procs.tail('replay')}")
@@ -221,6 +243,6 @@ def evaluate_live(bag: Union[str, Path], out: Optional[Union[str, Path]] = None,
                           frames_with_faces=len({r["stamp"] for r in records}), faces=len(records),
                           tracks=len({r["face_id"] for r in records}), wall_seconds=wall,
                           fps=messages / wall if wall > 0 else 0.0, labels=dict(labels),
-                          mean_stage_ms={"end_to_end_latency": float(sum(latencies) / len(latencies))})
+                          mean_stage_ms={"end_to_end_latency": float(sum(latencies) / len(latencies))} if latencies else {})
     log.info("live: %d of %d images got an output (the rest were dropped as stale by the node)", messages, sent)
-    return BagRun(summary, topic, stamps, latencies, f"live latency, image stamp to recorded output (rate {rate:g})")
+    return BagRun(summary, topic, stamps, latencies, f"live latency, image published to output received (rate {rate:g})")

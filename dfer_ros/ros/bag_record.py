@@ -70,8 +70,10 @@ class ResultsBagWriter:
 class Recorder:
     """Raw subscriptions on ``topics``, each message written to the bag as it arrives."""
 
-    def __init__(self, node, out, topics: Sequence[str], storage: str = "mcap", depth: int = 100):
+    def __init__(self, node, out, topics: Sequence[str], storage: str = "mcap", depth: int = 100,
+                 receipt_log: Optional[str] = None):
         self.node = node
+        self.receipt_log = open(receipt_log, "w") if receipt_log else None
         self.topics = list(topics)
         self.depth = depth
         self.writer = BagWriter(out, storage).__enter__()
@@ -104,9 +106,13 @@ class Recorder:
         self.writer.write_raw(topic, msgtype, self.node.get_clock().now().nanoseconds, data)
         self.counts[topic] += 1
         self.last_message = time.monotonic()
+        if self.receipt_log is not None:
+            self.receipt_log.write(f"{topic} {time.monotonic_ns()}\n")
 
     def close(self) -> None:
         self.writer.__exit__(None, None, None)
+        if self.receipt_log is not None:
+            self.receipt_log.close()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -118,6 +124,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--idle", type=float, default=0.0, help="stop after S seconds without messages")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
     parser.add_argument("--ready-file", help="touched once every topic is subscribed and has a publisher")
+    parser.add_argument("--receipt-log", help="write 'topic monotonic_ns' per received message here (latency)")
     args, ros_args = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     from dfer_ros.ros.bag_replay import inherited_domain_id
@@ -135,11 +142,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         stop["flag"] = True
 
     try:
-        with ros_session(ros_args):
+        with ros_session([sys.argv[0], *ros_args]):  # rcl skips argv[0]
             signal.signal(signal.SIGINT, on_signal)
             signal.signal(signal.SIGTERM, on_signal)
             node = Node("dfer_bag_record")
-            rec = Recorder(node, args.out, args.topics, args.storage)
+            rec = Recorder(node, args.out, args.topics, args.storage, receipt_log=args.receipt_log)
             t0 = time.monotonic()
             ready = False
             try:

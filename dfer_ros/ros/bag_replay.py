@@ -63,9 +63,16 @@ def parse_remaps(items: Sequence[str]) -> dict[str, str]:
 
 def replay(node, bag, topics: Optional[Sequence[str]] = None, rate: float = 1.0, clock: bool = True,
            remap: Optional[dict[str, str]] = None, wait_subscribers: int = 0, wait_timeout: float = 30.0,
-           clock_hz: float = 100.0, loops: int = 1, progress: bool = True,
-           limit: Optional[int] = None) -> dict[str, int]:
-    """Publish the bag's messages from ``node``; returns the number published per (remapped) topic."""
+           clock_hz: float = 100.0, loops: int = 1, progress: bool = True, limit: Optional[int] = None,
+           wait_clock_subscribers: int = 0, tail_seconds: float = 0.0,
+           publish_log: Optional[str] = None) -> dict[str, int]:
+    """Publish the bag's messages from ``node``; returns the number published per (remapped) topic.
+
+    ``wait_clock_subscribers``: also wait for that many ``/clock`` subscribers (nodes with use_sim_time),
+    publishing the bag's start time meanwhile, so their clocks are set before the first message.
+    ``tail_seconds``: keep ticking ``/clock`` that long (bag time) after the last message, so outputs of
+    the last frames get later times. ``publish_log``: a file getting ``topic bag_ns monotonic_ns`` per message.
+    """
     import rclpy
     from rosgraph_msgs.msg import Clock
 
@@ -79,17 +86,6 @@ def replay(node, bag, topics: Optional[Sequence[str]] = None, rate: float = 1.0,
     remap = remap or {}
     pubs = {t: node.create_publisher(message_class(info.topics[t][0]), remap.get(t, t), replay_qos()) for t in chosen}
     clock_pub = node.create_publisher(Clock, "/clock", 10) if clock else None
-    if wait_subscribers > 0:
-        deadline = time.monotonic() + wait_timeout
-        while any(p.get_subscription_count() < wait_subscribers for p in pubs.values()):
-            if time.monotonic() > deadline:
-                short = [remap.get(t, t) for t, p in pubs.items() if p.get_subscription_count() < wait_subscribers]
-                raise BagError(f"no {wait_subscribers} subscriber(s) on {', '.join(short)} after {wait_timeout:.0f} s")
-            rclpy.spin_once(node, timeout_sec=0.05)
-    counts = {remap.get(t, t): 0 for t in chosen}
-    total = sum(info.topics[t][1] for t in chosen)
-    total = (min(total, limit) if limit is not None else total) * max(loops, 1)
-    bar = _bar(total, progress)
 
     def publish_clock(ns: int) -> None:
         if clock_pub is not None:
@@ -97,29 +93,62 @@ def replay(node, bag, topics: Optional[Sequence[str]] = None, rate: float = 1.0,
             msg.clock.sec, msg.clock.nanosec = divmod(int(ns), 1_000_000_000)
             clock_pub.publish(msg)
 
-    for _ in range(max(loops, 1)):
-        wall0: Optional[float] = None
-        bag0 = 0
-        for sent, (topic, _, bag_ns, data) in enumerate(read_raw(bag, chosen)):
-            if limit is not None and sent >= limit:
-                break
-            if wall0 is None:
-                wall0, bag0 = time.monotonic(), bag_ns
+    def waiting() -> list[str]:
+        short = [remap.get(t, t) for t, p in pubs.items() if p.get_subscription_count() < wait_subscribers]
+        if clock_pub is not None and clock_pub.get_subscription_count() < wait_clock_subscribers:
+            short.append("/clock")
+        return short
+
+    deadline = time.monotonic() + wait_timeout
+    while waiting():
+        if time.monotonic() > deadline:
+            raise BagError(f"not enough subscribers on {', '.join(waiting())} after {wait_timeout:.0f} s")
+        publish_clock(info.start_ns)
+        rclpy.spin_once(node, timeout_sec=0.05)
+    if wait_clock_subscribers and clock_pub is not None:  # let the start time reach every clock subscriber
+        for _ in range(5):
+            publish_clock(info.start_ns)
+            rclpy.spin_once(node, timeout_sec=0.02)
+    counts = {remap.get(t, t): 0 for t in chosen}
+    total = sum(info.topics[t][1] for t in chosen)
+    total = (min(total, limit) if limit is not None else total) * max(loops, 1)
+    bar = _bar(total, progress)
+    log_file = open(publish_log, "w") if publish_log else None
+    wall0: Optional[float] = None
+    bag0 = last_ns = 0
+
+    def tick_until(due: float) -> None:
+        """Sleep until the monotonic time ``due``, publishing /clock at ``clock_hz`` meanwhile."""
+        while True:
+            now = time.monotonic()
+            if now >= due:
+                return
+            time.sleep(min(due - now, 1.0 / clock_hz))
+            publish_clock(bag0 + int((time.monotonic() - wall0) * rate * 1e9))
+
+    try:
+        for _ in range(max(loops, 1)):
+            wall0 = None
+            for sent, (topic, _, bag_ns, data) in enumerate(read_raw(bag, chosen)):
+                if limit is not None and sent >= limit:
+                    break
+                if wall0 is None:
+                    wall0, bag0 = time.monotonic(), bag_ns
+                if rate > 0:  # wait for the message's due time, ticking /clock in between
+                    tick_until(wall0 + (bag_ns - bag0) * 1e-9 / rate)
                 publish_clock(bag_ns)
-            if rate > 0:  # wait for the message's due time, ticking /clock in between
-                due = wall0 + (bag_ns - bag0) * 1e-9 / rate
-                while True:
-                    now = time.monotonic()
-                    if now >= due:
-                        break
-                    step = min(due - now, 1.0 / clock_hz)
-                    time.sleep(step)
-                    publish_clock(bag0 + int((time.monotonic() - wall0) * rate * 1e9))
-            publish_clock(bag_ns)
-            pubs[topic].publish(data)
-            counts[remap.get(topic, topic)] += 1
-            bar.update(1)
-    bar.close()
+                pubs[topic].publish(data)
+                if log_file is not None:
+                    log_file.write(f"{remap.get(topic, topic)} {bag_ns} {time.monotonic_ns()}\n")
+                counts[remap.get(topic, topic)] += 1
+                last_ns = bag_ns
+                bar.update(1)
+        if tail_seconds > 0 and wall0 is not None and rate > 0:
+            tick_until(wall0 + (last_ns - bag0) * 1e-9 / rate + tail_seconds / rate)
+    finally:
+        bar.close()
+        if log_file is not None:
+            log_file.close()
     return counts
 
 
@@ -140,6 +169,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--wait-timeout", type=float, default=30.0)
     parser.add_argument("--loop", type=int, default=1, help="play the bag N times")
     parser.add_argument("--limit", type=int, help="publish at most N messages (per loop)")
+    parser.add_argument("--wait-clock-subscribers", type=int, default=0,
+                        help="also wait for N /clock subscribers (use_sim_time nodes), sending the start time")
+    parser.add_argument("--tail", type=float, default=0.0, help="tick /clock for S bag seconds after the last message")
+    parser.add_argument("--publish-log", help="write 'topic bag_ns monotonic_ns' per published message here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args, ros_args = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -152,12 +185,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from dfer_ros.ros.session import ros_session
 
     try:
-        with ros_session(ros_args):
+        with ros_session([sys.argv[0], *ros_args]):  # rcl skips argv[0]
             node = Node("dfer_bag_replay")
             try:
                 counts = replay(node, args.bag, args.topics, args.rate, not args.no_clock, parse_remaps(args.remap),
                                 args.wait_subscribers, args.wait_timeout, loops=args.loop, progress=not args.quiet,
-                                limit=args.limit)
+                                limit=args.limit, wait_clock_subscribers=args.wait_clock_subscribers,
+                                tail_seconds=args.tail, publish_log=args.publish_log)
                 # let reliable writers hand the last samples over before the process exits
                 end = time.monotonic() + 0.5
                 while time.monotonic() < end:
