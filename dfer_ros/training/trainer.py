@@ -270,6 +270,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.start_epoch = 0
         self.best_value = -float("inf")
+        self.best_epoch: Optional[int] = None
         if self.resume:
             self._resume(Path(self.resume))
 
@@ -303,6 +304,7 @@ class Trainer:
         doc = load_train_state(folder, self.optimizer, self.scheduler, self.scaler)
         self.start_epoch = int(doc["epoch"]) + 1
         self.best_value = float(doc.get("best_value", -float("inf")))
+        self.best_epoch = doc.get("best_epoch")
         self.history = list(doc.get("history", []))
         log.info("resumed from %s at epoch %d", folder, self.start_epoch)
 
@@ -314,7 +316,8 @@ class Trainer:
         save_checkpoint(folder / MODEL_FILE, self.model, self.model_cfg, extra)
         if with_state:
             save_train_state(folder, self.optimizer, self.scheduler, self.scaler, epoch,
-                             {"best_value": self.best_value, "history": self.history})
+                             {"best_value": self.best_value, "best_epoch": self.best_epoch,
+                                                                        "history": self.history})
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         from tqdm import tqdm
@@ -375,9 +378,11 @@ class Trainer:
             val = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
             name, value = selection_value(val or record, self.cfg.select_metric, per_frame)
             self.best_name = name
-            improved = value > self.best_value or (math.isnan(self.best_value) and not math.isnan(value))
+            # the first epoch always writes best/ (also when its metric is NaN), later ones only when better
+            improved = self.best_epoch is None or value > self.best_value
             if improved:
-                self.best_value = value
+                self.best_value = value if not math.isnan(value) else -float("inf")
+                self.best_epoch = epoch + 1
             print(f"epoch {epoch + 1}/{o.epochs} loss {record['train_loss']:.4f} lr {record['lr']:.2e} | "
                   f"val {format_metrics(val) or '-'} | {name} {value:.4f}{' *' if improved else ''} | "
                   f"{record['seconds']:.1f} s", flush=True)
@@ -388,7 +393,8 @@ class Trainer:
                 for h in self.history:
                     handle.write(json.dumps(h) + "\n")
         name = getattr(self, "best_name", self.cfg.select_metric)
-        summary: dict[str, Any] = {"select_metric": name, "best_value": self.best_value, "epochs": o.epochs,
+        summary: dict[str, Any] = {"select_metric": name, "best_value": self.best_value,
+                                   "best_epoch": self.best_epoch, "epochs": o.epochs,
                                    "epochs_run": len(self.history), "output_dir": str(self.out),
                                    "best_checkpoint": str(self.out / "best" / MODEL_FILE)}
         if self.history:
