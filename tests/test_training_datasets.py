@@ -139,5 +139,6 @@ def test_malformed_manifest(tmp_path):
     _expect(r"manifest.csv:3: unknown label 'bored'", lambda: read_split("manifest", path, None,
                                                                          expression_labels=BASIC7))
     path.write_text("path,num_frames\nclips/0000,99\n")
-    _expect(r"manifest.csv:2: .* has 4 frames, fewer than its num_frames 99", lambda: read_split("manifest", path, None))
+    _expect(r"manifest.csv:2: .* has 4 frames, fewer than its num_frames 99",
+            lambda: read_split("manifest", path, None))
     _expect("manifest not found", lambda: read_split("manifest", tmp_path / "none.csv", None))

@@ -48,7 +48,8 @@ def run(config: Path, batch: int, frames: Optional[int], steps: int, warmup: int
                "aus": torch.randint(0, 2, (batch, a), generator=gen).float().to(device)}
     mask = torch.ones((batch, t), dtype=torch.bool, device=device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    log(f"model {cfg.name}: {model.num_parameters / 1e6:.1f} M parameters, {model.num_trainable / 1e6:.2f} M trainable; "
+    log(f"model {cfg.name}: {model.num_parameters / 1e6:.1f} M parameters, "
+        f"{model.num_trainable / 1e6:.2f} M trainable; "
         f"batch {batch} clips x {t} frames at {s}x{s}, amp {use_amp}, device {device}")
 
     def step():
