@@ -5,29 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import save_file
-from transformers import CLIPConfig, CLIPModel
 
-from clip_helpers import random_crops, tiny_cfg
+from clip_helpers import hf_clip, random_crops, tiny_cfg
 from dfer_ros.clip_adapter.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dfer_ros.clip_adapter.model import ClipAdapterModel
 from dfer_ros.clip_adapter.preprocess import to_pixel_values
 from dfer_ros.clip_adapter.text_prompts import build_text_tower
-
-
-def hf_clip(cfg, hidden=None, seed=7) -> CLIPModel:
-    """A tiny CLIPModel with the config's sizes (real HF class, so real key names)."""
-    v, t = cfg.vision, cfg.text
-    torch.manual_seed(seed)
-    conf = CLIPConfig(
-        vision_config=dict(hidden_size=hidden or v.hidden_size, intermediate_size=v.intermediate_size,
-                           num_hidden_layers=v.num_hidden_layers, num_attention_heads=v.num_attention_heads,
-                           patch_size=v.patch_size, image_size=cfg.image_size),
-        text_config=dict(vocab_size=t.vocab_size, hidden_size=t.hidden_size, intermediate_size=t.intermediate_size,
-                         num_hidden_layers=t.num_hidden_layers, num_attention_heads=t.num_attention_heads,
-                         max_position_embeddings=t.max_position_embeddings, bos_token_id=t.vocab_size - 2,
-                         eos_token_id=t.vocab_size - 1, pad_token_id=t.vocab_size - 1),
-        projection_dim=v.projection_dim)
-    return CLIPModel(conf).eval()
 
 
 @pytest.fixture(scope="module")

@@ -168,3 +168,37 @@ def test_clip_model_factory_branch(exported):
     assert model.backend == "torch" and model.encoder.crop_spec.size == 32 and model.encoder.crop_spec.color == "rgb"
     with pytest.raises(ValueError, match="dfer-export"):
         create_model("clip", backend="onnxruntime", config=str(TINY))
+
+
+def test_pretrained_only_export_is_self_contained(tmp_path):
+    """--pretrained-only: HF CLIP folder weights + fresh head; the exported folder works after the
+    HF folder is gone (torch backend included) and its config points at no external file."""
+    import shutil
+
+    import yaml
+    from safetensors.torch import save_file
+
+    from clip_helpers import hf_clip
+    from dfer_ros.cli.export import main
+
+    hf = tmp_path / "hf"
+    tiny_tokenizer_dir(tmp_path)
+    shutil.copytree(tmp_path / "tokenizer", hf)
+    clip = hf_clip(tiny_cfg())
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(hf / "model.safetensors"))
+    cfg_file = tmp_path / "cfg.yaml"
+    data = yaml.safe_load(TINY.read_text())
+    data.update(clip_weights=str(hf), adapter={"kind": "lora", "lora_r": 2, "lora_alpha": 4})  # LoRA starts as identity
+    cfg_file.write_text(yaml.safe_dump(data))
+    assert main(["--config", str(cfg_file), "--pretrained-only", "--out", str(tmp_path / "zs")]) == 0
+    shutil.rmtree(hf)
+    assert yaml.safe_load((tmp_path / "zs" / "config.yaml").read_text())["clip_weights"] is None
+    crops = random_crops(3)
+    from dfer_ros.clip_adapter.preprocess import to_pixel_values
+
+    with torch.no_grad():
+        ref = torch.nn.functional.normalize(clip.get_image_features(pixel_values=to_pixel_values(crops)).pooler_output, dim=-1)
+    for backend in ("onnxruntime", "torch"):
+        model = load_clip_model(tmp_path / "zs", backend=backend, text_mode="zero_shot")
+        np.testing.assert_allclose(model.encoder.encode(crops), ref.numpy(), atol=1e-4)
+        assert model.head.text_mode == "zero_shot"

@@ -1,7 +1,8 @@
 """``dfer-export``: turn a CLIP-adapter model (trained checkpoint or random init) into the runtime folder.
 
     dfer-export --config models/clip_vitb16_abaw.yaml --checkpoint runs/abaw/best.safetensors --out exported/vitb16
-    dfer-export --config models/tiny_test.yaml --random-init --out /tmp/tiny --tokenizer /path/to/hf/clip
+    dfer-export --config models/tiny_test.yaml --random-init --out /tmp/tiny --tokenizer /path/to/vocab
+    dfer-export --config models/clip_vitb16_abaw.yaml --pretrained-only --prompts my_classes.yaml --out exported/zs
 
 Writes image_tower.onnx, temporal_head.onnx, text_embeddings.npy + text_labels.json, config.yaml,
 torch_weights.safetensors and manifest.json; prints the ONNX Runtime vs PyTorch max abs difference
@@ -19,7 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="model config YAML (models/*.yaml)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="trained checkpoint (.safetensors written by training)")
-    src.add_argument("--random-init", action="store_true", help="export the config's random-init (or CLIP-weights-only) model")
+    src.add_argument("--random-init", action="store_true",
+                     help="random weights everywhere (clip_weights ignored): tests, benchmarks, pipeline checks")
+    src.add_argument("--pretrained-only", action="store_true",
+                     help="the config's CLIP weights with untrained adapters/head: for zero-shot use (--text-mode zero_shot)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tokenizer", help="folder with vocab.json + merges.txt (default: config text.tokenizer / clip_weights)")
     p.add_argument("--prompts", help="YAML prompt file for the zero-shot classes (default: config / built-in)")
@@ -38,10 +42,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         cfg = load_config(args.config)
+        tokenizer = args.tokenizer or cfg.text.tokenizer or cfg.clip_weights  # the HF folder still has the vocab
+        if args.random_init:
+            cfg.clip_weights = None
         model = ClipAdapterModel(cfg)
         if args.checkpoint:
             load_checkpoint(args.checkpoint, model)
-        manifest = export_model(cfg, model, args.out, tokenizer_dir=args.tokenizer, prompts=args.prompts,
+        manifest = export_model(cfg, model, args.out, tokenizer_dir=tokenizer, prompts=args.prompts,
                                 with_text=not args.no_text,
                                 tolerance=DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance,
                                 opset=args.opset)

@@ -129,8 +129,17 @@ def export_model(cfg: ClipAdapterConfig, model: ClipAdapterModel, out_dir: Union
             ok &= diff <= tolerance
             log(f"parity {part}.{name}: max abs diff {diff:.3e} (tolerance {tolerance:.0e}) {status}")
 
-    cfg.dump(out / "config.yaml")
-    weights = save_checkpoint(out / "torch_weights.safetensors", model, cfg, extra={"exported_from": cfg.source})
+    # self-contained folder: all weights (tower included) in torch_weights, so the exported config
+    # needs no clip_weights path that may not exist where the folder is copied to
+    import copy
+
+    runtime_cfg = copy.deepcopy(cfg)
+    runtime_cfg.clip_weights = None
+    runtime_cfg.text.tokenizer = None
+    runtime_cfg.text.prompts = None
+    runtime_cfg.dump(out / "config.yaml")
+    weights = save_checkpoint(out / "torch_weights.safetensors", model, runtime_cfg, include_frozen=True,
+                              extra={"exported_from": cfg.source, "clip_weights": cfg.clip_weights})
     text_entry = None
     if with_text and cfg.text.enabled:
         text_entry = _export_text(cfg, out, tokenizer_dir, prompts, log)
