@@ -1,0 +1,305 @@
+"""The benchmark suite behind ``make bench`` / ``dfer-bench --out FILE.json``.
+
+It does not re-implement the measurements: it calls the other benchmarks' functions and collects
+their numbers into one JSON file and one markdown table.
+
+  throughput   A's ``perception_bench.run_scenario`` on grids of 1, 2, 4 and 8 copies of the real webcam
+               face video at 640x480 and 1280x720: fps, per-stage ms, faces found, RSS after each
+  streaming    B's ``streaming_bench.run``: one new crop encoded per frame + head over the cached window
+               versus re-encoding the whole 16-frame clip (CLIP-adapter ViT-B/16, random weights)
+  latency      D's ``latency_bench`` (a node subprocess fed at 30 Hz; image stamp -> output received)
+  memory       peak RSS of this process and of its children
+  gpu          CUDA (torch): B's GPU streaming section; TensorRT (when installed): the ViT image tower
+               exported to ONNX and built as an fp16 engine, ms per batch of 1/4/8 crops. Skipped with
+               the reason when there is no GPU.
+
+The default settings finish in about 5-8 minutes on a 2-core machine; ``--quick`` is a smoke run
+(seconds, tiny model, no latency run). Every section records its own error instead of ending the suite.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from dfer_ros.assets import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+MODELS = REPO_ROOT / "models"
+GRIDS = {1: (1, 1), 2: (1, 2), 4: (2, 2), 8: (2, 4)}  # faces -> (rows, columns)
+
+
+@dataclass
+class SuiteConfig:
+    """What to run; the defaults are the full suite, ``quick()`` the smoke-test settings."""
+
+    frames: int = 60  # frames per throughput scenario
+    faces: tuple[int, ...] = (1, 2, 4, 8)
+    resolutions: tuple[tuple[int, int], ...] = ((640, 480), (1280, 720))
+    model: str = "default"
+    backend: str = "onnxruntime"
+    streaming_config: Path = MODELS / "clip_vitb16_abaw.yaml"
+    streaming_steps: int = 6
+    reencode_steps: int = 2
+    latency_seconds: float = 10.0  # 0 = skip the node latency run
+    gpu: bool = True
+    sections: tuple[str, ...] = ("throughput", "streaming", "latency", "gpu")
+
+    @classmethod
+    def quick(cls) -> "SuiteConfig":
+        return cls(frames=4, faces=(1, 2), resolutions=((640, 480),), streaming_config=MODELS / "tiny_test.yaml",
+                   streaming_steps=2, reencode_steps=1, latency_seconds=0.0)
+
+
+@dataclass
+class SuiteResult:
+    config: dict
+    host: dict
+    sections: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak resident memory (MiB) of this process and of its finished children (Linux ru_maxrss is KiB)."""
+    return {"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0}
+
+
+def grid_frames(frames: Sequence[np.ndarray], faces: int, width: int, height: int) -> list[np.ndarray]:
+    """Each frame with ``faces`` copies of the video laid out in a grid filling ``width`` x ``height``.
+
+    Cells keep the video's aspect ratio (letterboxed), so faces stay faces; 8 faces at 640x480 are small
+    (about 60 px) and the detector may miss some: the table reports the faces actually found.
+    """
+    import cv2
+
+    rows, cols = GRIDS[faces]
+    cell_w, cell_h = width // cols, height // rows
+    out = []
+    for frame in frames:
+        h, w = frame.shape[:2]
+        scale = min(cell_w / w, cell_h / h)
+        small = cv2.resize(frame, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA
+                           if scale < 1 else cv2.INTER_LINEAR)
+        canvas = np.zeros((height, width, 3), np.uint8)
+        for r in range(rows):
+            for c in range(cols):
+                y = r * cell_h + (cell_h - small.shape[0]) // 2
+                x = c * cell_w + (cell_w - small.shape[1]) // 2
+                canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+        out.append(canvas)
+    return out
+
+
+def run_throughput(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """fps and per-stage ms for every (resolution, faces) pair, via A's ``run_scenario``."""
+    from dfer_ros.assets import sample_video
+    from dfer_ros.bench.perception_bench import load_frames, rss_mb, run_scenario
+    from dfer_ros.estimators.factory import create_model
+    from dfer_ros.perception.config import PipelineConfig
+
+    config = PipelineConfig().validate()
+    config.detection.max_faces = max(config.detection.max_faces, max(cfg.faces))
+    model = create_model(cfg.model, backend=cfg.backend)
+    source = load_frames(sample_video(), cfg.frames)
+    rows = []
+    for width, height in cfg.resolutions:
+        for faces in cfg.faces:
+            name = f"{width}x{height} {faces} face{'s' if faces > 1 else ''}"
+            res = run_scenario(name, grid_frames(source, faces, width, height), model, config, faces)
+            row = asdict(res)
+            row.update({"width": width, "height": height, "faces": faces, "rss_mb_after": round(rss_mb(), 1)})
+            rows.append(row)
+            progress(f"  {name}: {res.fps:.1f} fps, {res.total_ms:.1f} ms/frame, {res.mean_faces:.2f} faces found")
+    return {"model": model.name, "backend": model.backend, "frames": cfg.frames, "scenarios": rows}
+
+
+def run_streaming(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """B's streaming vs re-encoding benchmark (CPU; its GPU part runs when CUDA is there)."""
+    from dfer_ros.bench.streaming_bench import run
+
+    return run(Path(cfg.streaming_config), cfg.streaming_steps, cfg.reencode_steps, threads=1, log=progress)
+
+
+def run_latency(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """D's node latency benchmark in a subprocess (it owns rclpy init and its node subprocess)."""
+    if cfg.latency_seconds <= 0:
+        return {"skipped": "latency run disabled (--latency-seconds 0 or --quick)"}
+    with tempfile.TemporaryDirectory(prefix="dfer-bench-") as tmp:
+        out = Path(tmp) / "latency.json"
+        cmd = [sys.executable, "-m", "dfer_ros.bench.latency_bench", "--out", str(out), "--seconds",
+               str(cfg.latency_seconds), "--warmup", "3", "--model", cfg.model, "--backend", cfg.backend]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300 + cfg.latency_seconds)
+        lines = [ln for ln in (proc.stdout or "").splitlines() if ln.startswith("bench:")]
+        for line in lines:
+            progress(f"  {line}")
+        if not out.exists():
+            raise RuntimeError(f"latency_bench exited with {proc.returncode}: {(proc.stderr or proc.stdout)[-1500:]}")
+        return json.loads(out.read_text())
+
+
+def run_gpu(cfg: SuiteConfig, streaming: Optional[dict], progress: Callable[[str], None] = print) -> dict:
+    """CUDA and TensorRT numbers, or the reason they were skipped."""
+    try:
+        import torch
+    except ImportError:
+        return {"skipped": "torch is not installed"}
+    if not torch.cuda.is_available():
+        return {"skipped": f"CUDA is not available (torch {torch.__version__}, no GPU on this machine)"}
+    out: dict[str, Any] = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    out["torch_streaming"] = (streaming or {}).get("gpu") or "not run (streaming section skipped or failed)"
+    torch.cuda.reset_peak_memory_stats()
+    out["tensorrt"] = _tensorrt_tower(cfg, progress)
+    out["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    return out
+
+
+def _tensorrt_tower(cfg: SuiteConfig, progress: Callable[[str], None]) -> dict:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is None:
+        return {"skipped": "TensorRT is not installed"}
+    import torch
+
+    from dfer_ros.backends.factory import create_session
+    from dfer_ros.clip_adapter.config import load_config
+    from dfer_ros.clip_adapter.export import IMAGE_INPUTS, IMAGE_OUTPUTS, ImageTowerExport, export_onnx
+    from dfer_ros.clip_adapter.model import ClipAdapterModel
+
+    mcfg = load_config(Path(cfg.streaming_config))
+    mcfg.clip_weights = None  # random weights: same cost as the real tower
+    model = ClipAdapterModel(mcfg).eval()
+    s = mcfg.image_size
+    res: dict[str, Any] = {"config": str(cfg.streaming_config), "precision": "fp16", "ms_per_batch": {}}
+    with tempfile.TemporaryDirectory(prefix="dfer-trt-") as tmp:
+        onnx_path = Path(tmp) / "image_tower.onnx"
+        pixels = np.random.default_rng(0).standard_normal((1, 3, s, s)).astype(np.float32)
+        export_onnx(ImageTowerExport(model), {IMAGE_INPUTS[0]: pixels}, onnx_path, IMAGE_INPUTS, IMAGE_OUTPUTS)
+        t0 = time.perf_counter()
+        session = create_session("tensorrt", onnx_path, fp16=True, max_batch=8, cache_dir=Path(tmp) / "engines")
+        res["engine_build_s"] = time.perf_counter() - t0
+        for batch in (1, 4, 8):
+            x = np.random.default_rng(batch).standard_normal((batch, 3, s, s)).astype(np.float32)
+            for _ in range(3):
+                session.run({IMAGE_INPUTS[0]: x})
+            times = []
+            for _ in range(20):
+                torch.cuda.synchronize()
+                t = time.perf_counter()
+                session.run({IMAGE_INPUTS[0]: x})
+                torch.cuda.synchronize()
+                times.append((time.perf_counter() - t) * 1000.0)
+            res["ms_per_batch"][batch] = float(np.median(times))
+            progress(f"  TensorRT fp16 image tower, batch {batch}: {res['ms_per_batch'][batch]:.2f} ms")
+    return res
+
+
+def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> SuiteResult:
+    """Run every section in ``cfg.sections``; a failing section records its error and the rest go on."""
+    import onnxruntime
+
+    host = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "onnxruntime": onnxruntime.__version__, "processor": platform.processor() or platform.machine()}
+    cfg_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    result = SuiteResult(config=cfg_dict, host=host)
+    steps = [("throughput", lambda: run_throughput(cfg, progress)),
+             ("streaming", lambda: run_streaming(cfg, progress)),
+             ("latency", lambda: run_latency(cfg, progress)),
+             ("gpu", lambda: run_gpu(cfg, result.sections.get("streaming"), progress) if cfg.gpu
+              else {"skipped": "disabled (--no-gpu)"})]
+    for name, fn in steps:
+        if name not in cfg.sections:
+            continue
+        progress(f"[{name}]")
+        t0 = time.perf_counter()
+        try:
+            result.sections[name] = fn()
+        except Exception as exc:  # noqa: BLE001 - one broken section must not lose the others' numbers
+            result.errors[name] = f"{type(exc).__name__}: {exc}"
+            log.debug("section %s failed:\n%s", name, traceback.format_exc())
+            progress(f"  {name} failed: {result.errors[name]}")
+        result.seconds[name] = round(time.perf_counter() - t0, 1)
+    result.sections["memory"] = {"peak_rss_mb": peak_rss_mb()}
+    return result
+
+
+def _f(v, digits: int = 1) -> str:
+    return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{digits}f}"
+
+
+def markdown(result: SuiteResult) -> str:
+    """The summary table(s) printed at the end of ``dfer-bench``."""
+    from dfer_ros.perception.pipeline import STAGES
+
+    lines = [f"## dfer-bench ({result.host['cpus']} CPU(s), {result.host['machine']})", ""]
+    thr = result.sections.get("throughput")
+    if thr:
+        lines += [f"Throughput ({thr['model']}, {thr['backend']}, {thr['frames']} frames per row; ms per frame)", "",
+                  "| resolution | faces | found | fps | " + " | ".join(STAGES) + " | total | RSS MiB |",
+                  "|---|---|---|---|" + "---|" * len(STAGES) + "---|---|"]
+        for r in thr["scenarios"]:
+            lines.append(f"| {r['size']} | {r['faces']} | {r['mean_faces']:.2f} | {r['fps']:.1f} | "
+                         + " | ".join(_f(r["stage_ms"].get(s), 2) for s in STAGES)
+                         + f" | {r['total_ms']:.1f} | {r['rss_mb_after']:.0f} |")
+        lines.append("")
+    st = result.sections.get("streaming")
+    if st and st.get("cpu"):
+        c = st["cpu"]
+        lines += ["Streaming vs clip re-encoding (1 face, CPU, ms per new frame)", "",
+                  "| model | window | streaming ms | re-encoding ms | throughput ratio |", "|---|---|---|---|---|",
+                  f"| {Path(st['config']).stem} | {st['window']} | {c['streaming_ms_per_step']:.1f} | "
+                  f"{c['reencode_ms_per_step']:.1f} | {c['throughput_ratio']:.1f}x |", ""]
+    lat = result.sections.get("latency")
+    if lat and "skipped" in lat:
+        lines += [f"End-to-end node latency: skipped ({lat['skipped']})", ""]
+    elif lat:
+        ms = lat.get("latency_ms", {})
+        lines += ["End-to-end node latency (image stamp -> faces/affect in another process)", "",
+                  "| resolution | rate Hz | results | p50 ms | p90 ms | p99 ms | max ms |", "|---|---|---|---|---|---|---|",
+                  f"| {lat.get('resolution')} | {lat.get('rate_hz')} | {lat.get('results')}/{lat.get('frames_sent')} | "
+                  f"{_f(ms.get('p50'))} | {_f(ms.get('p90'))} | {_f(ms.get('p99'))} | {_f(ms.get('max'))} |", ""]
+    mem = result.sections.get("memory", {}).get("peak_rss_mb", {})
+    lines += [f"Peak memory: {_f(mem.get('self'), 0)} MiB (this process), {_f(mem.get('children'), 0)} MiB "
+              f"(largest child process)", ""]
+    gpu = result.sections.get("gpu")
+    if gpu is not None:
+        if "skipped" in gpu:
+            lines.append(f"GPU: skipped ({gpu['skipped']})")
+        else:
+            lines.append(f"GPU {gpu['device']}:")
+            ts = gpu.get("torch_streaming")
+            if isinstance(ts, dict):
+                for faces, row in ts.get("faces", {}).items():
+                    lines.append(f"  torch fp16, {faces} face(s): streaming {row['streaming_ms_per_frame']:.2f} ms, "
+                                 f"re-encoding {row['reencode_ms_per_frame']:.2f} ms per frame")
+            trt = gpu.get("tensorrt", {})
+            if "skipped" in trt:
+                lines.append(f"  TensorRT: skipped ({trt['skipped']})")
+            elif trt:
+                lines.append("  TensorRT fp16 image tower: " + ", ".join(
+                    f"batch {b}: {ms:.2f} ms" for b, ms in trt["ms_per_batch"].items()))
+    for name, err in result.errors.items():
+        lines.append(f"{name}: FAILED ({err})")
+    lines.append("section seconds: " + ", ".join(f"{k} {v}" for k, v in result.seconds.items()))
+    return "\n".join(lines)
+
+
+def save(result: SuiteResult, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(result), indent=2, default=str) + "\n")
+    return path

@@ -1,0 +1,67 @@
+"""``dfer-bench``: the whole benchmark suite (what ``make bench`` runs); numbers to JSON, a markdown table printed.
+
+    dfer-bench --out bench.json [--quick] [--frames N] [--sections throughput streaming latency gpu]
+               [--latency-seconds S] [--no-gpu] [--model default] [--backend onnxruntime]
+
+See ``dfer_ros.bench.suite`` for what each section measures. Not a test: it prints and writes numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+SECTIONS = ("throughput", "streaming", "latency", "gpu")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="dfer-bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="JSON file for all numbers")
+    parser.add_argument("--quick", action="store_true", help="smoke run: few frames, tiny model, no latency run")
+    parser.add_argument("--frames", type=int, help="frames per throughput scenario")
+    parser.add_argument("--faces", type=int, nargs="+", choices=(1, 2, 4, 8), help="face counts (default 1 2 4 8)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, help="sections to run (default: all)")
+    parser.add_argument("--latency-seconds", type=float, help="measured seconds of the node latency run (0: skip)")
+    parser.add_argument("--streaming-config", type=Path, help="CLIP-adapter config of the streaming section")
+    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
+    parser.add_argument("--model", help="affect model of the throughput section (default: default)")
+    parser.add_argument("--backend", help="backend of the throughput section (default: onnxruntime)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from dfer_ros.bench.suite import SuiteConfig, markdown, run_suite, save
+
+    cfg = SuiteConfig.quick() if args.quick else SuiteConfig()
+    if args.frames is not None:
+        if args.frames < 1:
+            parser.error("--frames must be >= 1")
+        cfg.frames = args.frames
+    if args.faces:
+        cfg.faces = tuple(sorted(set(args.faces)))
+    if args.sections:
+        cfg.sections = tuple(args.sections)
+    if args.latency_seconds is not None:
+        cfg.latency_seconds = args.latency_seconds
+    if args.streaming_config is not None:
+        if not args.streaming_config.is_file():
+            parser.error(f"--streaming-config {args.streaming_config}: no such file")
+        cfg.streaming_config = args.streaming_config
+    if args.no_gpu:
+        cfg.gpu = False
+    if args.model:
+        cfg.model = args.model
+    if args.backend:
+        cfg.backend = args.backend
+    t0 = time.perf_counter()
+    result = run_suite(cfg, progress=lambda line: print(line, flush=True))
+    save(result, args.out)
+    print()
+    print(markdown(result))
+    print(f"\nwrote {args.out} ({time.perf_counter() - t0:.0f} s)")
+    return 1 if result.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Smoke test of dfer-bench's plumbing with tiny settings (the numbers themselves are not asserted:
+speed belongs in the benchmark output, not in tests)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from dfer_ros.bench.suite import MODELS, SuiteConfig, grid_frames, markdown, run_suite
+from dfer_ros.cli import bench as bench_cli
+
+
+def test_grid_frames_place_one_copy_per_cell():
+    frame = np.full((300, 400, 3), 200, np.uint8)
+    for faces, cells in ((1, 1), (2, 2), (4, 4), (8, 8)):
+        (out,) = grid_frames([frame], faces, 1280, 720)
+        assert out.shape == (720, 1280, 3)
+        rows, cols = {1: (1, 1), 2: (1, 2), 4: (2, 2), 8: (2, 4)}[faces]
+        # the centre of every cell is video, the corners between cells are black letterbox
+        for r in range(rows):
+            for c in range(cols):
+                cy, cx = int((r + 0.5) * 720 / rows), int((c + 0.5) * 1280 / cols)
+                assert out[cy, cx, 0] == 200
+        assert rows * cols == cells
+
+
+def test_suite_runs_every_section_and_reports(tmp_path):
+    cfg = SuiteConfig(frames=2, faces=(1, 2), resolutions=((320, 240),), streaming_config=MODELS / "tiny_test.yaml",
+                      streaming_steps=1, reencode_steps=1, latency_seconds=0.0)
+    lines: list[str] = []
+    result = run_suite(cfg, progress=lines.append)
+    assert result.errors == {}
+    rows = result.sections["throughput"]["scenarios"]
+    assert [(r["size"], r["faces"], r["frames"]) for r in rows] == [("320x240", 1, 2), ("320x240", 2, 2)]
+    assert set(rows[0]["stage_ms"]) >= {"detect", "track", "align", "model", "aggregate"}
+    assert result.sections["streaming"]["cpu"]["streaming_ms_per_step"] > 0
+    assert "skipped" in result.sections["latency"]
+    gpu = result.sections["gpu"]
+    assert "skipped" in gpu or "device" in gpu
+    assert result.sections["memory"]["peak_rss_mb"]["self"] > 0
+    text = markdown(result)
+    assert "| 320x240 | 2 |" in text and "| tiny_test | 8 |" in text and "Peak memory" in text
+
+
+def test_cli_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench_cli.main(["--out", str(out), "--quick", "--sections", "throughput", "--frames", "2",
+                           "--faces", "1"]) == 0
+    data = json.loads(out.read_text())
+    assert data["config"]["frames"] == 2 and data["errors"] == {}
+    assert len(data["sections"]["throughput"]["scenarios"]) == 1
+    assert "| 640x480 | 1 |" in capsys.readouterr().out
