@@ -67,13 +67,13 @@ class Harness:
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.pub = self.node.create_publisher(Image, IMAGE, reliable)
         self.outputs: dict[str, dict[float, object]] = {}
+        self.output_subs = []
         for topic, kind in (("faces/affect", FaceAffectArray), ("faces/expression", FaceExpressionArray),
                             ("faces/valence_arousal", FaceValenceArousalArray),
                             ("faces/action_units", FaceActionUnitsArray), ("faces/tracked", TrackedFaces)):
             store = self.outputs.setdefault(topic, {})
-            self.node.create_subscription(kind, f"{NS}/{topic}",
-                                          lambda m, s=store: s.__setitem__(stamp_to_seconds(m.header.stamp), m),
-                                          reliable)
+            self.output_subs.append(self.node.create_subscription(
+                kind, f"{NS}/{topic}", lambda m, s=store: s.__setitem__(stamp_to_seconds(m.header.stamp), m), reliable))
         self.diagnostics: list[dict[str, str]] = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
         self.params = AsyncParameterClient(self.node, f"{NS}/dfer_node")
@@ -88,7 +88,10 @@ class Harness:
         rclpy.spin_once(self.node, timeout_sec=0.05)
 
     def wait(self, condition, what, timeout=TIMEOUT):
-        wait_until(condition, timeout, self.spin, what)
+        try:
+            wait_until(condition, timeout, self.spin, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- node log (tail) ---\n{read_log(self.log_path)[-3000:]}") from None
 
     def next_stamp(self, step: float = 0.04) -> float:
         self.stamp = round(self.stamp + step, 6)
@@ -130,8 +133,11 @@ def harness(ros_env, tmp_path_factory):
     with ros_session():
         with ros_process(args, ros_env, log_path) as proc:
             h = Harness(proc, log_path)
-            h.wait(lambda: any(d.get("state") == "active" for d in h.diagnostics), "the node to become active")
+            h.wait(lambda: any(d.get("state") == "active" for d in h.diagnostics), "the node to become active",
+                   timeout=120)
             h.wait(lambda: h.pub.get_subscription_count() >= 1, "the node's image subscription to match")
+            h.wait(lambda: all(sub.get_publisher_count() >= 1 for sub in h.output_subs),
+                   "the node's output publishers to match our subscriptions")
             h.wait(h.params.services_are_ready, "the parameter services")
             yield h
             h.node.destroy_node()
