@@ -94,6 +94,9 @@ def plot_expression_timeline(records: Sequence[dict], path, truth: Optional[tupl
     colors = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(labels)}
     canonical = {canonical_expression(k): c for k, c in colors.items()}
     all_t = [float(r["stamp"]) for _, rows in faces for r in rows]
+    if truth is not None and len(truth[0]) and all_t:  # labels before/after the predictions stay in view
+        labelled = [float(t) for t, k in zip(truth[0], truth[1]) if k >= 0]
+        all_t += [t for t in labelled if min(all_t) - 1.0 <= t <= max(all_t) + 1.0]
     t0 = min(all_t) if all_t else 0.0  # plot seconds from the first prediction (bag stamps are epoch-sized)
     fig, axes = plt.subplots(len(faces), 1, figsize=(10, 2.6 * len(faces) + 0.6), dpi=100, squeeze=False)
     for ax, (face, rows) in zip(axes[:, 0], faces):
@@ -120,7 +123,8 @@ def plot_expression_timeline(records: Sequence[dict], path, truth: Optional[tupl
                 t1 = stamps[k + 1] if k + 1 < len(stamps) else stamps[k] + 0.04
                 ax.axvspan(stamps[k], t1, ymin=1.12, ymax=1.20, color=col, clip_on=False, lw=0)
         ax.set_ylim(0, 1)
-        ax.set_xlim(t.min(), t.max() if t.max() > t.min() else t.min() + 1)
+        t_end = max(all_t) - t0
+        ax.set_xlim(0.0, t_end if t_end > 0 else 1.0)
         ax.set_ylabel(f"{face}\nprobability")
         ax.text(1.005, 1.06, "published", transform=ax.transAxes, fontsize=7, va="center")
         if truth is not None:
