@@ -86,3 +86,15 @@ def test_multitask_loss_gradients_flow_only_from_valid_targets():
     assert parts["va"] == 0.0 and out["valence_arousal"].grad.abs().sum() == 0
     assert out["expression_logits"].grad[1].abs().sum() == 0 and out["expression_logits"].grad[0].abs().sum() > 0
     assert out["au_logits"].grad[0].abs().sum() == 0 and out["au_logits"].grad[1, 1] != 0
+
+
+def test_training_config_coerces_yaml_numbers_and_names_bad_keys():
+    from dfer_ros.training.config import TrainConfigError, train_config_from_dict
+
+    cfg = train_config_from_dict({"optim": {"lr": "1e-3", "epochs": 3.0}, "data": {"frames": "4"}})
+    assert cfg.optim.lr == 1e-3 and isinstance(cfg.optim.lr, float) and cfg.optim.epochs == 3
+    assert cfg.data.frames == 4
+    with pytest.raises(TrainConfigError, match=r"optim.lr: could not convert"):
+        train_config_from_dict({"optim": {"lr": "fast"}})
+    with pytest.raises(TrainConfigError, match=r"unknown key\(s\) \['lrate'\]"):
+        train_config_from_dict({"optim": {"lrate": 1}})

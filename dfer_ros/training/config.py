@@ -8,6 +8,7 @@ when they exist there, else against the working directory.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -118,6 +119,7 @@ def _build(cls, data: Any, where: str):
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise TrainConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
         f = fields[name]
@@ -127,11 +129,33 @@ def _build(cls, data: Any, where: str):
         elif name == "betas":
             kwargs[name] = tuple(float(v) for v in value)
         else:
-            kwargs[name] = value
+            kwargs[name] = _coerce(value, hints.get(name), f"{where}.{name}")
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise TrainConfigError(f"{where}: {exc}") from exc
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """YAML reads ``1e-3`` (no dot) as a string and ``1`` as an int: turn them into the field's type."""
+    if value is None:
+        return None
+    base = hint
+    if typing.get_origin(hint) is Union:  # Optional[X]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        base = args[0] if len(args) == 1 else None
+    try:
+        if base is float and not isinstance(value, bool):
+            return float(value)
+        if base is int and not isinstance(value, bool):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(f"{value} is not a whole number")
+            return int(value)
+        if base is bool and not isinstance(value, bool):
+            raise ValueError(f"{value!r} is not true/false")
+    except (TypeError, ValueError) as exc:
+        raise TrainConfigError(f"{where}: {exc}") from None
+    return value
 
 
 def _resolve(value: Optional[str], base: Path) -> Optional[str]:
