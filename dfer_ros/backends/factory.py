@@ -5,10 +5,13 @@ imported only when asked for, so choosing onnxruntime never imports torch or ten
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from dfer_ros.backends.base import BackendError, InferenceSession
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
 
@@ -29,7 +32,10 @@ def create_session(backend: str, model: Union[str, Path, Any], *, device: str = 
 
         providers = (("CUDAExecutionProvider", "CPUExecutionProvider") if device.startswith("cuda")
                      else ("CPUExecutionProvider",))
-        return OnnxRuntimeSession(model, providers=providers, intra_op_threads=intra_op_threads)
+        session = OnnxRuntimeSession(model, providers=providers, intra_op_threads=intra_op_threads)
+        if device.startswith("cuda") and "CUDAExecutionProvider" not in session.providers:
+            log.warning("onnxruntime: CUDA asked for but the CUDA provider is not available; running %s on CPU", model)
+        return session
     if backend == "tensorrt":
         from dfer_ros.backends.tensorrt_backend import open_tensorrt_session
 
