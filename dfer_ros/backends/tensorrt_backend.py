@@ -80,7 +80,7 @@ def build_engine(onnx_path: Union[str, Path], fp16: bool = True, max_batch: int 
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
     onnx_path = Path(onnx_path)
-    if not parser.parse(onnx_path.read_bytes()):
+    if not parser.parse_from_file(str(onnx_path)):  # from the file: external-data ONNX files work too
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BackendError(f"TensorRT cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
