@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="default")
     p.add_argument("--reliability", default="best_effort", choices=("best_effort", "reliable"),
                    help="QoS of the image topic (node side; the publisher here is reliable)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                   help="extra node parameter, e.g. --param detection.every:=2 (repeatable)")
     args = p.parse_args(argv)
 
     log_dir = REPO_ROOT / "build" / "ros_log" / "bench"
@@ -76,7 +78,8 @@ def main(argv=None) -> int:
         node_proc = subprocess.Popen(
             [sys.executable, "-m", "dfer_ros.ros.node", "--ros-args", "-r", "__ns:=/bench",
              "-p", f"model:={args.model}", "-p", f"backend:={args.backend}",
-             "-p", f"image_qos.reliability:={args.reliability}"],
+             "-p", f"image_qos.reliability:={args.reliability}",
+             *[item for param in args.param for item in ("-p", param)]],
             env=env, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT)
     received: dict[float, float] = {}
     faces_seen = [0]
@@ -139,6 +142,7 @@ def main(argv=None) -> int:
                 "what": "image stamp -> FaceAffectArray received in another process",
                 "resolution": f"{args.width}x{args.height}", "rate_hz": args.rate, "seconds": args.seconds,
                 "model": diag.get("model"), "backend": diag.get("backend"), "image_qos": args.reliability,
+                "node_params": args.param,
                 "dds_profile": env["FASTRTPS_DEFAULT_PROFILES_FILE"],
                 "frames_sent": len(measured), "results": int(lat.size),
                 "result_fraction": round(lat.size / max(1, len(measured)), 3),
