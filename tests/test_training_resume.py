@@ -44,3 +44,25 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     assert full.scheduler.last_epoch == resumed.scheduler.last_epoch
     lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2 and (tmp_path / "part" / "best" / "model.safetensors").is_file()
+
+
+def test_resume_inside_epochs_matches_uninterrupted_run(tmp_path):
+    data = synthetic.write_manifest(tmp_path / "data", clips_per_class=2, frames=6, size=32, val_every=5)
+    full = Trainer(_cfg(data, tmp_path / "full"))
+    full.fit()
+    assert full.steps_per_epoch == 3
+    out = tmp_path / "part"
+    first = Trainer(_cfg(data, out))
+    assert "stopped_in_epoch" in first.fit(max_steps=2)  # 2 of epoch 1's 3 steps
+    state = json.loads((out / "last" / "train_state.json").read_text())
+    assert state["in_epoch"]["epoch"] == 0 and state["in_epoch"]["steps_done"] == 2
+    second = Trainer(_cfg(data, out), resume=str(out / "last"))
+    assert second.fit(max_steps=2)["stopped_in_epoch"] == 2  # the last step of epoch 1, the first of epoch 2
+    third = Trainer(_cfg(data, out), resume=str(out / "last"))
+    third.fit()
+    a, b = full.model.state_dict(), third.model.state_dict()
+    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    assert worst <= 1e-6, f"resumed weights differ by {worst}"
+    assert [h["train_loss"] for h in full.history] == pytest.approx([h["train_loss"] for h in third.history],
+                                                                     abs=1e-6)
+    assert [h.get("val_war") for h in full.history] == [h.get("val_war") for h in third.history]

@@ -34,6 +34,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--output-dir", help="shorthand for --set output_dir=...")
     ap.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bars (log files)")
+    ap.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (last/ is written; "
+                    "--resume continues exactly), e.g. to fit a run into fixed-length job slots")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -50,7 +52,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         overrides["progress"] = False
     try:
         cfg = load_train_config(args.config, overrides)
-        summary = Trainer(cfg, resume=args.resume).fit()
+        summary = Trainer(cfg, resume=args.resume).fit(max_steps=args.max_steps)
     except (TrainConfigError, DatasetError, FileNotFoundError) as exc:
         print(f"dfer-train: {exc}", file=sys.stderr)
         return 2

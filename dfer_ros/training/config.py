@@ -53,6 +53,7 @@ class OptimConfig:
     grad_clip: float = 1.0  # 0 = off
     amp: bool = True  # mixed precision, only on CUDA
     num_workers: int = 0
+    checkpoint_every_steps: int = 0  # >0: also write last/ every n steps inside an epoch (long epochs)
     torch_threads: int = 0  # >0: torch.set_num_threads (1 is fastest on small, busy CPUs); 0: torch's default
 
 

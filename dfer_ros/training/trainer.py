@@ -270,6 +270,7 @@ class Trainer:
         self.start_epoch = 0
         self.best_value = -float("inf")
         self.best_epoch: Optional[int] = None
+        self._in_epoch: Optional[dict] = None  # set while saving / after loading a mid-epoch state
         if self.resume:
             self._resume(Path(self.resume))
 
@@ -304,6 +305,9 @@ class Trainer:
         self.start_epoch = int(doc["epoch"]) + 1
         self.best_value = float(doc.get("best_value", -float("inf")))
         self.best_epoch = doc.get("best_epoch")
+        self._in_epoch = doc.get("in_epoch")
+        if self._in_epoch:
+            self.start_epoch = int(self._in_epoch["epoch"])
         self.history = list(doc.get("history", []))
         log.info("resumed from %s at epoch %d", folder, self.start_epoch)
 
@@ -316,19 +320,27 @@ class Trainer:
         if with_state:
             save_train_state(folder, self.optimizer, self.scheduler, self.scaler, epoch,
                              {"best_value": self.best_value, "best_epoch": self.best_epoch,
-                                                                        "history": self.history})
+                                                                        "history": self.history,
+                                                                        "in_epoch": self._in_epoch})
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self, epoch: int, max_steps: Optional[int] = None) -> Optional[dict[str, float]]:
+        """One epoch (or its rest after a mid-epoch resume). Returns the epoch's mean losses, or None when
+        it stopped early after ``max_steps`` optimizer steps (the state is then saved to last/)."""
         from tqdm import tqdm
 
         o = self.cfg.optim
         self.train_set.set_epoch(epoch)
         order = epoch_order(len(self.train_set), epoch, self.cfg.seed, self.sample_weights)
-        loader = _loader(self.train_set, order, o.batch_size, o.num_workers, self.cfg.seed, epoch)
+        done, sums, count = 0, {}, 0
+        if self._in_epoch and self._in_epoch["epoch"] == epoch:  # resuming inside this epoch
+            done, sums, count = self._in_epoch["steps_done"], dict(self._in_epoch["sums"]), self._in_epoch["count"]
+        self._in_epoch = None
+        loader = _loader(self.train_set, order[done * o.batch_size:], o.batch_size, o.num_workers, self.cfg.seed,
+                         epoch)
         self.model.train()
-        sums: dict[str, float] = {}
-        count = 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{o.epochs}", disable=not self.cfg.progress, leave=False)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{o.epochs}", disable=not self.cfg.progress, leave=False,
+                   initial=done, total=self.steps_per_epoch)
+        steps_here = 0
         for batch in bar:
             batch = {k: v.to(self.device) for k, v in batch.items()}
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.amp):
@@ -354,19 +366,39 @@ class Trainer:
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * n
             bar.set_postfix(loss=f"{sums['loss'] / count:.4f}")
+            done += 1
+            steps_here += 1
+            stop = max_steps is not None and steps_here >= max_steps
+            periodic = o.checkpoint_every_steps > 0 and done % o.checkpoint_every_steps == 0
+            if (stop or periodic) and done < self.steps_per_epoch:
+                self._in_epoch = {"epoch": epoch, "steps_done": done, "sums": sums, "count": count}
+                self._save(self.out / "last", epoch - 1, {"train_loss": sums["loss"] / count}, with_state=True)
+                self._in_epoch = None
+                if stop:
+                    bar.close()
+                    return None
         return {f"train_{k}": v / max(count, 1) for k, v in sums.items()}
 
-    def fit(self, stop_after: Optional[int] = None) -> dict[str, Any]:
-        """Train the remaining epochs (or only up to epoch ``stop_after``, e.g. to split a run in parts)."""
+    def fit(self, stop_after: Optional[int] = None, max_steps: Optional[int] = None) -> dict[str, Any]:
+        """Train the remaining epochs, or only up to epoch ``stop_after``, or only ``max_steps`` optimizer
+        steps (a run in parts: each part ends with last/ written, ``--resume`` continues it exactly)."""
         o = self.cfg.optim
         last_epoch = o.epochs if stop_after is None else min(o.epochs, stop_after)
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "train_config.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
         per_frame = self.train_set.split.per_frame
+        steps_left = max_steps
         for epoch in range(self.start_epoch, last_epoch):
             t0 = time.perf_counter()
-            record: dict[str, Any] = {"epoch": epoch + 1, **self.train_epoch(epoch),
-                                      "lr": float(self.scheduler.get_last_lr()[0])}
+            before = self.scheduler.last_epoch
+            train = self.train_epoch(epoch, steps_left)
+            if train is None:
+                print(f"stopped inside epoch {epoch + 1} after {max_steps} step(s); resume with --resume "
+                      f"{self.out / 'last'}", flush=True)
+                return {"stopped_in_epoch": epoch + 1, "output_dir": str(self.out)}
+            if steps_left is not None:
+                steps_left -= self.scheduler.last_epoch - before
+            record: dict[str, Any] = {"epoch": epoch + 1, **train, "lr": float(self.scheduler.get_last_lr()[0])}
             if self.val_set is not None:
                 pred = predict(self.model, self.val_set, o.eval_batch_size, self.device, self.amp, o.num_workers,
                                self.cfg.progress, desc="val")
@@ -391,6 +423,10 @@ class Trainer:
             with open(self.out / "metrics.jsonl", "w") as handle:
                 for h in self.history:
                     handle.write(json.dumps(h) + "\n")
+            if steps_left is not None and steps_left <= 0 and epoch + 1 < last_epoch:
+                print(f"stopped after epoch {epoch + 1} ({max_steps} step(s)); resume with --resume "
+                      f"{self.out / 'last'}", flush=True)
+                return {"stopped_after_epoch": epoch + 1, "output_dir": str(self.out)}
         name = getattr(self, "best_name", self.cfg.select_metric)
         summary: dict[str, Any] = {"select_metric": name, "best_value": self.best_value,
                                    "best_epoch": self.best_epoch, "epochs": o.epochs,
