@@ -34,6 +34,7 @@ def test_tiny_model_learns_dfew_layout_above_chance(tmp_path, capsys):
     assert len(history) == 6 and history[-1]["train_loss"] < history[0]["train_loss"]
     # held-out fold: 7 classes, chance is 1/7
     assert max(h["val_war"] for h in history) >= 0.6, history
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
     best = tmp_path / "run" / "best" / "model.safetensors"
     assert best.is_file() and best.with_suffix(".yaml").is_file()
     assert evaluate_main([str(path), "--checkpoint", str(best), "--split", "test",

@@ -43,8 +43,8 @@ def read_dfew(root, fold: int = 1, split: str = "train", clip_dir: str = DEFAULT
         if not raw.strip():
             continue
         fields = split_fields(raw)
-        if lineno == 1 and not fields[-1].strip().lstrip("-").isdigit():
-            continue  # header
+        if lineno == 1 and not fields[0].isdigit():
+            continue  # header (clip names are numbers)
         if len(fields) != 2:
             raise DatasetError(path, f"expected 2 fields (video_name,label), got {len(fields)}", lineno)
         name, label = fields
