@@ -138,9 +138,9 @@ def _expression(header, face_id: str, labels, probs, label: str, confidence: flo
     msg = FaceExpression()
     msg.header = header
     msg.face_id = face_id
-    msg.labels = [str(x) for x in labels]
+    msg.labels = [str(x).lower() for x in labels]  # the message documents lowercase labels
     msg.probabilities = [float(p) for p in np.asarray(probs, np.float32)]
-    msg.expression = label
+    msg.expression = str(label).lower()
     msg.confidence = _finite(confidence)
     return msg
 
