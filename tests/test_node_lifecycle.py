@@ -143,3 +143,20 @@ def test_missing_model_fails_configure_but_the_node_lives_on_sim_time(ros_env, t
             assert probe.diagnostics[-1].status[0].level == probe.diagnostics[-1].status[0].ERROR
             probe.node.destroy_node()
         assert proc.returncode == 0, f"exit code {proc.returncode} after SIGINT:\n{read_log(log)}"
+
+
+def test_corrupt_model_folder_fails_configure_with_the_reason(ros_env, tmp_path):
+    ns = "/lc_corrupt"
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "manifest.json").write_text('{"format": "dfer-clip-export", "image_tower": ')  # cut off mid-file
+    log = tmp_path / "node.log"
+    args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", f"__ns:={ns}", "-p", f"model:={export}"]
+    with ros_session():
+        with ros_process(args, ros_env, log) as proc:
+            probe = Probe(ns, proc, log)
+            probe.wait(lambda: "configure failed" in read_log(log), "the configure failure in the log")
+            assert "not valid JSON" in read_log(log) and str(export / "manifest.json") in read_log(log)
+            assert probe.state() == "unconfigured"
+            probe.node.destroy_node()
+        assert proc.returncode == 0, f"exit code {proc.returncode} after SIGINT:\n{read_log(log)}"
