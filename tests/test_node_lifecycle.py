@@ -160,3 +160,15 @@ def test_corrupt_model_folder_fails_configure_with_the_reason(ros_env, tmp_path)
             assert probe.state() == "unconfigured"
             probe.node.destroy_node()
         assert proc.returncode == 0, f"exit code {proc.returncode} after SIGINT:\n{read_log(log)}"
+
+
+@pytest.mark.parametrize("value, words", [("3.0", "out of range"), ("1", "expecting type 'DOUBLE'")])
+def test_bad_start_up_parameter_exits_with_a_clear_error(ros_env, value, words):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "dfer_ros.ros.node", "--ros-args", "-p", f"au_threshold:={value}",
+                             "-p", "autostart:=false"], env=ros_env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "invalid parameter" in result.stderr and "au_threshold" in result.stderr and words in result.stderr
+    assert "Traceback" not in result.stderr

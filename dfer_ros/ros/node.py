@@ -352,8 +352,16 @@ def _output_type(topic: str):
 
 def main(args=None) -> int:
     """Entry point of ``dfer-node`` / ``ros2 run dfer_ros dfer_node``; Ctrl-C exits 0."""
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
     with ros_session(args if args is not None else sys.argv):
-        node = DferNode()
+        try:
+            node = DferNode()
+        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+            # a bad value in the params file or on the command line: say which, without a traceback
+            print(f"dfer_node: invalid parameter: {exc} (check --params-file / -p values; every parameter, its type "
+                  f"and range are in config/dfer.yaml)", file=sys.stderr)
+            return 2
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
