@@ -83,7 +83,7 @@ def run(config: Path, batch: int, frames: Optional[int], steps: int, warmup: int
         result["gpu"] = torch.cuda.get_device_name(device)
         result["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
     log(f"{result['ms_per_step_median']:.1f} ms/step (min {result['ms_per_step_min']:.1f}), "
-        f"{result['clips_per_s']:.1f} clips/s, {result['frames_per_s']:.0f} frames/s"
+        f"{result['clips_per_s']:.3g} clips/s, {result['frames_per_s']:.3g} frames/s"
         + (f", peak GPU memory {result['peak_gpu_memory_gib']:.2f} GiB on {result['gpu']}" if "gpu" in result else ""))
     return result
 
