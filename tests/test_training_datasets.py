@@ -142,3 +142,16 @@ def test_malformed_manifest(tmp_path):
     _expect(r"manifest.csv:2: .* has 4 frames, fewer than its num_frames 99",
             lambda: read_split("manifest", path, None))
     _expect("manifest not found", lambda: read_split("manifest", tmp_path / "none.csv", None))
+
+
+def test_affwild2_single_task_dataset_trains_only_that_task(roots):
+    from dfer_ros.training.clip_dataset import ClipDataset
+    from dfer_ros.training.datasets.common import ABAW_AU12
+
+    d = read_split("affwild2", roots["affwild2"], "train", tasks=("VA",))
+    assert d.expression_labels == [] and d.au_names == [] and d.has_va
+    ds = ClipDataset(d, ABAW_EXPR8, ABAW_AU12, 16, frames=3, stride=1, window_step=5)
+    assert not ds.has_expression and not ds.has_aus and ds.has_va
+    item = ds[0]
+    assert item["frames"].shape == (3, 16, 16, 3) and item["expression"] == -1 and (item["aus"] == -1).all()
+    assert np.isfinite(item["va"]).all()  # windows end at labelled frames

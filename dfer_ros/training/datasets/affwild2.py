@@ -166,5 +166,7 @@ def read_affwild2(root, split: str = "train", tasks: Sequence[str] = ("VA", "EXP
                 aus[~present] = LABEL_IGNORE
         records.append(ClipRecord(clip_id=video, frames=frames, num_frames=n, frame_expression=expr, frame_va=va,
                                   frame_aus=aus, frame_present=present))
-    return DatasetSplit(name=f"affwild2/{split}", records=records, expression_labels=list(ABAW_EXPR8),
-                        au_names=list(ABAW_AU12), has_va="VA" in tasks, source=str(annotations))
+    return DatasetSplit(name=f"affwild2/{split}", records=records,
+                        expression_labels=list(ABAW_EXPR8) if "EXPR" in tasks else [],
+                        au_names=list(ABAW_AU12) if "AU" in tasks else [], has_va="VA" in tasks,
+                        source=str(annotations))
