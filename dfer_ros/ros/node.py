@@ -322,8 +322,8 @@ class DferNode(LifecycleNode):
             debug = conversions.draw_faces(to_bgr8(frame, encoding, 1 << 30), conversions.result_face_dicts(result))
             self._debug_pub.publish(conversions.array_to_image(debug, "bgr8", header))
         now = self.get_clock().now().nanoseconds * 1e-9
-        self.stats.on_processed(processing_ms, (now - conversions.stamp_to_seconds(msg.header.stamp)) * 1000.0,
-                                len(result.faces))
+        source = conversions.stamp_to_seconds(msg.header.stamp)
+        self.stats.on_processed(processing_ms, (now - source) * 1000.0 if source > 0.0 else None, len(result.faces))
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
