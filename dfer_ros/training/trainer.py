@@ -191,15 +191,16 @@ def _predict_streaming(model, dataset: ClipDataset, batch_size: int, device, amp
 
 
 def score(pred: dict[str, np.ndarray], num_classes: int, au_thresholds: Optional[np.ndarray] = None,
-          tune_thresholds: bool = False) -> dict[str, Any]:
-    """Benchmark metrics of ``predict`` output; tasks without any valid target are left out."""
+          tune_thresholds: bool = False, outputs=("expression", "va", "au")) -> dict[str, Any]:
+    """Benchmark metrics of ``predict`` output; tasks without any valid target, or that the model does
+    not output (its config's ``outputs``), are left out."""
     res: dict[str, Any] = {}
     y = pred["expression"]
-    if (y >= 0).any():
+    if "expression" in outputs and (y >= 0).any():
         res.update(M.expression_metrics(y, pred["probs"].argmax(1), num_classes))
-    if np.isfinite(pred["va_true"]).any():
+    if "va" in outputs and np.isfinite(pred["va_true"]).any():
         res.update(M.va_ccc(pred["va_true"], pred["va"]))
-    if pred["aus_true"].size and (pred["aus_true"] >= 0).any():
+    if "au" in outputs and pred["aus_true"].size and (pred["aus_true"] >= 0).any():
         res["au_f1@0.5"] = M.au_f1(pred["aus_true"], pred["au_probs"], 0.5)
         th = au_thresholds
         if tune_thresholds:
@@ -210,6 +211,10 @@ def score(pred: dict[str, np.ndarray], num_classes: int, au_thresholds: Optional
         else:
             res["au_f1"] = res["au_f1@0.5"]
     return res
+
+
+def _outputs(model_cfg) -> tuple[str, ...]:
+    return tuple(getattr(model_cfg, "outputs", ("expression", "va", "au")))
 
 
 def selection_value(metrics: dict[str, Any], name: str, per_frame: bool) -> tuple[str, float]:
@@ -286,7 +291,7 @@ class Trainer:
         pw = None
         if self.train_set.has_aus:
             pw = torch.from_numpy(au_pos_weights(self.train_set.au_targets(), c.au_max_pos_weight)).to(self.device)
-        outputs = set(getattr(self.model_cfg, "outputs", ("expression", "va", "au")))
+        outputs = set(_outputs(self.model_cfg))
         weights = LossWeights(expression=c.expression if self.train_set.has_expression else 0.0,
                               va=c.va if self.train_set.has_va and "va" in outputs else 0.0,
                               au=c.au if self.train_set.has_aus and "au" in outputs else 0.0, text=c.text)
@@ -403,7 +408,8 @@ class Trainer:
                 pred = predict(self.model, self.val_set, o.eval_batch_size, self.device, self.amp, o.num_workers,
                                self.cfg.progress, desc="val")
                 record.update({f"val_{k}": v for k, v in score(pred, len(self.model_cfg.expression_labels),
-                                                               tune_thresholds=self.cfg.tune_au_thresholds).items()})
+                                                               tune_thresholds=self.cfg.tune_au_thresholds,
+                                                               outputs=_outputs(self.model_cfg)).items()})
             record["seconds"] = round(time.perf_counter() - t0, 3)
             self.history.append(record)
             val = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
@@ -462,7 +468,8 @@ def evaluate_checkpoint(cfg: TrainConfig, checkpoint, split: str, out_dir, model
     pred = predict(model, dataset, cfg.optim.eval_batch_size, device, amp, cfg.optim.num_workers, cfg.progress,
                    desc=split)
     th = extra.get("au_thresholds")
-    metrics = score(pred, len(model_cfg.expression_labels), np.asarray(th) if th else None)
+    metrics = score(pred, len(model_cfg.expression_labels), np.asarray(th) if th else None,
+                    outputs=_outputs(model_cfg))
     metrics.update({"split": split, "items": len(dataset), "checkpoint": str(checkpoint),
                     "dataset": dataset.split.name})
     write_report(pred, metrics, list(model_cfg.expression_labels), Path(out_dir), f"{dataset.split.name}")
