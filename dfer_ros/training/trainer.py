@@ -325,8 +325,7 @@ class Trainer:
         if with_state:
             save_train_state(folder, self.optimizer, self.scheduler, self.scaler, epoch,
                              {"best_value": self.best_value, "best_epoch": self.best_epoch,
-                                                                        "history": self.history,
-                                                                        "in_epoch": self._in_epoch})
+                              "history": self.history, "in_epoch": self._in_epoch})
 
     def train_epoch(self, epoch: int, max_steps: Optional[int] = None) -> Optional[dict[str, float]]:
         """One epoch (or its rest after a mid-epoch resume). Returns the epoch's mean losses, or None when
