@@ -77,7 +77,14 @@ def main(argv=None) -> int:
 
     from dfer_ros import assets
 
-    video = args.video or assets.sample_video()
+    try:
+        video = args.video or assets.sample_video()
+    except assets.AssetError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    if not video.is_file():
+        print(f"demo: video {video} not found", file=sys.stderr)
+        return 1
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     topic = "/demo/camera/image"
