@@ -36,6 +36,7 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys()
     worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    print("max weight difference after resume:", worst)
     assert worst <= 1e-6, f"resumed weights differ by {worst}"
     assert [h["train_loss"] for h in full.history] == pytest.approx([h["train_loss"] for h in resumed.history],
                                                                      abs=1e-6)
@@ -62,6 +63,7 @@ def test_resume_inside_epochs_matches_uninterrupted_run(tmp_path):
     third.fit()
     a, b = full.model.state_dict(), third.model.state_dict()
     worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    print("max weight difference after resume:", worst)
     assert worst <= 1e-6, f"resumed weights differ by {worst}"
     assert [h["train_loss"] for h in full.history] == pytest.approx([h["train_loss"] for h in third.history],
                                                                      abs=1e-6)
