@@ -173,3 +173,13 @@ def test_config_file_errors(tmp_path):
     partial = tmp_path / "partial.yaml"
     partial.write_text("detection:\n  every: 3\n")
     assert PipelineConfig.from_yaml(partial).detection.every == 3
+
+
+def test_flat_dotted_names_round_trip_for_ros_parameters():
+    flat = PipelineConfig().to_flat()
+    assert flat["detection.every"] == 1 and flat["aggregation.enabled"] is True and "max_frame_side" in flat
+    cfg = PipelineConfig.from_flat({"detection.every": 3, "tracking.lost_seconds": 2.5})
+    assert cfg.detection.every == 3 and cfg.tracking.lost_seconds == 2.5
+    assert PipelineConfig.from_flat(flat) == PipelineConfig()
+    with pytest.raises(ConfigError, match="tracking.lost_seconds"):
+        PipelineConfig.from_flat({"tracking.lost_seconds": -1})

@@ -121,6 +121,34 @@ class PipelineConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def to_flat(self) -> dict[str, Any]:
+        """Dotted names -> values ("detection.every": 1, ...): the ROS parameter names of the node."""
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, sub in value.items():
+                    walk(f"{prefix}{key}.", sub)
+            else:
+                flat[prefix[:-1]] = value
+
+        walk("", self.to_dict())
+        return flat
+
+    @classmethod
+    def from_flat(cls, values: dict[str, Any], source: str = "<parameters>") -> "PipelineConfig":
+        """Build from dotted names ("tracking.lost_seconds": 2.0); same checks and errors as ``from_dict``."""
+        nested: dict[str, Any] = {}
+        for dotted, value in values.items():
+            *parents, leaf = dotted.split(".")
+            node = nested
+            for part in parents:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"{source}: {dotted} conflicts with a value set for {part}")
+            node[leaf] = value
+        return cls.from_dict(nested, source)
+
 
 def _get(obj: Any, dotted: str) -> Any:
     for part in dotted.split("."):
