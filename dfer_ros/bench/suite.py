@@ -8,7 +8,7 @@ their numbers into one JSON file and one markdown table.
   streaming    B's ``streaming_bench.run``: one new crop encoded per frame + head over the cached window
                versus re-encoding the whole 16-frame clip (CLIP-adapter ViT-B/16, random weights)
   latency      D's ``latency_bench`` (a node subprocess fed at 30 Hz; image stamp -> output received)
-  memory       peak RSS of this process and of its children
+  memory       peak RSS of this process (and RSS after each throughput scenario)
   gpu          CUDA (torch): B's GPU streaming section; TensorRT (when installed): the ViT image tower
                exported to ONNX and built as an fp16 engine, ms per batch of 1/4/8 crops. Skipped with
                the reason when there is no GPU.
@@ -74,9 +74,11 @@ class SuiteResult:
 
 
 def peak_rss_mb() -> dict[str, float]:
-    """Peak resident memory (MiB) of this process and of its finished children (Linux ru_maxrss is KiB)."""
-    return {"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0}
+    """Peak resident memory (MiB) of this process (Linux ru_maxrss is KiB).
+
+    Children are not reported: a child forked from this process counts the parent's pages until it
+    execs, so RUSAGE_CHILDREN shows the parent's size, not the child's."""
+    return {"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
 
 
 def grid_frames(frames: Sequence[np.ndarray], faces: int, width: int, height: int) -> list[np.ndarray]:
@@ -273,8 +275,8 @@ def markdown(result: SuiteResult) -> str:
                   f"| {lat.get('resolution')} | {lat.get('rate_hz')} | {lat.get('results')}/{lat.get('frames_sent')} | "
                   f"{_f(ms.get('p50'))} | {_f(ms.get('p90'))} | {_f(ms.get('p99'))} | {_f(ms.get('max'))} |", ""]
     mem = result.sections.get("memory", {}).get("peak_rss_mb", {})
-    lines += [f"Peak memory: {_f(mem.get('self'), 0)} MiB (this process), {_f(mem.get('children'), 0)} MiB "
-              f"(largest child process)", ""]
+    lines += [f"Peak memory (RSS) of the suite process: {_f(mem.get('self'), 0)} MiB (all in-process sections; "
+              f"the throughput table gives RSS after each scenario)", ""]
     gpu = result.sections.get("gpu")
     if gpu is not None:
         if "skipped" in gpu:

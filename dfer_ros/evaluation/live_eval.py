@@ -139,7 +139,7 @@ class _Processes:
         return "\n".join(text.strip().splitlines()[-lines:])
 
     @staticmethod
-    def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    def stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             if _wait(proc, timeout) is None:
@@ -207,7 +207,8 @@ def evaluate_live(bag: Union[str, Path], out: Optional[Union[str, Path]] = None,
                 time.sleep(0.1)
             target = "/image/compressed" if compressed else "/image"
             replay_args = ["-m", "dfer_ros.ros.bag_replay", str(info.path), "--topics", topic, "--rate", str(rate),
-                           "--remap", f"{topic}:={target}", "--wait-subscribers", "1", "--limit", str(sent),
+                           "--remap", f"{topic}:={target}", "--wait-subscribers", "1", "--wait-timeout", "120",
+                           "--limit", str(sent),
                            # node and recorder run on sim time: both must have the clock before frame 0
                            "--wait-clock-subscribers", "2", "--tail", str(drain_seconds * rate),
                            "--publish-log", str(work / "published.log")]

@@ -116,6 +116,8 @@ class Recorder:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from dfer_ros.ros.bag_replay import inherited_domain_id, split_ros_args
+
     parser = argparse.ArgumentParser(prog="bag_record", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="new bag folder (must not exist)")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
@@ -125,9 +127,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
     parser.add_argument("--ready-file", help="touched once every topic is subscribed and has a publisher")
     parser.add_argument("--receipt-log", help="write 'topic monotonic_ns' per received message here (latency)")
-    args, ros_args = parser.parse_known_args(argv)
+    own, ros_args = split_ros_args(argv)
+    args = parser.parse_args(own)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    from dfer_ros.ros.bag_replay import inherited_domain_id
     from dfer_ros.ros.environment import apply_local_ros_env
 
     apply_local_ros_env(domain_id=inherited_domain_id())

@@ -45,6 +45,15 @@ def replay_qos(depth: int = 100):
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
 
 
+def split_ros_args(argv: Optional[Sequence[str]]) -> tuple[list[str], list[str]]:
+    """(the tool's own arguments, ``--ros-args ...``): a typo in the former is an error, not a ROS argument."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--ros-args" in argv:
+        i = argv.index("--ros-args")
+        return argv[:i], argv[i:]
+    return argv, []
+
+
 def inherited_domain_id() -> Optional[int]:
     """The caller's ROS_DOMAIN_ID (a test or live evaluation picks one), else None (a fresh pick)."""
     value = os.environ.get("ROS_DOMAIN_ID", "")
@@ -174,7 +183,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--tail", type=float, default=0.0, help="tick /clock for S bag seconds after the last message")
     parser.add_argument("--publish-log", help="write 'topic bag_ns monotonic_ns' per published message here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args, ros_args = parser.parse_known_args(argv)
+    own, ros_args = split_ros_args(argv)
+    args = parser.parse_args(own)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     from dfer_ros.ros.environment import apply_local_ros_env
 
