@@ -17,6 +17,8 @@ from dfer_ros.evaluation.video_eval import evaluate_video
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.pipeline import PerceptionPipeline
 
+pytestmark = pytest.mark.slow
+
 N = 30
 EXACT = ("frame", "face_id", "bbox", "detected", "expression", "frame_expression", "window_frames", "warmed_up")
 

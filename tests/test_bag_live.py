@@ -15,6 +15,8 @@ from dfer_ros.evaluation.predictions import read_predictions
 
 pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not installed; run make setup")
 
+pytestmark = pytest.mark.ros
+
 N = 40
 START = 1000.0
 

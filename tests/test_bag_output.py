@@ -26,7 +26,8 @@ def _face(face_id: str, stamp: float, happy: float, valence: float) -> FaceResul
 
 
 def _results() -> list[FrameResult]:
-    return [FrameResult(stamp=1000.0, frame_index=0, faces=[_face("f1", 1000.0, 0.7, 0.5), _face("f2", 1000.0, 0.4, -0.5)]),
+    faces = [_face("f1", 1000.0, 0.7, 0.5), _face("f2", 1000.0, 0.4, -0.5)]
+    return [FrameResult(stamp=1000.0, frame_index=0, faces=faces),
             FrameResult(stamp=1000.04, frame_index=1, faces=[])]
 
 

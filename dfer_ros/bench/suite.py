@@ -271,7 +271,8 @@ def markdown(result: SuiteResult) -> str:
     elif lat:
         ms = lat.get("latency_ms", {})
         lines += ["End-to-end node latency (image stamp -> faces/affect in another process)", "",
-                  "| resolution | rate Hz | results | p50 ms | p90 ms | p99 ms | max ms |", "|---|---|---|---|---|---|---|",
+                  "| resolution | rate Hz | results | p50 ms | p90 ms | p99 ms | max ms |",
+                  "|---|---|---|---|---|---|---|",
                   f"| {lat.get('resolution')} | {lat.get('rate_hz')} | {lat.get('results')}/{lat.get('frames_sent')} | "
                   f"{_f(ms.get('p50'))} | {_f(ms.get('p90'))} | {_f(ms.get('p99'))} | {_f(ms.get('max'))} |", ""]
     mem = result.sections.get("memory", {}).get("peak_rss_mb", {})

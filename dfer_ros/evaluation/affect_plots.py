@@ -75,7 +75,8 @@ def plot_va_trajectory(records: Sequence[dict], path, max_faces: int = 6, title:
     return _save(fig, plt, path)
 
 
-def plot_expression_timeline(records: Sequence[dict], path, truth: Optional[tuple[np.ndarray, list[str], list[str]]] = None,
+def plot_expression_timeline(records: Sequence[dict], path,
+                             truth: Optional[tuple[np.ndarray, np.ndarray, list[str]]] = None,
                              max_faces: int = 4, title: Optional[str] = None) -> Path:
     """Per face: stacked smoothed probabilities over time, the published label strip, and the truth.
 
@@ -161,4 +162,5 @@ def latency_stats(latencies_ms: Sequence[float]) -> dict[str, float]:
     if not len(lat):
         return {"frames": 0}
     return {"frames": int(len(lat)), "mean_ms": float(lat.mean()), "p50_ms": float(np.percentile(lat, 50)),
-            "p95_ms": float(np.percentile(lat, 95)), "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max())}
+            "p95_ms": float(np.percentile(lat, 95)), "p99_ms": float(np.percentile(lat, 99)),
+            "max_ms": float(lat.max())}

@@ -211,7 +211,8 @@ def match_predictions(labels: LabelSet, predictions: Sequence[dict], tolerance: 
 
     ``predictions`` are the JSONL records of ``evaluation.predictions``: ``stamp``, ``face_id``, ``bbox`` (to
     pick the most prominent face), ``expression`` (the published label; the arg-max of
-    ``expression_probs`` when empty), ``valence``/``arousal`` and ``action_units`` {AU: p}. Raises LabelError when no label row
+    ``expression_probs`` when empty), ``valence``/``arousal`` and ``action_units`` {AU: p}.
+    Raises LabelError when no label row
     finds a prediction (wrong bag, wrong time base, or a tolerance too small), naming both time ranges.
     """
     preds = [p for p in predictions if p.get("face_id") is not None]

@@ -28,6 +28,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import numpy as np
+
 from dfer_ros.evaluation.bag_eval import BagRun
 from dfer_ros.evaluation.bag_io import COMPRESSED, BagError, bag_info, choose_image_topic, image_stamps, read_messages
 from dfer_ros.evaluation.predictions import PredictionWriter
@@ -244,6 +246,7 @@ def evaluate_live(bag: Union[str, Path], out: Optional[Union[str, Path]] = None,
                           frames_with_faces=len({r["stamp"] for r in records}), faces=len(records),
                           tracks=len({r["face_id"] for r in records}), wall_seconds=wall,
                           fps=messages / wall if wall > 0 else 0.0, labels=dict(labels),
-                          mean_stage_ms={"end_to_end_latency": float(sum(latencies) / len(latencies))} if latencies else {})
+                          mean_stage_ms={"end_to_end_latency": float(np.mean(latencies))} if latencies else {})
     log.info("live: %d of %d images got an output (the rest were dropped as stale by the node)", messages, sent)
-    return BagRun(summary, topic, stamps, latencies, f"live latency, image published to output received (rate {rate:g})")
+    return BagRun(summary, topic, stamps, latencies,
+                  f"live latency, image published to output received (rate {rate:g})")

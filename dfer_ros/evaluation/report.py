@@ -58,7 +58,8 @@ def format_report(report: dict[str, Any]) -> str:
     e, va, au = report["expression"], report["valence_arousal"], report["action_units"]
     if e:
         for k in ("war", "uar", "macro_f1"):
-            lines.append(f"| expression | {k.upper() if k != 'macro_f1' else 'macro F1'} | {_fmt(e[k])} | {e['frames']} |")
+            name = k.upper() if k != "macro_f1" else "macro F1"
+            lines.append(f"| expression | {name} | {_fmt(e[k])} | {e['frames']} |")
     else:
         lines.append("| expression | - | no labelled frames | 0 |")
     if va:

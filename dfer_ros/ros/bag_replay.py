@@ -91,7 +91,8 @@ def replay(node, bag, topics: Optional[Sequence[str]] = None, rate: float = 1.0,
     chosen = list(topics) if topics else sorted(info.topics)
     missing = [t for t in chosen if t not in info.topics]
     if missing:
-        raise BagError(f"{info.path}: no topic(s) {', '.join(missing)} in the bag; topics: {', '.join(sorted(info.topics))}")
+        raise BagError(f"{info.path}: no topic(s) {', '.join(missing)} in the bag; "
+                       f"topics: {', '.join(sorted(info.topics))}")
     remap = remap or {}
     pubs = {t: node.create_publisher(message_class(info.topics[t][0]), remap.get(t, t), replay_qos()) for t in chosen}
     clock_pub = node.create_publisher(Clock, "/clock", 10) if clock else None
