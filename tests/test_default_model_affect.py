@@ -158,7 +158,7 @@ def test_missing_landmarker_runs_without_aus_and_says_so_once(monkeypatch, caplo
 
 
 def test_head_weights_newest_frames_and_ignores_missing_aus():
-    head = dm.DefaultTemporalHead(dm.DefaultModelConfig(), has_action_units=True)
+    head = dm.DefaultTemporalHead(dm.DefaultModelConfig(au_every_n_frames=1), has_action_units=True)
     happy, sad = np.eye(7)[EXPR["happy"]], np.eye(7)[EXPR["sad"]]
     aus = lambda v: np.full(12, v)  # noqa: E731
     window = np.stack([np.r_[sad, aus(0.9)]] * 5 + [np.r_[happy, aus(dm.AU_MISSING)], np.r_[happy, aus(0.1)]])
@@ -170,6 +170,30 @@ def test_head_weights_newest_frames_and_ignores_missing_aus():
     assert len(head.predict([])) == 0
     with pytest.raises(ValueError, match="19"):
         head.predict([np.zeros((3, 7), np.float32)])
+
+
+def test_landmarker_runs_on_every_nth_frame_and_head_spans_its_frames():
+    class CountingLandmarker:
+        calls = 0
+
+        def __call__(self, crops):
+            CountingLandmarker.calls += 1
+            return np.full((len(crops), 12), 0.5, np.float32)
+
+    config = dm.DefaultModelConfig(au_every_n_frames=3)
+    encoder = dm.DefaultFrameEncoder(dm.FerMiniXception(), CountingLandmarker(), config)
+    crops = np.zeros((2, config.landmarker_size, config.landmarker_size, 3), np.uint8)
+    rows = [encoder.encode(crops)[0] for _ in range(7)]
+    assert CountingLandmarker.calls == 3  # frames 0, 3 and 6
+    with_aus = [i for i, row in enumerate(rows) if (row[7:] >= 0).all()]
+    assert with_aus == [0, 3, 6]
+    head = dm.DefaultTemporalHead(config, has_action_units=True)
+    # frames 1, 2, 4, 5 carry no AUs; the head still reports the AUs of frames 0, 3, 6
+    estimate = head.predict([np.stack(rows)])[0]
+    assert estimate.au_names == dm.ABAW_AUS
+    assert estimate.au_probs == pytest.approx(np.full(12, 0.5), abs=1e-6)
+    with pytest.raises(ValueError, match="au_every_n_frames"):
+        dm.DefaultModelConfig(au_every_n_frames=0)
 
 
 def test_circumplex_coordinates_and_confidence():

@@ -60,6 +60,9 @@ class DefaultModelConfig:
     expression_face_scale: float = 1.0  # template scale of the 64 px expression crop
     landmarker_size: int = 256  # side of the colour crop the landmarker gets
     landmarker_margin: float = 2.0  # face_scale of that crop relative to the expression crop (>= 1)
+    # The landmarker costs ~15x the expression net per face: run it on every n-th encoded frame only.
+    # The head averages AUs over the newest frames that have them, so AUs refresh at camera_rate / n.
+    au_every_n_frames: int = 3
     average_frames: int = 3  # newest frames the head averages
     average_decay: float = 0.5  # weight of each older frame relative to the next newer one
     min_frames: int = 3  # frames before a track counts as warmed up
@@ -76,6 +79,8 @@ class DefaultModelConfig:
             raise ValueError(f"landmarker_margin must be >= 1, got {self.landmarker_margin}")
         if self.average_frames < 1 or not 0.0 < self.average_decay <= 1.0:
             raise ValueError("average_frames must be >= 1 and average_decay in (0, 1]")
+        if self.au_every_n_frames < 1:
+            raise ValueError(f"au_every_n_frames must be >= 1, got {self.au_every_n_frames}")
         if not 1 <= self.min_frames <= self.max_frames:
             raise ValueError(f"need 1 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}")
 
@@ -114,6 +119,7 @@ class DefaultFrameEncoder(FrameEncoder):
         self.net = net
         self.action_units = action_units
         self.config = config
+        self._calls = 0  # encode() calls so far: the landmarker runs when calls % au_every_n_frames == 0
         size = net.input_size
         if action_units is not None:
             self.crop_spec = CropSpec(size=config.landmarker_size,
@@ -152,7 +158,9 @@ class DefaultFrameEncoder(FrameEncoder):
         if len(crops) == 0:
             return out
         out[:, :len(FER_LABELS)] = self.net.predict(self.expression_crops(crops))
-        if self.action_units is not None:
+        run_landmarker = self._calls % self.config.au_every_n_frames == 0
+        self._calls += 1
+        if self.action_units is not None and run_landmarker:
             aus = self.action_units(crops)  # NaN rows where the landmarker found no face
             out[:, len(FER_LABELS):] = np.where(np.isfinite(aus), aus, AU_MISSING)
         return out
@@ -187,6 +195,10 @@ class DefaultTemporalHead(TemporalHead):
             if window.ndim != 2 or window.shape[1] != EMBEDDING_DIM or len(window) == 0:
                 raise ValueError(f"expected a (T>=1, {EMBEDDING_DIM}) window, got shape {window.shape}")
             mean = self._weighted_mean(window[-self.config.average_frames:])
+            if self.has_action_units and self.config.au_every_n_frames > 1:
+                # AUs come on every n-th frame only: average them over as many frames as carry them
+                span = self.config.average_frames * self.config.au_every_n_frames
+                mean[n_expr:] = self._weighted_mean(window[-span:, n_expr:])
             probs = mean[:n_expr]
             if not np.all(np.isfinite(probs)):  # no usable frame: uniform, which gives confidence 0
                 probs = np.full(n_expr, 1.0 / n_expr)
