@@ -23,18 +23,18 @@ N = 30
 EXACT = ("frame", "face_id", "bbox", "detected", "expression", "frame_expression", "window_frames", "warmed_up")
 
 
-@pytest.fixture(scope="module")
-def model():
+def fresh_pipeline() -> PerceptionPipeline:
+    """A new model per run, as each dfer-eval run has (a model may keep per-call state, e.g. which frames
+    run the AU landmarker)."""
     from dfer_ros.estimators.factory import create_model
 
-    return create_model("default", backend="onnxruntime")
+    return PerceptionPipeline(PipelineConfig(), create_model("default", backend="onnxruntime"))
 
 
 @pytest.fixture(scope="module")
-def video_records(model, tmp_path_factory):
+def video_records(tmp_path_factory):
     out = tmp_path_factory.mktemp("video") / "video.jsonl"
-    evaluate_video(assets.sample_video(), PerceptionPipeline(PipelineConfig(), model), out, max_frames=N,
-                   progress=False)
+    evaluate_video(assets.sample_video(), fresh_pipeline(), out, max_frames=N, progress=False)
     return list(read_predictions(out))
 
 
@@ -53,12 +53,12 @@ def assert_same_records(got: list[dict], want: list[dict]) -> None:
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
-def test_offline_bag_equals_video_evaluation(tmp_path, model, video_records, storage):
+def test_offline_bag_equals_video_evaluation(tmp_path, video_records, storage):
     # stamps 0, 1/25, ... as the video source uses (frame index / fps)
     bag = tmp_path / "bag"
     bag_io.video_to_bag(assets.sample_video(), bag, storage=storage, limit=N, start_stamp=0.0)
     out = tmp_path / "bag.jsonl"
-    run = evaluate_bag(bag, PerceptionPipeline(PipelineConfig(), model), out, progress=False)
+    run = evaluate_bag(bag, fresh_pipeline(), out, progress=False)
     assert run.summary.frames == N and run.topic == "/camera/image_raw"
     assert len(run.frame_stamps) == N and len(run.latencies_ms) == N
     assert_same_records(list(read_predictions(out)), video_records)
@@ -107,3 +107,18 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "the labels cover no predicted frame" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         eval_cli.main(["--bag", str(bag), "--video", str(assets.sample_video())])
+
+
+def test_cli_video_with_affwild2_labels(tmp_path, capsys):
+    """The label/metric options also work on a video: Aff-Wild2 line i+1 = video frame i."""
+    expr = tmp_path / "expr.txt"
+    expr.write_text("Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n" + "0\n" * 8 + "-1\n" * 2)
+    report = tmp_path / "r.json"
+    code = eval_cli.main(["--video", str(assets.sample_video()), "--max-frames", "10", "--labels-expr", str(expr),
+                          "--report", str(report), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    rep = json.loads(report.read_text())
+    assert rep["video"] == str(assets.sample_video()) and rep["labels"] == 8
+    # frames 0..7 are labelled neutral; the face is confirmed from the second frame on
+    assert 0 < rep["matched"] <= 8 and rep["expression"]["frames"] <= rep["matched"]
+    assert "| expression | WAR |" in capsys.readouterr().out

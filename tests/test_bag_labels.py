@@ -51,7 +51,7 @@ def test_csv_labels_give_hand_computed_metrics(tmp_path):
     labels = read_csv_labels(path)
     assert len(labels) == 8 and labels.faces[7] == "f2"
     m = match_predictions(labels, predictions(), tolerance=0.02)
-    assert m.n_labels == 8 and m.n_matched == 7  # 9.0 s has no prediction
+    assert m.n_labels == 7 and m.n_matched == 6  # 0.5 s labels nothing (-1), 9.0 s has no prediction
     rep = compute_report(m)
     e = rep["expression"]
     # rows without a face take the largest face (f1); the last row names f2 (sad = sadness, correct)
@@ -96,6 +96,7 @@ def test_affwild2_labels_align_to_frame_stamps(tmp_path):
     assert rep["expression"]["war"] == pytest.approx(0.8)
     assert rep["valence_arousal"]["frames"] == 4
     assert rep["action_units"] is None  # no AU file
+    assert m.n_labels == 6  # every frame has a label: frame 3 only VA, frames 4 and 5 only EXPR
 
 
 def test_labels_that_cover_no_prediction(tmp_path):
@@ -121,3 +122,10 @@ def test_bad_label_files_name_file_and_line(tmp_path):
     va.write_text("valence,arousal\n0.1,0.2\n3.0,0.1\n")
     with pytest.raises(LabelError, match=r"va.txt:3: value 3.0 outside \[-1, 1\]"):
         read_affwild2_labels([0.0, 0.1], va=va)
+
+
+def test_labels_that_are_all_ignore(tmp_path):
+    path = tmp_path / "ignore.csv"
+    path.write_text("stamp,expression,valence,arousal\n0.0,-1,-5,-5\n0.1,,,\n")
+    with pytest.raises(LabelError, match="every label row says 'ignore'"):
+        match_predictions(read_csv_labels(path), predictions())

@@ -84,10 +84,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--every must be >= 1")
     if args.max_frames is not None and args.max_frames < 1:
         parser.error("--max-frames must be >= 1")
-    if args.bag is not None:
-        from dfer_ros.evaluation.bag_eval import run_bag_cli
+    from dfer_ros.evaluation import bag_eval
 
-        return run_bag_cli(args)
+    if bag_eval.handles(args):  # a bag, or labels/metrics/plots/output bag (engineer E)
+        return bag_eval.run_bag_cli(args)
     from dfer_ros.evaluation.video_eval import VideoError, evaluate_video, video_info
 
     try:

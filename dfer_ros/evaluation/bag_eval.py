@@ -67,9 +67,10 @@ class BagFrames:
 
 class _ResultTap:
     """Pipeline stand-in for ``run_source``: keeps each frame's processing time and hands every
-    FrameResult to ``sink`` (the output bag) when there is one."""
+    FrameResult to ``sink`` (the output bag) when there is one. Without a bag source (a video) the
+    output messages get frame_id "camera" and bag time = stamp."""
 
-    def __init__(self, pipeline, frames: BagFrames, sink=None):
+    def __init__(self, pipeline, frames: Optional[BagFrames], sink=None):
         self.pipeline, self.frames, self.sink = pipeline, frames, sink
         self.latencies_ms: list[float] = []
 
@@ -78,8 +79,9 @@ class _ResultTap:
         if "total" in result.timings_ms:
             self.latencies_ms.append(float(result.timings_ms["total"]))
         if self.sink is not None:
-            cur = self.frames.current
-            self.sink.write(result, cur.frame_id if cur else "", cur.bag_time_ns if cur else int(stamp * 1e9))
+            cur = self.frames.current if self.frames is not None else None
+            self.sink.write(result, cur.frame_id if cur else "camera",
+                            cur.bag_time_ns if cur else int(round(stamp * 1e9)))
         return result
 
 
@@ -158,8 +160,40 @@ def _tolerance(stamps: list[float], given: Optional[float]) -> float:
     return 0.02
 
 
+def handles(args) -> bool:
+    """Whether ``dfer-eval`` hands these arguments to ``run_bag_cli``: a bag source, or a video with
+    labels, a report, plots, an output bag or live mode (the plain video run stays A's)."""
+    return args.bag is not None or args.mode == "live" or any(
+        getattr(args, k) is not None for k in ("labels_csv", "labels_va", "labels_expr", "labels_au", "report",
+                                               "plots", "out_bag"))
+
+
+def _video_run(args, out) -> BagRun:
+    """A video through the pipeline (A's ``evaluate_video``), with per-frame times and an optional output bag."""
+    from dfer_ros.cli.eval import build_pipeline, load_pipeline_config, parse_model_options
+    from dfer_ros.evaluation.video_eval import evaluate_video, video_info
+
+    fps, count, _, _ = video_info(args.video)
+    rate = fps if fps and np.isfinite(fps) and fps > 0 else 30.0
+    pipeline = build_pipeline(load_pipeline_config(args.config), args.model, args.backend,
+                              **parse_model_options(args.model_option))
+
+    def run(sink=None) -> BagRun:
+        tap = _ResultTap(pipeline, None, sink)
+        summary = evaluate_video(args.video, tap, out, args.max_frames, args.every, progress=not args.quiet)
+        return BagRun(summary, "", [i / rate for i in range(count)], tap.latencies_ms)
+
+    if args.out_bag is None:
+        return run()
+    from dfer_ros.ros.bag_record import ResultsBagWriter
+
+    with ResultsBagWriter(args.out_bag, args.storage) as sink:
+        return run(sink)
+
+
 def run_bag_cli(args) -> int:
-    """``dfer-eval --bag ...``: evaluate, then (with labels) score, print and save; plots on request."""
+    """``dfer-eval --bag ...`` (or ``--video`` with labels/report/plots/output bag): evaluate, then (with
+    labels) score, print and save; plots on request."""
     import json
     import sys
     import tempfile
@@ -167,6 +201,7 @@ def run_bag_cli(args) -> int:
     from dfer_ros.evaluation.labels import LabelError, match_predictions, read_affwild2_labels, read_csv_labels
     from dfer_ros.evaluation.predictions import PredictionFormatError, read_predictions
     from dfer_ros.evaluation.report import compute_report, format_report, save_report
+    from dfer_ros.evaluation.video_eval import VideoError
     from dfer_ros.perception.config import ConfigError
 
     want_labels = any(getattr(args, k) is not None for k in ("labels_csv", "labels_va", "labels_expr", "labels_au"))
@@ -176,12 +211,17 @@ def run_bag_cli(args) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="dfer-eval-")
         out = Path(tmp.name) / "predictions.jsonl"
     try:
-        if args.mode == "offline":
-            from dfer_ros.cli.eval import build_pipeline, load_pipeline_config
+        if args.video is not None:
+            if args.mode == "live":
+                raise ValueError("--mode live replays a bag: use --bag (make one from a video with "
+                                 "dfer_ros.evaluation.bag_io.video_to_bag)")
+            run = _video_run(args, out)
+        elif args.mode == "offline":
+            from dfer_ros.cli.eval import build_pipeline, load_pipeline_config, parse_model_options
 
             bag_info(args.bag)  # fail fast on a bad bag before loading the model
             config = load_pipeline_config(args.config)
-            pipeline = build_pipeline(config, args.model, args.backend)
+            pipeline = build_pipeline(config, args.model, args.backend, **parse_model_options(args.model_option))
             run = evaluate_bag(args.bag, pipeline, out, args.image_topic, args.out_bag, args.storage,
                                args.max_frames, args.every, progress=not args.quiet)
         else:
@@ -212,13 +252,16 @@ def run_bag_cli(args) -> int:
             report = compute_report(matched)
             print(format_report(report))
             if args.report is not None:
-                save_report(report, args.report, {"bag": str(args.bag), "image_topic": run.topic, "mode": args.mode,
-                                                  "model": args.model, "backend": args.backend})
+                source = {"bag": str(args.bag), "image_topic": run.topic} if args.bag is not None else \
+                    {"video": str(args.video)}
+                save_report(report, args.report, {**source, "mode": args.mode, "model": args.model,
+                                                  "backend": args.backend})
                 print(f"  wrote metrics to {args.report}")
         if args.plots is not None:
             for path in write_plots(args.plots, records, run, report, labels):
                 print(f"  plot {path}")
-    except (BagError, LabelError, PredictionFormatError, ConfigError, ValueError, FileNotFoundError) as exc:
+    except (BagError, LabelError, PredictionFormatError, ConfigError, VideoError, ValueError,
+            FileNotFoundError) as exc:
         print(f"dfer-eval: error: {exc}", file=sys.stderr)
         return 2
     finally:

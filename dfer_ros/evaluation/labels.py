@@ -48,6 +48,17 @@ class LabelSet:
     def __len__(self) -> int:
         return len(self.stamps)
 
+    def labelled(self) -> np.ndarray:
+        """(N,) bool: rows with at least one label that is not "ignore" (padding and -1/-5 rows are not)."""
+        mask = np.zeros(len(self.stamps), bool)
+        if self.expr is not None:
+            mask |= self.expr >= 0
+        if self.va is not None:
+            mask |= np.isfinite(self.va).any(axis=1)
+        if self.au is not None:
+            mask |= (self.au >= 0).any(axis=1)
+        return mask
+
 
 # ------------------------------------------------------------------------------------ Aff-Wild2
 def read_affwild2_labels(frame_stamps: Sequence[float], va: Optional[Path] = None, expr: Optional[Path] = None,
@@ -183,7 +194,7 @@ class Matched:
     au_true: np.ndarray  # (M, A)
     au_pred: np.ndarray  # (M, A) probabilities, NaN where the model has no such AU
     au_names: list[str]
-    n_labels: int
+    n_labels: int  # rows with at least one label that is not "ignore"
     n_matched: int
     pairs: list[tuple[int, int]]  # (label row, prediction index)
 
@@ -232,7 +243,10 @@ def match_predictions(labels: LabelSet, predictions: Sequence[dict], tolerance: 
                 classes.append(canonical_expression(name))
                 shown.append(name)
     pairs: list[tuple[int, int]] = []
-    for row in range(len(labels)):
+    rows_with_labels = np.flatnonzero(labels.labelled())
+    if not len(rows_with_labels):
+        raise LabelError(f"{labels.source}: every label row says 'ignore' (-1 / -5 / empty)")
+    for row in rows_with_labels:
         t = labels.stamps[row]
         k = int(np.searchsorted(times, t))
         best = None
@@ -250,9 +264,10 @@ def match_predictions(labels: LabelSet, predictions: Sequence[dict], tolerance: 
             continue
         pairs.append((row, max(candidates, key=lambda i: _area(preds[i]))))
     if not pairs:
+        lab = labels.stamps[rows_with_labels]
         raise LabelError(
-            f"{labels.source}: the labels cover no predicted frame (label stamps {labels.stamps.min():.3f}.."
-            f"{labels.stamps.max():.3f} s, predicted faces at {times.min():.3f}..{times.max():.3f} s, "
+            f"{labels.source}: the labels cover no predicted frame (label stamps {lab.min():.3f}.."
+            f"{lab.max():.3f} s, predicted faces at {times.min():.3f}..{times.max():.3f} s, "
             f"tolerance {tolerance} s)")
     rows = np.array([r for r, _ in pairs])
     m = len(pairs)
@@ -264,7 +279,8 @@ def match_predictions(labels: LabelSet, predictions: Sequence[dict], tolerance: 
     names = list(labels.au_names)
     au_true = labels.au[rows] if labels.au is not None else np.full((m, len(names)), -1.0)
     au_pred = np.array([_au_probs(preds[i], names) for _, i in pairs], np.float64).reshape(m, len(names))
-    return Matched(expr_true, expr_pred, shown, va_true, va_pred, au_true, au_pred, names, len(labels), m, pairs)
+    return Matched(expr_true, expr_pred, shown, va_true, va_pred, au_true, au_pred, names, len(rows_with_labels), m,
+                   pairs)
 
 
 def _num(v) -> float:
