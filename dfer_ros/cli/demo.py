@@ -19,11 +19,33 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from pathlib import Path
 
 from dfer_ros.assets import REPO_ROOT
 from dfer_ros.ros.environment import apply_local_ros_env, pick_domain_id
+
+
+def free_domain_id(preferred: int) -> int:
+    """``preferred`` unless a live Fast DDS participant already uses that domain on this host, else the next free one.
+
+    Concurrent runs (tests, other demos) that pick the same domain would discover each other and compete
+    for the same shared-memory port files; Fast DDS names those ``/dev/shm/fastrtps_port<N>`` with
+    N = 7400 + 250 * domain + offset, so the domains in use can be read from /dev/shm.
+    """
+    import glob
+    import re
+
+    used = set()
+    for path in glob.glob("/dev/shm/fastrtps_port*") + glob.glob("/dev/shm/fastdds_port*"):
+        match = re.search(r"port(\d+)", path)
+        if match and int(match.group(1)) >= 7400:
+            used.add((int(match.group(1)) - 7400) // 250)
+    for offset in range(100):
+        candidate = 1 + (preferred - 1 + offset) % 100
+        if candidate not in used:
+            return candidate
+    return preferred
 
 
 def _start(module: str, ros_args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
@@ -64,14 +86,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     log_dir = REPO_ROOT / "build" / "ros_log" / "demo"
-    env = apply_local_ros_env(domain_id=pick_domain_id(), log_dir=log_dir)
+    env = apply_local_ros_env(domain_id=free_domain_id(pick_domain_id()), log_dir=log_dir)
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
     from dfer_ros.msg import FaceAffectArray
-    from dfer_ros.ros.conversions import affect_array_to_dict, stamp_to_seconds
+    from dfer_ros.ros.conversions import affect_array_to_dict, image_to_array, stamp_to_seconds
     from dfer_ros.ros.diagnostics import diagnostic_values
     from dfer_ros.ros.session import ros_session
 
@@ -91,19 +113,33 @@ def main(argv=None) -> int:
     node_log, pub_log = log_dir / "dfer_node.out", log_dir / "video_publisher.out"
     results: list[dict] = []
     image_stamps: list[float] = []
+    result_stamps: list[float] = []
     diag: dict[str, str] = {}
     t_start = time.monotonic()
 
     with ros_session([]):
         listener = rclpy.create_node("dfer_demo_listener")
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        listener.create_subscription(FaceAffectArray, "/demo/faces/affect",
-                                     lambda m: results.append(affect_array_to_dict(m)), reliable)
-        listener.create_subscription(Image, topic, lambda m: image_stamps.append(stamp_to_seconds(m.header.stamp)),
-                                     reliable)
-        listener.create_subscription(DiagnosticArray, "/diagnostics",
-                                     lambda m: diag.update(diagnostic_values(m)) if m.status and
-                                     "dfer_node" in m.status[0].name else None, 10)
+        annotated = AnnotatedVideo(out / "annotated.mp4", _video_fps(video))
+
+        def on_result(msg):
+            results.append(affect_array_to_dict(msg))
+            result_stamps.append(results[-1]["stamp"])
+
+        def on_image(msg):
+            image_stamps.append(stamp_to_seconds(msg.header.stamp))
+            annotated.add(image_stamps[-1], image_to_array(msg)[0].copy())
+
+        listener.create_subscription(FaceAffectArray, "/demo/faces/affect", on_result, reliable)
+        listener.create_subscription(Image, topic, on_image, reliable)
+        counts: list[tuple[int, ...]] = []  # (received, processed, dropped_stale, bad_images) per diagnostics msg
+
+        def on_diagnostics(msg):
+            if msg.status and msg.status[0].name.startswith("/demo/dfer_node"):
+                diag.update(diagnostic_values(msg))
+                counts.append(tuple(int(diag.get(k, 0)) for k in ("received", "processed", "dropped_stale", "bad_images")))
+
+        listener.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
         node = _start("dfer_ros.ros.node", ["-r", "__ns:=/demo", "-r", f"image:={topic}",
                                             "-p", f"model:={args.model}", "-p", f"backend:={args.backend}",
                                             "-p", "image_qos.reliability:=reliable"], env, node_log)
@@ -126,13 +162,19 @@ def main(argv=None) -> int:
             spin_until(lambda: diag.get("state") == "active", "the node to become active", 120)
             print(f"demo: node active ({diag.get('model')}); publishing {video.name}", flush=True)
             publisher = _start("dfer_ros.ros.video_publisher",
-                               ["-p", f"video:={video}", "-p", "reliable:=true", "-p", "wait_for_subscribers:=2",
+                               ["-p", f"video:={video}", "-p", "reliable:=true", "-p", "depth:=50",
+                                "-p", "wait_for_subscribers:=2",
                                 "-p", f"max_frames:={args.max_frames}", "-r", f"image:={topic}"], env, pub_log)
             next_print = time.monotonic() + 1.0
+            started = time.monotonic()
             while publisher.poll() is None:
+                if not image_stamps and time.monotonic() - started > 30:
+                    raise RuntimeError("no image arrived from video_publisher within 30 s: DDS shared-memory transport "
+                                       f"problem? (ls /dev/shm/fastrtps_*; logs in {log_dir})\n{_tail(pub_log)}")
                 if node.poll() is not None:
                     raise RuntimeError(f"dfer_node exited with code {node.returncode}:\n{_tail(node_log)}")
                 rclpy.spin_once(listener, timeout_sec=0.05)
+                annotated.flush(results, result_stamps)
                 if time.monotonic() > deadline:
                     raise RuntimeError("demo timed out while the video was playing")
                 if time.monotonic() >= next_print:
@@ -140,11 +182,26 @@ def main(argv=None) -> int:
                     print(_summary_line(results, image_stamps, diag), flush=True)
             if publisher.returncode != 0:
                 raise RuntimeError(f"video_publisher exited with {publisher.returncode}:\n{_tail(pub_log)}")
-            # The node always processes the newest frame, so the last image's result must arrive.
-            spin_until(lambda: bool(image_stamps) and bool(results) and results[-1]["stamp"] >= image_stamps[-1] - 1e-6,
-                       "the result of the last frame", 30)
+            # The node always processes the newest frame it got, so the result of the last image arrives; if the
+            # node missed that image (transport loss), it is done once two diagnostics show it idle with every
+            # received frame accounted for.
+            mark = len(counts)
+
+            def finished() -> bool:
+                if image_stamps and results and results[-1]["stamp"] >= image_stamps[-1] - 1e-6:
+                    return True
+                if len(counts) < mark + 2 or counts[-1] != counts[-2]:
+                    return False
+                received, processed, dropped, bad = counts[-1]
+                return received == processed + dropped + bad
+
+            spin_until(finished, "the result of the last frame", 30)
             print(_summary_line(results, image_stamps, diag), flush=True)
+            annotated.flush(results, result_stamps, final=True)
+            annotated.close()
             summary = write_outputs(out, video, image_stamps, results, diag)
+            summary["annotated_frames"] = annotated.written
+            (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             print(f"demo: {summary['images']} images, {summary['messages']} results, faces "
                   f"{summary['faces']}; wrote {out}/annotated.mp4, timeline.png, messages.jsonl, summary.json "
                   f"in {time.monotonic() - t_start:.0f} s", flush=True)
@@ -172,37 +229,60 @@ def _summary_line(results: list[dict], image_stamps: list[float], diag: dict) ->
             f"latency p50 {diag.get('latency_ms_p50', '?')} ms]")
 
 
-def write_outputs(out: Path, video: Path, image_stamps: list[float], results: list[dict], diag: dict) -> dict:
-    """Write the JSON lines, the annotated video, the timeline plot and a summary; returns the summary."""
+def _video_fps(video: Path) -> float:
     import cv2
-    from tqdm import tqdm
 
-    from dfer_ros.ros.conversions import draw_faces
+    capture = cv2.VideoCapture(str(video))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    capture.release()
+    return float(fps)
 
+
+class AnnotatedVideo:
+    """Writes every camera frame the demo received, annotated with the newest result at or before its stamp.
+
+    Results lag their images by the node's latency, so frames wait in a short queue until a result at
+    least as new as them has arrived. Frames are matched to results by stamp only: a frame lost in
+    transport is missing from the video, never misaligned.
+    """
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps = path, fps
+        self.queue: deque = deque()
+        self.writer = None
+        self.written = 0
+
+    def add(self, stamp: float, frame) -> None:
+        self.queue.append((stamp, frame))
+
+    def flush(self, results: list[dict], result_stamps: list[float], final: bool = False) -> None:
+        import cv2
+
+        from dfer_ros.ros.conversions import draw_faces
+
+        while self.queue and (final or (result_stamps and result_stamps[-1] >= self.queue[0][0] - 1e-9)):
+            stamp, frame = self.queue.popleft()
+            if self.writer is None:
+                self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                              (frame.shape[1], frame.shape[0]))
+            k = bisect.bisect_right(result_stamps, stamp + 1e-9) - 1
+            image = draw_faces(frame, results[k]["faces"] if k >= 0 else [])
+            cv2.putText(image, f"frame {self.written}", (6, image.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                        (255, 255, 255), 1, cv2.LINE_AA)
+            self.writer.write(image)
+            self.written += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+
+def write_outputs(out: Path, video: Path, image_stamps: list[float], results: list[dict], diag: dict) -> dict:
+    """Write the JSON lines, the timeline plot and a summary; returns the summary."""
     with open(out / "messages.jsonl", "w") as handle:
         for r in results:
             handle.write(json.dumps(r) + "\n")
-    stamps = [r["stamp"] for r in results]
-    capture = cv2.VideoCapture(str(video))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    writer = None
-    for i, t in enumerate(tqdm(image_stamps, desc="annotated.mp4", unit="frame", leave=False)):
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if writer is None:
-            writer = cv2.VideoWriter(str(out / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                     (frame.shape[1], frame.shape[0]))
-        k = bisect.bisect_right(stamps, t + 1e-9) - 1
-        faces = results[k]["faces"] if k >= 0 else []
-        annotated = draw_faces(frame, faces)
-        cv2.putText(annotated, f"frame {i}", (6, annotated.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (255, 255, 255), 1, cv2.LINE_AA)
-        writer.write(annotated)
-    if writer is not None:
-        writer.release()
-    capture.release()
-    t0 = image_stamps[0] if image_stamps else (stamps[0] if stamps else 0.0)
+    t0 = image_stamps[0] if image_stamps else (results[0]["stamp"] if results else 0.0)
     plot_timeline(results, t0, out / "timeline.png", title=f"dfer_ros demo: {video.name}")
     per_face: dict[str, Counter] = defaultdict(Counter)
     for r in results:

@@ -49,6 +49,10 @@ class VideoPublisher(Node):
         self.declare_parameter("wait_for_subscribers", 0, ParameterDescriptor(
             description="Hold the first frame until this many subscriptions match the image topic (0: do not wait).",
             read_only=True, integer_range=[IntegerRange(from_value=0, to_value=100, step=1)]))
+        self.declare_parameter("depth", 5, ParameterDescriptor(
+            description="History depth of the publisher (with reliable, a slow subscriber loses frames once this "
+                        "many are unacknowledged).", read_only=True,
+            integer_range=[IntegerRange(from_value=1, to_value=1000, step=1)]))
         self.declare_parameter("reliable", False, ParameterDescriptor(
             description="Publish with reliable QoS (default best effort, like camera drivers).", read_only=True))
 
@@ -67,7 +71,7 @@ class VideoPublisher(Node):
         self.max_frames = int(self.get_parameter("max_frames").value)
         self.frames_sent = 0
         self.finished = False
-        profile = QoSProfile(depth=5)
+        profile = QoSProfile(depth=int(self.get_parameter("depth").value))
         profile.reliability = (ReliabilityPolicy.RELIABLE if self.get_parameter("reliable").value
                                else ReliabilityPolicy.BEST_EFFORT)
         self.publisher = self.create_publisher(Image, "image", profile)
@@ -120,6 +124,11 @@ def main(args=None) -> int:
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:
+            if node.finished:  # let reliable subscribers receive the last frames before the writer goes away
+                from rclpy.duration import Duration
+
+                if not node.publisher.wait_for_all_acked(Duration(seconds=5.0)):
+                    node.get_logger().warning("not every subscriber acknowledged the last frames within 5 s")
             node.capture.release()
             executor.remove_node(node)
             node.destroy_node()
