@@ -136,6 +136,7 @@ def add_bag_arguments(parser) -> None:
     bag.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="storage of --out-bag")
     bag.add_argument("--rate", type=float, default=1.0, help="live mode: replay speed factor (default 1)")
     bag.add_argument("--node-params", type=Path, help="live mode: ROS parameters file for the node")
+    bag.add_argument("--live-logs", type=Path, help="live mode: keep the node/replay/recorder logs in this folder")
     lab = parser.add_argument_group("labels and metrics")
     lab.add_argument("--labels-csv", type=Path, help="CSV labels: stamp[,face][,expression][,valence,arousal][,AU..]")
     lab.add_argument("--labels-va", type=Path, help="Aff-Wild2 VA file (line i+1 = image message i)")
@@ -229,7 +230,8 @@ def run_bag_cli(args) -> int:
 
             run = evaluate_live(args.bag, out, args.image_topic, args.out_bag, args.storage, rate=args.rate,
                                 model=args.model, backend=args.backend, config=args.config,
-                                params_file=args.node_params, max_frames=args.max_frames, progress=not args.quiet)
+                                params_file=args.node_params, max_frames=args.max_frames, progress=not args.quiet,
+                                log_dir=args.live_logs)
         print(run.summary.text())
         if args.out is not None:
             print(f"  wrote {run.summary.faces} records to {args.out}")
