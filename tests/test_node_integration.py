@@ -191,7 +191,8 @@ BAD_IMAGES = [
      "step 1000 is smaller than width*channels"),
     ("truncated", dict(encoding="bgr8", width=400, height=300, step=1200, size=1200 * 299), "truncated data"),
     ("0x0", dict(encoding="bgr8", width=0, height=0, step=0, size=0), "empty image (0x0)"),
-    ("7680x4320", dict(encoding="bgr8", width=7680, height=4320, step=7680 * 3, size=1024), "max_image_pixels"),
+    ("7680x4320", dict(encoding="bgr8", width=7680, height=4320, step=7680 * 3, size=7680 * 4320 * 3),
+     "max_image_pixels"),  # a real 99.5 MB frame over DDS, rejected before decoding
 ]
 
 
