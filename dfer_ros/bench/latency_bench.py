@@ -60,9 +60,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     log_dir = REPO_ROOT / "build" / "ros_log" / "bench"
-    from dfer_ros.cli.demo import free_domain_id
 
-    env = apply_local_ros_env(domain_id=free_domain_id(pick_domain_id()), log_dir=log_dir)
+    env = apply_local_ros_env(domain_id=pick_domain_id(), log_dir=log_dir)
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy

@@ -26,28 +26,6 @@ from dfer_ros.assets import REPO_ROOT
 from dfer_ros.ros.environment import apply_local_ros_env, pick_domain_id
 
 
-def free_domain_id(preferred: int) -> int:
-    """``preferred`` unless a live Fast DDS participant already uses that domain on this host, else the next free one.
-
-    Concurrent runs (tests, other demos) that pick the same domain would discover each other and compete
-    for the same shared-memory port files; Fast DDS names those ``/dev/shm/fastrtps_port<N>`` with
-    N = 7400 + 250 * domain + offset, so the domains in use can be read from /dev/shm.
-    """
-    import glob
-    import re
-
-    used = set()
-    for path in glob.glob("/dev/shm/fastrtps_port*") + glob.glob("/dev/shm/fastdds_port*"):
-        match = re.search(r"port(\d+)", path)
-        if match and int(match.group(1)) >= 7400:
-            used.add((int(match.group(1)) - 7400) // 250)
-    for offset in range(100):
-        candidate = 1 + (preferred - 1 + offset) % 100
-        if candidate not in used:
-            return candidate
-    return preferred
-
-
 def _start(module: str, ros_args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(log_path, "wb")
@@ -86,7 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     log_dir = REPO_ROOT / "build" / "ros_log" / "demo"
-    env = apply_local_ros_env(domain_id=free_domain_id(pick_domain_id()), log_dir=log_dir)
+    env = apply_local_ros_env(domain_id=pick_domain_id(), log_dir=log_dir)
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy

@@ -7,8 +7,10 @@ folder inside the build tree and a private domain id.
 """
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -33,9 +35,29 @@ def fastdds_profile() -> Path:
     raise FileNotFoundError(f"Fast DDS profile {PROFILE_NAME} not found in {REPO_ROOT / 'config'} or the dfer_ros share folder")
 
 
+def domains_in_use() -> set[int]:
+    """Domains of live Fast DDS participants on this host, read from their shared-memory port files.
+
+    Fast DDS names them ``/dev/shm/fastrtps_port<N>`` with N = 7400 + 250 * domain + offset.
+    """
+    used = set()
+    for path in glob.glob("/dev/shm/fastrtps_port*") + glob.glob("/dev/shm/fastdds_port*"):
+        match = re.search(r"port(\d+)$", path)
+        if match and int(match.group(1)) >= 7400:
+            used.add((int(match.group(1)) - 7400) // 250)
+    return used
+
+
 def pick_domain_id(seed: Optional[int] = None) -> int:
-    """A domain id in 1..100 derived from the process id, so parallel test runs do not meet."""
-    return 1 + ((os.getpid() if seed is None else seed) % 100)
+    """A domain id in 1..100: derived from the process id (or ``seed``), skipping domains that live
+    participants already use, so concurrent test runs, demos and benchmarks do not meet."""
+    preferred = 1 + ((os.getpid() if seed is None else seed) % 100)
+    used = domains_in_use()
+    for offset in range(100):
+        candidate = 1 + (preferred - 1 + offset) % 100
+        if candidate not in used:
+            return candidate
+    return preferred
 
 
 def local_ros_env(domain_id: Optional[int] = None, log_dir: Optional[Path] = None,
@@ -45,7 +67,6 @@ def local_ros_env(domain_id: Optional[int] = None, log_dir: Optional[Path] = Non
     profile = str(fastdds_profile())
     env.update({
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-        "ROS_LOCALHOST_ONLY": "1",  # honoured by older distros; harmless elsewhere
         "FASTRTPS_DEFAULT_PROFILES_FILE": profile,
         "FASTDDS_DEFAULT_PROFILES_FILE": profile,
         "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
@@ -54,6 +75,8 @@ def local_ros_env(domain_id: Optional[int] = None, log_dir: Optional[Path] = Non
         "RCUTILS_COLORIZED_OUTPUT": "0",
         "PYTHONUNBUFFERED": "1",
     })
+    # ROS_LOCALHOST_ONLY=1 would make Jazzy ignore the discovery range (and warn on every start)
+    env.pop("ROS_LOCALHOST_ONLY", None)
     env.pop("ROS_STATIC_PEERS", None)
     return env
 
@@ -66,45 +89,34 @@ def apply_local_ros_env(domain_id: Optional[int] = None, log_dir: Optional[Path]
     return env
 
 
-def clean_shared_memory(owner_pids: Optional[set[int]] = None) -> int:
+def clean_shared_memory() -> int:
     """Remove Fast DDS shared-memory files left by processes that died (e.g. killed with -9).
 
-    Fast DDS names its segments and port files ``/dev/shm/fastrtps_*`` / ``fastdds_*``; a segment whose
-    lock files are no longer held is stale. Only files not opened by any live process are removed.
-    Returns the number of files removed.
+    Every Fast DDS segment or port file ``/dev/shm/fastrtps_<name>`` has a lock file ``<name>_el`` that its
+    live owner holds with ``flock``; when an exclusive lock on it can be taken, no process owns the segment
+    any more (the same test ``fastdds shm clean`` uses). This works across PID and user namespaces, unlike
+    reading /proc, so live participants of other runs are never touched. Returns the files removed.
     """
     removed = 0
-    open_files = _files_open_by_live_processes()
-    for path in glob.glob("/dev/shm/fastrtps_*") + glob.glob("/dev/shm/fastdds_*") + glob.glob("/dev/shm/sem.fastrtps_*"):
-        if path in open_files:
+    for lock_path in glob.glob("/dev/shm/fastrtps_*_el") + glob.glob("/dev/shm/fastdds_*_el"):
+        base = lock_path[: -len("_el")]
+        try:
+            fd = os.open(lock_path, os.O_RDWR)
+        except OSError:
             continue
         try:
-            os.unlink(path)
-            removed += 1
-        except OSError:
-            pass
-    return removed
-
-
-def _files_open_by_live_processes() -> set[str]:
-    held: set[str] = set()
-    for fd_dir in glob.glob("/proc/[0-9]*/fd"):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a live participant owns it
+            os.close(fd)
+            continue
         try:
-            for fd in os.listdir(fd_dir):
+            name = os.path.basename(base)
+            for path in (base, base + "_sl", f"/dev/shm/sem.{name}_mutex", lock_path):
                 try:
-                    target = os.readlink(os.path.join(fd_dir, fd))
-                except OSError:
-                    continue
-                if target.startswith("/dev/shm/"):
-                    held.add(target)
-        except OSError:
-            continue
-    for maps in glob.glob("/proc/[0-9]*/maps"):
-        try:
-            with open(maps) as handle:
-                for line in handle:
-                    if "/dev/shm/" in line:
-                        held.add(line.split(None, 5)[-1].strip())
-        except OSError:
-            continue
-    return held
+                    os.unlink(path)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        finally:
+            os.close(fd)
+    return removed
