@@ -5,10 +5,9 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export DFER_TEST_DOMAIN_ID="${DFER_TEST_DOMAIN_ID:-$((1 + $$ % 100))}"
 PYTEST=("$ROOT/.venv/bin/python" -m pytest "$@")
 if [ -z "${DFER_NO_NETNS:-}" ] && unshare -rn true 2>/dev/null; then
-  echo "tests: running in a loopback-only network namespace (ROS domain $DFER_TEST_DOMAIN_ID)"
+  echo "tests: running in a loopback-only network namespace"
   exec unshare -rn bash -c 'ip link set lo up 2>/dev/null || true; exec "$@"' bash "${PYTEST[@]}"
 fi
 echo "tests: no private network namespace here (unshare -rn refused); DDS stays local through config/fastdds_localhost.xml"
