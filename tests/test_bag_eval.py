@@ -105,6 +105,8 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     late.write_text("stamp,expression\n5000.0,neutral\n")
     assert eval_cli.main(["--bag", str(bag), "--labels-csv", str(late), "--quiet"]) == 2
     assert "the labels cover no predicted frame" in capsys.readouterr().err
+    assert eval_cli.main(["--bag", str(bag), "--labels-csv", str(late), "--labels-va", str(late)]) == 2
+    assert "either as --labels-csv or as Aff-Wild2 files" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         eval_cli.main(["--bag", str(bag), "--video", str(assets.sample_video())])
 

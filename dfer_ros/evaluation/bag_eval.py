@@ -206,6 +206,11 @@ def run_bag_cli(args) -> int:
     from dfer_ros.perception.config import ConfigError
 
     want_labels = any(getattr(args, k) is not None for k in ("labels_csv", "labels_va", "labels_expr", "labels_au"))
+    if args.labels_csv is not None and any(getattr(args, k) is not None for k in ("labels_va", "labels_expr",
+                                                                                  "labels_au")):
+        print("dfer-eval: error: give labels either as --labels-csv or as Aff-Wild2 files (--labels-va/-expr/-au), "
+              "not both", file=sys.stderr)
+        return 2
     tmp = None
     out = args.out
     if out is None and (want_labels or args.plots is not None):
