@@ -151,6 +151,8 @@ def decode_image(msg, msgtype: str, where: str) -> tuple[np.ndarray, str]:
 
         data = np.frombuffer(bytes(msg.data), np.uint8) if not isinstance(msg.data, np.ndarray) else msg.data
         fmt = str(msg.format).lower()
+        if "compresseddepth" in fmt:
+            raise BagError(f"{where}: compressed depth images ({msg.format!r}) are not camera images")
         if fmt and not any(k in fmt for k in ("jpeg", "jpg", "png", "bgr8", "rgb8", "mono8")):
             raise BagError(f"{where}: unsupported compressed format {msg.format!r} (JPEG or PNG expected)")
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
