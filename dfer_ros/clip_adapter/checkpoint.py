@@ -173,6 +173,8 @@ def load_checkpoint(path: Union[str, Path], model: nn.Module) -> dict[str, Any]:
     adapter/head configuration), and every tensor in the file must exist in ``model`` with its shape.
     """
     path = Path(path)
+    if path.is_dir() and (path / "model.safetensors").is_file():  # a training output folder (best/, last/)
+        path = path / "model.safetensors"
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
