@@ -7,8 +7,10 @@ import pytest
 
 from clip_helpers import export_tiny, tiny_tokenizer_dir
 
+from dfer_ros.estimators.interface import FrameEncoder
 
-class CountingEncoder:
+
+class CountingEncoder(FrameEncoder):
     """Wraps the encoder to count crops: streaming means one encode per face per frame."""
 
     def __init__(self, inner):
@@ -18,6 +20,9 @@ class CountingEncoder:
     def encode(self, crops):
         self.crops += len(crops)
         return self.inner.encode(crops)
+
+    def reset(self):
+        self.inner.reset()
 
 
 def test_clip_model_in_pipeline_on_sample_video(tmp_path):

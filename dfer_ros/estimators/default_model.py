@@ -136,6 +136,9 @@ class DefaultFrameEncoder(FrameEncoder):
     def has_action_units(self) -> bool:
         return self.action_units is not None
 
+    def reset(self) -> None:
+        self._calls = 0
+
     def expression_crops(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) crops in ``crop_spec`` -> (N, 64, 64) uint8 grey crops for the expression net."""
         size = self.net.input_size

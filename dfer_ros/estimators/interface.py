@@ -42,6 +42,9 @@ class FrameEncoder(ABC):
     def encode(self, crops: np.ndarray) -> np.ndarray:
         """crops: (N, S, S, 3) uint8 in crop_spec.color order (N may be 0) -> (N, embedding_dim) float32."""
 
+    def reset(self) -> None:
+        """Forget per-stream state (e.g. which frames ran an expensive sub-model); the pipeline calls it on reset."""
+
 
 class TemporalHead(ABC):
     """Temporal head over the cached embeddings of tracks."""

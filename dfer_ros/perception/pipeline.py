@@ -81,6 +81,7 @@ class PerceptionPipeline:
             self.tracker = FaceTracker(self.config.tracking, high_score=self.config.detection.score_threshold)
         self.buffers = TrackBuffers(self.config.buffer, max_frames=self.model.head.max_frames)
         self.aggregators = Aggregators(self.config.aggregation)
+        self.model.encoder.reset()
         # last aggregated output per face id, reported on frames where the face was not re-estimated
         self._last_output: dict[str, tuple[AffectEstimate, str, float]] = {}
         self._frame_index = 0
