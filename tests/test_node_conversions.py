@@ -126,9 +126,13 @@ def test_accepted_pipeline_changes_reach_a_running_pipeline():
     class _Head:
         min_frames, max_frames = 1, 16
 
-    class _Encoder:
-        from dfer_ros.estimators.interface import CropSpec
-        crop_spec = CropSpec(size=64)
+    from dfer_ros.estimators.interface import CropSpec, FrameEncoder
+
+    class _Encoder(FrameEncoder):
+        crop_spec, embedding_dim = CropSpec(size=64), 1
+
+        def encode(self, crops):
+            raise AssertionError("no face is detected, so nothing is encoded")
 
     class _Model:
         encoder, head, name, backend = _Encoder(), _Head(), "stub", "none"
