@@ -14,6 +14,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from dfer_ros.typed_config import build_dataclass, read_yaml_mapping, resolve_near
+
 ABAW_EXPRESSIONS = ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
 DFEW_EXPRESSIONS = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
 MAFW_EXPRESSIONS = DFEW_EXPRESSIONS + ["contempt", "anxiety", "helplessness", "disappointment"]
@@ -172,25 +174,6 @@ class ClipAdapterConfig:
         return self
 
 
-def _build(cls, data: Any, where: str):
-    """Build dataclass ``cls`` from a mapping, recursing into nested dataclass fields; unknown keys fail."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
-    kwargs = {}
-    for name, value in data.items():
-        default = cls.__dataclass_fields__[name]
-        sub = default.default_factory if default.default_factory is not dataclasses.MISSING else None
-        if sub is not None and dataclasses.is_dataclass(sub) and isinstance(sub, type):
-            kwargs[name] = _build(sub, value if value is not None else {}, f"{where}.{name}")
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
-
-
 def config_from_dict(data: dict[str, Any], source: Optional[str] = None) -> ClipAdapterConfig:
     where = source or "<dict>"
     data = dict(data)
@@ -199,7 +182,7 @@ def config_from_dict(data: dict[str, Any], source: Optional[str] = None) -> Clip
         if label_set not in LABEL_SETS:
             raise ConfigError(f"{where}: label_set {label_set!r} not one of {sorted(LABEL_SETS)}")
         data.setdefault("expression_labels", list(LABEL_SETS[label_set]))
-    cfg = _build(ClipAdapterConfig, data, where)
+    cfg = build_dataclass(ClipAdapterConfig, data, where, ConfigError)
     cfg.source = source
     return cfg.validate()
 
@@ -211,15 +194,7 @@ def load_config(path: Union[str, Path]) -> ClipAdapterConfig:
     the file's folder when they exist there, so configs can sit next to their assets.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"model config not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    cfg = config_from_dict(data, source=str(path))
+    cfg = config_from_dict(read_yaml_mapping(path, "model config", ConfigError), source=str(path))
     for obj, attr in ((cfg, "clip_weights"), (cfg.text, "tokenizer"), (cfg.text, "prompts")):
-        value = getattr(obj, attr)
-        if value and not Path(value).is_absolute() and (path.parent / value).exists():
-            setattr(obj, attr, str(path.parent / value))
+        setattr(obj, attr, resolve_near(getattr(obj, attr), path.parent))
     return cfg

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dfer_ros.evaluation.plots import _pyplot
+from dfer_ros.evaluation.plots import _pyplot, _save
 
 CIRCUMPLEX_WORDS = [(0, 1, "excited"), (0.75, 0.75, "happy"), (1, 0, "pleased"), (0.75, -0.75, "relaxed"),
                     (0, -1, "calm"), (-0.75, -0.75, "bored"), (-1, 0, "sad"), (-0.75, 0.75, "angry / afraid")]
@@ -27,15 +27,6 @@ def _by_face(records: Sequence[dict]) -> dict[str, list[dict]]:
     for rows in faces.values():
         rows.sort(key=lambda r: float(r["stamp"]))
     return dict(sorted(faces.items(), key=lambda kv: -len(kv[1])))
-
-
-def _save(fig, plt, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def plot_va_trajectory(records: Sequence[dict], path, max_faces: int = 6, title: Optional[str] = None) -> Path:

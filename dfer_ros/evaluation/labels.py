@@ -23,7 +23,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dfer_ros.training.datasets.common import ABAW_AU12, ABAW_EXPR8, DatasetError, canonical_expression
+from dfer_ros.training.datasets.common import (ABAW_AU12, ABAW_EXPR8, DatasetError, canonical_expression,
+                                               labelled_rows)
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,7 @@ class LabelSet:
 
     def labelled(self) -> np.ndarray:
         """(N,) bool: rows with at least one label that is not "ignore" (padding and -1/-5 rows are not)."""
-        mask = np.zeros(len(self.stamps), bool)
-        if self.expr is not None:
-            mask |= self.expr >= 0
-        if self.va is not None:
-            mask |= np.isfinite(self.va).any(axis=1)
-        if self.au is not None:
-            mask |= (self.au >= 0).any(axis=1)
-        return mask
+        return labelled_rows(len(self.stamps), self.expr, self.va, self.au)
 
 
 # ------------------------------------------------------------------------------------ Aff-Wild2

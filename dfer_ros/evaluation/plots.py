@@ -13,6 +13,16 @@ import numpy as np
 from dfer_ros.evaluation.metrics import format_table
 
 
+def _save(fig, plt, path) -> Path:
+    """Lay out ``fig``, write it to ``path`` (creating the folder), close it; returns the path."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _pyplot():
     import matplotlib
 
@@ -44,12 +54,7 @@ def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path, normalize
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, plt, path)
 
 
 def write_per_class_table(rows: list[dict], path) -> Path:
@@ -72,9 +77,4 @@ def plot_training_curves(history: list[dict], path, keys: Optional[Sequence[str]
     ax.set_xlabel("epoch")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, plt, path)

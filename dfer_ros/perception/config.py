@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import yaml
+from dfer_ros.typed_config import build_dataclass, read_yaml_mapping
 
 
 class ConfigError(ValueError):
@@ -103,19 +103,11 @@ class PipelineConfig:
     @classmethod
     def from_dict(cls, data: Optional[dict[str, Any]], source: str = "<dict>") -> "PipelineConfig":
         """Build from nested dicts (YAML); unknown keys and wrong types are errors naming ``source``."""
-        return _build(cls, data or {}, source, "").validate()
+        return build_dataclass(cls, data or {}, source, ConfigError).validate()
 
     @classmethod
     def from_yaml(cls, path: Union[str, Path]) -> "PipelineConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"pipeline config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if data is not None and not isinstance(data, dict):
-            raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+        data = read_yaml_mapping(path, "pipeline config file", ConfigError)
         return cls.from_dict(data, str(path))
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,36 +146,3 @@ def _get(obj: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         obj = getattr(obj, part)
     return obj
-
-
-def _build(cls: type, data: dict[str, Any], source: str, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'top level'} must be a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(prefix + u for u in unknown)}; "
-                          f"known: {', '.join(prefix + k for k in fields)}")
-    kwargs = {}
-    for name, value in data.items():
-        default = getattr(cls(), name)
-        key = prefix + name
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, source, key + ".")
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
-            kwargs[name] = value
-        elif isinstance(default, (int, float)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
-            if isinstance(default, int) and not float(value).is_integer():
-                raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
-            kwargs[name] = type(default)(value)
-        elif isinstance(default, str):
-            if not isinstance(value, str):
-                raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
-            kwargs[name] = value
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)

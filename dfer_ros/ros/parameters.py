@@ -177,23 +177,10 @@ def _check_one(spec: ParamSpec, value: Any) -> Optional[str]:
 
 
 def pipeline_config_from_values(values: dict[str, Any]) -> PipelineConfig:
-    """Build and validate a PipelineConfig from flat ``section.field`` values (ConfigError names the field)."""
-    nested: dict[str, Any] = {}
-    for key, value in values.items():
-        parts = key.split(".")
-        node = nested
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = float(value) if isinstance(value, int) and not isinstance(value, bool) and \
-            isinstance(_default_of(key), float) else value
-    return PipelineConfig.from_dict(nested, "parameters")
+    """Build and validate a PipelineConfig from flat ``section.field`` values (ConfigError names the field).
 
-
-def _default_of(dotted: str) -> Any:
-    obj: Any = PipelineConfig()
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
+    Integer values of float fields are accepted (ROS has no implicit int -> double)."""
+    return PipelineConfig.from_flat(values, "parameters")
 
 
 def validate_values(current: dict[str, Any], changes: dict[str, Any],

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from dfer_ros.training.augment import AugmentConfig, augment_clip
-from dfer_ros.training.datasets.common import ClipRecord, DatasetError, DatasetSplit, label_mapping
+from dfer_ros.training.datasets.common import ClipRecord, DatasetError, DatasetSplit, label_mapping, labelled_rows
 from dfer_ros.training.sampling import ClipItem, clip_indices, window_ends, window_indices
 
 
@@ -106,13 +106,7 @@ class ClipDataset:
         items: list[ClipItem] = []
         for r, rec in enumerate(split.records):
             if rec.per_frame:
-                labelled = np.zeros(rec.num_frames, bool)
-                if rec.frame_expression is not None:
-                    labelled |= rec.frame_expression >= 0
-                if rec.frame_va is not None:
-                    labelled |= np.isfinite(rec.frame_va).any(axis=1)
-                if rec.frame_aus is not None:
-                    labelled |= (rec.frame_aus >= 0).any(axis=1)
+                labelled = labelled_rows(rec.num_frames, rec.frame_expression, rec.frame_va, rec.frame_aus)
                 items.extend(ClipItem(r, int(e)) for e in window_ends(labelled, window_step))
             else:
                 items.append(ClipItem(r))

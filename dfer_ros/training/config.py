@@ -8,14 +8,12 @@ when they exist there, else against the working directory.
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import yaml
-
 from dfer_ros.training.augment import AugmentConfig
+from dfer_ros.typed_config import build_dataclass, read_yaml_mapping, resolve_near
 
 
 class TrainConfigError(ValueError):
@@ -113,60 +111,8 @@ class TrainConfig:
         return self
 
 
-def _build(cls, data: Any, where: str):
-    if not isinstance(data, dict):
-        raise TrainConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise TrainConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in data.items():
-        f = fields[name]
-        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None
-        if sub is not None and isinstance(sub, type) and dataclasses.is_dataclass(sub):
-            kwargs[name] = _build(sub, value or {}, f"{where}.{name}")
-        elif name == "betas":
-            kwargs[name] = tuple(float(v) for v in value)
-        else:
-            kwargs[name] = _coerce(value, hints.get(name), f"{where}.{name}")
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise TrainConfigError(f"{where}: {exc}") from exc
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """YAML reads ``1e-3`` (no dot) as a string and ``1`` as an int: turn them into the field's type."""
-    if value is None:
-        return None
-    base = hint
-    if typing.get_origin(hint) is Union:  # Optional[X]
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        base = args[0] if len(args) == 1 else None
-    try:
-        if base is float and not isinstance(value, bool):
-            return float(value)
-        if base is int and not isinstance(value, bool):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(f"{value} is not a whole number")
-            return int(value)
-        if base is bool and not isinstance(value, bool):
-            raise ValueError(f"{value!r} is not true/false")
-    except (TypeError, ValueError) as exc:
-        raise TrainConfigError(f"{where}: {exc}") from None
-    return value
-
-
-def _resolve(value: Optional[str], base: Path) -> Optional[str]:
-    if not value or Path(value).is_absolute():
-        return value
-    return str(base / value) if (base / value).exists() else value
-
-
 def train_config_from_dict(data: dict[str, Any], source: Optional[str] = None) -> TrainConfig:
-    cfg = _build(TrainConfig, data, source or "<dict>")
+    cfg = build_dataclass(TrainConfig, data, source or "<dict>", TrainConfigError)
     cfg.source = source
     return cfg.validate()
 
@@ -174,12 +120,7 @@ def train_config_from_dict(data: dict[str, Any], source: Optional[str] = None) -
 def load_train_config(path: Union[str, Path], overrides: Optional[dict[str, Any]] = None) -> TrainConfig:
     """Read a training YAML; ``overrides`` maps dotted keys ("optim.epochs") to values."""
     path = Path(path)
-    if not path.is_file():
-        raise TrainConfigError(f"training config not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise TrainConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml_mapping(path, "training config", TrainConfigError)
     for key, value in (overrides or {}).items():
         node = data
         *parents, last = key.split(".")
@@ -188,8 +129,8 @@ def load_train_config(path: Union[str, Path], overrides: Optional[dict[str, Any]
         node[last] = value
     cfg = train_config_from_dict(data, source=str(path))
     base = path.parent
-    cfg.model = _resolve(cfg.model, base)
-    cfg.init_checkpoint = _resolve(cfg.init_checkpoint, base)
-    cfg.data.root = _resolve(cfg.data.root, base)
-    cfg.loss.text_tokenizer = _resolve(cfg.loss.text_tokenizer, base)
+    cfg.model = resolve_near(cfg.model, base)
+    cfg.init_checkpoint = resolve_near(cfg.init_checkpoint, base)
+    cfg.data.root = resolve_near(cfg.data.root, base)
+    cfg.loss.text_tokenizer = resolve_near(cfg.loss.text_tokenizer, base)
     return cfg

@@ -67,6 +67,23 @@ def label_mapping(source: Sequence[str], target: Sequence[str]) -> np.ndarray:
     return np.array([tgt[canonical_expression(n)] for n in source], dtype=np.int64)
 
 
+def labelled_rows(n: int, expression: Optional[np.ndarray], va: Optional[np.ndarray],
+                  aus: Optional[np.ndarray]) -> np.ndarray:
+    """(n,) bool: rows with at least one label that is not "ignore" (expression -1, VA NaN, AU -1).
+
+    Shared by the per-frame training windows and the bag evaluation's label sets; any of the three
+    label arrays may be None (that task is not labelled).
+    """
+    mask = np.zeros(n, bool)
+    if expression is not None:
+        mask |= expression >= 0
+    if va is not None:
+        mask |= np.isfinite(va).any(axis=1)
+    if aus is not None:
+        mask |= (aus >= 0).any(axis=1)
+    return mask
+
+
 @dataclass
 class ClipRecord:
     """One clip (clip-level labels) or one video (per-frame labels) of a dataset."""
