@@ -172,3 +172,53 @@ def test_bad_start_up_parameter_exits_with_a_clear_error(ros_env, value, words):
     assert result.returncode == 2, result.stderr
     assert "invalid parameter" in result.stderr and "au_threshold" in result.stderr and words in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_low_latency_preset_layers_over_the_defaults(ros_env, tmp_path):
+    from rclpy.parameter_client import AsyncParameterClient
+
+    from ros_helpers import REPO
+
+    log = tmp_path / "node.log"
+    args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", "__ns:=/preset",
+            "--params-file", str(REPO / "config" / "dfer.yaml"),
+            "--params-file", str(REPO / "config" / "dfer_low_latency.yaml")]
+    with ros_session():
+        node = rclpy.create_node("dfer_preset_probe")
+        with ros_process(args, ros_env, log) as proc:
+            client = AsyncParameterClient(node, "/preset/dfer_node")
+
+            def spin():
+                assert proc.poll() is None, f"dfer_node exited with {proc.returncode}:\n{read_log(log)}"
+                rclpy.spin_once(node, timeout_sec=0.05)
+
+            wait_until(lambda: client.services_are_ready(), TIMEOUT, spin, "the node's parameter services")
+            future = client.get_parameters(["detection.every", "aggregation.half_life_seconds"])
+            wait_until(future.done, TIMEOUT, spin, "the parameter values")
+            every, half_life = future.result().values
+            assert every.integer_value == 2  # from the preset
+            assert half_life.double_value == 0.4  # from dfer.yaml, untouched by the preset
+        assert proc.returncode == 0, f"exit code {proc.returncode} after SIGINT:\n{read_log(log)}"
+        node.destroy_node()
+
+
+def test_ctrl_c_while_the_model_loads_exits_cleanly(ros_env, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "dfer_ros.ros.node"], env=ros_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seen = []
+    try:
+        for line in proc.stdout:  # the first log line comes from configure, while the node is being built
+            seen.append(line)
+            if "dfer_node" in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        assert proc.wait(timeout=60) == 0, "".join(seen) + proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in "".join(seen)

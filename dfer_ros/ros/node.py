@@ -355,23 +355,23 @@ def main(args=None) -> int:
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
     with ros_session(args if args is not None else sys.argv):
+        node = None
         try:
             node = DferNode()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            executor.spin()
         except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
             # a bad value in the params file or on the command line: say which, without a traceback
             print(f"dfer_node: invalid parameter: {exc} (check --params-file / -p values; every parameter, its type "
                   f"and range are in config/dfer.yaml)", file=sys.stderr)
             return 2
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
-            pass
+            pass  # Ctrl-C, also while the model is still loading
         finally:
-            node.shutdown_cleanly()
-            executor.remove_node(node)
-            node.destroy_node()
+            if node is not None:
+                node.shutdown_cleanly()
+                node.destroy_node()
     return 0
 
 
