@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from dfer_ros.ros.processes import start_python, stop
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
@@ -24,19 +26,11 @@ def wait_until(condition: Callable[[], bool], timeout: float, step: Callable[[],
 @contextmanager
 def ros_process(args: list[str], env: dict, log_path: Path) -> Iterator[subprocess.Popen]:
     """Run ``python args...`` with the test ROS environment; stop it with SIGINT (clean shutdown) at exit."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([PYTHON, *args], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(subprocess.signal.SIGINT)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+    proc = start_python(args, env, log_path, cwd=REPO)
+    try:
+        yield proc
+    finally:
+        stop(proc, timeout=10)
 
 
 def read_log(log_path: Path) -> str:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 
 from dfer_ros.assets import REPO_ROOT
 from dfer_ros.ros.environment import apply_local_ros_env, pick_domain_id
+from dfer_ros.ros.processes import start_python, stop
 
 
 def _frames(width: int, height: int, count: int = 200) -> list[np.ndarray]:
@@ -74,14 +73,12 @@ def main(argv=None) -> int:
 
     frames = _frames(args.width, args.height)
     node_log = log_dir / "dfer_node.out"
-    node_log.parent.mkdir(parents=True, exist_ok=True)
-    with open(node_log, "wb") as handle:
-        node_proc = subprocess.Popen(
-            [sys.executable, "-m", "dfer_ros.ros.node", "--ros-args", "-r", "__ns:=/bench",
-             "-p", f"model:={args.model}", "-p", f"backend:={args.backend}",
-             "-p", f"image_qos.reliability:={args.reliability}",
-             *[item for param in args.param for item in ("-p", param)]],
-            env=env, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT)
+    node_proc = start_python(
+        ["-m", "dfer_ros.ros.node", "--ros-args", "-r", "__ns:=/bench",
+         "-p", f"model:={args.model}", "-p", f"backend:={args.backend}",
+         "-p", f"image_qos.reliability:={args.reliability}",
+         *[item for param in args.param for item in ("-p", param)]],
+        env, node_log, cwd=REPO_ROOT)
     received: dict[float, float] = {}
     faces_seen = [0]
     diag: dict[str, str] = {}
@@ -163,12 +160,7 @@ def main(argv=None) -> int:
             }
             node.destroy_node()
     finally:
-        if node_proc.poll() is None:
-            node_proc.send_signal(signal.SIGINT)
-            try:
-                node_proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                node_proc.kill()
+        stop(node_proc)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     lat_ms = report.get("latency_ms", {})

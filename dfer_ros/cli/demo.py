@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -24,25 +23,18 @@ from pathlib import Path
 
 from dfer_ros.assets import REPO_ROOT
 from dfer_ros.ros.environment import apply_local_ros_env, pick_domain_id
+from dfer_ros.ros.processes import start_python, stop
 
 
 def _start(module: str, ros_args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(log_path, "wb")
-    return subprocess.Popen([sys.executable, "-m", module, "--ros-args", *ros_args], env=env, cwd=REPO_ROOT,
-                            stdout=handle, stderr=subprocess.STDOUT)
+    return start_python(["-m", module, "--ros-args", *ros_args], env, log_path, cwd=REPO_ROOT)
 
 
 def _stop(proc: subprocess.Popen, name: str, timeout: float = 15.0) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            print(f"demo: {name} did not stop after SIGINT within {timeout:.0f} s; killing it", file=sys.stderr)
-            proc.kill()
-            proc.wait()
-    return proc.returncode
+    code, killed = stop(proc, timeout)
+    if killed:
+        print(f"demo: {name} did not stop after SIGINT within {timeout:.0f} s; killed it", file=sys.stderr)
+    return code
 
 
 def _tail(path: Path, lines: int = 15) -> str:

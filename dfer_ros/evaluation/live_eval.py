@@ -21,7 +21,6 @@ import logging
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -34,6 +33,7 @@ from dfer_ros.evaluation.bag_eval import BagRun
 from dfer_ros.evaluation.bag_io import COMPRESSED, BagError, bag_info, choose_image_topic, image_stamps, read_messages
 from dfer_ros.evaluation.predictions import PredictionWriter
 from dfer_ros.evaluation.video_eval import EvalSummary
+from dfer_ros.ros.processes import start_python, stop, wait_for_exit
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,6 @@ def wall_latencies(frame_stamps: list[float], output_stamps: list[float], publis
     return out
 
 
-def _wait(proc: subprocess.Popen, timeout: float) -> Optional[int]:
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
-
-
 class _Processes:
     """The subprocesses of one live run: each logs to ``<logs>/<name>.log``; all are stopped (SIGINT, then
     kill) when the block ends, whatever happened."""
@@ -117,7 +110,6 @@ class _Processes:
     def __init__(self, env: dict, logs: Path):
         self.env, self.logs = env, logs
         self.procs: dict[str, subprocess.Popen] = {}
-        self.handles = []
 
     def __enter__(self) -> "_Processes":
         return self
@@ -125,15 +117,10 @@ class _Processes:
     def __exit__(self, *exc) -> None:
         for proc in reversed(list(self.procs.values())):
             self.stop(proc)
-        for handle in self.handles:
-            handle.close()
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
-        handle = open(self.logs / f"{name}.log", "wb")
-        self.handles.append(handle)
-        proc = subprocess.Popen([sys.executable, *args], env=self.env, stdout=handle, stderr=subprocess.STDOUT)
-        self.procs[name] = proc
-        return proc
+        self.procs[name] = start_python(args, self.env, self.logs / f"{name}.log")
+        return self.procs[name]
 
     def tail(self, name: str, lines: int = 15) -> str:
         path = self.logs / f"{name}.log"
@@ -142,11 +129,7 @@ class _Processes:
 
     @staticmethod
     def stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            if _wait(proc, timeout) is None:
-                proc.kill()
-                proc.wait()
+        stop(proc, timeout)
 
 
 def node_arguments(model: str, backend: str, compressed: bool, config: Optional[Path] = None,
@@ -215,7 +198,7 @@ def evaluate_live(bag: Union[str, Path], out: Optional[Union[str, Path]] = None,
                            "--wait-clock-subscribers", "2", "--tail", str(drain_seconds * rate),
                            "--publish-log", str(work / "published.log")]
             replay = procs.start("replay", replay_args + ([] if progress else ["--quiet"]))
-            code = _wait(replay, (stamps[sent - 1] - stamps[0]) / rate + 60.0)
+            code = wait_for_exit(replay, (stamps[sent - 1] - stamps[0]) / rate + 60.0)
             if code is None:
                 raise BagError(f"live evaluation: replay did not finish in time:\n{procs.tail('replay')}")
             if code != 0:
