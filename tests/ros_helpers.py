@@ -35,3 +35,25 @@ def ros_process(args: list[str], env: dict, log_path: Path) -> Iterator[subproce
 
 def read_log(log_path: Path) -> str:
     return log_path.read_text(errors="replace") if log_path.exists() else ""
+
+
+def sample_frames(count: int, start: int = 0) -> list:
+    """``count`` frames of the real face video (cap12, one face) from frame ``start``; skips the test if missing."""
+    import cv2
+    import pytest
+
+    from dfer_ros import assets
+
+    try:
+        path = assets.sample_video()
+    except assets.AssetError as exc:
+        pytest.skip(f"sample video missing: {exc}")
+    capture = cv2.VideoCapture(str(path))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+    out = []
+    for _ in range(count):
+        ok, frame = capture.read()
+        assert ok, f"cannot read {path}"
+        out.append(frame)
+    capture.release()
+    return out

@@ -82,6 +82,11 @@ class DferNode(LifecycleNode):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
+        # rclpy's ~/change_state handler passes any transition id straight to rcl, which raises
+        # "Transition is not registered" out of spin() for an id that is not valid in the current state
+        # (nav2's lifecycle manager sends ids). Check against the current state's transitions first.
+        self._rclpy_change_state = self._service_change_state.callback
+        self._service_change_state.callback = self._on_change_state_request
         self.stats = NodeStats()
         self._lock = threading.Condition()
         self._pending: Optional[tuple[Any, str]] = None  # newest unprocessed (msg, kind)
@@ -143,6 +148,33 @@ class DferNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ lifecycle
+    def _on_change_state_request(self, request, response):
+        """~/change_state: refuse (success=false, logged) a transition the current state does not offer.
+
+        Valid requests go to rclpy's own handler. Whatever rcl raises is turned into a refusal too, so no
+        request, by id or by label, valid or not, can end the process.
+        """
+        state_id, state_label = self._state_machine.current_state
+        offered = {tid: label for tid, label, *_ in self._state_machine.available_transitions}
+        wanted = request.transition.label or offered.get(request.transition.id, "")
+        if request.transition.label:
+            known = wanted in offered.values()
+        else:
+            known = request.transition.id in offered
+        if not known:
+            what = f"label {wanted!r}" if request.transition.label else f"id {request.transition.id}"
+            self.get_logger().warning(
+                f"lifecycle transition {what} refused: not available in state {state_label!r} (available: "
+                f"{', '.join(f'{label} ({tid})' for tid, label in sorted(offered.items())) or 'none'})")
+            response.success = False
+            return response
+        try:
+            return self._rclpy_change_state(request, response)
+        except Exception as exc:  # noqa: BLE001 - rclpy raises its private RCLError
+            self.get_logger().warning(f"lifecycle transition {wanted!r} from {state_label!r} failed: {exc}")
+            response.success = False
+            return response
+
     def autostart(self) -> bool:
         """Configure then activate; returns whether the node ended up active."""
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
