@@ -89,7 +89,7 @@ def test_one_face_end_to_end(astronaut):
     results = [pipe.process(astronaut, i * 0.04) for i in range(5)]
     assert results[0].faces == []  # tentative until min_hits = 2
     faces = [r.faces[0] for r in results[1:]]
-    assert {f.face_id for f in faces} == {"f1"}
+    assert len({f.face_id for f in faces}) == 1  # one stable id (ids are process-wide, so not always "f1")
     last = faces[-1]
     assert last.detected and last.landmarks.shape == (5, 2) and last.detection_score > 0.8
     assert last.window_frames == 4 and last.window_seconds == pytest.approx(0.12) and last.warmed_up
@@ -218,7 +218,8 @@ def test_detect_every_k_frames_and_buffers_freed_when_tracks_end():
     for i in range(9):
         r = pipe.process(frame, i * 0.1)
         seen.append([(f.face_id, f.detected) for f in r.faces])
-    assert seen[0] == [] and seen[3] == [("f1", True)] and seen[4] == [("f1", False)]
+    face_id = seen[3][0][0]
+    assert seen[0] == [] and seen[3] == [(face_id, True)] and seen[4] == [(face_id, False)]
     assert len(model.encoder.batches) == 2  # encoded only on detector frames 3 and 6
     assert len(pipe.buffers) == 1 and len(pipe.aggregators) == 1
     det.next = []
@@ -230,9 +231,10 @@ def test_detect_every_k_frames_and_buffers_freed_when_tracks_end():
 def test_stamp_going_backwards_resets_the_state(astronaut, caplog):
     pipe, _ = make_pipeline()
     for i in range(4):
-        pipe.process(astronaut, 10 + i * 0.04)
+        before = pipe.process(astronaut, 10 + i * 0.04)
     with caplog.at_level(logging.WARNING):
         r0 = pipe.process(astronaut, 0.0)
     r1 = pipe.process(astronaut, 0.04)
     assert "backwards" in caplog.text and r0.faces == []
-    assert [f.face_id for f in r1.faces] == ["f2"] and r1.faces[0].window_frames == 1
+    old_id = before.faces[0].face_id
+    assert [f.face_id for f in r1.faces] == [f"f{int(old_id[1:]) + 1}"] and r1.faces[0].window_frames == 1

@@ -7,6 +7,7 @@ parameter fails at start-up with the field's name and the allowed range, not lat
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -70,6 +71,9 @@ class PipelineConfig:
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     max_frame_side: int = 4096  # frames with a larger side are rejected as corrupt (skipped_reason)
     encode_predicted: bool = False  # also encode faces whose box is only a tracker prediction
+    # seconds: a frame stamped at most this much older than the previous one is a late (reordered) frame and
+    # is dropped; older by more is a clock jump (bag loop, clock reset) and resets tracks, buffers, smoothing
+    stamp_reorder_tolerance: float = 0.1
 
     def validate(self) -> "PipelineConfig":
         """Raise ConfigError naming the first out-of-range field; returns self for chaining."""
@@ -94,6 +98,8 @@ class PipelineConfig:
             ("aggregation.switch_margin", 0.0 <= a.switch_margin < 1.0, "must be in [0, 1)"),
             ("aggregation.switch_min_seconds", a.switch_min_seconds >= 0, "must be >= 0"),
             ("max_frame_side", self.max_frame_side >= 64, "must be >= 64"),
+            ("stamp_reorder_tolerance", math.isfinite(self.stamp_reorder_tolerance)
+             and self.stamp_reorder_tolerance >= 0, "must be a finite number >= 0 (seconds)"),
         ]
         for name, ok, why in checks:
             if not ok:

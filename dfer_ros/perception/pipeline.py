@@ -26,11 +26,14 @@ from dfer_ros.perception.detection import FaceDetector, create_detector
 from dfer_ros.perception.frames import FrameError, to_bgr8
 from dfer_ros.perception.track_buffer import TrackBuffers
 from dfer_ros.perception.tracking import FaceTracker, Track
-from dfer_ros.perception.types import AffectEstimate, Detection, FaceResult, FrameResult
+from dfer_ros.perception.types import (CLOCK_JUMP_RESET, DUPLICATE_STAMP, LATE_FRAME_DROPPED, AffectEstimate, Detection,
+                                       FaceResult, FrameResult)
 
 log = logging.getLogger(__name__)
 
 STAGES = ("detect", "track", "align", "model", "aggregate")
+DEFAULT_FRAME_INTERVAL = 1.0 / 30.0  # seconds a repeated stamp stands for before any real interval is seen
+MAX_FRAME_INTERVAL = 0.2  # a longer real interval is a pause, not the frame interval a repeated stamp stands for
 
 
 def estimate_problem(est: AffectEstimate) -> Optional[str]:
@@ -87,6 +90,10 @@ class PerceptionPipeline:
         self._frame_index = 0
         self._frames_since_reset = 0
         self._last_stamp: Optional[float] = None
+        # Time of the per-face state (tracker, buffers, smoothing): the stamp plus the nominal frame intervals
+        # given to repeated stamps, so a driver that repeats stamps never freezes them (zero time steps).
+        self._state_offset = 0.0
+        self._nominal_dt = DEFAULT_FRAME_INTERVAL
 
     # ------------------------------------------------------------------ public
     def process(self, frame, stamp: float, encoding: str = "bgr8") -> FrameResult:
@@ -110,13 +117,19 @@ class PerceptionPipeline:
         t_start = time.perf_counter()
         if not math.isfinite(stamp):
             raise FrameError(f"stamp is not finite ({stamp})")
-        if self._last_stamp is not None and stamp < self._last_stamp:
-            log.warning("stamp went backwards (%.3f -> %.3f), e.g. a bag loop: resetting tracks, buffers and "
-                        "smoothing", self._last_stamp, stamp)
+        stamp_event = self._stamp_event(stamp, index)
+        if stamp_event == LATE_FRAME_DROPPED:
+            back = self._last_stamp - stamp
+            return FrameResult(stamp=stamp, frame_index=index, faces=[], stamp_event=stamp_event,
+                               skipped_reason=f"late frame dropped: stamp {stamp:.3f} is {back:.3f} s older than the "
+                                              f"previous frame's {self._last_stamp:.3f} (within "
+                                              f"stamp_reorder_tolerance {self.config.stamp_reorder_tolerance:g} s)")
+        if stamp_event == CLOCK_JUMP_RESET:
             self.reset()
             self._frame_index = index + 1
         bgr = to_bgr8(frame, encoding, self.config.max_frame_side)
         height, width = bgr.shape[:2]
+        state_time = self._state_time(stamp, stamp_event)
         self._last_stamp = stamp
 
         run_detector = self._frames_since_reset % self.config.detection.every == 0
@@ -128,12 +141,12 @@ class PerceptionPipeline:
         timings["detect"] = _ms(t)
 
         t = time.perf_counter()
-        tracks = self.tracker.update(detections, stamp) if run_detector else self.tracker.predict(stamp)
+        tracks = self.tracker.update(detections, state_time) if run_detector else self.tracker.predict(state_time)
         for face_id in self.tracker.ended_ids:
             self.buffers.free(face_id)
             self.aggregators.free(face_id)
             self._last_output.pop(face_id, None)
-        self.buffers.check_time(stamp)
+        self.buffers.check_time(state_time)
         visible = [tr for tr in tracks if tr.visible]
         visible.sort(key=lambda tr: -float(tr.box[2] * tr.box[3]))
         visible = visible[: self.config.detection.max_faces]
@@ -146,14 +159,54 @@ class PerceptionPipeline:
         timings["align"] = _ms(t)
 
         t = time.perf_counter()
-        frame_estimates = self._run_model(encode, crops, stamp, index)
+        frame_estimates = self._run_model(encode, crops, state_time, index)
         timings["model"] = _ms(t)
 
         t = time.perf_counter()
-        results = [self._face_result(tr, frame_estimates.get(tr.face_id), stamp, width, height) for tr in visible]
+        results = [self._face_result(tr, frame_estimates.get(tr.face_id), stamp, state_time, width, height)
+                   for tr in visible]
         timings["aggregate"] = _ms(t)
         timings["total"] = _ms(t_start)
-        return FrameResult(stamp=stamp, frame_index=index, faces=results, timings_ms=timings)
+        return FrameResult(stamp=stamp, frame_index=index, faces=results, timings_ms=timings, stamp_event=stamp_event)
+
+    def _state_time(self, stamp: float, stamp_event: Optional[str]) -> float:
+        """The time the per-face state sees for this frame; strictly increasing except after a reset.
+
+        Tracking, buffers and smoothing are all driven by time steps; a repeated stamp would be a zero step
+        (no smoothing weight, the buffer replacing its newest frame instead of moving on), so a driver that
+        repeats stamps would freeze the output. A repeated stamp therefore advances this time by one nominal
+        frame interval (the last real interval, at most ``MAX_FRAME_INTERVAL``); published results keep the
+        source stamp.
+        """
+        if stamp_event == DUPLICATE_STAMP:
+            self._state_offset += self._nominal_dt
+        elif self._last_stamp is not None and stamp > self._last_stamp:
+            self._nominal_dt = min(stamp - self._last_stamp, MAX_FRAME_INTERVAL)
+        return stamp + self._state_offset
+
+    def _stamp_event(self, stamp: float, index: int) -> Optional[str]:
+        """Classify ``stamp`` against the previous frame's and log why (see ``FrameResult.stamp_event``).
+
+        A duplicate stamp is processed like any frame (see ``_state_time``: repeated stamps never freeze the
+        output); a small step back is a reordered frame, dropped without
+        touching any state; a large one is a new timeline (bag loop, clock reset), so every time-keyed state
+        would be wrong and is reset.
+        """
+        last = self._last_stamp
+        if last is None or stamp > last:
+            return None
+        if stamp == last:
+            log.info("frame %d: duplicate stamp %.3f (same as the previous frame): processed", index, stamp)
+            return DUPLICATE_STAMP
+        tolerance = self.config.stamp_reorder_tolerance
+        if last - stamp <= tolerance:
+            log.warning("frame %d: late frame dropped: stamp %.3f is %.3f s older than the previous frame's %.3f "
+                        "(within stamp_reorder_tolerance %g s)", index, stamp, last - stamp, last, tolerance)
+            return LATE_FRAME_DROPPED
+        log.warning("frame %d: stamp went backwards by %.3f s (%.3f -> %.3f, more than stamp_reorder_tolerance %g s), "
+                    "e.g. a bag loop or clock reset: resetting tracks, buffers and smoothing",
+                    index, last - stamp, last, stamp, tolerance)
+        return CLOCK_JUMP_RESET
 
     def _run_model(self, tracks: list[Track], crops: np.ndarray, stamp: float, index: int) -> dict[str, AffectEstimate]:
         """Encode all crops in one batch, append to buffers, one head call; face id -> frame estimate."""
@@ -197,10 +250,10 @@ class PerceptionPipeline:
             out[fid] = est
         return out
 
-    def _face_result(self, tr: Track, frame_est: Optional[AffectEstimate], stamp: float,
+    def _face_result(self, tr: Track, frame_est: Optional[AffectEstimate], stamp: float, state_time: float,
                      width: int, height: int) -> FaceResult:
         if frame_est is not None:
-            estimate, label, confidence = self.aggregators.update(tr.face_id, frame_est, stamp)
+            estimate, label, confidence = self.aggregators.update(tr.face_id, frame_est, state_time)
             self._last_output[tr.face_id] = (estimate, label, confidence)
         else:
             estimate, label, confidence = self._last_output.get(tr.face_id, (_empty_estimate(), "", 0.0))

@@ -7,7 +7,9 @@
   confirmed tracks still unmatched (ByteTrack's second pass: a face half hidden or blurred keeps its
   track instead of spawning a new one), then leftover high-score detections against tentative tracks.
 * New faces start tentative and get an id ("f1", "f2", ...) once confirmed after ``min_hits``
-  detections (a tentative face missed by one detector run is dropped); ids are never reused. A
+  detections (a tentative face missed by one detector run is dropped); ids are never reused within a
+  process: they come from one process-wide counter, so a tracker rebuilt after a reset, a lifecycle
+  cleanup/configure or for another stream continues the sequence instead of issuing "f1" again. A
   track without detections for more than ``lost_seconds`` of stamp time ends. The detector may run
   only every k-th frame: ``predict(stamp)`` advances the tracks in between.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -25,6 +28,28 @@ from dfer_ros.perception.config import TrackingConfig
 from dfer_ros.perception.types import Detection
 
 log = logging.getLogger(__name__)
+
+
+class _FaceIdCounter:
+    """Issues "f1", "f2", ... once each per process, from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next = 1
+
+    def next_id(self) -> str:
+        with self._lock:
+            number = self._next
+            self._next += 1
+        return f"f{number}"
+
+
+_FACE_IDS = _FaceIdCounter()
+
+
+def next_face_id() -> str:
+    """A face id never issued before in this process (shared by every tracker and pipeline)."""
+    return _FACE_IDS.next_id()
 
 
 class KalmanBoxFilter:
@@ -127,7 +152,6 @@ class FaceTracker:
     def __init__(self, config: Optional[TrackingConfig] = None, high_score: float = 0.6):
         self.config = config or TrackingConfig()
         self.high_score = float(high_score)
-        self._ids = itertools.count(1)
         self._keys = itertools.count(1)
         self.tracks: list[Track] = []
         self.ended_ids: list[str] = []  # confirmed ids that ended in the last step (free their buffers)
@@ -188,7 +212,7 @@ class FaceTracker:
                       last_detection_stamp=stamp, detection=det, box=det.box.astype(np.float32))
             self.tracks.append(t)
             if cfg.min_hits <= 1:
-                t.face_id = f"f{next(self._ids)}"
+                t.face_id = next_face_id()
         self._expire(stamp)
         return self.confirmed_tracks()
 
@@ -200,7 +224,7 @@ class FaceTracker:
         track.hits += 1
         track.last_detection_stamp = stamp
         if not track.confirmed and track.hits >= self.config.min_hits:
-            track.face_id = f"f{next(self._ids)}"
+            track.face_id = next_face_id()
 
     def _expire(self, stamp: float) -> None:
         keep = []

@@ -75,3 +75,12 @@ class FrameResult:
     faces: list[FaceResult]
     timings_ms: dict[str, float] = field(default_factory=dict)  # per stage: detect, align, track, model, aggregate
     skipped_reason: Optional[str] = None  # set when the frame was rejected (bad input), faces is then empty
+    # what the stamp did relative to the previous frame's, None when nothing unusual (see STAMP_EVENTS)
+    stamp_event: Optional[str] = None
+
+
+# FrameResult.stamp_event values:
+DUPLICATE_STAMP = "duplicate_stamp"  # same stamp as the previous frame: processed, output keeps flowing
+LATE_FRAME_DROPPED = "late_frame_dropped"  # older by <= stamp_reorder_tolerance: dropped, nothing reset
+CLOCK_JUMP_RESET = "clock_jump_reset"  # older by more (bag loop, clock reset): state reset, frame processed
+STAMP_EVENTS = (DUPLICATE_STAMP, LATE_FRAME_DROPPED, CLOCK_JUMP_RESET)

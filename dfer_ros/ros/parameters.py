@@ -95,6 +95,7 @@ _PIPELINE_META: dict[str, tuple[str, Optional[float], Optional[float], tuple]] =
     "aggregation.switch_min_seconds": ("... for at least this long before the published label switches.", 0.0, 600.0, ()),
     "max_frame_side": ("Images with a larger side are rejected as corrupt.", 64, 65536, ()),
     "encode_predicted": ("Also encode faces whose box is a tracker prediction.", None, None, ()),
+    "stamp_reorder_tolerance": ("Seconds: an image stamped at most this much older than the previous one is dropped as late; older by more resets all faces (bag loop, clock reset).", 0.0, 600.0, ()),
 }
 
 
