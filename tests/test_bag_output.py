@@ -1,4 +1,4 @@
-"""The offline output bag: FrameResults -> the node's messages (D's conversions) -> rclpy CDR bytes ->
+"""The offline output bag: FrameResults -> the node's messages (``ros.conversions``) -> rclpy CDR bytes ->
 rosbags bag (mcap and sqlite3); read back with the custom types registered from the .msg files, and the
 stored bytes deserialize with rclpy too (the two CDR implementations agree both ways)."""
 from __future__ import annotations

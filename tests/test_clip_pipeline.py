@@ -7,7 +7,7 @@ import pytest
 
 from clip_helpers import export_tiny, tiny_tokenizer_dir
 
-from dfer_ros.estimators.interface import FrameEncoder
+from dfer_ros.perception.model_interface import FrameEncoder
 
 
 class CountingEncoder(FrameEncoder):

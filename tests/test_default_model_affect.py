@@ -15,7 +15,7 @@ from dfer_ros.estimators.blendshape_aus import ABAW_AUS, AU_RULES, blendshapes_t
 from dfer_ros.estimators.circumplex import Circumplex, entropy_confidence
 from dfer_ros.estimators.factory import MODEL_BUILDERS, create_model, register_model
 from dfer_ros.estimators.fer_mini_xception import FER_LABELS
-from dfer_ros.estimators.interface import CropSpec
+from dfer_ros.perception.model_interface import CropSpec
 from dfer_ros.perception.alignment import align_faces
 from dfer_ros.perception.types import Detection
 
@@ -252,7 +252,7 @@ def test_config_from_yaml(tmp_path):
 
 @pytest.mark.parametrize("with_action_units", [False, True])
 def test_pipeline_keeps_faces_with_and_without_action_units(faces, with_action_units, caplog):
-    """Through engineer A's pipeline: embeddings stay finite, so no face is dropped in either mode."""
+    """Through the perception pipeline: embeddings stay finite, so no face is dropped in either mode."""
     from dfer_ros.perception.config import PipelineConfig
     from dfer_ros.perception.pipeline import PerceptionPipeline
 

@@ -126,7 +126,7 @@ def test_accepted_pipeline_changes_reach_a_running_pipeline():
     class _Head:
         min_frames, max_frames = 1, 16
 
-    from dfer_ros.estimators.interface import CropSpec, FrameEncoder
+    from dfer_ros.perception.model_interface import CropSpec, FrameEncoder
 
     class _Encoder(FrameEncoder):
         crop_spec, embedding_dim = CropSpec(size=64), 1

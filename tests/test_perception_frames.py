@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from dfer_ros.estimators.interface import CropSpec
+from dfer_ros.perception.model_interface import CropSpec
 from dfer_ros.perception.alignment import align_faces, similarity_transform, template_for
 from dfer_ros.perception.config import ConfigError, PipelineConfig
 from dfer_ros.perception.detection import HaarDetector, YuNetDetector, create_detector, DetectorError

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from dfer_ros.estimators.interface import AffectModel, CropSpec, FrameEncoder, TemporalHead
+from dfer_ros.perception.model_interface import AffectModel, CropSpec, FrameEncoder, TemporalHead
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.detection import FaceDetector, YuNetDetector
 from dfer_ros.perception.pipeline import STAGES, PerceptionPipeline

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dfer_ros.estimators.interface import CropSpec
+from dfer_ros.perception.model_interface import CropSpec
 from dfer_ros.training.datasets import read_split
 from dfer_ros.training.preprocess import MARKER, preprocess_video, preprocess_videos
 

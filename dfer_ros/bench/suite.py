@@ -3,13 +3,13 @@
 It does not re-implement the measurements: it calls the other benchmarks' functions and collects
 their numbers into one JSON file and one markdown table.
 
-  throughput   A's ``perception_bench.run_scenario`` on grids of 1, 2, 4 and 8 copies of the real webcam
+  throughput   ``perception_bench.run_scenario`` on grids of 1, 2, 4 and 8 copies of the real webcam
                face video at 640x480 and 1280x720: fps, per-stage ms, faces found, RSS after each
-  streaming    B's ``streaming_bench.run``: one new crop encoded per frame + head over the cached window
+  streaming    ``streaming_bench.run``: one new crop encoded per frame + head over the cached window
                versus re-encoding the whole 16-frame clip (CLIP-adapter ViT-B/16, random weights)
-  latency      D's ``latency_bench`` (a node subprocess fed at 30 Hz; image stamp -> output received)
+  latency      ``latency_bench`` (a node subprocess fed at 30 Hz; image stamp -> output received)
   memory       peak RSS of this process (and RSS after each throughput scenario)
-  gpu          CUDA (torch): B's GPU streaming section; TensorRT (when installed): the ViT image tower
+  gpu          CUDA (torch): the GPU streaming section; TensorRT (when installed): the ViT image tower
                exported to ONNX and built as an fp16 engine, ms per batch of 1/4/8 crops. Skipped with
                the reason when there is no GPU.
 
@@ -108,7 +108,7 @@ def grid_frames(frames: Sequence[np.ndarray], faces: int, width: int, height: in
 
 
 def run_throughput(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
-    """fps and per-stage ms for every (resolution, faces) pair, via A's ``run_scenario``."""
+    """fps and per-stage ms for every (resolution, faces) pair, via ``perception_bench.run_scenario``."""
     from dfer_ros.assets import sample_video
     from dfer_ros.bench.perception_bench import load_frames, rss_mb, run_scenario
     from dfer_ros.estimators.factory import create_model
@@ -131,14 +131,14 @@ def run_throughput(cfg: SuiteConfig, progress: Callable[[str], None] = print) ->
 
 
 def run_streaming(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
-    """B's streaming vs re-encoding benchmark (CPU; its GPU part runs when CUDA is there)."""
+    """The streaming vs re-encoding benchmark (CPU; its GPU part runs when CUDA is there)."""
     from dfer_ros.bench.streaming_bench import run
 
     return run(Path(cfg.streaming_config), cfg.streaming_steps, cfg.reencode_steps, threads=1, log=progress)
 
 
 def run_latency(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
-    """D's node latency benchmark in a subprocess (it owns rclpy init and its node subprocess)."""
+    """The node latency benchmark in a subprocess (it owns rclpy init and its node subprocess)."""
     if cfg.latency_seconds <= 0:
         return {"skipped": "latency run disabled (--latency-seconds 0 or --quick)"}
     with tempfile.TemporaryDirectory(prefix="dfer-bench-") as tmp:

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     from dfer_ros.evaluation.bag_eval import add_bag_arguments
 
-    add_bag_arguments(parser)  # --bag, --image-topic, --mode, labels, metrics, plots (engineer E)
+    add_bag_arguments(parser)  # --bag, --image-topic, --mode, labels, metrics, plots
     return parser
 
 
@@ -86,7 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--max-frames must be >= 1")
     from dfer_ros.evaluation import bag_eval
 
-    if bag_eval.handles(args):  # a bag, or labels/metrics/plots/output bag (engineer E)
+    if bag_eval.handles(args):  # a bag, or labels/metrics/plots/output bag
         return bag_eval.run_bag_cli(args)
     from dfer_ros.evaluation.video_eval import VideoError, evaluate_video, video_info
 

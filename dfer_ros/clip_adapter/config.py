@@ -14,13 +14,15 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from dfer_ros import vocabulary
 from dfer_ros.typed_config import build_dataclass, read_yaml_mapping, resolve_near
 
-ABAW_EXPRESSIONS = ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
-DFEW_EXPRESSIONS = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
-MAFW_EXPRESSIONS = DFEW_EXPRESSIONS + ["contempt", "anxiety", "helplessness", "disappointment"]
-ABAW_AUS = ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"]
-LABEL_SETS = {"abaw": ABAW_EXPRESSIONS, "dfew": DFEW_EXPRESSIONS, "ferv39k": DFEW_EXPRESSIONS, "mafw": MAFW_EXPRESSIONS}
+# Label sets come from dfer_ros.vocabulary; lists here because configs extend and compare them as lists.
+ABAW_EXPRESSIONS = list(vocabulary.ABAW_EXPRESSIONS)
+DFEW_EXPRESSIONS = list(vocabulary.DFEW_EXPRESSIONS)
+MAFW_EXPRESSIONS = list(vocabulary.MAFW_EXPRESSIONS)
+ABAW_AUS = list(vocabulary.ABAW_AU12)
+LABEL_SETS = {name: list(labels) for name, labels in vocabulary.LABEL_SETS.items()}
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -1,6 +1,6 @@
 """ClipAdapterModel: frozen CLIP image tower + per-frame adapters + temporal head.
 
-The split matches the runtime interface (``dfer_ros.estimators.interface``): ``encode_frames`` is the
+The split matches the runtime interface (``dfer_ros.perception.model_interface``): ``encode_frames`` is the
 per-frame encoder (run once per face crop and cached), ``forward_head`` runs over cached embeddings.
 ``forward`` on whole clips is the same two calls, so training and streaming compute one function.
 """

@@ -24,6 +24,8 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import yaml
 
+from dfer_ros import vocabulary
+
 TEMPLATES = ("a photo of a {} face.", "a close-up photo of a person with a {} facial expression.")
 
 
@@ -60,13 +62,11 @@ _DEFAULTS: dict[str, tuple[str, list[str], list[str]]] = {
                        ["a satisfied, pleased face", "a delighted face"]),
     "other": ("expressive", ["a face showing a mixed or unusual expression"], ["a plainly happy, sad or neutral face"]),
 }
-_ALIASES = {"angry": "anger", "disgusted": "disgust", "fearful": "fear", "happy": "happiness", "sad": "sadness",
-            "surprised": "surprise"}
 
 
 def canonical_class(label: str) -> str:
-    key = label.strip().lower()
-    return _ALIASES.get(key, key)
+    """The key of ``_DEFAULTS`` for any spelling of a class (the noun form of ``dfer_ros.vocabulary``)."""
+    return vocabulary.expression_noun(label)
 
 
 def default_prompt_sets(labels: Sequence[str]) -> list[PromptSet]:

@@ -43,12 +43,11 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from dfer_ros import assets
+from dfer_ros import assets, vocabulary
 
 LOG = logging.getLogger(__name__)
 
-ABAW_AUS: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24",
-                             "AU25", "AU26")
+ABAW_AUS: tuple[str, ...] = vocabulary.ABAW_AU12
 
 def _mean(scores: dict[str, float], *names: str) -> float:
     return float(np.mean([scores[name] for name in names]))

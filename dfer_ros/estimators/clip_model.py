@@ -26,7 +26,7 @@ from dfer_ros.backends.factory import create_session
 from dfer_ros.clip_adapter.compound import CompoundAggregator
 from dfer_ros.clip_adapter.preprocess import normalize_crops
 from dfer_ros.clip_adapter.text_prompts import fuse_probabilities, softmax, zero_shot_logits
-from dfer_ros.estimators.interface import AffectModel, CropSpec, FrameEncoder, TemporalHead
+from dfer_ros.perception.model_interface import AffectModel, CropSpec, FrameEncoder, TemporalHead
 from dfer_ros.perception.types import AffectEstimate
 
 log = logging.getLogger(__name__)

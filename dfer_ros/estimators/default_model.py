@@ -42,7 +42,7 @@ import numpy as np
 from dfer_ros.estimators.blendshape_aus import ABAW_AUS, ActionUnitsUnavailable, BlendshapeActionUnits
 from dfer_ros.estimators.circumplex import Circumplex
 from dfer_ros.estimators.fer_mini_xception import FER_LABELS, FerMiniXception
-from dfer_ros.estimators.interface import AffectModel, CropSpec, FrameEncoder, TemporalHead
+from dfer_ros.perception.model_interface import AffectModel, CropSpec, FrameEncoder, TemporalHead
 from dfer_ros.perception.types import AffectEstimate
 
 LOG = logging.getLogger(__name__)
@@ -138,6 +138,11 @@ class DefaultFrameEncoder(FrameEncoder):
 
     def reset(self) -> None:
         self._calls = 0
+
+    def close(self) -> None:
+        """MediaPipe's landmarker must be closed before interpreter exit."""
+        if self.action_units is not None:
+            self.action_units.close()
 
     def expression_crops(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) crops in ``crop_spec`` -> (N, 64, 64) uint8 grey crops for the expression net."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from dfer_ros.estimators.interface import AffectModel
+from dfer_ros.perception.model_interface import AffectModel
 
 ModelBuilder = Callable[..., AffectModel]
 
@@ -25,7 +25,7 @@ def _build_clip(backend: str, **options: Any) -> AffectModel:
     return build_clip_model(backend=backend, **options)
 
 
-# name -> builder(backend, **options); engineer B adds "clip" here (config=<yaml path>, checkpoint=<path>).
+# name -> builder(backend, **options); see each entry's comment for its options.
 MODEL_BUILDERS: dict[str, ModelBuilder] = {
     "default": _build_default,
     "clip": _build_clip,  # model_dir=<dfer-export folder> (any backend) or config=<yaml>, checkpoint=<path> (torch)

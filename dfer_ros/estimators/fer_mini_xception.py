@@ -32,12 +32,12 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from dfer_ros import assets
+from dfer_ros import assets, vocabulary
 
 LOG = logging.getLogger(__name__)
 
 # Label order of the fer package (and of FER2013's integer codes 0..6).
-FER_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_LABELS: tuple[str, ...] = vocabulary.FER2013_LABELS
 INPUT_SIZE = 64
 INPUT_NAME = "gray"
 OUTPUT_NAME = "probs"

@@ -4,7 +4,7 @@
   * ``plot_expression_timeline`` per face: smoothed class probabilities (stacked) over time, the
                                published label on top, and the ground-truth label when there is one
   * ``plot_latency_histogram`` per-frame processing (offline) or end-to-end (live) latency
-The confusion matrix is C's ``plots.plot_confusion_matrix``. Inputs are the JSONL prediction records.
+The confusion matrix is ``plots.plot_confusion_matrix``. Inputs are the JSONL prediction records.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def plot_expression_timeline(records: Sequence[dict], path,
             for k in (r.get("expression_probs") or {}):
                 if k not in labels:
                     labels.append(k)
-    from dfer_ros.training.datasets.common import canonical_expression
+    from dfer_ros.vocabulary import canonical_expression
 
     colors = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(labels)}
     canonical = {canonical_expression(k): c for k, c in colors.items()}

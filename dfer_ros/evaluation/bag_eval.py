@@ -3,9 +3,9 @@
 Every image message of the chosen topic is processed, in bag order, with its header stamp as the
 pipeline's time (the bag's receive time when the header stamp is zero). Nothing depends on the CPU
 speed: a slow machine gives the same records as a fast one, and the records equal those of
-``dfer-eval --video`` on the same frames. It reuses A's ``video_eval.run_source`` loop and
+``dfer-eval --video`` on the same frames. It reuses ``video_eval.run_source`` loop and
 ``predictions`` records; optionally the results are also written as the node's output topics into a
-new bag (``ResultsBagWriter``: D's conversions + rclpy serialization, imported only then).
+new bag (``ResultsBagWriter``: ``ros.conversions`` + rclpy serialization, imported only then).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from dfer_ros.evaluation.bag_io import BagError, BagImage, bag_info, choose_imag
 from dfer_ros.evaluation.predictions import PredictionWriter
 from dfer_ros.evaluation.video_eval import EvalSummary, run_source
 from dfer_ros.perception.frames import FrameError, to_bgr8
-from dfer_ros.training.datasets.common import ABAW_EXPR8
+from dfer_ros.vocabulary import ABAW_EXPR8
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +163,14 @@ def _tolerance(stamps: list[float], given: Optional[float]) -> float:
 
 def handles(args) -> bool:
     """Whether ``dfer-eval`` hands these arguments to ``run_bag_cli``: a bag source, or a video with
-    labels, a report, plots, an output bag or live mode (the plain video run stays A's)."""
+    labels, a report, plots, an output bag or live mode (the plain video run stays in ``video_eval``)."""
     return args.bag is not None or args.mode == "live" or any(
         getattr(args, k) is not None for k in ("labels_csv", "labels_va", "labels_expr", "labels_au", "report",
                                                "plots", "out_bag"))
 
 
 def _video_run(args, out) -> BagRun:
-    """A video through the pipeline (A's ``evaluate_video``), with per-frame times and an optional output bag."""
+    """A video through the pipeline (``video_eval.evaluate_video``), with per-frame times and an optional output bag."""
     from dfer_ros.cli.eval import build_pipeline, load_pipeline_config, parse_model_options
     from dfer_ros.evaluation.video_eval import evaluate_video, video_info
 

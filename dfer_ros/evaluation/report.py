@@ -1,4 +1,4 @@
-"""Metrics of matched labels/predictions: computed with C's ``metrics``, printed as tables, saved as JSON.
+"""Metrics of matched labels/predictions: computed with ``metrics``, printed as tables, saved as JSON.
 
 Expression: WAR, UAR, macro F1 and a per-class table (label classes plus any model class the labels
 lack, so predicting a class that never occurs counts as an error). Valence-arousal: CCC of each and

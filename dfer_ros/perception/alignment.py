@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from dfer_ros.estimators.interface import CropSpec
+from dfer_ros.perception.model_interface import CropSpec
 from dfer_ros.perception.types import Detection
 
 # The widely used 5-point template for 112x112 face crops (ArcFace / InsightFace), in the order of

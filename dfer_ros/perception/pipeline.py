@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from dfer_ros.estimators.interface import AffectModel
+from dfer_ros.perception.model_interface import AffectModel
 from dfer_ros.perception.aggregation import Aggregators
 from dfer_ros.perception.alignment import align_faces
 from dfer_ros.perception.config import PipelineConfig

@@ -270,10 +270,9 @@ class DferNode(LifecycleNode):
 
     def _close_model(self) -> None:
         model, self._model = self._model, None
-        closer = getattr(getattr(getattr(model, "encoder", None), "action_units", None), "close", None)
-        if callable(closer):  # MediaPipe's landmarker must be closed before interpreter exit
+        if model is not None:  # native resources (MediaPipe's landmarker) must be closed before interpreter exit
             try:
-                closer()
+                model.close()
             except Exception:  # noqa: BLE001
                 pass
 

@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 
 import cv2
 
-from dfer_ros.estimators.interface import CropSpec
+from dfer_ros.perception.model_interface import CropSpec
 from dfer_ros.perception.alignment import align_faces
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.detection import create_detector

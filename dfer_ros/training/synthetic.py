@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from dfer_ros.training.datasets.common import ABAW_AU12, ABAW_EXPR8, BASIC7, MAFW11
+from dfer_ros.vocabulary import ABAW_AU12, ABAW_EXPR8, BASIC7, MAFW11
 
 # Far apart in RGB (the first seven are the 7-class benchmarks' classes): a small frozen random tower
 # plus adapters separates them within a few epochs.

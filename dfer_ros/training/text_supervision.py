@@ -1,7 +1,7 @@
 """Optional text-prompt supervision of the expression pathway (after FineCLIPER).
 
 The frozen CLIP text tower turns each class's positive and negative descriptions into one scoring
-vector W_c = P_c - lambda N_c (engineer B's ``text_prompts``). During training the clip's unit
+vector W_c = P_c - lambda N_c (``clip_adapter.text_prompts``). During training the clip's unit
 image embedding v is scored against them, s_c = logit_scale * v . W_c, and a cross-entropy on s
 pulls the ADAPTED image features towards the right description and away from the wrong ones.
 This is what makes the runtime's zero-shot scores and their fusion with the head meaningful after

@@ -1,4 +1,4 @@
-"""Training and evaluation of a CLIP-adapter model (engineer B's ``ClipAdapterModel``).
+"""Training and evaluation of a CLIP-adapter model (``clip_adapter.model.ClipAdapterModel``).
 
 The CLIP tower stays frozen; adapters, LoRA matrices and the temporal head train with AdamW under a
 linear-warmup + cosine schedule (per step), mixed precision on CUDA, and the multi-task loss of

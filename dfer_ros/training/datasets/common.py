@@ -18,28 +18,17 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from dfer_ros import vocabulary
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
-# The class orders of the public benchmarks (documented in docs/training.md).
-BASIC7 = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]  # DFEW label ids 1..7
-MAFW11 = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt", "anxiety",
-          "helplessness", "disappointment"]
-ABAW_EXPR8 = ["neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise", "other"]
-ABAW_AU12 = ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"]
-
-# Spellings of the same expression across datasets -> one canonical name, so a model trained with
-# one dataset's names can be evaluated on another's.
-_SYNONYMS = {
-    "happiness": "happy", "happy": "happy", "joy": "happy",
-    "sadness": "sad", "sad": "sad",
-    "anger": "angry", "angry": "angry",
-    "surprise": "surprise", "surprised": "surprise",
-    "disgust": "disgust", "disgusted": "disgust",
-    "fear": "fear", "fearful": "fear", "afraid": "fear",
-    "neutral": "neutral", "contempt": "contempt", "anxiety": "anxiety", "helplessness": "helplessness",
-    "disappointment": "disappointment", "other": "other",
-}
+# The class orders of the public benchmarks live in dfer_ros.vocabulary; lists here for the readers.
+BASIC7 = list(vocabulary.BASIC7)
+MAFW11 = list(vocabulary.MAFW11)
+ABAW_EXPR8 = list(vocabulary.ABAW_EXPR8)
+ABAW_AU12 = list(vocabulary.ABAW_AU12)
+canonical_expression = vocabulary.canonical_expression
 
 
 class DatasetError(ValueError):
@@ -51,11 +40,6 @@ class DatasetError(ValueError):
         self.path = Path(path)
         self.line = line
         self.reason = reason
-
-
-def canonical_expression(name: str) -> str:
-    key = name.strip().lower()
-    return _SYNONYMS.get(key, key)
 
 
 def label_mapping(source: Sequence[str], target: Sequence[str]) -> np.ndarray:

@@ -1,0 +1,81 @@
+"""The two-part model interface that makes streaming cheap.
+
+A model is split into
+  * a FrameEncoder, run once per aligned face crop (all faces of a frame in one batch), whose
+    per-frame embedding is cached in the track's buffer, and
+  * a TemporalHead, run over a track's cached embeddings to give the face's estimate.
+
+A face's embedding never depends on other frames, so a step costs one encoder call per face plus a
+small head call over cached vectors, never a re-encoding of the whole clip.
+
+The interface belongs to the core (``dfer_ros.perception``) because the pipeline is written against it;
+concrete models live in ``dfer_ros.estimators`` and depend on this module, never the other way round.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from dfer_ros.perception.types import AffectEstimate
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How the aligner must cut faces for an encoder.
+
+    One spec per encoder: an encoder that needs several framings asks for the widest and cuts the others
+    out of it (the aligner scales its template about the crop centre, so the central 1/k of a crop at
+    face_scale k*s is the crop at face_scale s; the default model in ``dfer_ros.estimators`` does this).
+    """
+
+    size: int  # output side in pixels (64 for the default model, 224 for CLIP)
+    face_scale: float = 1.0  # >1 keeps more context around the 5-point template
+    color: str = "bgr"  # "bgr", "rgb" or "gray"
+
+
+class FrameEncoder(ABC):
+    """Per-frame encoder: aligned face crops in, one embedding per crop out."""
+
+    crop_spec: CropSpec
+    embedding_dim: int
+
+    @abstractmethod
+    def encode(self, crops: np.ndarray) -> np.ndarray:
+        """crops: (N, S, S, 3) uint8 in crop_spec.color order (N may be 0) -> (N, embedding_dim) float32."""
+
+    def reset(self) -> None:
+        """Forget per-stream state (e.g. which frames ran an expensive sub-model); the pipeline calls it on reset."""
+
+    def close(self) -> None:
+        """Release native resources (sessions, landmarkers) that must not outlive the interpreter; idempotent."""
+
+
+class TemporalHead(ABC):
+    """Temporal head over the cached embeddings of tracks."""
+
+    min_frames: int = 1  # frames needed before a track counts as warmed up
+    max_frames: int = 16  # the longest window the head uses
+
+    @abstractmethod
+    def predict(self, windows: list[np.ndarray]) -> list[AffectEstimate]:
+        """windows: one (T_i, D) float32 array per track, oldest first, 1 <= T_i <= max_frames."""
+
+    def close(self) -> None:
+        """Release native resources; idempotent."""
+
+
+@dataclass
+class AffectModel:
+    """An encoder and a head that belong together, plus a human-readable description."""
+
+    encoder: FrameEncoder
+    head: TemporalHead
+    name: str
+    backend: str
+
+    def close(self) -> None:
+        """Close the encoder and the head; the owner (node, CLI) calls it once it stops using the model."""
+        self.encoder.close()
+        self.head.close()
