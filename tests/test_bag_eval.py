@@ -10,7 +10,7 @@ import pytest
 
 from dfer_ros import assets
 from dfer_ros.cli import eval as eval_cli
-from dfer_ros.evaluation import bag_io
+from dfer_ros import bag_io
 from dfer_ros.evaluation.bag_eval import evaluate_bag
 from dfer_ros.evaluation.predictions import read_predictions
 from dfer_ros.evaluation.video_eval import evaluate_video

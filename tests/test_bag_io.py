@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from dfer_ros import assets
-from dfer_ros.evaluation import bag_io
-from dfer_ros.evaluation.bag_io import BagError
-from dfer_ros.evaluation.bag_types import custom_type_names, typestore
+from dfer_ros import bag_io
+from dfer_ros.bag_io import BagError
+from dfer_ros.bag_types import custom_type_names, typestore
 
 N = 30
 START = 1000.0

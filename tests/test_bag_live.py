@@ -10,7 +10,7 @@ import pytest
 from ros_helpers import read_log, ros_process
 
 from dfer_ros import assets
-from dfer_ros.evaluation import bag_io
+from dfer_ros import bag_io
 from dfer_ros.evaluation.predictions import read_predictions
 
 pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not installed; run make setup")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dfer_ros.evaluation import bag_io
+from dfer_ros import bag_io
 from dfer_ros.perception.types import AffectEstimate, FaceResult, FrameResult
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not installed; run make setup")

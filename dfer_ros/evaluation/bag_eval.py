@@ -16,7 +16,7 @@ from typing import Iterator, Optional, Union
 
 import numpy as np
 
-from dfer_ros.evaluation.bag_io import BagError, BagImage, bag_info, choose_image_topic, image_stamps, read_images
+from dfer_ros.bag_io import BagError, BagImage, bag_info, choose_image_topic, image_stamps, read_images
 from dfer_ros.evaluation.predictions import PredictionWriter
 from dfer_ros.evaluation.video_eval import EvalSummary, run_source
 from dfer_ros.perception.frames import FrameError, to_bgr8
@@ -220,7 +220,7 @@ def run_bag_cli(args) -> int:
         if args.video is not None:
             if args.mode == "live":
                 raise ValueError("--mode live replays a bag: use --bag (make one from a video with "
-                                 "dfer_ros.evaluation.bag_io.video_to_bag)")
+                                 "dfer_ros.bag_io.video_to_bag)")
             run = _video_run(args, out)
         elif args.mode == "offline":
             from dfer_ros.cli.eval import build_pipeline, load_pipeline_config, parse_model_options

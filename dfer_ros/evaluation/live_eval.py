@@ -30,7 +30,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from dfer_ros.evaluation.bag_eval import BagRun
-from dfer_ros.evaluation.bag_io import COMPRESSED, BagError, bag_info, choose_image_topic, image_stamps, read_messages
+from dfer_ros.bag_io import COMPRESSED, BagError, bag_info, choose_image_topic, image_stamps, read_messages
 from dfer_ros.evaluation.predictions import PredictionWriter
 from dfer_ros.evaluation.video_eval import EvalSummary
 from dfer_ros.ros.processes import start_python, stop, wait_for_exit

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from dfer_ros.evaluation.bag_io import BagError, BagWriter
+from dfer_ros.bag_io import BagError, BagWriter
 
 log = logging.getLogger("dfer_ros.bag_record")
 

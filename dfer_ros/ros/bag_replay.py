@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from dfer_ros.evaluation.bag_io import BagError, bag_info, read_raw
+from dfer_ros.bag_io import BagError, bag_info, read_raw
 
 log = logging.getLogger("dfer_ros.bag_replay")
 
