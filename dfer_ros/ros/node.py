@@ -12,7 +12,8 @@ node never works through a backlog of old frames.
 
 Outputs (one message per processed image on each topic, stamped with the SOURCE image's header):
 ``faces/affect``, ``faces/expression``, ``faces/valence_arousal``, ``faces/action_units``,
-``faces/tracked``; optional ``debug_image``; ``/diagnostics`` once per ``diagnostics_period``.
+``faces/tracked``; optional ``debug_image``; ``/diagnostics`` once per ``diagnostics_period``; with
+``hri.enabled``, the REP-155 topics under ``/humans/faces`` (``hri_publisher``).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 from dfer_ros.perception.config import ConfigError, PipelineConfig
-from dfer_ros.ros import conversions, qos
+from dfer_ros.ros import conversions, hri_publisher, qos
 from dfer_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from dfer_ros.ros.parameters import (NodeSettings, ParamSpec, all_parameter_specs, apply_pipeline_config,
                                      load_pipeline_defaults, validate_values)
@@ -98,6 +99,7 @@ class DferNode(LifecycleNode):
         self._model = None
         self._out_pubs: dict[str, Any] = {}
         self._debug_pub = None
+        self._hri: Optional[hri_publisher.HriPublisher] = None
         self._image_subs: list = []
         self._warned_at: dict[str, float] = {}
         self._config_error = ""
@@ -205,6 +207,7 @@ class DferNode(LifecycleNode):
         out_qos = qos.output_qos(s.output_qos_depth)
         self._out_pubs = {t: self.create_lifecycle_publisher(_output_type(t), t, out_qos) for t in OUTPUT_TOPICS}
         self._debug_pub = self.create_lifecycle_publisher(Image, "debug_image", qos.output_qos(2))
+        self._hri = hri_publisher.create_if_enabled(self, s.hri_enabled)
         in_qos = qos.image_qos(s.image_qos_reliability, s.image_qos_depth)
         overrides = QoSOverridingOptions.with_default_policies()
         self._image_subs = [self.create_subscription(Image, "image", self._on_image, in_qos,
@@ -232,6 +235,10 @@ class DferNode(LifecycleNode):
         self.stats.state = "inactive"
         with self._lock:
             self._pending = None
+        if self._hri is not None:  # REP-155 consumers see every face end
+            from std_msgs.msg import Header
+
+            self._hri.end_all(header=Header(stamp=self.get_clock().now().to_msg()))
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -265,6 +272,9 @@ class DferNode(LifecycleNode):
         for pub in list(self._out_pubs.values()) + ([self._debug_pub] if self._debug_pub else []):
             self.destroy_lifecycle_publisher(pub)
         self._out_pubs, self._debug_pub = {}, None
+        if self._hri is not None:
+            self._hri.close()
+            self._hri = None
         self._pipeline = None
         self._close_model()
 
@@ -345,8 +355,11 @@ class DferNode(LifecycleNode):
             self._warn("image:pipeline", f"image skipped by the pipeline: {result.skipped_reason}")
             return
         header = conversions.optional_header_copy(msg.header)
-        for topic, out in conversions.result_to_messages(result, header, s.au_threshold).items():
+        messages = conversions.result_to_messages(result, header, s.au_threshold)
+        for topic, out in messages.items():
             self._out_pubs[topic].publish(out)
+        if self._hri is not None and self._active:  # plain publishers: lifecycle deactivation does not gate them
+            self._hri.publish(messages["faces/affect"])
         if s.publish_debug_image and self._debug_pub is not None:
             from dfer_ros.perception.frames import to_bgr8
 

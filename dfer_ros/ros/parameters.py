@@ -60,6 +60,9 @@ NODE_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("image_qos.depth", 5, "History depth of the image subscription(s). Only the newest frame is "
               "processed either way.", read_only=True, low=1, high=100),
     ParamSpec("output_qos.depth", 10, "History depth of the reliable output publishers.", read_only=True, low=1, high=1000),
+    ParamSpec("hri.enabled", False, "Also publish the REP-155 (ROS4HRI) topics /humans/faces/tracked and "
+              "/humans/faces/<id>/{expression,facs} (needs the hri_msgs package; off by default because REP-155 "
+              "has one face detector own the face ids, which another node may already do).", read_only=True),
     ParamSpec("publish_debug_image", False, "Publish an annotated bgr8 image (boxes, ids, label, VA) on debug_image."),
     ParamSpec("max_image_pixels", 3840 * 2160, "Images with more pixels (width*height) are rejected before decoding.",
               low=1, high=200_000_000),
@@ -140,6 +143,7 @@ class NodeSettings:
     image_qos_depth: int = 5
     output_qos_depth: int = 10
     publish_debug_image: bool = False
+    hri_enabled: bool = False
     max_image_pixels: int = 3840 * 2160
     au_threshold: float = 0.5
     diagnostics_period: float = 1.0

@@ -1,0 +1,170 @@
+"""REP-155 (ROS4HRI) output: the node's per-face results as ``hri_msgs`` topics under ``/humans/faces``.
+
+Existing HRI stacks (libhri / pyhri consumers, PAL robots) read faces from:
+
+* ``/humans/faces/tracked`` (``hri_msgs/IdsList``): the ids of the faces tracked in the newest image;
+* ``/humans/faces/<id>/expression`` (``hri_msgs/Expression``): expression label, valence, arousal, confidence;
+* ``/humans/faces/<id>/facs`` (``hri_msgs/FacialActionUnits``): one intensity and one confidence per FACS code.
+
+The per-face publishers are created when a face id first appears and destroyed when it leaves the tracked
+list, so the per-face topics come and go with the faces, as REP-155 describes. The names are absolute (REP-155
+puts every human under ``/humans``), so the node's namespace does not apply to them. REP-155 names no QoS;
+the publishers use the ROS 2 default profile (reliable, volatile, keep last 10), which every subscriber QoS
+matches, including libhri's ``SystemDefaultsQoS``.
+
+Everything is derived from the ``FaceAffectArray`` the node publishes on ``faces/affect`` for the same image
+(same header, same values), so the two outputs cannot disagree. ``hri_msgs`` is optional: this module imports
+it only when the ``hri.enabled`` parameter asks for the topics.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import re
+import threading
+from typing import Any, Optional
+
+HUMANS_FACES = "/humans/faces"
+AU_CODES = 99  # hri_msgs/FacialActionUnits: intensity[99] and confidence[99], indexed by FACS code
+
+# The project's expression labels (FER2013, DFEW/FERV39k, MAFW, ABAW) -> hri_msgs/Expression constants.
+# A label with no constant of its own is published lowercase as it is.
+REP155_EXPRESSIONS = {
+    "neutral": "neutral",
+    "angry": "angry", "anger": "angry",
+    "sad": "sad", "sadness": "sad",
+    "happy": "happy", "happiness": "happy",
+    "surprise": "surprised", "surprised": "surprised",
+    "disgust": "disgusted", "disgusted": "disgusted",
+    "fear": "scared", "scared": "scared",
+    "disappointment": "disappointed",
+}
+
+
+def hri_msgs_available() -> bool:
+    """Whether ``hri_msgs.msg`` (the ROS4HRI interface package) can be imported here."""
+    try:
+        importlib.import_module("hri_msgs.msg")
+        return True
+    except ImportError:
+        return False
+
+
+def rep155_expression(label: str) -> str:
+    """The ``hri_msgs/Expression.expression`` string for one of our labels ('' stays '')."""
+    key = label.strip().lower()
+    return REP155_EXPRESSIONS.get(key, key)
+
+
+def au_code(name: str) -> Optional[int]:
+    """The FACS code of an action unit name such as 'AU12' (None when it has none in 0..98)."""
+    match = re.fullmatch(r"\s*AU\s*0*(\d+)\s*", name, flags=re.IGNORECASE)
+    if not match:
+        return None
+    code = int(match.group(1))
+    return code if code < AU_CODES else None
+
+
+def facs_arrays(names, probabilities) -> tuple[list[float], list[float]]:
+    """(intensity[99], confidence[99]) from our per-AU probabilities.
+
+    intensity[code] is our probability that the AU is active (0..1; not a FACS A-E intensity);
+    confidence[code] is how decided that probability is, |2p - 1|; both are 0 for codes the model does not
+    estimate, so a consumer tells "not estimated" (confidence 0, intensity 0) from an estimate.
+    """
+    intensity = [0.0] * AU_CODES
+    confidence = [0.0] * AU_CODES
+    for name, p in zip(names, probabilities):
+        code = au_code(name)
+        if code is None or not math.isfinite(float(p)):
+            continue
+        p = min(1.0, max(0.0, float(p)))
+        intensity[code] = p
+        confidence[code] = abs(2.0 * p - 1.0)
+    return intensity, confidence
+
+
+class HriPublisher:
+    """Publishes one image's faces on the REP-155 topics; owns the per-face publishers of ``node``."""
+
+    def __init__(self, node, qos_depth: int = 10):
+        from rclpy.qos import QoSProfile
+
+        msgs = importlib.import_module("hri_msgs.msg")
+        self._IdsList, self._Expression, self._Facs = msgs.IdsList, msgs.Expression, msgs.FacialActionUnits
+        self._node = node
+        self._qos = QoSProfile(depth=qos_depth)
+        self._tracked_pub = node.create_publisher(self._IdsList, f"{HUMANS_FACES}/tracked", self._qos)
+        self._faces: dict[str, tuple[Any, Any]] = {}  # face id -> (expression publisher, facs publisher)
+        self._lock = threading.Lock()  # the worker publishes while a lifecycle transition may end all faces
+
+    @property
+    def face_ids(self) -> list[str]:
+        return list(self._faces)
+
+    def publish(self, affect) -> None:
+        """Publish the faces of one ``dfer_ros/FaceAffectArray`` (one processed image)."""
+        with self._lock:
+            if self._tracked_pub is not None:
+                self._publish(affect)
+
+    def _publish(self, affect) -> None:
+        ids = [face.face_id for face in affect.faces]
+        for gone in [i for i in self._faces if i not in ids]:
+            self._end_face(gone)
+        for face in affect.faces:
+            pubs = self._faces.get(face.face_id)
+            if pubs is None:
+                pubs = self._faces[face.face_id] = self._start_face(face.face_id)
+            expression_pub, facs_pub = pubs
+            expression_pub.publish(self._expression(affect.header, face))
+            if len(face.action_units.names):
+                facs_pub.publish(self._facs(affect.header, face))
+        self._tracked_pub.publish(self._IdsList(header=affect.header, ids=ids))
+
+    def end_all(self, header=None) -> None:
+        """No face any more (deactivate): an empty tracked list, and every per-face topic withdrawn."""
+        with self._lock:
+            for face_id in list(self._faces):
+                self._end_face(face_id)
+            if header is not None and self._tracked_pub is not None:
+                self._tracked_pub.publish(self._IdsList(header=header, ids=[]))
+
+    def close(self) -> None:
+        """Destroy every publisher this object created (idempotent)."""
+        self.end_all()
+        with self._lock:
+            if self._tracked_pub is not None:
+                self._node.destroy_publisher(self._tracked_pub)
+                self._tracked_pub = None
+
+    # ------------------------------------------------------------------ per face
+    def _start_face(self, face_id: str):
+        root = f"{HUMANS_FACES}/{face_id}"
+        return (self._node.create_publisher(self._Expression, f"{root}/expression", self._qos),
+                self._node.create_publisher(self._Facs, f"{root}/facs", self._qos))
+
+    def _end_face(self, face_id: str) -> None:
+        for pub in self._faces.pop(face_id):
+            self._node.destroy_publisher(pub)
+
+    def _expression(self, header, face):
+        return self._Expression(header=header, expression=rep155_expression(face.expression.expression),
+                                valence=float(face.valence_arousal.valence),
+                                arousal=float(face.valence_arousal.arousal),
+                                confidence=float(face.expression.confidence))
+
+    def _facs(self, header, face):
+        intensity, confidence = facs_arrays(face.action_units.names, face.action_units.probabilities)
+        return self._Facs(header=header, intensity=intensity, confidence=confidence)
+
+
+def create_if_enabled(node, enabled: bool) -> Optional[HriPublisher]:
+    """The REP-155 publisher when ``enabled`` and ``hri_msgs`` is importable; else None (a warning says why)."""
+    if not enabled:
+        return None
+    if not hri_msgs_available():
+        node.get_logger().warning("hri.enabled is true but the hri_msgs package is not importable: no REP-155 "
+                                  "/humans/faces topics (install ros-jazzy-hri-msgs and source it)")
+        return None
+    return HriPublisher(node)

