@@ -26,7 +26,7 @@ TIMEOUT = 60.0
 def test_expression_labels_map_to_the_hri_msgs_constants():
     expected = {"angry": "angry", "disgust": "disgusted", "fear": "scared", "happy": "happy", "sad": "sad",
                 "surprise": "surprised", "neutral": "neutral", "Happiness": "happy", "Anger": "angry",
-                "Disappointment": "disappointed", "contempt": "contempt", "": ""}
+                "Disappointment": "disappointed", "contempt": "contempt", "joy": "happy", "Other": "other", "": ""}
     assert {label: rep155_expression(label) for label in expected} == expected
 
 
@@ -146,6 +146,9 @@ def test_faces_appear_and_disappear_on_the_rep155_topics(ros_env, hri_prefix, fr
                                          lambda m: facs.__setitem__(stamp_to_seconds(m.header.stamp), m), reliable)
         wait(lambda: sub_e.get_publisher_count() >= 1 and sub_f.get_publisher_count() >= 1,
              "our per-face subscriptions to match")
+        constants = {getattr(hri.Expression, c) for c in dir(hri.Expression)
+                     if c.isupper() and isinstance(getattr(hri.Expression, c), str)}
+        assert {"neutral", "happy", "surprised", "scared", "disgusted"} <= constants
         # the per-face values are the node's own results for the same image
         checked = 0
         for frame in frames[8:12]:
@@ -156,7 +159,7 @@ def test_faces_appear_and_disappear_on_the_rep155_topics(ros_env, hri_prefix, fr
             face, e, f = affect[s].faces[0], expressions[s], facs[s]
             assert face.face_id == face_id
             assert e.expression == rep155_expression(face.expression.expression)
-            assert e.expression in {getattr(hri.Expression, c) for c in dir(hri.Expression) if c.isupper()}
+            assert e.expression in constants, f"{e.expression!r} is none of the hri_msgs/Expression constants"
             assert e.valence == pytest.approx(face.valence_arousal.valence, abs=1e-6)
             assert e.arousal == pytest.approx(face.valence_arousal.arousal, abs=1e-6)
             assert e.confidence == pytest.approx(face.expression.confidence, abs=1e-6)

@@ -24,21 +24,16 @@ import re
 import threading
 from typing import Any, Optional
 
+from dfer_ros.vocabulary import canonical_expression
+
 HUMANS_FACES = "/humans/faces"
 AU_CODES = 99  # hri_msgs/FacialActionUnits: intensity[99] and confidence[99], indexed by FACS code
 
-# The project's expression labels (FER2013, DFEW/FERV39k, MAFW, ABAW) -> hri_msgs/Expression constants.
-# A label with no constant of its own is published lowercase as it is.
-REP155_EXPRESSIONS = {
-    "neutral": "neutral",
-    "angry": "angry", "anger": "angry",
-    "sad": "sad", "sadness": "sad",
-    "happy": "happy", "happiness": "happy",
-    "surprise": "surprised", "surprised": "surprised",
-    "disgust": "disgusted", "disgusted": "disgusted",
-    "fear": "scared", "scared": "scared",
-    "disappointment": "disappointed",
-}
+# Canonical expression names (dfer_ros.vocabulary) whose hri_msgs/Expression constant is spelled differently;
+# the others (happy, sad, angry, neutral) are the same word, and a label with no constant (contempt, anxiety,
+# other, ...) is published in its canonical lowercase form.
+REP155_EXPRESSIONS = {"surprise": "surprised", "disgust": "disgusted", "fear": "scared",
+                      "disappointment": "disappointed"}
 
 
 def hri_msgs_available() -> bool:
@@ -52,8 +47,8 @@ def hri_msgs_available() -> bool:
 
 def rep155_expression(label: str) -> str:
     """The ``hri_msgs/Expression.expression`` string for one of our labels ('' stays '')."""
-    key = label.strip().lower()
-    return REP155_EXPRESSIONS.get(key, key)
+    canonical = canonical_expression(label)
+    return REP155_EXPRESSIONS.get(canonical, canonical)
 
 
 def au_code(name: str) -> Optional[int]:
