@@ -71,6 +71,41 @@ def test_compressed_images_decode_and_garbage_is_rejected():
         conversions.compressed_to_array(CompressedImage(format="jpeg", data=b"not a jpeg"))
 
 
+
+@pytest.mark.parametrize("ext, flags", [(".png", []), (".jpg", []), (".jpg", ["progressive"])])
+def test_compressed_size_comes_from_the_header(ext, flags):
+    import cv2
+
+    frame = np.zeros((37, 53, 3), np.uint8)
+    params = [cv2.IMWRITE_JPEG_PROGRESSIVE, 1] if flags else []
+    ok, data = cv2.imencode(ext, frame, params)
+    kind, width, height = conversions.compressed_size(data.tobytes())
+    assert (kind, width, height) == ("png" if ext == ".png" else "jpeg", 53, 37)
+
+
+def test_jpeg_header_segments_and_fill_bytes_are_skipped():
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", np.zeros((21, 34, 3), np.uint8))
+    data = data.tobytes()
+    exif = b"\xff\xe1" + (2 + 300).to_bytes(2, "big") + bytes(300)  # an APP1 segment before the frame header
+    padded = data[:2] + exif + b"\xff\xff" + data[2:]  # and fill bytes before the next marker
+    assert conversions.compressed_size(padded) == ("jpeg", 34, 21)
+    with pytest.raises(ImageError, match="SOFn"):
+        conversions.compressed_size(data[:2] + exif)  # cut off before the frame header
+
+
+def test_png_bomb_is_rejected_from_its_header_without_decoding(monkeypatch):
+    from image_bombs import png_bomb
+
+    bomb = png_bomb(16000, 16000)
+    assert len(bomb) < 300_000
+    monkeypatch.setattr(conversions.cv2, "imdecode", lambda *a: pytest.fail("decoded a bomb"))
+    with pytest.raises(ImageError) as info:
+        conversions.compressed_to_array(CompressedImage(format="png", data=bomb), max_pixels=3840 * 2160)
+    assert info.value.kind == "too_large" and "16000x16000" in str(info.value) and "before decoding" in str(info.value)
+
+
 def _face(face_id="f3", valence=0.25, au=True) -> FaceResult:
     est = AffectEstimate(expression_labels=("neutral", "happy"), expression_probs=np.array([0.3, 0.7], np.float32),
                          valence=valence, arousal=-0.5, va_confidence=0.8,
@@ -177,3 +212,34 @@ def test_diagnostics_report_counts_and_levels():
     assert values["bad_image_reasons"] == "step=1" and values["latency_ms_p50"] == "20.0"
     calm = to_diagnostic_array(stats.snapshot(), "/dfer_node", Time(sec=6))
     assert calm.status[0].level == DiagnosticStatus.OK  # no new bad image in this period
+
+
+def test_diagnostics_levels_tell_configure_failures_missing_parts_and_stamp_events():
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    stats = NodeStats()
+    stats.on_configure_failed("parameters: image_qos.reliability = 'foo' is not one of best_effort, reliable")
+    failed = to_diagnostic_array(stats.snapshot(), "/dfer_node", Time(sec=1)).status[0]
+    assert failed.level == DiagnosticStatus.ERROR and "image_qos.reliability" in failed.message
+
+    stats.on_configured(("action units: face landmarker task file not found: /x/face_landmarker.task",))
+    stats.state = "active"
+    degraded = to_diagnostic_array(stats.snapshot(), "/dfer_node", Time(sec=2))
+    assert degraded.status[0].level == DiagnosticStatus.WARN and "face landmarker" in degraded.status[0].message
+    assert "action units" in diagnostic_values(degraded)["missing_parts"]
+
+    stats.on_configured(())
+    for kind in ("duplicate_stamp", "duplicate_stamp", "late_frame_dropped", "clock_jump_reset"):
+        stats.on_stamp_event(kind)
+    stats.on_processed(5.0, -30.0, active_tracks=1)  # stamped 30 ms in the future of the node clock
+    msg = to_diagnostic_array(stats.snapshot(), "/dfer_node", Time(sec=3))
+    values = diagnostic_values(msg)
+    assert msg.status[0].level == DiagnosticStatus.WARN and "jumped back" in msg.status[0].message
+    assert (values["duplicate_stamp"], values["late_frame_dropped"], values["clock_jump_reset"]) == ("2", "1", "1")
+    assert values["future_stamps"] == "1" and "latency_ms_p50" not in values  # never a negative latency
+    assert values["processing_ms_p50"] == "5.0"
+    idle = to_diagnostic_array(stats.snapshot(), "/dfer_node", Time(sec=4))
+    idle_values = diagnostic_values(idle)
+    assert idle.status[0].level == DiagnosticStatus.OK  # counts stay, the jump was in an earlier period
+    assert "processing_ms_p50" not in idle_values and idle_values["duplicate_stamp"] == "2"
+    assert "nan" not in " ".join(idle_values.values())

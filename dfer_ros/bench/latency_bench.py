@@ -99,9 +99,10 @@ def main(argv=None) -> int:
             node.create_subscription(FaceAffectArray, "/bench/faces/affect", on_affect, reliable)
             def on_diagnostics(msg):
                 if msg.status and msg.status[0].name.startswith("/bench/dfer_node"):
-                    diag.update(diagnostic_values(msg))
-                    value = float(diag.get("processing_ms_p50", "nan"))
-                    published = float(diag.get("latency_ms_p50", "nan"))
+                    values = diagnostic_values(msg)  # percentiles are absent from an idle period
+                    diag.update(values)
+                    value = float(values.get("processing_ms_p50", "nan"))
+                    published = float(values.get("latency_ms_p50", "nan"))
                     if measuring[0] and np.isfinite(value):
                         processing_ms.append(value)
                         node_latency_ms.append(published)

@@ -226,17 +226,18 @@ class DefaultTemporalHead(TemporalHead):
         return estimates
 
 
-def _load_action_units(config: DefaultModelConfig) -> Optional[BlendshapeActionUnits]:
+def _load_action_units(config: DefaultModelConfig) -> tuple[Optional[BlendshapeActionUnits], str]:
+    """The AU estimator, or None and the reason it is unavailable ('' when AUs were not asked for)."""
     global _warned_no_action_units
     if not config.with_action_units:
-        return None
+        return None, ""
     try:
-        return BlendshapeActionUnits(task_path=config.landmarker_task_path)
+        return BlendshapeActionUnits(task_path=config.landmarker_task_path), ""
     except ActionUnitsUnavailable as exc:
         if not _warned_no_action_units:
             LOG.warning("default model runs WITHOUT action units: %s", exc)
             _warned_no_action_units = True
-        return None
+        return None, str(exc)
 
 
 def build_default_model(with_action_units: bool = True, backend: str = "onnxruntime",
@@ -253,14 +254,16 @@ def build_default_model(with_action_units: bool = True, backend: str = "onnxrunt
         raise ValueError("pass either config or options, not both")
     net = FerMiniXception(backend=backend, hdf5_path=config.hdf5_path, device=config.device,
                           intra_op_threads=config.intra_op_threads, fp16=config.fp16, max_batch=config.max_batch)
-    action_units = _load_action_units(config)
+    action_units, why_no_action_units = _load_action_units(config)
     encoder = DefaultFrameEncoder(net, action_units, config)
     head = DefaultTemporalHead(config, has_action_units=action_units is not None)
     parts = ["FER2013 mini-Xception (ONNX)"]
     if action_units is not None:
         parts.append("MediaPipe blendshape AU proxies")
     parts.append("circumplex VA")
-    return AffectModel(encoder=encoder, head=head, name="default: " + " + ".join(parts), backend=backend)
+    missing = (f"action units: {why_no_action_units}",) if why_no_action_units else ()
+    return AffectModel(encoder=encoder, head=head, name="default: " + " + ".join(parts), backend=backend,
+                       missing_parts=missing)
 
 
 def benchmark(repeats: int = 50, batches: tuple[int, ...] = (1, 4), backend: str = "onnxruntime") -> dict[str, float]:

@@ -74,6 +74,9 @@ class AffectModel:
     head: TemporalHead
     name: str
     backend: str
+    # optional parts that could not be loaded, each "<part>: <reason>"; the model runs without them, and
+    # whoever serves it (the node's diagnostics) must say so instead of reporting all is well
+    missing_parts: tuple[str, ...] = ()
 
     def close(self) -> None:
         """Close the encoder and the head; the owner (node, CLI) calls it once it stops using the model."""

@@ -81,15 +81,67 @@ def image_to_array(msg, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.
     return frame, encoding
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (baseline, progressive, lossless, ...): all of C0-CF except DHT, JPG and DAC
+_JPEG_SOF = {m for m in range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC}
+_JPEG_NO_LENGTH = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn carry no length field
+
+
+def compressed_size(data: bytes) -> tuple[str, int, int]:
+    """(format, width, height) from a PNG or JPEG header, without decoding any pixel.
+
+    PNG: the IHDR chunk that must follow the signature. JPEG: the first SOFn segment (segments before it are
+    skipped by their length). Raises ImageError (kind ``decode``) for anything else or a header cut short.
+    """
+    if data[:8] == PNG_SIGNATURE:
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise ImageError("cannot decode compressed image: PNG without an IHDR chunk after the signature", "decode")
+        return "png", int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"\xff\xd8":
+        pos = 2
+        while pos + 4 <= len(data):
+            if data[pos] != 0xFF:
+                raise ImageError(f"cannot decode compressed image: JPEG header broken at byte {pos} (no marker)", "decode")
+            marker = data[pos + 1]
+            if marker == 0xFF:  # fill byte
+                pos += 1
+                continue
+            if marker in _JPEG_NO_LENGTH:
+                pos += 2
+                continue
+            if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
+                break
+            length = int.from_bytes(data[pos + 2:pos + 4], "big")
+            if marker in _JPEG_SOF:
+                if pos + 9 > len(data):
+                    break
+                return "jpeg", int.from_bytes(data[pos + 7:pos + 9], "big"), int.from_bytes(data[pos + 5:pos + 7], "big")
+            if length < 2:
+                raise ImageError(f"cannot decode compressed image: JPEG segment 0x{marker:02X} with length {length}", "decode")
+            pos += 2 + length
+        raise ImageError("cannot decode compressed image: JPEG without a frame header (SOFn) before the image data", "decode")
+    raise ImageError(f"cannot decode compressed image: neither PNG nor JPEG (starts with {bytes(data[:8]).hex()})", "decode")
+
+
 def compressed_to_array(msg, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
-    """Decode a ``sensor_msgs/CompressedImage`` (jpeg/png) into a bgr8 array; ImageError when it cannot."""
-    data = np.frombuffer(bytes(msg.data), np.uint8)
-    if data.size == 0:
+    """Decode a ``sensor_msgs/CompressedImage`` (jpeg/png) into a bgr8 array; ImageError when it cannot.
+
+    Width and height come from the header first and are checked against ``max_pixels`` BEFORE decoding:
+    a few hundred KB of PNG can declare 16000x16000 pixels (a decompression bomb, 768 MB decoded).
+    """
+    raw = bytes(msg.data)
+    if not raw:
         raise ImageError("compressed image has no data", "empty")
-    frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    kind, width, height = compressed_size(raw)
+    if width <= 0 or height <= 0:
+        raise ImageError(f"empty {kind} image ({width}x{height} in its header)", "empty")
+    if width * height > max_pixels:
+        raise ImageError(f"{kind} image {width}x{height} (from its header) has {width * height} pixels, more than "
+                         f"max_image_pixels={max_pixels}; rejected before decoding", "too_large")
+    frame = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
     if frame is None:
-        raise ImageError(f"cannot decode compressed image (format {msg.format!r}, {data.size} bytes)", "decode")
-    if frame.shape[0] * frame.shape[1] > max_pixels:
+        raise ImageError(f"cannot decode compressed image (format {msg.format!r}, {len(raw)} bytes)", "decode")
+    if frame.shape[0] * frame.shape[1] > max_pixels:  # a header that lied
         raise ImageError(f"image {frame.shape[1]}x{frame.shape[0]} has more than max_image_pixels={max_pixels}", "too_large")
     return frame, "bgr8"
 

@@ -3,9 +3,13 @@
 ``NodeStats`` is shared by the subscription callbacks (counting arrivals, drops and bad images) and the
 worker thread (counting processed frames and latencies), so every update takes a lock. Once per
 ``diagnostics_period`` the node turns a snapshot into one DiagnosticStatus: rates over the last period,
-totals, latency percentiles, active tracks, backend, model and the last error. Level: ERROR when the node
-is not active or the model failed to load, WARN when frames were dropped as bad in the last period or
-the last processing failed, else OK. Stale-frame drops are normal under load and do not raise the level.
+totals, latency percentiles, active tracks, backend, model and the last error. Level: ERROR when configure
+failed (model, parameters, pipeline_config); WARN when the node is not active, runs without an optional
+model part (e.g. no action units: the reason is in ``missing_parts``), bad images arrived or the stamps
+jumped back (tracks reset) in the last period; else OK. Stale-frame drops, repeated stamps and late frames
+dropped are normal on real cameras: they are counted (``duplicate_stamp``, ``late_frame_dropped``,
+``clock_jump_reset``) without raising the level. The latency and processing-time percentiles are
+absent from a period without processed frames.
 """
 from __future__ import annotations
 
@@ -39,6 +43,14 @@ class StatsSnapshot:
     model: str
     last_error: str
     bad_reasons: dict[str, int] = field(default_factory=dict)
+    configure_error: str = ""  # why the last configure failed ('' = it did not)
+    missing_parts: tuple[str, ...] = ()  # optional model parts not loaded, with the reason
+    stamp_events: dict[str, int] = field(default_factory=dict)  # totals per STAMP_EVENTS kind
+    clock_jumps_period: int = 0
+    future_stamps: int = 0  # frames stamped after the node clock: no latency recorded for them
+
+
+STAMP_EVENTS = ("duplicate_stamp", "late_frame_dropped", "clock_jump_reset")
 
 
 class NodeStats:
@@ -57,6 +69,11 @@ class NodeStats:
         self.backend = ""
         self.model = ""
         self.state = "unconfigured"
+        self.configure_error = ""
+        self.missing_parts: tuple[str, ...] = ()
+        self.stamp_events = {kind: 0 for kind in STAMP_EVENTS}
+        self.future_stamps = 0
+        self._clock_jumps_at_snapshot = 0
         self._latency_ms: deque[float] = deque(maxlen=window)  # source stamp -> outputs published (node clock)
         self._processing_ms: deque[float] = deque(maxlen=window)  # pipeline wall time
         self._last = (time.monotonic(), 0, 0, 0)
@@ -78,12 +95,31 @@ class NodeStats:
             self.last_error = f"bad image: {reason}"
 
     def on_processed(self, processing_ms: float, latency_ms: Optional[float], active_tracks: int) -> None:
+        """A published frame; a negative latency (stamp after the node clock) counts as a future stamp."""
         with self._lock:
             self.processed += 1
             self._processing_ms.append(float(processing_ms))
             if latency_ms is not None and np.isfinite(latency_ms):
-                self._latency_ms.append(float(latency_ms))
+                if latency_ms < 0.0:
+                    self.future_stamps += 1
+                else:
+                    self._latency_ms.append(float(latency_ms))
             self.active_tracks = int(active_tracks)
+
+    def on_stamp_event(self, kind: str) -> None:
+        with self._lock:
+            self.stamp_events[kind] = self.stamp_events.get(kind, 0) + 1
+
+    def on_configure_failed(self, reason: str) -> None:
+        with self._lock:
+            self.configure_error = reason
+            self.last_error = reason
+
+    def on_configured(self, missing_parts: tuple[str, ...]) -> None:
+        with self._lock:
+            self.configure_error = ""
+            self.last_error = ""
+            self.missing_parts = tuple(missing_parts)
 
     def on_error(self, message: str) -> None:
         with self._lock:
@@ -106,8 +142,13 @@ class NodeStats:
                 latency_ms_max=float(lat.max()) if lat.size else float("nan"),
                 processing_ms_p50=float(np.percentile(proc, 50)) if proc.size else float("nan"),
                 active_tracks=self.active_tracks, backend=self.backend, model=self.model,
-                last_error=self.last_error, bad_reasons=dict(self.bad_reasons))
+                last_error=self.last_error, bad_reasons=dict(self.bad_reasons),
+                configure_error=self.configure_error, missing_parts=self.missing_parts,
+                stamp_events=dict(self.stamp_events),
+                clock_jumps_period=self.stamp_events.get("clock_jump_reset", 0) - self._clock_jumps_at_snapshot,
+                future_stamps=self.future_stamps)
             self._last = (now, self.received, self.processed, self.bad_images)
+            self._clock_jumps_at_snapshot = self.stamp_events.get("clock_jump_reset", 0)
             self._latency_ms.clear()
             self._processing_ms.clear()
         return snap
@@ -120,18 +161,27 @@ def to_diagnostic_array(snap: StatsSnapshot, node_name: str, stamp) -> "object":
     status = DiagnosticStatus()
     status.name = f"{node_name}: affect pipeline"
     status.hardware_id = node_name
-    if snap.state != "active" or snap.last_error.startswith("model"):
-        status.level = DiagnosticStatus.ERROR if snap.last_error.startswith("model") else DiagnosticStatus.WARN
+    if snap.configure_error or snap.last_error.startswith("model"):
+        status.level = DiagnosticStatus.ERROR
+        status.message = f"{snap.state}: configure failed: {snap.configure_error or snap.last_error}"
+    elif snap.state != "active":
+        status.level = DiagnosticStatus.WARN
         status.message = f"{snap.state}" + (f": {snap.last_error}" if snap.last_error else "")
+    elif snap.missing_parts:
+        status.level = DiagnosticStatus.WARN
+        status.message = "active without " + "; ".join(snap.missing_parts)
     elif snap.bad_images_period:
         status.level = DiagnosticStatus.WARN
         status.message = f"{snap.bad_images_period} bad image(s) in the last period: {snap.last_error}"
+    elif snap.clock_jumps_period:
+        status.level = DiagnosticStatus.WARN
+        status.message = f"image stamps jumped back {snap.clock_jumps_period} time(s): tracks and smoothing reset"
     else:
         status.level = DiagnosticStatus.OK
         status.message = f"active, {snap.processed_rate:.1f} Hz processed"
 
     def fmt(x: float, digits: int = 2) -> str:
-        return "nan" if not np.isfinite(x) else f"{x:.{digits}f}"
+        return f"{x:.{digits}f}"
 
     values = {
         "state": snap.state,
@@ -143,14 +193,19 @@ def to_diagnostic_array(snap: StatsSnapshot, node_name: str, stamp) -> "object":
         "ignored_inactive": str(snap.ignored_inactive),
         "bad_images": str(snap.bad_images),
         "bad_image_reasons": ", ".join(f"{k}={v}" for k, v in sorted(snap.bad_reasons.items())),
-        "latency_ms_p50": fmt(snap.latency_ms_p50, 1),
-        "latency_ms_max": fmt(snap.latency_ms_max, 1),
-        "processing_ms_p50": fmt(snap.processing_ms_p50, 1),
         "active_tracks": str(snap.active_tracks),
         "backend": snap.backend,
         "model": snap.model,
         "last_error": snap.last_error,
+        "missing_parts": "; ".join(snap.missing_parts),
+        **{kind: str(snap.stamp_events.get(kind, 0)) for kind in STAMP_EVENTS},
+        "future_stamps": str(snap.future_stamps),
     }
+    # percentiles only for a period with frames: absent (never "nan") when the node was idle
+    for key, value in (("latency_ms_p50", snap.latency_ms_p50), ("latency_ms_max", snap.latency_ms_max),
+                       ("processing_ms_p50", snap.processing_ms_p50)):
+        if np.isfinite(value):
+            values[key] = fmt(value, 1)
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
     msg = DiagnosticArray()
     msg.header.stamp = stamp

@@ -118,7 +118,9 @@ class DferNode(LifecycleNode):
                 self.declare_parameter(spec.name, spec.default, _descriptor(spec))
         values = self._values()
         self.settings = NodeSettings.from_values(values)
-        problem, config = validate_values(values, {}, self.specs)
+        # every value checked as a run-time change would be (type, range, choices such as
+        # image_qos.reliability): descriptors alone do not know the choices
+        problem, config = validate_values({}, values, self.specs)
         if problem:
             self._config_error = self._config_error or f"parameters: {problem}"
             self.get_logger().error(f"invalid parameters: {problem}; configure will fail until it is fixed")
@@ -187,7 +189,7 @@ class DferNode(LifecycleNode):
         log = self.get_logger()
         if self._config_error:
             log.error(f"configure failed: {self._config_error}")
-            self.stats.on_error(self._config_error)
+            self.stats.on_configure_failed(self._config_error)
             return TransitionCallbackReturn.FAILURE
         s = self.settings
         t0 = time.monotonic()
@@ -199,7 +201,7 @@ class DferNode(LifecycleNode):
         except Exception as exc:  # noqa: BLE001 - any load failure must leave the node alive and unconfigured
             reason = f"model {s.model!r} on backend {s.backend!r} failed to load: {type(exc).__name__}: {exc}"
             log.error(f"configure failed: {reason}")
-            self.stats.on_error(reason)
+            self.stats.on_configure_failed(reason)
             self._close_model()
             return TransitionCallbackReturn.FAILURE
         self.stats.model = self._model.name
@@ -219,7 +221,10 @@ class DferNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="dfer_worker", daemon=True)
         self._worker.start()
         self.stats.state = "inactive"
-        self.stats.last_error = ""
+        missing = tuple(getattr(self._model, "missing_parts", ()))
+        self.stats.on_configured(missing)
+        for part in missing:
+            log.warning(f"running without an optional model part: {part}")
         log.info(f"configured in {time.monotonic() - t0:.1f} s: model {self._model.name!r}, backend "
                  f"{self._model.backend}, image QoS {qos.describe(in_qos)} on {self._image_subs[0].topic_name}")
         return TransitionCallbackReturn.SUCCESS
@@ -350,6 +355,11 @@ class DferNode(LifecycleNode):
         t0 = time.perf_counter()
         result = self._pipeline.process(frame, stamp, encoding)
         processing_ms = (time.perf_counter() - t0) * 1000.0
+        event = getattr(result, "stamp_event", None)
+        if event:
+            self._on_stamp_event(event, stamp, result.skipped_reason)
+            if event == "late_frame_dropped":
+                return
         if result.skipped_reason:
             self.stats.on_bad_image("pipeline", result.skipped_reason)
             self._warn("image:pipeline", f"image skipped by the pipeline: {result.skipped_reason}")
@@ -368,6 +378,18 @@ class DferNode(LifecycleNode):
         now = self.get_clock().now().nanoseconds * 1e-9
         source = conversions.stamp_to_seconds(msg.header.stamp)
         self.stats.on_processed(processing_ms, (now - source) * 1000.0 if source > 0.0 else None, len(result.faces))
+
+    def _on_stamp_event(self, event: str, stamp: float, reason: Optional[str]) -> None:
+        """Count a stamp irregularity the pipeline handled and say so through the ROS logger (throttled per kind)."""
+        self.stats.on_stamp_event(event)
+        what = {
+            "duplicate_stamp": "image stamp repeats the previous one; processed (check the camera driver's stamps)",
+            "late_frame_dropped": "image stamped before the previous one, within stamp_reorder_tolerance: dropped",
+            "clock_jump_reset": "image stamps jumped back beyond stamp_reorder_tolerance (bag loop, clock reset): "
+                                "tracks, buffers and smoothing reset",
+        }.get(event, f"stamp event {event}")
+        self._warn(f"stamp:{event}", f"{what} (stamp {stamp:.6f}{'; ' + reason if reason else ''}); "
+                   f"counted as {event} in /diagnostics")
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
