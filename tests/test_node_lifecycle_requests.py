@@ -77,3 +77,27 @@ def test_invalid_transitions_by_id_or_label_are_refused_and_the_node_lives_on(ro
         text = read_log(log)
         assert "Traceback" not in text and "RCLError" not in text, text
 
+
+
+def test_face_ids_after_three_cleanup_configure_cycles_are_all_new(ros_env, tmp_path):
+    ns = "/lc_ids"
+    log = tmp_path / "node.log"
+    args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", f"__ns:={ns}", "-p", "image_qos.reliability:=reliable",
+            "-p", "with_action_units:=false", "-p", "autostart:=false"]
+    frames = sample_frames(12)
+    stamp = [time.time() - 3600.0]
+    with ros_session():
+        with ros_process(args, ros_env, log) as proc:
+            probe = Probe(ns, proc, log)
+            seen: list[set] = []
+            for cycle in range(4):
+                assert probe.transition(T.TRANSITION_CONFIGURE) and probe.transition(T.TRANSITION_ACTIVATE)
+                probe.wait(lambda: probe.pub.get_subscription_count() >= 1, "the image subscription")
+                ids = _face_ids(probe, frames, stamp)
+                for old in seen:
+                    assert not ids & old, f"cycle {cycle}: face ids {sorted(ids & old)} were issued before"
+                seen.append(ids)
+                assert probe.transition(T.TRANSITION_DEACTIVATE) and probe.transition(T.TRANSITION_CLEANUP)
+
+            probe.node.destroy_node()
+        assert proc.returncode == 0, f"exit code {proc.returncode} after SIGINT:\n{read_log(log)}"
