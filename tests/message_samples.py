@@ -22,7 +22,11 @@ def make_samples() -> dict:
                             probabilities=[0.125, 0.875, 0.5], active=[False, True, True], threshold=0.5)
     compound = m.FaceExpression(header=header, face_id="f7", labels=["happily surprised"], probabilities=[1.0],
                                 expression="happily surprised", confidence=1.0)
-    affect = m.FaceAffect(header=header, face_id="f7",
+    quality = m.FaceQuality(head_pose_valid=True, yaw=-62.5, pitch=4.25, roll=-1.5, sharpness=123.5, face_size=96.0,
+                            detection_score=0.875, visible_fraction=0.75, cut_by_border=True,
+                            looking_at_camera=False, attention=0.25)
+    affect = m.FaceAffect(header=header, face_id="f7", quality=quality, abstained=True,
+                          abstain_reason="head turned: |yaw| 62 deg > 45",
                           roi=RegionOfInterest(x_offset=10, y_offset=20, width=64, height=80, do_rectify=False),
                           detection_score=0.875, landmarks=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0],
                           detected=True, window_frames=16, window_seconds=0.5, warmed_up=True,
@@ -30,7 +34,18 @@ def make_samples() -> dict:
     tracked = m.TrackedFaces(header=header, face_ids=["f7", "f9"],
                              rois=[RegionOfInterest(x_offset=10, y_offset=20, width=64, height=80),
                                    RegionOfInterest(x_offset=200, y_offset=40, width=50, height=60)])
+    onset = m.ExpressionEvent(header=header, face_id="f7", person_id="", kind=m.ExpressionEvent.ONSET, episode=3,
+                              expression="happy", onset=Time(sec=1699999999, nanosec=500000000),
+                              apex=Time(sec=1700000000, nanosec=0), duration=0.625, peak_probability=0.875,
+                              mean_intensity=0.75)
+    offset = m.ExpressionEvent(header=header, face_id="f7", person_id="p2", kind=m.ExpressionEvent.OFFSET, episode=3,
+                               expression="happy", onset=Time(sec=1699999999, nanosec=500000000),
+                               apex=Time(sec=1700000000, nanosec=0), offset=Time(sec=1700000001, nanosec=250000000),
+                               duration=1.75, peak_probability=0.875, mean_intensity=0.625, end_reason="relaxed")
     return {
+        "FaceQuality": quality,
+        "ExpressionEvent": offset,
+        "ExpressionEventArray": m.ExpressionEventArray(header=header, events=[onset, offset]),
         "FaceExpression": expression,
         "FaceValenceArousal": va,
         "FaceActionUnits": aus,

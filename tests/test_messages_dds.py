@@ -42,3 +42,20 @@ def test_every_message_type_crosses_processes_intact(ros_env, tmp_path):
         assert received[name] == msg, f"{name} changed in transit: {received[name]} != {msg}"
     assert received["FaceAffect"].expression.labels[4] == "happiness"
     assert list(received["FaceAffect"].action_units.active) == [False, True, True]
+    assert received["FaceAffect"].quality.yaw == -62.5 and received["FaceAffect"].abstained
+    events = received["ExpressionEventArray"].events
+    assert [e.kind for e in events] == [rclpy_msg().ExpressionEvent.ONSET, rclpy_msg().ExpressionEvent.OFFSET]
+    assert events[1].offset.sec == 1700000001 and events[1].end_reason == "relaxed"
+
+
+def test_samples_cover_every_message_file():
+    from message_samples import make_samples
+
+    names = {p.stem for p in (REPO / "msg").glob("*.msg")}
+    assert names == set(make_samples()), f"msg/ and the samples differ: {sorted(names ^ set(make_samples()))}"
+
+
+def rclpy_msg():
+    from dfer_ros import msg
+
+    return msg

@@ -1,0 +1,231 @@
+"""Face quality per face and frame, and when the pipeline should abstain from an expression estimate.
+
+A behaviour node must not act on a confident label read from a profile view, a blurred face or half a
+face at the image border. This module measures, from what the detector already gives (box, score and
+the 5 landmarks), without running any model:
+
+* head pose: yaw, pitch, roll in degrees (``head_pose``, method below);
+* sharpness: variance of the Laplacian of the face region resized to 64x64 grey, about the resolution
+  the expression model sees (so a small upscaled face reads as blurred, as it is for the model);
+* face size: the shorter side of the detection box in pixels (the detector's own ``min_face_size`` unit);
+* detection score, and the visible fraction of the box (``cut_by_border`` when part of it is outside).
+
+``assess`` turns these into a ``FaceQuality`` whose ``abstain_reason`` names every threshold that failed
+(empty when the face is usable). Thresholds are ``QualityConfig`` fields; their defaults were chosen
+from the measurements in docs/perception.md (face quality section).
+
+Head pose method (scaled orthographic fit of a generic 5-point face): the five detector landmarks
+(right eye, left eye, nose tip, right mouth corner, left mouth corner) are matched to ``FACE_MODEL_3D``, a
+mean face in units of the inter-ocular distance. The least-squares 2x3 affine camera mapping the centred
+model to the centred landmarks is projected onto the nearest scaled rotation (SVD), its third row
+completed by a cross product, and the rotation decomposed as R = Ry(yaw) Rx(pitch) Rz(roll) about the
+camera axes (x right, y down, z forward). Yaw and pitch are therefore the azimuth and elevation of the
+direction the nose points. Signs: yaw > 0 when the subject turns to their left (the nose moves to the
+image's right); pitch > 0 when the subject looks up; roll > 0 when the subject's left eye (image right)
+is lower than the right one (the head tilts clockwise on screen). Only one landmark (the nose tip) is out
+of the eye-mouth plane, so yaw and pitch rest on where the nose sits between eyes and mouth: individual
+nose shapes shift pitch by several degrees, and beyond about 60 degrees of yaw the detector's landmarks
+on the hidden side are guesses. Good enough to tell "facing the camera" from "turned away", not a
+precise gaze direction.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+
+# Generic face, one row per detector landmark (right eye, left eye, nose tip, right mouth corner, left mouth
+# corner), x to the image right, y down, z away from the camera, in units of the inter-ocular distance, origin
+# between the eyes. x and y: the mean layout of the YuNet detector's landmarks on frontal studio faces (the
+# odd-numbered neutral London faces; the even-numbered ones are held out for checking), roll and scale
+# removed and made left-right symmetric, so that a frontal face reads yaw 0 and pitch 0 for THIS detector
+# (the common ArcFace alignment template puts the mouth 17 % lower than YuNet does, which read as -10
+# degrees of pitch on these faces). z: mean depth of the same points (iris centres 468/473, nose tip 4, mouth corners 61/291)
+# relative to the eye centres in MediaPipe Face Landmarker meshes of the 102 neutral London faces: nose
+# -0.623 (sd 0.054), mouth corners -0.06 (sd 0.09). Both measured by
+# ``python -m dfer_ros.bench.quality_bench --model-depths``; re-run it when the detector changes.
+FACE_MODEL_3D = np.array([
+    [-0.5000, 0.0000, 0.000],
+    [0.5000, 0.0000, 0.000],
+    [0.0000, 0.5805, -0.623],
+    [-0.4430, 0.9868, -0.060],
+    [0.4430, 0.9868, -0.060],
+], dtype=np.float64)
+
+SHARPNESS_SIZE = 64  # px side the face region is resized to before the Laplacian
+
+
+@dataclass
+class QualityConfig:
+    """When to abstain (expression ``unknown``, confidence 0) and when a face counts as looking at the camera."""
+
+    enabled: bool = True  # false: measure and publish quality, but never abstain
+    max_yaw_degrees: float = 45.0  # |yaw| above this: head turned away
+    max_pitch_degrees: float = 35.0  # |pitch| above this: head tilted up/down too far
+    min_face_pixels: float = 32.0  # shorter box side below this: face too small
+    min_sharpness: float = 15.0  # Laplacian variance at 64x64 below this: blurred
+    min_detection_score: float = 0.5  # detector score below this: unsure it is a face
+    min_visible_fraction: float = 0.8  # less of the box inside the image: cut by the border
+    attention_max_yaw_degrees: float = 20.0  # looking_at_camera when |yaw| <= this ...
+    attention_max_pitch_degrees: float = 20.0  # ... and |pitch| <= this (head pose, not eye gaze)
+
+
+@dataclass
+class HeadPose:
+    """Head rotation relative to the camera, degrees; see the module docstring for axes and signs."""
+
+    yaw: float
+    pitch: float
+    roll: float
+
+    @property
+    def off_axis_degrees(self) -> float:
+        """Angle between where the nose points and the line to the camera."""
+        c = math.cos(math.radians(self.yaw)) * math.cos(math.radians(self.pitch))
+        return math.degrees(math.acos(max(-1.0, min(1.0, c))))
+
+
+@dataclass
+class FaceQuality:
+    """What ``assess`` measured about one face in one frame and whether the estimate is to be withheld."""
+
+    head_pose: Optional[HeadPose]  # None without 5 usable landmarks (Haar detector, tracker prediction)
+    sharpness: float
+    face_size: float  # px, shorter side of the box
+    detection_score: float
+    visible_fraction: float  # of the box area, inside the image
+    cut_by_border: bool
+    looking_at_camera: bool  # head-pose based (false when the pose is unknown)
+    attention: float  # 1 facing the camera .. 0 at 90 degrees or more off axis (0 when the pose is unknown)
+    abstain_reason: str = ""  # empty: usable; else every failed check, "; "-separated
+
+    @property
+    def abstained(self) -> bool:
+        return bool(self.abstain_reason)
+
+
+def _rot_x(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def _rot_y(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def _rot_z(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+
+
+def rotation_from_pose(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """3x3 rotation (model -> camera) for angles in degrees, R = Ry(yaw) Rx(pitch) Rz(roll) with this module's signs."""
+    # The nose points along -z of the model; yaw > 0 must swing it to +x (image right): Ry(-yaw) in the
+    # right-handed y-down frame. Pitch > 0 must lift it to -y (image up): Rx(-pitch).
+    return _rot_y(-math.radians(yaw)) @ _rot_x(-math.radians(pitch)) @ _rot_z(math.radians(roll))
+
+
+def pose_from_rotation(rot: np.ndarray) -> HeadPose:
+    """Inverse of ``rotation_from_pose``."""
+    forward = rot @ np.array([0.0, 0.0, -1.0])  # where the nose points, in camera axes
+    yaw = math.degrees(math.atan2(forward[0], -forward[2]))
+    pitch = math.degrees(math.atan2(-forward[1], math.hypot(forward[0], forward[2])))
+    rz = _rot_x(-math.radians(pitch)).T @ _rot_y(-math.radians(yaw)).T @ rot
+    roll = math.degrees(math.atan2(rz[1, 0], rz[0, 0]))
+    return HeadPose(yaw=yaw, pitch=pitch, roll=roll)
+
+
+def head_pose(landmarks: Optional[np.ndarray]) -> Optional[HeadPose]:
+    """Yaw, pitch, roll (degrees) from 5 detector landmarks in image pixels; None when they are unusable."""
+    if landmarks is None:
+        return None
+    pts = np.asarray(landmarks, np.float64)
+    if pts.shape != (5, 2) or not np.all(np.isfinite(pts)):
+        return None
+    model = FACE_MODEL_3D - FACE_MODEL_3D.mean(0)
+    image = pts - pts.mean(0)
+    if float(np.abs(image).max()) < 1e-6:
+        return None
+    affine, *_ = np.linalg.lstsq(model, image, rcond=None)  # (3, 2): image ~ model @ affine
+    u, s, vt = np.linalg.svd(affine.T, full_matrices=False)  # affine.T = (2, 3) = scale * two rotation rows
+    if s[-1] <= 1e-9 * max(s[0], 1e-12):
+        return None
+    rows = u @ vt
+    rot = np.vstack([rows, np.cross(rows[0], rows[1])])
+    return pose_from_rotation(rot)
+
+
+def sharpness(frame_bgr: np.ndarray, box: np.ndarray) -> float:
+    """Variance of the Laplacian of the face region (clipped to the image) at 64x64 grey; 0 when empty."""
+    height, width = frame_bgr.shape[:2]
+    x, y, w, h = [float(v) for v in box]
+    x1, y1 = int(max(0.0, math.floor(x))), int(max(0.0, math.floor(y)))
+    x2, y2 = int(min(float(width), math.ceil(x + w))), int(min(float(height), math.ceil(y + h)))
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return 0.0
+    region = frame_bgr[y1:y2, x1:x2]
+    gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
+    small = cv2.resize(gray, (SHARPNESS_SIZE, SHARPNESS_SIZE), interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(small, cv2.CV_32F).var())
+
+
+def visible_fraction(box: np.ndarray, width: int, height: int) -> float:
+    """Fraction of the (unclipped) box area inside a ``width`` x ``height`` image."""
+    x, y, w, h = [float(v) for v in box]
+    if w <= 0 or h <= 0:
+        return 0.0
+    iw = max(0.0, min(x + w, float(width)) - max(x, 0.0))
+    ih = max(0.0, min(y + h, float(height)) - max(y, 0.0))
+    return iw * ih / (w * h)
+
+
+def attention(pose: Optional[HeadPose], config: QualityConfig) -> tuple[bool, float]:
+    """(looking_at_camera, attention score in [0, 1]) from head pose alone (not eye gaze)."""
+    if pose is None:
+        return False, 0.0
+    looking = abs(pose.yaw) <= config.attention_max_yaw_degrees and abs(pose.pitch) <= config.attention_max_pitch_degrees
+    return looking, max(0.0, 1.0 - pose.off_axis_degrees / 90.0)
+
+
+def abstain_reason(pose: Optional[HeadPose], size: float, sharp: float, score: float, visible: float,
+                   config: QualityConfig) -> str:
+    """Every failed check in words ("head turned: yaw 52 deg > 45; blurred: ..."), or "" when usable.
+
+    An unknown head pose (no landmarks) does not abstain by itself: a detector without landmarks would
+    otherwise silence every face.
+    """
+    if not config.enabled:
+        return ""
+    reasons = []
+    if pose is not None and abs(pose.yaw) > config.max_yaw_degrees:
+        reasons.append(f"head turned: |yaw| {abs(pose.yaw):.0f} deg > {config.max_yaw_degrees:g}")
+    if pose is not None and abs(pose.pitch) > config.max_pitch_degrees:
+        reasons.append(f"head tilted: |pitch| {abs(pose.pitch):.0f} deg > {config.max_pitch_degrees:g}")
+    if size < config.min_face_pixels:
+        reasons.append(f"face too small: {size:.0f} px < {config.min_face_pixels:g}")
+    if sharp < config.min_sharpness:
+        reasons.append(f"blurred: sharpness {sharp:.1f} < {config.min_sharpness:g}")
+    if score < config.min_detection_score:
+        reasons.append(f"low detection score: {score:.2f} < {config.min_detection_score:g}")
+    if visible < config.min_visible_fraction:
+        reasons.append(f"cut by the image border: {visible:.0%} visible < {config.min_visible_fraction:.0%}")
+    return "; ".join(reasons)
+
+
+def assess(frame_bgr: np.ndarray, box: np.ndarray, score: float, landmarks: Optional[np.ndarray],
+           config: QualityConfig) -> FaceQuality:
+    """Quality of one detected face: ``box`` unclipped (x, y, w, h), ``landmarks`` (5, 2) or None."""
+    height, width = frame_bgr.shape[:2]
+    pose = head_pose(landmarks)
+    size = float(min(box[2], box[3]))
+    sharp = sharpness(frame_bgr, box)
+    visible = visible_fraction(box, width, height)
+    looking, score_att = attention(pose, config)
+    return FaceQuality(head_pose=pose, sharpness=sharp, face_size=size, detection_score=float(score),
+                       visible_fraction=visible, cut_by_border=visible < 0.999, looking_at_camera=looking,
+                       attention=score_att,
+                       abstain_reason=abstain_reason(pose, size, sharp, float(score), visible, config))
