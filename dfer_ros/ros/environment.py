@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from dfer_ros.assets import REPO_ROOT
+from dfer_ros.assets import REPO_ROOT, logs_dir
 
 PROFILE_NAME = "fastdds_localhost.xml"
 
@@ -71,7 +71,7 @@ def local_ros_env(domain_id: Optional[int] = None, log_dir: Optional[Path] = Non
         "FASTDDS_DEFAULT_PROFILES_FILE": profile,
         "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
         "ROS_DOMAIN_ID": str(pick_domain_id() if domain_id is None else domain_id),
-        "ROS_LOG_DIR": str(log_dir or (REPO_ROOT / "build" / "ros_log")),
+        "ROS_LOG_DIR": str(log_dir or logs_dir()),
         "RCUTILS_COLORIZED_OUTPUT": "0",
         "PYTHONUNBUFFERED": "1",
     })
