@@ -50,3 +50,26 @@ def test_cli_writes_json(tmp_path, capsys):
     assert data["config"]["frames"] == 2 and data["errors"] == {}
     assert len(data["sections"]["throughput"]["scenarios"]) == 1
     assert "| 640x480 | 1 |" in capsys.readouterr().out
+
+
+def test_cli_model_spec_reaches_the_throughput_section(tmp_path, capsys):
+    """``dfer-bench --model`` takes any model spec: an exported folder (onnxruntime) and a model config YAML
+    (torch backend) both run the throughput section with that model; a missing path is refused up front."""
+    import pytest
+    from clip_helpers import TINY, export_tiny, tiny_tokenizer_dir
+
+    exported = tmp_path / "tiny"
+    assert export_tiny(exported, tiny_tokenizer_dir(tmp_path), ["--no-text"]) == 0
+    base = ["--quick", "--sections", "throughput", "--frames", "2", "--faces", "1"]
+    for name, extra in (("export", ["--model", str(exported)]),
+                        ("config", ["--model", str(TINY), "--backend", "torch"])):
+        out = tmp_path / f"{name}.json"
+        assert bench_cli.main(["--out", str(out), *base, *extra]) == 0, name
+        data = json.loads(out.read_text())
+        assert data["errors"] == {}, name
+        throughput = data["sections"]["throughput"]
+        assert throughput["model"] == "clip:tiny_test", name
+        assert throughput["backend"] == ("torch" if name == "config" else "onnxruntime"), name
+    with pytest.raises(SystemExit):
+        bench_cli.main(["--out", str(tmp_path / "x.json"), *base, "--model", str(tmp_path / "missing")])
+    assert "does not exist" in capsys.readouterr().err

@@ -5,7 +5,8 @@ from pathlib import Path
 import yaml
 
 from dfer_ros.training import synthetic
-from dfer_ros.training.crossval import main, run_crossval
+from dfer_ros.cli.crossval import main
+from dfer_ros.training.crossval import run_crossval
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -51,7 +51,8 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--backend", default="onnxruntime")
-    p.add_argument("--model", default="default")
+    p.add_argument("--model", default="default", help="the node's model parameter (a name, folder or config)")
+    p.add_argument("--checkpoint", help="the node's checkpoint parameter (with a config YAML)")
     p.add_argument("--reliability", default="best_effort", choices=("best_effort", "reliable"),
                    help="QoS of the image topic (node side; the publisher here is reliable)")
     p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
@@ -76,6 +77,7 @@ def main(argv=None) -> int:
     node_proc = start_python(
         ["-m", "dfer_ros.ros.node", "--ros-args", "-r", "__ns:=/bench",
          "-p", f"model:={args.model}", "-p", f"backend:={args.backend}",
+         *(("-p", f"checkpoint:={args.checkpoint}") if args.checkpoint else ()),
          "-p", f"image_qos.reliability:={args.reliability}",
          *[item for param in args.param for item in ("-p", param)]],
         env, node_log, cwd=REPO_ROOT)

@@ -49,7 +49,8 @@ class SuiteConfig:
     frames: int = 60  # frames per throughput scenario
     faces: tuple[int, ...] = (1, 2, 4, 8)
     resolutions: tuple[tuple[int, int], ...] = ((640, 480), (1280, 720))
-    model: str = "default"
+    model: str = "default"  # a model spec (estimators.loader): a name, an exported folder or a config YAML
+    checkpoint: Optional[str] = None  # with a config YAML
     backend: str = "onnxruntime"
     streaming_config: Path = MODELS / "clip_vitb16_abaw.yaml"
     streaming_steps: int = 6
@@ -111,12 +112,12 @@ def run_throughput(cfg: SuiteConfig, progress: Callable[[str], None] = print) ->
     """fps and per-stage ms for every (resolution, faces) pair, via ``perception_bench.run_scenario``."""
     from dfer_ros.assets import sample_video
     from dfer_ros.bench.perception_bench import load_frames, rss_mb, run_scenario
-    from dfer_ros.estimators.factory import create_model
+    from dfer_ros.estimators.loader import load_model
     from dfer_ros.perception.config import PipelineConfig
 
     config = PipelineConfig().validate()
     config.detection.max_faces = max(config.detection.max_faces, max(cfg.faces))
-    model = create_model(cfg.model, backend=cfg.backend)
+    model = load_model(cfg.model, cfg.backend, cfg.checkpoint)
     source = load_frames(sample_video(), cfg.frames)
     rows = []
     for width, height in cfg.resolutions:
@@ -144,7 +145,9 @@ def run_latency(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> di
     with tempfile.TemporaryDirectory(prefix="dfer-bench-") as tmp:
         out = Path(tmp) / "latency.json"
         cmd = [sys.executable, "-m", "dfer_ros.bench.latency_bench", "--out", str(out), "--seconds",
-               str(cfg.latency_seconds), "--warmup", "3", "--model", cfg.model, "--backend", cfg.backend]
+               str(cfg.latency_seconds), "--warmup", "3", "--model", str(cfg.model), "--backend", cfg.backend]
+        if cfg.checkpoint:
+            cmd += ["--checkpoint", str(cfg.checkpoint)]
         proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300 + cfg.latency_seconds)
         lines = [ln for ln in (proc.stdout or "").splitlines() if ln.startswith("bench:")]
         for line in lines:

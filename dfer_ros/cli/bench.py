@@ -27,8 +27,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--latency-seconds", type=float, help="measured seconds of the node latency run (0: skip)")
     parser.add_argument("--streaming-config", type=Path, help="CLIP-adapter config of the streaming section")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
-    parser.add_argument("--model", help="affect model of the throughput section (default: default)")
-    parser.add_argument("--backend", help="backend of the throughput section (default: onnxruntime)")
+    parser.add_argument("--model", help="model of the throughput and latency sections: a registered name, a "
+                                        "dfer-export folder or a config YAML (default: default)")
+    parser.add_argument("--checkpoint", help="training checkpoint for a config YAML --model (torch backend)")
+    parser.add_argument("--backend", help="backend of the throughput and latency sections (default: onnxruntime)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from dfer_ros.bench.suite import SuiteConfig, markdown, run_suite, save
@@ -51,7 +53,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.no_gpu:
         cfg.gpu = False
     if args.model:
+        from dfer_ros.estimators.loader import parse_model_spec
+
+        try:
+            parse_model_spec(args.model, args.checkpoint)  # fail fast on a missing path, before any section runs
+        except (ValueError, FileNotFoundError) as exc:
+            parser.error(str(exc))
         cfg.model = args.model
+        cfg.checkpoint = args.checkpoint
     if args.backend:
         cfg.backend = args.backend
     t0 = time.perf_counter()

@@ -12,17 +12,15 @@ import logging
 import sys
 from typing import Optional
 
-import yaml
+from dfer_ros.cli.options import parse_key_values
 
 
 def parse_overrides(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects key=value (dotted key), got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+    """``--set`` items (dotted keys) -> overrides; exits with the reason on a malformed item."""
+    try:
+        return parse_key_values(items, "--set item")
+    except ValueError as exc:
+        raise SystemExit(f"{exc} (a dotted config key)") from exc
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -1,4 +1,4 @@
-"""One entry point from a model name to a ready ``AffectModel``.
+"""The registry of models by name (``create_model``); ``estimators.loader`` turns any model spec into a call here.
 
 ``create_model("default")`` is the embedded model (``default_model``). Other models register a builder in
 ``MODEL_BUILDERS``: the CLIP-adapter temporal model is added as "clip", taking the path of its YAML config
@@ -28,6 +28,7 @@ def _build_clip(backend: str, **options: Any) -> AffectModel:
 # name -> builder(backend, **options); see each entry's comment for its options.
 MODEL_BUILDERS: dict[str, ModelBuilder] = {
     "default": _build_default,
+    "fer2013": _build_default,  # the FER2013 mini-Xception (+ MediaPipe AUs) by name, whatever "default" becomes
     "clip": _build_clip,  # model_dir=<dfer-export folder> (any backend) or config=<yaml>, checkpoint=<path> (torch)
 }
 

@@ -123,34 +123,8 @@ def evaluate_bag(bag: Union[str, Path], pipeline, out: Optional[Union[str, Path]
     return BagRun(summary, frames.topic, image_stamps(bag, frames.topic), tap.latencies_ms)
 
 
-# ------------------------------------------------------------------------------------ command line
-def add_bag_arguments(parser) -> None:
-    """The ``--bag`` options of ``dfer-eval`` (labels, metrics and plots work for bags)."""
-    bag = parser.add_argument_group("rosbag2 source (--bag)")
-    bag.add_argument("--bag", type=Path, help="rosbag2 folder (mcap or sqlite3) with an image topic")
-    bag.add_argument("--image-topic", help="raw or compressed image topic (default: the bag's only image topic)")
-    bag.add_argument("--mode", choices=("offline", "live"), default="offline",
-                     help="offline: frames fed straight to the pipeline (deterministic); live: the bag replayed "
-                          "to a node subprocess with /clock (use_sim_time) and its output recorded")
-    bag.add_argument("--out-bag", type=Path, help="also write the node's output topics into this new bag")
-    bag.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="storage of --out-bag")
-    bag.add_argument("--rate", type=float, default=1.0, help="live mode: replay speed factor (default 1)")
-    bag.add_argument("--node-params", type=Path, help="live mode: ROS parameters file for the node")
-    bag.add_argument("--live-logs", type=Path, help="live mode: keep the node/replay/recorder logs in this folder")
-    lab = parser.add_argument_group("labels and metrics")
-    lab.add_argument("--labels-csv", type=Path, help="CSV labels: stamp[,face][,expression][,valence,arousal][,AU..]")
-    lab.add_argument("--labels-va", type=Path, help="Aff-Wild2 VA file (line i+1 = image message i)")
-    lab.add_argument("--labels-expr", type=Path, help="Aff-Wild2 EXPR file")
-    lab.add_argument("--labels-au", type=Path, help="Aff-Wild2 AU file")
-    lab.add_argument("--label-classes", default=",".join(ABAW_EXPR8),
-                     help="expression classes of the labels, in index order (default: the 8 ABAW classes)")
-    lab.add_argument("--match-tolerance", type=float,
-                     help="max seconds between a label and a prediction (default: half the frame interval)")
-    lab.add_argument("--report", type=Path, help="write the metrics as JSON here")
-    lab.add_argument("--plots", type=Path, help="write PNG plots into this folder")
-
-
-def _tolerance(stamps: list[float], given: Optional[float]) -> float:
+def match_tolerance(stamps: list[float], given: Optional[float] = None) -> float:
+    """Seconds a label and a prediction may differ and still match: ``given``, else half the median frame gap."""
     if given is not None:
         return float(given)
     if len(stamps) > 1:
@@ -161,120 +135,43 @@ def _tolerance(stamps: list[float], given: Optional[float]) -> float:
     return 0.02
 
 
-def handles(args) -> bool:
-    """Whether ``dfer-eval`` hands these arguments to ``run_bag_cli``: a bag source, or a video with
-    labels, a report, plots, an output bag or live mode (the plain video run stays in ``video_eval``)."""
-    return args.bag is not None or args.mode == "live" or any(
-        getattr(args, k) is not None for k in ("labels_csv", "labels_va", "labels_expr", "labels_au", "report",
-                                               "plots", "out_bag"))
-
-
-def _video_run(args, out) -> BagRun:
-    """A video through the pipeline (``video_eval.evaluate_video``), with per-frame times and an optional output bag."""
-    from dfer_ros.cli.eval import build_pipeline, load_pipeline_config, parse_model_options
+def evaluate_video_run(video: Union[str, Path], pipeline, out: Optional[Union[str, Path]] = None,
+                       output_bag: Optional[Union[str, Path]] = None, storage: str = "mcap",
+                       max_frames: Optional[int] = None, every: int = 1, progress: bool = True) -> BagRun:
+    """A video through the pipeline (``video_eval.evaluate_video``) as a ``BagRun``: per-frame times, the
+    stamps of all frames (for Aff-Wild2 labels) and optionally the node's output topics in a new bag."""
     from dfer_ros.evaluation.video_eval import evaluate_video, video_info
 
-    fps, count, _, _ = video_info(args.video)
+    fps, count, _, _ = video_info(video)
     rate = fps if fps and np.isfinite(fps) and fps > 0 else 30.0
-    pipeline = build_pipeline(load_pipeline_config(args.config), args.model, args.backend,
-                              **parse_model_options(args.model_option))
 
     def run(sink=None) -> BagRun:
         tap = _ResultTap(pipeline, None, sink)
-        summary = evaluate_video(args.video, tap, out, args.max_frames, args.every, progress=not args.quiet)
+        summary = evaluate_video(video, tap, out, max_frames, every, progress=progress)
         return BagRun(summary, "", [i / rate for i in range(count)], tap.latencies_ms)
 
-    if args.out_bag is None:
+    if output_bag is None:
         return run()
     from dfer_ros.ros.bag_record import ResultsBagWriter
 
-    with ResultsBagWriter(args.out_bag, args.storage) as sink:
+    with ResultsBagWriter(output_bag, storage) as sink:
         return run(sink)
 
 
-def run_bag_cli(args) -> int:
-    """``dfer-eval --bag ...`` (or ``--video`` with labels/report/plots/output bag): evaluate, then (with
-    labels) score, print and save; plots on request."""
-    import json
-    import sys
-    import tempfile
+def read_labels(run: BagRun, labels_csv: Optional[Path] = None, labels_va: Optional[Path] = None,
+                labels_expr: Optional[Path] = None, labels_au: Optional[Path] = None,
+                classes: Optional[list[str]] = None):
+    """The labels of a run: a CSV file, or Aff-Wild2 files aligned to the run's frame stamps."""
+    from dfer_ros.evaluation.labels import read_affwild2_labels, read_csv_labels
 
-    from dfer_ros.evaluation.labels import LabelError, match_predictions, read_affwild2_labels, read_csv_labels
-    from dfer_ros.evaluation.predictions import PredictionFormatError, read_predictions
-    from dfer_ros.evaluation.report import compute_report, format_report, save_report
-    from dfer_ros.evaluation.video_eval import VideoError
-    from dfer_ros.perception.config import ConfigError
-
-    want_labels = any(getattr(args, k) is not None for k in ("labels_csv", "labels_va", "labels_expr", "labels_au"))
-    if args.labels_csv is not None and any(getattr(args, k) is not None for k in ("labels_va", "labels_expr",
-                                                                                  "labels_au")):
-        print("dfer-eval: error: give labels either as --labels-csv or as Aff-Wild2 files (--labels-va/-expr/-au), "
-              "not both", file=sys.stderr)
-        return 2
-    tmp = None
-    out = args.out
-    if out is None and (want_labels or args.plots is not None):
-        tmp = tempfile.TemporaryDirectory(prefix="dfer-eval-")
-        out = Path(tmp.name) / "predictions.jsonl"
-    try:
-        if args.video is not None:
-            if args.mode == "live":
-                raise ValueError("--mode live replays a bag: use --bag (make one from a video with "
-                                 "dfer_ros.bag_io.video_to_bag)")
-            run = _video_run(args, out)
-        elif args.mode == "offline":
-            from dfer_ros.cli.eval import build_pipeline, load_pipeline_config, parse_model_options
-
-            bag_info(args.bag)  # fail fast on a bad bag before loading the model
-            config = load_pipeline_config(args.config)
-            pipeline = build_pipeline(config, args.model, args.backend, **parse_model_options(args.model_option))
-            run = evaluate_bag(args.bag, pipeline, out, args.image_topic, args.out_bag, args.storage,
-                               args.max_frames, args.every, progress=not args.quiet)
-        else:
-            from dfer_ros.evaluation.live_eval import evaluate_live
-
-            run = evaluate_live(args.bag, out, args.image_topic, args.out_bag, args.storage, rate=args.rate,
-                                model=args.model, backend=args.backend, config=args.config,
-                                params_file=args.node_params, max_frames=args.max_frames, progress=not args.quiet,
-                                log_dir=args.live_logs)
-        print(run.summary.text())
-        if args.out is not None:
-            print(f"  wrote {run.summary.faces} records to {args.out}")
-        if args.out_bag is not None:
-            print(f"  wrote the output topics to {args.out_bag}")
-        if args.summary_json is not None:
-            args.summary_json.parent.mkdir(parents=True, exist_ok=True)
-            args.summary_json.write_text(json.dumps(run.summary.as_dict(), indent=2))
-        records = list(read_predictions(out)) if out is not None else []
-        report = None
-        labels = None
-        if want_labels:
-            classes = [c.strip() for c in args.label_classes.split(",") if c.strip()]
-            if args.labels_csv is not None:
-                labels = read_csv_labels(args.labels_csv, classes)
-            else:
-                labels = read_affwild2_labels(run.frame_stamps, args.labels_va, args.labels_expr, args.labels_au)
-                labels.expr_classes = classes
-            matched = match_predictions(labels, records, _tolerance(run.frame_stamps, args.match_tolerance))
-            report = compute_report(matched)
-            print(format_report(report))
-            if args.report is not None:
-                source = {"bag": str(args.bag), "image_topic": run.topic} if args.bag is not None else \
-                    {"video": str(args.video)}
-                save_report(report, args.report, {**source, "mode": args.mode, "model": args.model,
-                                                  "backend": args.backend})
-                print(f"  wrote metrics to {args.report}")
-        if args.plots is not None:
-            for path in write_plots(args.plots, records, run, report, labels):
-                print(f"  plot {path}")
-    except (BagError, LabelError, PredictionFormatError, ConfigError, VideoError, ValueError,
-            FileNotFoundError) as exc:
-        print(f"dfer-eval: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-    return 0
+    classes = list(classes) if classes is not None else list(ABAW_EXPR8)
+    if labels_csv is not None:
+        if any(p is not None for p in (labels_va, labels_expr, labels_au)):
+            raise ValueError("give labels either as a CSV file or as Aff-Wild2 files (VA/EXPR/AU), not both")
+        return read_csv_labels(labels_csv, classes)
+    labels = read_affwild2_labels(run.frame_stamps, labels_va, labels_expr, labels_au)
+    labels.expr_classes = classes
+    return labels
 
 
 def write_plots(folder: Path, records: list[dict], run: BagRun, report: Optional[dict], labels=None) -> list[Path]:

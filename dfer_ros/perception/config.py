@@ -152,3 +152,8 @@ def _get(obj: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def load_pipeline_config(path: Union[str, Path, None] = None) -> PipelineConfig:
+    """The pipeline YAML at ``path``, or the validated built-in defaults when there is none."""
+    return PipelineConfig.from_yaml(path) if path is not None else PipelineConfig().validate()

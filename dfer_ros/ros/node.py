@@ -21,7 +21,6 @@ import copy
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, Optional
 
 import rclpy
@@ -57,25 +56,23 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return d
 
 
-def build_model(settings: NodeSettings):
-    """Load the configured model; raises with a reason naming the file when it is missing or corrupt."""
-    from dfer_ros.estimators.factory import create_model
+def build_model(settings: NodeSettings, logger=None):
+    """Load the configured model (the spec rule of ``estimators.loader``); raises with a reason naming the
+    file when it is missing or corrupt. The ``checkpoint`` parameter belongs to a config YAML: with any
+    other model it is ignored with a warning."""
+    from dfer_ros.estimators.loader import load_model, parse_model_spec
 
-    if settings.model == "default":
-        return create_model("default", backend=settings.backend, with_action_units=settings.with_action_units)
-    path = Path(settings.model).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"model path {str(path)!r} does not exist (parameter 'model': 'default', a "
-                                f"dfer-export folder or a CLIP-adapter config YAML)")
-    if path.is_dir():
-        return create_model("clip", backend=settings.backend, model_dir=path)
-    options: dict[str, Any] = {"config": path}
-    if settings.checkpoint:
-        checkpoint = Path(settings.checkpoint).expanduser()
-        if not checkpoint.is_file():
-            raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} does not exist (parameter 'checkpoint')")
-        options["checkpoint"] = checkpoint
-    return create_model("clip", backend=settings.backend, **options)
+    spec = parse_model_spec(settings.model)
+    if spec.kind == "registered":
+        options: dict[str, Any] = {"with_action_units": settings.with_action_units}
+        if settings.checkpoint and logger is not None:
+            logger.warning(f"parameter 'checkpoint' is ignored with model {settings.model!r}")
+        return load_model(spec, settings.backend, **options)
+    if spec.kind == "export":
+        if settings.checkpoint and logger is not None:
+            logger.warning(f"parameter 'checkpoint' is ignored: {spec.path} is an exported folder")
+        return load_model(spec, settings.backend)
+    return load_model(parse_model_spec(settings.model, settings.checkpoint or None), settings.backend)
 
 
 class DferNode(LifecycleNode):
@@ -196,7 +193,7 @@ class DferNode(LifecycleNode):
         try:
             from dfer_ros.perception.pipeline import PerceptionPipeline
 
-            self._model = build_model(s)
+            self._model = build_model(s, self.get_logger())
             self._pipeline = PerceptionPipeline(copy.deepcopy(self.pipeline_config), self._model)
         except Exception as exc:  # noqa: BLE001 - any load failure must leave the node alive and unconfigured
             reason = f"model {s.model!r} on backend {s.backend!r} failed to load: {type(exc).__name__}: {exc}"

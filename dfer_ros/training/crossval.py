@@ -1,6 +1,6 @@
 """k-fold cross-validation runs (DFEW and MAFW are scored as the mean over their 5 folds).
 
-    python -m dfer_ros.training.crossval models/train_dfew.yaml --folds 1 2 3 4 5 [--set KEY=VALUE ...]
+    dfer-crossval models/train_dfew.yaml --folds 1 2 3 4 5 [--set KEY=VALUE ...]
 
 Trains one model per fold (``data.options.fold = k``, output ``<output_dir>/fold<k>``), evaluates each
 fold's best checkpoint on its test split, and writes ``<output_dir>/crossval.json`` with the per-fold
@@ -9,9 +9,7 @@ metrics and their mean and standard deviation. A fold whose ``last/`` exists is 
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -54,25 +52,3 @@ def run_crossval(config: str, folds: Sequence[int], overrides: Optional[dict] = 
     root_out.mkdir(parents=True, exist_ok=True)
     (root_out / "crossval.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    from dfer_ros.cli.train import parse_overrides
-
-    ap = argparse.ArgumentParser(prog="python -m dfer_ros.training.crossval", description=__doc__.splitlines()[0])
-    ap.add_argument("config")
-    ap.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
-    ap.add_argument("--split", help="split each fold is scored on (default: the config's val_split)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = ap.parse_args(argv)
-    try:
-        summary = run_crossval(args.config, args.folds, parse_overrides(args.set), args.split)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"crossval: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in summary.items() if k != "folds"}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Argument helpers shared by the console scripts: the one KEY=VALUE parser and the model arguments."""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Sequence
+
+import yaml
+
+
+def parse_key_values(items: Sequence[str], what: str = "option") -> dict[str, Any]:
+    """["key=value", ...] -> {key: YAML-parsed value} (``KEY=`` gives None); ValueError naming a malformed item.
+
+    Used for ``--model-option`` (builder options) and ``--set`` (dotted config overrides) alike.
+    """
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{what} {item!r} must look like KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, default: str = "default") -> None:
+    """``--model SPEC``, ``--checkpoint``, ``--backend``, ``--model-option``: the spec rule of ``estimators.loader``."""
+    from dfer_ros.estimators.loader import SPEC_HELP
+
+    parser.add_argument("--model", default=default, help=f"{SPEC_HELP} (default: %(default)s)")
+    parser.add_argument("--checkpoint", help="training checkpoint for a model config YAML (torch backend)")
+    parser.add_argument("--backend", default="onnxruntime",
+                        help="inference backend: onnxruntime, tensorrt or torch (default: %(default)s)")
+    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="model builder option, value parsed as YAML (repeatable), e.g. with_action_units=false")
