@@ -166,7 +166,8 @@ def test_head_weights_newest_frames_and_ignores_missing_aus():
     # newest three frames weigh 1, 1/2, 1/4: happy has 1.5 / 1.75
     assert est.expression_probs[EXPR["happy"]] == pytest.approx(1.5 / 1.75, abs=1e-6)
     assert est.top_expression == "happy"
-    assert est.au_probs == pytest.approx(np.full(12, (0.1 * 1 + 0.9 * 0.25) / 1.25), abs=1e-6)
+    # AUs: the newest three frames THAT HAVE them (the missing one is skipped, not counted): 0.1, 0.9, 0.9
+    assert est.au_probs == pytest.approx(np.full(12, (0.1 * 1 + 0.9 * 0.5 + 0.9 * 0.25) / 1.75), abs=1e-6)
     assert len(head.predict([])) == 0
     with pytest.raises(ValueError, match="19"):
         head.predict([np.zeros((3, 7), np.float32)])
@@ -194,6 +195,34 @@ def test_landmarker_runs_on_every_nth_frame_and_head_spans_its_frames():
     assert estimate.au_probs == pytest.approx(np.full(12, 0.5), abs=1e-6)
     with pytest.raises(ValueError, match="au_every_n_frames"):
         dm.DefaultModelConfig(au_every_n_frames=0)
+
+
+def test_stages_fill_their_own_columns_and_head_averages_each_part_separately():
+    class FixedLandmarker:
+        def __call__(self, crops):
+            out = np.full((len(crops), 12), 0.3, np.float32)
+            out[1:] = np.nan  # no face found in the second crop
+            return out
+
+    config = dm.DefaultModelConfig()
+    encoder = dm.DefaultFrameEncoder(dm.FerMiniXception(), FixedLandmarker(), config)
+    assert [s.name for s in encoder.stages] == ["expression", "action_units"]
+    expr_stage, au_stage = encoder.stages
+    assert au_stage.background and not expr_stage.background and au_stage.min_frames_between == 3
+    crops = np.zeros((2, config.landmarker_size, config.landmarker_size, 3), np.uint8)
+    expr = encoder.encode_stage("expression", crops)
+    aus = encoder.encode_stage("action_units", crops)
+    assert expr.shape == (2, 7) and np.allclose(expr.sum(1), 1.0, atol=1e-5)
+    assert aus.shape == (2, 12) and (aus[0] == 0.3).all() and (aus[1] == dm.AU_MISSING).all()
+    with pytest.raises(ValueError, match="stage"):
+        encoder.encode_stage("descriptor", crops)
+    # a window where the newest rows carry only AUs (the landmarker ran on a frame the net skipped)
+    happy = np.eye(7)[EXPR["happy"]]
+    missing = lambda n: np.full(n, dm.AU_MISSING)  # noqa: E731
+    window = np.stack([np.r_[happy, missing(12)]] + [np.r_[missing(7), np.full(12, 0.3)]] * 4)
+    est = dm.DefaultTemporalHead(config, has_action_units=True).predict([window.astype(np.float32)])[0]
+    assert est.top_expression == "happy" and est.expression_probs[EXPR["happy"]] == pytest.approx(1.0)
+    assert est.au_probs == pytest.approx(np.full(12, 0.3), abs=1e-6)
 
 
 def test_circumplex_coordinates_and_confidence():

@@ -114,7 +114,8 @@ def _face(face_id="f3", valence=0.25, au=True) -> FaceResult:
     return FaceResult(face_id=face_id, stamp=12.5, box=np.array([10.4, 20.6, 30, 40], np.float32),
                       detection_score=0.93, detected=True, landmarks=np.arange(10, dtype=np.float32).reshape(5, 2),
                       frame_estimate=est, estimate=est, expression="happy", expression_confidence=0.7,
-                      window_frames=5, window_seconds=0.2, warmed_up=True)
+                      window_frames=5, window_seconds=0.2, warmed_up=True, estimate_age=0.1,
+                      action_units_age=0.4 if au else float("inf"))
 
 
 def test_results_become_five_messages_with_the_source_header():
@@ -137,7 +138,14 @@ def test_results_become_five_messages_with_the_source_header():
     assert math.isclose(msgs["faces/valence_arousal"].faces[0].valence, 0.25, abs_tol=1e-6)
     empty = conversions.result_to_messages(FrameResult(stamp=1.0, frame_index=0, faces=[]), header)
     assert all(len(getattr(m, "faces", getattr(m, "face_ids", None))) == 0 for m in empty.values())
+    # the age of each estimate part; -1 where the model never produced it
+    assert affect.expression.estimate_age == pytest.approx(0.1) and affect.valence_arousal.estimate_age == pytest.approx(0.1)
+    assert affect.action_units.estimate_age == pytest.approx(0.4)
+    second = msgs["faces/affect"].faces[1]
+    assert second.action_units.estimate_age == -1.0 and second.valence_arousal.estimate_age == -1.0
+    assert msgs["faces/expression"].faces[1].estimate_age == pytest.approx(0.1)
     as_dict = conversions.affect_array_to_dict(msgs["faces/affect"])
+    assert as_dict["faces"][0]["estimate_age"] == pytest.approx(0.1)
     assert as_dict["stamp"] == 12.5 and as_dict["faces"][0]["probabilities"]["happy"] == pytest.approx(0.7)
 
 

@@ -101,7 +101,9 @@ def test_one_face_end_to_end(astronaut):
 
 
 def test_all_faces_of_a_frame_in_one_encoder_batch_and_one_head_call(face_tile):
-    pipe, model = make_pipeline()
+    # budget off: every face is encoded on every frame (with a budget, the faces the scheduler picks
+    # still go in one batch; tests/test_perception_scheduling.py covers that)
+    pipe, model = make_pipeline(compute__budget_ms=0.0)
     frame = tiled(face_tile, 2, 2, 160)
     for i in range(3):
         result = pipe.process(frame, i * 0.04)
@@ -111,7 +113,7 @@ def test_all_faces_of_a_frame_in_one_encoder_batch_and_one_head_call(face_tile):
 
 
 def test_fifty_faces_are_capped_at_max_faces_largest_first(face_tile):
-    pipe, model = make_pipeline(detection__max_faces=6, detection__max_side=1000)
+    pipe, model = make_pipeline(detection__max_faces=6, detection__max_side=1000, compute__budget_ms=0.0)
     small = tiled(face_tile, 5, 10, 96)  # 50 faces of 96 px
     frame = small.copy()
     big = cv2.resize(face_tile, (192, 192))

@@ -42,7 +42,7 @@ import numpy as np
 from dfer_ros.estimators.blendshape_aus import ABAW_AUS, ActionUnitsUnavailable, BlendshapeActionUnits
 from dfer_ros.estimators.circumplex import Circumplex
 from dfer_ros.estimators.fer_mini_xception import FER_LABELS, FerMiniXception
-from dfer_ros.perception.model_interface import AffectModel, CropSpec, FrameEncoder, TemporalHead
+from dfer_ros.perception.model_interface import AffectModel, CropSpec, EncoderStage, FrameEncoder, TemporalHead
 from dfer_ros.perception.types import AffectEstimate
 
 LOG = logging.getLogger(__name__)
@@ -60,8 +60,8 @@ class DefaultModelConfig:
     expression_face_scale: float = 1.0  # template scale of the 64 px expression crop
     landmarker_size: int = 256  # side of the colour crop the landmarker gets
     landmarker_margin: float = 2.0  # face_scale of that crop relative to the expression crop (>= 1)
-    # The landmarker costs ~15x the expression net per face: run it on every n-th encoded frame only.
-    # The head averages AUs over the newest frames that have them, so AUs refresh at camera_rate / n.
+    # The landmarker costs ~10x the expression net per face: the scheduler runs it on at most every n-th frame
+    # of a face. The head averages AUs over the newest frames that have them, so AUs refresh at camera_rate / n.
     au_every_n_frames: int = 3
     average_frames: int = 3  # newest frames the head averages
     average_decay: float = 0.5  # weight of each older frame relative to the next newer one
@@ -157,7 +157,44 @@ class DefaultFrameEncoder(FrameEncoder):
             out[i] = gray
         return out
 
+    missing_value = AU_MISSING  # columns a stage did not fill on a frame
+
+    @property
+    def stages(self) -> tuple[EncoderStage, ...]:
+        """The expression net (cheap, every frame) and the landmarker (~10x dearer, native code that releases
+        the GIL, so the pipeline may run it on its worker thread) as separately scheduled stages."""
+        n_expr = len(FER_LABELS)
+        expression = EncoderStage("expression", slice(0, n_expr), ("expression", "valence_arousal"),
+                                  cost_hint_ms=1.5, max_age_seconds=0.5, min_frames_between=1)
+        if self.action_units is None:
+            return (expression,)
+        return (expression, EncoderStage("action_units", slice(n_expr, EMBEDDING_DIM), ("action_units",),
+                                         cost_hint_ms=12.0, max_age_seconds=2.0,
+                                         min_frames_between=self.config.au_every_n_frames, background=True))
+
+    def encode_stage(self, stage: str, crops: np.ndarray) -> np.ndarray:
+        crops = self._check(crops)
+        if stage == "expression":
+            if len(crops) == 0:
+                return np.zeros((0, len(FER_LABELS)), np.float32)
+            return np.asarray(self.net.predict(self.expression_crops(crops)), np.float32)
+        if stage == "action_units" and self.action_units is not None:
+            if len(crops) == 0:
+                return np.zeros((0, len(ABAW_AUS)), np.float32)
+            aus = self.action_units(crops)  # NaN rows where the landmarker found no face
+            return np.where(np.isfinite(aus), aus, AU_MISSING).astype(np.float32)
+        raise ValueError(f"unknown stage {stage!r}; this encoder has {[s.name for s in self.stages]}")
+
+    def _check(self, crops: np.ndarray) -> np.ndarray:
+        crops = np.asarray(crops)
+        side = self.crop_spec.size
+        if crops.ndim != 4 or crops.shape[1:] != (side, side, 3) or crops.dtype != np.uint8:
+            raise ValueError(f"expected (N, {side}, {side}, 3) uint8 crops, got {crops.shape} {crops.dtype}")
+        return crops
+
     def encode(self, crops: np.ndarray) -> np.ndarray:
+        """Both stages in one call, the landmarker on every ``au_every_n_frames``-th call (for callers without the
+        pipeline's scheduler, e.g. benchmarks); the pipeline calls ``encode_stage`` per scheduled stage."""
         crops = np.asarray(crops)
         side = self.crop_spec.size
         if crops.ndim != 4 or crops.shape[1:] != (side, side, 3) or crops.dtype != np.uint8:
@@ -185,13 +222,19 @@ class DefaultTemporalHead(TemporalHead):
         self.circumplex = Circumplex(FER_LABELS)
 
     def _weighted_mean(self, rows: np.ndarray) -> np.ndarray:
-        """Column-wise weighted mean over rows (oldest first), skipping missing entries (negative or non-finite);
-        NaN where a column has none."""
-        ages = np.arange(len(rows))[::-1]
-        weights = np.broadcast_to((self.config.average_decay ** ages)[:, None], rows.shape)
+        """Column-wise weighted mean of the newest ``average_frames`` VALID entries of each column (rows oldest
+        first; missing entries, negative or non-finite, are skipped rather than counted), weights
+        1, decay, decay^2, ... from the newest; NaN where a column has none.
+
+        Per column because the scheduler updates the expression and the AU columns on different frames:
+        each part is averaged over its own newest frames."""
         valid = np.isfinite(rows) & (rows >= 0.0)
-        total = np.where(valid, weights, 0.0).sum(0)
-        summed = np.where(valid, rows * weights, 0.0).sum(0)
+        # rank of each valid entry counted from the newest (0 = newest valid row of that column)
+        rank = np.cumsum(valid[::-1], axis=0)[::-1] - 1
+        use = valid & (rank < self.config.average_frames)
+        weights = np.where(use, self.config.average_decay ** np.maximum(rank, 0), 0.0)
+        total = weights.sum(0)
+        summed = (np.where(use, rows, 0.0) * weights).sum(0)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(total > 0, summed / np.where(total > 0, total, 1.0), np.nan)
 
@@ -202,11 +245,7 @@ class DefaultTemporalHead(TemporalHead):
             window = np.asarray(window, np.float64)
             if window.ndim != 2 or window.shape[1] != EMBEDDING_DIM or len(window) == 0:
                 raise ValueError(f"expected a (T>=1, {EMBEDDING_DIM}) window, got shape {window.shape}")
-            mean = self._weighted_mean(window[-self.config.average_frames:])
-            if self.has_action_units and self.config.au_every_n_frames > 1:
-                # AUs come on every n-th frame only: average them over as many frames as carry them
-                span = self.config.average_frames * self.config.au_every_n_frames
-                mean[n_expr:] = self._weighted_mean(window[-span:, n_expr:])
+            mean = self._weighted_mean(window)
             probs = mean[:n_expr]
             if not np.all(np.isfinite(probs)):  # no usable frame: uniform, which gives confidence 0
                 probs = np.full(n_expr, 1.0 / n_expr)

@@ -66,6 +66,8 @@ def affect_records(msg, frame: int) -> list[dict[str, Any]]:
             "window_frames": int(f.window_frames),
             "window_seconds": round(float(f.window_seconds), 4),
             "warmed_up": bool(f.warmed_up),
+            "estimate_age": float(expr.estimate_age) if expr.estimate_age >= 0 else None,
+            "action_units_age": float(aus.estimate_age) if aus.estimate_age >= 0 else None,
         })
     return out
 

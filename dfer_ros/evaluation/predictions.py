@@ -3,7 +3,8 @@
 The same records come out of ``dfer-eval --video`` and bag evaluation, so metrics, plots and
 comparisons read one format. Fields: frame, stamp, face_id, bbox [x, y, w, h], detection_score,
 expression (published label after hysteresis), expression_probs {label: p}, valence, arousal
-(null when the model gives none), action_units {AU: p}, window_frames, warmed_up; plus
+(null when the model gives none), action_units {AU: p}, window_frames, warmed_up, estimate_age and
+action_units_age (seconds since the model last updated that part of the face's estimate; null when never); plus
 ``frame_expression`` (that frame's own top label, null when the face was not encoded) and
 ``detected``. Readers get a clear error naming the file and line for a bad record.
 """
@@ -50,6 +51,9 @@ def face_record(frame: int, face: FaceResult) -> dict[str, Any]:
         "window_frames": int(face.window_frames),
         "window_seconds": round(float(face.window_seconds), 4),
         "warmed_up": bool(face.warmed_up),
+        "estimate_age": round(float(face.estimate_age), 4) if math.isfinite(face.estimate_age) else None,
+        "action_units_age": (round(float(face.action_units_age), 4) if math.isfinite(face.action_units_age)
+                             else None),
     }
 
 

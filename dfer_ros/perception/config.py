@@ -62,6 +62,22 @@ class AggregationConfig:
 
 
 @dataclass
+class ComputeConfig:
+    """How model work is scheduled per frame (``perception.scheduler``) and threaded.
+
+    Detection and tracking run on every frame for every face; the model stages run on the faces the
+    scheduler picks, within ``budget_ms`` per frame and lane, each face refreshed at least every
+    ``expression_max_age`` / ``action_units_max_age`` seconds (the floor wins over the budget).
+    """
+
+    budget_ms: float = 8.0  # model milliseconds started per frame and lane; 0 = budget off (every face, every frame)
+    expression_max_age: float = 0.5  # refresh floor of the stages that feed expression and valence-arousal
+    action_units_max_age: float = 2.0  # refresh floor of the stages that feed action units only
+    overlap: bool = True  # run stages that release the GIL (the landmarker) on one worker thread
+    opencv_threads: int = 1  # cv2.setNumThreads for the process: the 2 lanes already fill 2 cores
+
+
+@dataclass
 class PipelineConfig:
     """Everything the perception pipeline needs besides the model."""
 
@@ -69,6 +85,7 @@ class PipelineConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
     max_frame_side: int = 4096  # frames with a larger side are rejected as corrupt (skipped_reason)
     encode_predicted: bool = False  # also encode faces whose box is only a tracker prediction
     # seconds: a frame stamped at most this much older than the previous one is a late (reordered) frame and
@@ -77,7 +94,7 @@ class PipelineConfig:
 
     def validate(self) -> "PipelineConfig":
         """Raise ConfigError naming the first out-of-range field; returns self for chaining."""
-        d, t, b, a = self.detection, self.tracking, self.buffer, self.aggregation
+        d, t, b, a, c = self.detection, self.tracking, self.buffer, self.aggregation, self.compute
         checks = [
             ("detection.detector", d.detector in ("yunet", "haar"), "must be 'yunet' or 'haar'"),
             ("detection.score_threshold", 0.0 <= d.score_threshold <= 1.0, "must be in [0, 1]"),
@@ -97,6 +114,10 @@ class PipelineConfig:
             ("aggregation.half_life_seconds", a.half_life_seconds > 0, "must be > 0"),
             ("aggregation.switch_margin", 0.0 <= a.switch_margin < 1.0, "must be in [0, 1)"),
             ("aggregation.switch_min_seconds", a.switch_min_seconds >= 0, "must be >= 0"),
+            ("compute.budget_ms", c.budget_ms >= 0, "must be >= 0 (0 = budget off)"),
+            ("compute.expression_max_age", c.expression_max_age > 0, "must be > 0"),
+            ("compute.action_units_max_age", c.action_units_max_age > 0, "must be > 0"),
+            ("compute.opencv_threads", c.opencv_threads >= 1, "must be >= 1"),
             ("max_frame_side", self.max_frame_side >= 64, "must be >= 64"),
             ("stamp_reorder_tolerance", math.isfinite(self.stamp_reorder_tolerance)
              and self.stamp_reorder_tolerance >= 0, "must be a finite number >= 0 (seconds)"),

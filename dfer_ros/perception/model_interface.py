@@ -35,11 +35,49 @@ class CropSpec:
     color: str = "bgr"  # "bgr", "rgb" or "gray"
 
 
+@dataclass(frozen=True)
+class EncoderStage:
+    """A part of an encoder the pipeline's scheduler runs on its own set of faces per frame.
+
+    Stages exist because the parts of one encoder can differ in cost by 10x (the default model's
+    expression net ~1-2 ms per face, its landmarker for action units ~12 ms): each gets its own queue,
+    cost estimate and refresh floor (``perception.scheduler``). A stage writes only its ``columns`` of the
+    embedding; columns it did not write on a frame hold ``FrameEncoder.missing_value``.
+    """
+
+    name: str
+    columns: slice  # embedding columns this stage fills
+    outputs: tuple[str, ...]  # estimate parts it feeds: "expression", "valence_arousal", "action_units", ...
+    cost_hint_ms: float = 5.0  # cost per face assumed until the scheduler has measured it
+    max_age_seconds: float = 0.5  # default refresh floor for this stage
+    min_frames_between: int = 1  # default rate cap: at most every n-th frame of a face
+    background: bool = False  # releases the GIL (native inference): may run on the pipeline's worker thread
+
+
+ALL_OUTPUTS = ("expression", "valence_arousal", "action_units", "compound")
+
+
 class FrameEncoder(ABC):
     """Per-frame encoder: aligned face crops in, one embedding per crop out."""
 
     crop_spec: CropSpec
     embedding_dim: int
+    missing_value: float = float("nan")  # embedding entries a stage did not fill on a frame
+
+    @property
+    def stages(self) -> tuple[EncoderStage, ...]:
+        """Separately scheduled parts; by default one stage that is the whole encoder."""
+        return (EncoderStage("encoder", slice(0, self.embedding_dim), ALL_OUTPUTS),)
+
+    def encode_stage(self, stage: str, crops: np.ndarray) -> np.ndarray:
+        """crops (N, S, S, 3) -> (N, len(columns)) float32 of one stage (N may be 0).
+
+        The default covers the single-stage case; multi-stage encoders override it. Must be safe to call
+        for a ``background`` stage on a worker thread while other stages run on the caller's thread.
+        """
+        if stage != "encoder":
+            raise ValueError(f"unknown encoder stage {stage!r}")
+        return self.encode(crops)
 
     @abstractmethod
     def encode(self, crops: np.ndarray) -> np.ndarray:

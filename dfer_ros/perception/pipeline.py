@@ -1,9 +1,19 @@
 """The perception pipeline: one image and its stamp in, one ``FrameResult`` out.
 
-Stages per frame: normalise the image, detect faces (every k-th frame), track, align the faces that
-need encoding at the model's ``CropSpec``, encode all of them in ONE encoder batch, append the
-embeddings to each track's buffer, run the temporal head on all updated windows in ONE call,
-aggregate over time. Per-stage wall times are reported in ms.
+Stages per frame: normalise the image, detect faces (every k-th frame), track (every face, every frame),
+let the compute scheduler (``scheduler``) pick which faces each encoder stage runs on this frame within
+the per-frame budget, align those faces at the model's ``CropSpec`` once, run each stage on its faces in
+ONE batch, write the stage's columns into each track's buffer, run the temporal head on all updated
+windows in ONE call, aggregate over time. Every tracked face is reported on every frame, each with the
+age of its estimate (seconds of stamp time since a model stage last updated it). Per-stage wall times
+are reported in ms.
+
+Threads (bounded, documented in docs/perception.md): the caller's thread runs everything except the
+encoder stages marked ``background`` (the default model's MediaPipe landmarker), which run on ONE worker
+thread with at most one batch in flight, overlapping the next frames' detection and expression net on
+the second core (both sides release the GIL in native code). A background result is merged into the
+buffers at its own image stamp on the first frame after it finished. ``compute.overlap: false`` runs
+everything on the caller's thread (deterministic order, used by tests).
 
 It is ROS-free and never raises out of ``process``: a bad frame gives a result with
 ``skipped_reason``; a failing or non-finite model output drops the affected faces' estimates for that
@@ -14,7 +24,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Optional
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -24,6 +36,7 @@ from dfer_ros.perception.alignment import align_faces
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.detection import FaceDetector, create_detector
 from dfer_ros.perception.frames import FrameError, to_bgr8
+from dfer_ros.perception.scheduler import ComputeScheduler, FaceDemand, StageSpec
 from dfer_ros.perception.track_buffer import TrackBuffers
 from dfer_ros.perception.tracking import FaceTracker, Track
 from dfer_ros.perception.types import (CLOCK_JUMP_RESET, DUPLICATE_STAMP, LATE_FRAME_DROPPED, AffectEstimate, Detection,
@@ -34,6 +47,18 @@ log = logging.getLogger(__name__)
 STAGES = ("detect", "track", "align", "model", "aggregate")
 DEFAULT_FRAME_INTERVAL = 1.0 / 30.0  # seconds a repeated stamp stands for before any real interval is seen
 MAX_FRAME_INTERVAL = 0.2  # a longer real interval is a pause, not the frame interval a repeated stamp stands for
+WORKER_LANE = "worker"
+
+
+@dataclass
+class _BackgroundJob:
+    """One background stage batch in flight on the worker thread."""
+
+    future: Future
+    stage: str
+    face_ids: list[str]
+    stamp: float
+    generation: int  # the pipeline's reset count when submitted: results from before a reset are dropped
 
 
 def estimate_problem(est: AffectEstimate) -> Optional[str]:
@@ -66,15 +91,58 @@ def _clip_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
 class PerceptionPipeline:
     """Detect -> track -> align -> encode (one batch) -> head (one call) -> aggregate."""
 
-    def __init__(self, config: PipelineConfig, model: AffectModel, detector: Optional[FaceDetector] = None):
+    def __init__(self, config: PipelineConfig, model: AffectModel, detector: Optional[FaceDetector] = None,
+                 clock: Callable[[], float] = time.perf_counter):
+        """``clock`` (seconds) times the encoder stages for the scheduler's cost estimates; tests pass a fake one."""
         self.config = config.validate()
+        self._clock = clock
         self.model = model
         d = config.detection
         self.detector = detector or create_detector(d.detector, min_score=d.low_score_threshold,
                                                     min_face_size=d.min_face_size, max_side=d.max_side,
                                                     max_faces=d.max_faces, threads=d.threads)
         self.crop_spec = model.encoder.crop_spec
+        self.encoder_stages = {st.name: st for st in model.encoder.stages}
+        compute = self.config.compute
+        self._overlap = compute.overlap and any(st.background for st in self.encoder_stages.values())
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfer-stage") if self._overlap else None
+        self._job: Optional[_BackgroundJob] = None
+        self._generation = 0
+        _set_opencv_threads(compute.opencv_threads)
+        self.scheduler = ComputeScheduler(self._stage_specs(), budget_ms=compute.budget_ms or None)
         self.reset()
+
+    def _stage_specs(self) -> list[StageSpec]:
+        """Scheduler queues from the encoder's stages, with the refresh floors of ``config.compute``."""
+        c = self.config.compute
+        specs = []
+        for st in self.encoder_stages.values():
+            max_age = (c.expression_max_age if "expression" in st.outputs
+                       else c.action_units_max_age if "action_units" in st.outputs else st.max_age_seconds)
+            lane = WORKER_LANE if self._overlap and st.background else "main"
+            specs.append(StageSpec(st.name, st.cost_hint_ms, max_age, st.min_frames_between, lane))
+        return specs
+
+    def _sync_compute_config(self) -> None:
+        """Budget and floors may change at run time (node parameters): re-read them each frame."""
+        c = self.config.compute
+        self.scheduler.budget_ms = c.budget_ms or None
+        for spec in self._stage_specs():
+            if self.scheduler.stages[spec.name] != spec:
+                self.scheduler.stages[spec.name] = spec
+
+    def close(self) -> None:
+        """Stop the worker thread (waits for a batch in flight); the pipeline must not be used afterwards."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+            self._job = None
+
+    def flush(self) -> None:
+        """Wait for background work in flight; its results are merged on the next ``process``. For tests and
+        the end of offline runs."""
+        if self._job is not None:
+            self._job.future.exception()  # waits; errors are handled when the result is merged
 
     def reset(self) -> None:
         """Forget all tracks, buffers and smoothing state (face ids keep counting up)."""
@@ -85,6 +153,9 @@ class PerceptionPipeline:
         self.buffers = TrackBuffers(self.config.buffer, max_frames=self.model.head.max_frames)
         self.aggregators = Aggregators(self.config.aggregation)
         self.model.encoder.reset()
+        if hasattr(self, "scheduler"):
+            self.scheduler.reset()
+        self._generation += 1  # background results in flight belong to the old stream
         # last aggregated output per face id, reported on frames where the face was not re-estimated
         self._last_output: dict[str, tuple[AffectEstimate, str, float]] = {}
         self._frame_index = 0
@@ -146,6 +217,7 @@ class PerceptionPipeline:
             self.buffers.free(face_id)
             self.aggregators.free(face_id)
             self._last_output.pop(face_id, None)
+        self.scheduler.forget(self.tracker.ended_ids)
         self.buffers.check_time(state_time)
         visible = [tr for tr in tracks if tr.visible]
         visible.sort(key=lambda tr: -float(tr.box[2] * tr.box[3]))
@@ -154,12 +226,32 @@ class PerceptionPipeline:
 
         encode = [tr for tr in visible if tr.detected_now or self.config.encode_predicted]
         t = time.perf_counter()
-        faces = [tr.detection if tr.detected_now else tr.box for tr in encode]
+        self._sync_compute_config()
+        updated = self._collect_background(index)
+        available = [n for n, spec in self.scheduler.stages.items()
+                     if spec.lane != WORKER_LANE or self._job is None]
+        plan = self.scheduler.plan(state_time, [FaceDemand(tr.face_id, float(tr.box[2] * tr.box[3])) for tr in encode],
+                                   available)
+        chosen = {fid for ids in plan.faces.values() for fid in ids}
+        to_align = [tr for tr in encode if tr.face_id in chosen]
+        faces = [tr.detection if tr.detected_now else tr.box for tr in to_align]
         crops = align_faces(bgr, faces, self.crop_spec)
+        row_of = {tr.face_id: i for i, tr in enumerate(to_align)}
         timings["align"] = _ms(t)
 
         t = time.perf_counter()
-        frame_estimates = self._run_model(encode, crops, state_time, index)
+        for name, ids in plan.faces.items():
+            if not ids:
+                continue
+            stage_crops = crops[[row_of[fid] for fid in ids]]
+            if self.scheduler.stages[name].lane == WORKER_LANE:
+                self._submit_background(name, ids, stage_crops, state_time)
+            else:
+                values, elapsed = self._run_stage(name, stage_crops, index)
+                if values is not None:
+                    self.scheduler.observe(name, len(ids), elapsed)
+                    updated |= self._merge_stage(name, ids, values, state_time, index)
+        frame_estimates = self._run_head(sorted(updated & {tr.face_id for tr in visible}), index)
         timings["model"] = _ms(t)
 
         t = time.perf_counter()
@@ -208,47 +300,106 @@ class PerceptionPipeline:
                     index, last - stamp, last, stamp, tolerance)
         return CLOCK_JUMP_RESET
 
-    def _run_model(self, tracks: list[Track], crops: np.ndarray, stamp: float, index: int) -> dict[str, AffectEstimate]:
-        """Encode all crops in one batch, append to buffers, one head call; face id -> frame estimate."""
-        if not tracks:
-            return {}
+    # ------------------------------------------------------------------ model stages
+    def _run_stage(self, name: str, crops: np.ndarray, index: int) -> tuple[Optional[np.ndarray], float]:
+        """(values, ms) of one encoder stage on one batch; (None, ms) with a logged reason when it failed."""
+        t = self._clock()
         try:
-            embeddings = np.asarray(self.model.encoder.encode(crops))
+            values = np.asarray(self.model.encoder.encode_stage(name, crops), np.float32)
         except Exception as exc:  # noqa: BLE001
-            log.warning("frame %d: encoder failed (%s: %s); no estimates this frame", index, type(exc).__name__, exc)
-            return {}
-        if embeddings.ndim != 2 or embeddings.shape[0] != len(tracks):
-            log.warning("frame %d: encoder returned shape %s for %d crops; no estimates this frame",
-                        index, embeddings.shape, len(tracks))
-            return {}
-        updated = []
-        for tr, emb in zip(tracks, embeddings):
-            if not np.all(np.isfinite(emb)):
-                log.warning("frame %d: face %s: non-finite embedding dropped", index, tr.face_id)
+            log.warning("frame %d: encoder stage %s failed (%s: %s); no update from it this frame",
+                        index, name, type(exc).__name__, exc)
+            return None, (self._clock() - t) * 1000.0
+        elapsed = (self._clock() - t) * 1000.0
+        width = len(range(*self.encoder_stages[name].columns.indices(self.model.encoder.embedding_dim)))
+        if values.shape != (len(crops), width):
+            log.warning("frame %d: encoder stage %s returned shape %s for %d crops (expected (%d, %d)); dropped",
+                        index, name, values.shape, len(crops), len(crops), width)
+            return None, elapsed
+        return values, elapsed
+
+    def _merge_stage(self, name: str, ids: list[str], values: np.ndarray, stamp: float, index: int) -> set[str]:
+        """Write a stage's columns into the buffers at ``stamp``; returns the face ids whose buffers changed."""
+        columns = self.encoder_stages[name].columns
+        dim = self.model.encoder.embedding_dim
+        fill = self.model.encoder.missing_value
+        done = []
+        for fid, row in zip(ids, values):
+            if not np.all(np.isfinite(row)):
+                log.warning("frame %d: face %s: non-finite %s output dropped", index, fid, name)
                 continue
-            self.buffers.append(tr.face_id, stamp, emb)
-            updated.append(tr.face_id)
-        if not updated:
+            if self.buffers.merge(fid, stamp, columns, row, dim, fill) is None:
+                done.append(fid)
+        self.scheduler.served(name, done, stamp)
+        return set(done)
+
+    def _submit_background(self, name: str, ids: list[str], crops: np.ndarray, stamp: float) -> None:
+        def job():
+            t = self._clock()
+            values = np.asarray(self.model.encoder.encode_stage(name, crops), np.float32)
+            return values, (self._clock() - t) * 1000.0
+
+        self._job = _BackgroundJob(self._worker.submit(job), name, list(ids), stamp, self._generation)
+
+    def _collect_background(self, index: int) -> set[str]:
+        """Merge a finished background batch (never waits); face ids whose buffers changed."""
+        job = self._job
+        if job is None or not job.future.done():
+            return set()
+        self._job = None
+        if job.generation != self._generation:
+            return set()  # submitted before a reset: another stream's faces
+        try:
+            values, elapsed = job.future.result()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("frame %d: background stage %s failed (%s: %s); no update from it",
+                        index, job.stage, type(exc).__name__, exc)
+            return set()
+        width = len(range(*self.encoder_stages[job.stage].columns.indices(self.model.encoder.embedding_dim)))
+        if values.shape != (len(job.face_ids), width):
+            log.warning("frame %d: background stage %s returned shape %s for %d crops; dropped",
+                        index, job.stage, values.shape, len(job.face_ids))
+            return set()
+        self.scheduler.observe(job.stage, len(job.face_ids), elapsed)
+        live = [i for i, fid in enumerate(job.face_ids) if self.scheduler.knows(fid)]  # tracks that ended: dropped
+        return self._merge_stage(job.stage, [job.face_ids[i] for i in live], values[live], job.stamp, index)
+
+    def _run_head(self, face_ids: list[str], index: int) -> dict[str, AffectEstimate]:
+        """One head call over the windows of the faces whose buffers changed; face id -> estimate."""
+        if not face_ids:
             return {}
-        windows = [self.buffers.get(fid).window() for fid in updated]
+        windows = [self.buffers.get(fid).window() for fid in face_ids]
         try:
             estimates = self.model.head.predict(windows)
         except Exception as exc:  # noqa: BLE001
             log.warning("frame %d: temporal head failed (%s: %s); no estimates this frame",
                         index, type(exc).__name__, exc)
             return {}
-        if len(estimates) != len(updated):
+        if len(estimates) != len(face_ids):
             log.warning("frame %d: head returned %d estimates for %d windows; no estimates this frame",
-                        index, len(estimates), len(updated))
+                        index, len(estimates), len(face_ids))
             return {}
         out = {}
-        for fid, est in zip(updated, estimates):
+        for fid, est in zip(face_ids, estimates):
             problem = estimate_problem(est)
             if problem:
                 log.warning("frame %d: face %s: estimate dropped: %s", index, fid, problem)
                 continue
             out[fid] = est
         return out
+
+    def estimate_ages(self, face_id: str, stamp: float) -> tuple[float, float]:
+        """(expression age, action-unit age) in seconds of stamp time (the per-face state's time, see
+        ``_state_time``) since a model stage last updated this face's estimate; inf when never (or when the
+        model has no such output)."""
+        expr, aus = math.inf, math.inf
+        for name, st in self.encoder_stages.items():
+            age = self.scheduler.age(face_id, name, stamp)
+            if "expression" in st.outputs:
+                expr = min(expr, age)
+            if "action_units" in st.outputs:
+                aus = min(aus, age)
+        return expr, aus
 
     def _face_result(self, tr: Track, frame_est: Optional[AffectEstimate], stamp: float, state_time: float,
                      width: int, height: int) -> FaceResult:
@@ -260,13 +411,24 @@ class PerceptionPipeline:
         buf = self.buffers.get(tr.face_id) if tr.face_id in self.buffers else None
         frames = len(buf) if buf is not None else 0
         det = tr.detection if tr.detected_now else None
+        ages = self.estimate_ages(tr.face_id, state_time)
         return FaceResult(
             face_id=tr.face_id, stamp=stamp, box=_clip_box(tr.box, width, height),
             detection_score=float(det.score) if det is not None else 0.0, detected=det is not None,
             landmarks=None if det is None or det.landmarks is None else det.landmarks.copy(),
             frame_estimate=frame_est, estimate=estimate, expression=label, expression_confidence=confidence,
             window_frames=frames, window_seconds=buf.seconds if buf is not None else 0.0,
-            warmed_up=frames >= self.model.head.min_frames)
+            warmed_up=frames >= self.model.head.min_frames,
+            estimate_age=ages[0], action_units_age=ages[1])
+
+
+def _set_opencv_threads(count: int) -> None:
+    """OpenCV's own thread pool (resize, warpAffine, ...) for the whole process: with the caller's thread and the
+    worker thread already on the 2 cores, more OpenCV threads only oversubscribe them."""
+    import cv2
+
+    if cv2.getNumThreads() != count:
+        cv2.setNumThreads(int(count))
 
 
 def _ms(t0: float) -> float:

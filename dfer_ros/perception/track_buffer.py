@@ -55,6 +55,40 @@ class TrackBuffer:
                 self._embeddings.popleft()
         return reason
 
+    def merge(self, stamp: float, columns: slice, values: np.ndarray, dim: int, fill: float) -> Optional[str]:
+        """Write one encoder stage's ``columns`` of the embedding of the frame stamped ``stamp``.
+
+        Stages of one frame may finish at different times (the scheduler runs them on different frames or
+        threads): a row for ``stamp`` that exists already gets the columns filled in place; otherwise a new
+        row (``fill`` elsewhere) goes in stamp order: appended when newest (with ``append``'s gap and window
+        rules), inserted when older. A result older than the whole window is dropped: returns the reason, None
+        when the values were stored.
+        """
+        stamp = float(stamp)
+        for i in range(len(self._stamps) - 1, -1, -1):
+            if self._stamps[i] == stamp:
+                self._embeddings[i][columns] = values
+                return None
+            if self._stamps[i] < stamp:
+                break
+        row = np.full(dim, fill, np.float32)
+        row[columns] = values
+        if not self._stamps or stamp > self._stamps[-1]:
+            reason = self.append(stamp, row)
+            if reason:
+                log.info("track buffer emptied before a new frame: %s", reason)
+            return None
+        if stamp < self._stamps[0]:
+            return f"result for {stamp:.3f} is older than the window (from {self._stamps[0]:.3f})"
+        index = next(i for i, s in enumerate(self._stamps) if s > stamp)
+        if len(self._stamps) == self._stamps.maxlen:  # full: the oldest row makes room
+            self._stamps.popleft()
+            self._embeddings.popleft()
+            index -= 1
+        self._stamps.insert(index, stamp)
+        self._embeddings.insert(index, row)
+        return None
+
     def clear(self) -> None:
         self._stamps.clear()
         self._embeddings.clear()
@@ -109,6 +143,13 @@ class TrackBuffers:
         reason = self.get(face_id).append(stamp, embedding)
         if reason:
             log.info("track buffer %s reset: %s", face_id, reason)
+        return reason
+
+    def merge(self, face_id: str, stamp: float, columns: slice, values: np.ndarray, dim: int,
+              fill: float) -> Optional[str]:
+        reason = self.get(face_id).merge(stamp, columns, values, dim, fill)
+        if reason:
+            log.info("track buffer %s: %s", face_id, reason)
         return reason
 
     def free(self, face_id: str) -> None:

@@ -64,6 +64,11 @@ class FaceResult:
     window_frames: int
     window_seconds: float
     warmed_up: bool
+    # seconds of stamp time since a model stage last updated this face's expression (and valence-arousal),
+    # and its action units; inf when never. The compute scheduler refreshes faces at a guaranteed minimum
+    # rate rather than on every frame, so a consumer can see how fresh each estimate is.
+    estimate_age: float = float("inf")
+    action_units_age: float = float("inf")
 
 
 @dataclass

@@ -184,7 +184,12 @@ def _roi(box: np.ndarray):
     return roi
 
 
-def _expression(header, face_id: str, labels, probs, label: str, confidence: float):
+def age_field(age: float) -> float:
+    """``estimate_age`` of the messages: seconds, or -1 when the model never updated the estimate."""
+    return float(age) if age is not None and math.isfinite(float(age)) else -1.0
+
+
+def _expression(header, face_id: str, labels, probs, label: str, confidence: float, age: float = math.inf):
     from dfer_ros.msg import FaceExpression
 
     msg = FaceExpression()
@@ -194,10 +199,11 @@ def _expression(header, face_id: str, labels, probs, label: str, confidence: flo
     msg.probabilities = [float(p) for p in np.asarray(probs, np.float32)]
     msg.expression = str(label).lower()
     msg.confidence = _finite(confidence)
+    msg.estimate_age = age_field(age)
     return msg
 
 
-def _valence_arousal(header, face_id: str, est: AffectEstimate):
+def _valence_arousal(header, face_id: str, est: AffectEstimate, age: float = math.inf):
     from dfer_ros.msg import FaceValenceArousal
 
     msg = FaceValenceArousal()
@@ -209,10 +215,11 @@ def _valence_arousal(header, face_id: str, est: AffectEstimate):
         msg.confidence = float(np.clip(_finite(est.va_confidence), 0.0, 1.0))
     else:  # model without VA: zeros with confidence 0 (documented "no information")
         msg.valence = msg.arousal = msg.confidence = 0.0
+    msg.estimate_age = age_field(age) if est.has_va else -1.0
     return msg
 
 
-def _action_units(header, face_id: str, est: AffectEstimate, threshold: float):
+def _action_units(header, face_id: str, est: AffectEstimate, threshold: float, age: float = math.inf):
     from dfer_ros.msg import FaceActionUnits
 
     msg = FaceActionUnits()
@@ -223,6 +230,7 @@ def _action_units(header, face_id: str, est: AffectEstimate, threshold: float):
     msg.probabilities = [float(p) for p in probs]
     msg.active = [bool(p >= threshold) for p in probs]
     msg.threshold = float(threshold)
+    msg.estimate_age = age_field(age) if est.au_names else -1.0
     return msg
 
 
@@ -242,14 +250,14 @@ def face_to_affect(header, face: FaceResult, au_threshold: float = 0.5):
     msg.window_seconds = float(face.window_seconds)
     msg.warmed_up = bool(face.warmed_up)
     msg.expression = _expression(header, face.face_id, est.expression_labels, est.expression_probs,
-                                 face.expression, face.expression_confidence)
-    msg.valence_arousal = _valence_arousal(header, face.face_id, est)
-    msg.action_units = _action_units(header, face.face_id, est, au_threshold)
+                                 face.expression, face.expression_confidence, face.estimate_age)
+    msg.valence_arousal = _valence_arousal(header, face.face_id, est, face.estimate_age)
+    msg.action_units = _action_units(header, face.face_id, est, au_threshold, face.action_units_age)
     if est.compound_labels:
         probs = np.asarray(est.compound_probs, np.float32)
         top = est.compound_labels[int(np.argmax(probs))] if probs.size else ""
         msg.compound_expression = _expression(header, face.face_id, est.compound_labels, probs, top,
-                                              float(probs.max()) if probs.size else 0.0)
+                                              float(probs.max()) if probs.size else 0.0, face.estimate_age)
     else:
         msg.compound_expression = _expression(header, face.face_id, (), np.zeros(0, np.float32), "", 0.0)
     return msg
@@ -292,6 +300,8 @@ def affect_array_to_dict(msg) -> dict:
             "detection_score": round(float(f.detection_score), 4),
             "warmed_up": bool(f.warmed_up),
             "window_frames": int(f.window_frames),
+            "estimate_age": round(float(f.expression.estimate_age), 4),
+            "action_units_age": round(float(f.action_units.estimate_age), 4),
             "expression": f.expression.expression,
             "confidence": round(float(f.expression.confidence), 4),
             "probabilities": dict(zip(f.expression.labels, [round(float(p), 4) for p in f.expression.probabilities])),

@@ -277,6 +277,8 @@ class DferNode(LifecycleNode):
         if self._hri is not None:
             self._hri.close()
             self._hri = None
+        if self._pipeline is not None:
+            self._pipeline.close()  # its stage worker thread, before the model it runs is closed
         self._pipeline = None
         self._close_model()
 

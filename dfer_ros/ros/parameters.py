@@ -75,7 +75,8 @@ NODE_PARAMETERS: tuple[ParamSpec, ...] = (
 )
 
 # Which pipeline fields need a restart (the detector is built once) and the ranges documented for the rest.
-_PIPELINE_READ_ONLY = {"detection.detector", "detection.max_side", "detection.threads"}
+_PIPELINE_READ_ONLY = {"detection.detector", "detection.max_side", "detection.threads", "compute.overlap",
+                       "compute.opencv_threads"}
 _PIPELINE_META: dict[str, tuple[str, Optional[float], Optional[float], tuple]] = {
     "detection.detector": ("Face detector: yunet (boxes + 5 landmarks) or haar (boxes only).", None, None, ("yunet", "haar")),
     "detection.score_threshold": ("Detections at/above this score may start tracks.", 0.0, 1.0, ()),
@@ -96,6 +97,16 @@ _PIPELINE_META: dict[str, tuple[str, Optional[float], Optional[float], tuple]] =
     "aggregation.half_life_seconds": ("Half-life of the exponential smoothing (stamp time).", 0.001, 600.0, ()),
     "aggregation.switch_margin": ("A new label must beat the current one's smoothed probability by this.", 0.0, 0.99, ()),
     "aggregation.switch_min_seconds": ("... for at least this long before the published label switches.", 0.0, 600.0, ()),
+    "compute.budget_ms": ("Model milliseconds started per image and lane (main thread, worker thread); the "
+                          "scheduler picks the faces. 0 = budget off: every face, every stage, every image.",
+                          0.0, 10000.0, ()),
+    "compute.expression_max_age": ("Refresh floor: no face's expression/valence-arousal gets older than this "
+                                   "(seconds); wins over the budget.", 0.001, 600.0, ()),
+    "compute.action_units_max_age": ("Refresh floor of the action units (seconds); wins over the budget.",
+                                     0.001, 600.0, ()),
+    "compute.overlap": ("Run GIL-releasing stages (the landmarker) on one worker thread, overlapping the "
+                        "next images' detection and expression net.", None, None, ()),
+    "compute.opencv_threads": ("OpenCV threads for the process (cv2.setNumThreads).", 1, 64, ()),
     "max_frame_side": ("Images with a larger side are rejected as corrupt.", 64, 65536, ()),
     "encode_predicted": ("Also encode faces whose box is a tracker prediction.", None, None, ()),
     "stamp_reorder_tolerance": ("Seconds: an image stamped at most this much older than the previous one is dropped as late; older by more resets all faces (bag loop, clock reset).", 0.0, 600.0, ()),
@@ -227,7 +238,7 @@ def apply_pipeline_config(pipeline, new: PipelineConfig) -> list[str]:
     """
     cfg = pipeline.config
     changed = []
-    for section in ("detection", "tracking", "buffer", "aggregation"):
+    for section in ("detection", "tracking", "buffer", "aggregation", "compute"):
         old_sec, new_sec = getattr(cfg, section), getattr(new, section)
         for f in dataclasses.fields(old_sec):
             if f"{section}.{f.name}" in _PIPELINE_READ_ONLY:

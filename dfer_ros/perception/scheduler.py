@@ -1,0 +1,219 @@
+"""Per-frame compute scheduler: which tracked faces get which model stage on this frame.
+
+Why: detection and tracking are cheap and run for every face on every frame, but the model stages are
+not, and their costs differ by about 10x (the default model's expression net ~1-2 ms per face, the
+MediaPipe landmarker behind the action units ~12 ms). Running every stage on every face makes the frame
+time grow linearly with the crowd. Instead, the model work started on one frame is capped by a time
+budget, and each face's estimate is refreshed at a guaranteed minimum rate rather than on every frame.
+
+How one frame is planned (``plan``):
+  * each stage is a separate queue with its own cost estimate, refresh floor (``max_age_seconds``) and
+    rate cap (``min_frames_between``: the landmarker need not run on every frame of a face);
+  * candidates are the (stage, face) pairs the rate cap allows; they are ordered by
+      1. new: never served since the track appeared (a new face gets its first estimate at once),
+      2. overdue: the face's estimate for that stage would be older than ``max_age_seconds`` by the
+         next frame,
+      3. staleness: age relative to the stage's floor, weighted up for larger faces and, where known,
+         for faces with attention on the robot;
+  * pairs are taken greedily while the estimated cost fits the budget of the stage's lane (stages that
+    run on a worker thread, in parallel with the caller's, form their own lane with its own budget).
+    Overdue pairs are served even when the budget is spent (the floor wins over the budget, so an
+    overloaded machine shows up as a lower frame rate, never as a frozen estimate). A pair dearer than
+    the whole budget (the landmarker under a small budget) is still served when nothing else was: the
+    overrun is carried as debt and paid back by the next frames of that lane, so such work is spread
+    over frames instead of piling up until the floor forces all of it at once, and the budget holds on
+    average. The first pair of a new face is served even while a lane is in debt.
+Costs are learned online per stage (``observe``: exponential average of ms per face). With
+``budget_ms=None`` (budget off) every candidate is served; a large budget therefore gives exactly the
+same plan, hence the same estimates.
+
+The scheduler is ROS-free and clock-free: times are the image stamps passed in, costs are what the
+caller measured, so tests drive it with a fake clock and fake costs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One separately scheduled model stage (a queue)."""
+
+    name: str
+    initial_cost_ms: float  # cost per face assumed until the first measurement
+    max_age_seconds: float  # refresh floor: no face's estimate gets older than this (0 = serve every frame)
+    min_frames_between: int = 1  # rate cap: a face gets this stage at most every n-th of its frames
+    lane: str = "main"  # stages in different lanes run on different threads: each lane has its own budget
+
+    def __post_init__(self):
+        if self.initial_cost_ms < 0 or self.max_age_seconds < 0 or self.min_frames_between < 1:
+            raise ValueError(f"stage {self.name}: need initial_cost_ms >= 0, max_age_seconds >= 0, "
+                             f"min_frames_between >= 1")
+
+
+@dataclass(frozen=True)
+class FaceDemand:
+    """What the scheduler knows about one tracked face on this frame."""
+
+    face_id: str
+    area: float  # box area in pixels: larger faces carry more detail and usually matter more
+    attention: Optional[float] = None  # in [0, 1] when something estimates it (e.g. gaze at the robot)
+
+
+@dataclass
+class _FaceState:
+    first_stamp: float
+    frames: int = 0  # frames this face was planned on
+    last_served: Optional[float] = None  # stamp of the last update of this stage
+    last_served_frame: int = -1  # value of ``frames`` when last served
+
+
+class StageCost:
+    """Exponential average of measured milliseconds per face for one stage."""
+
+    def __init__(self, initial_ms: float, smoothing: float = 0.2):
+        self.ms_per_face = float(initial_ms)
+        self.smoothing = float(smoothing)
+        self.samples = 0
+
+    def observe(self, faces: int, elapsed_ms: float) -> None:
+        if faces <= 0 or not math.isfinite(elapsed_ms) or elapsed_ms < 0:
+            return
+        per_face = elapsed_ms / faces
+        if self.samples == 0:
+            self.ms_per_face = per_face  # the first real measurement replaces the guess
+        else:
+            self.ms_per_face += self.smoothing * (per_face - self.ms_per_face)
+        self.samples += 1
+
+
+@dataclass
+class FramePlan:
+    """The outcome of ``plan``: face ids per stage, and the estimated cost of serving them."""
+
+    faces: dict[str, list[str]]
+    estimated_ms: dict[str, float]  # per lane
+    overdue: int  # pairs served beyond the budget because of the refresh floor
+
+    def selected(self, stage: str) -> list[str]:
+        return self.faces.get(stage, [])
+
+
+class ComputeScheduler:
+    """Chooses per frame which faces get which stage, within ``budget_ms`` (None = budget off)."""
+
+    def __init__(self, stages: Sequence[StageSpec], budget_ms: Optional[float] = None,
+                 cost_smoothing: float = 0.2):
+        if not stages:
+            raise ValueError("the scheduler needs at least one stage")
+        if budget_ms is not None and not budget_ms > 0:
+            raise ValueError(f"budget_ms must be > 0 or None (off), got {budget_ms}")
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        self.stages = {s.name: s for s in stages}
+        self.budget_ms = budget_ms
+        self.costs = {s.name: StageCost(s.initial_cost_ms, cost_smoothing) for s in stages}
+        self._faces: dict[str, dict[str, _FaceState]] = {}
+        self._last_stamp: Optional[float] = None
+        self._frame_dt = 0.0  # last interval between planned frames: "by the next frame"
+        self._debt: dict[str, float] = {}  # per lane: ms spent beyond the budget, paid back on the next frames
+
+    # ---------------------------------------------------------------- bookkeeping
+    def reset(self) -> None:
+        """Forget all faces (stamps went backwards, pipeline reset); learned costs are kept."""
+        self._faces.clear()
+        self._last_stamp = None
+        self._frame_dt = 0.0
+        self._debt.clear()
+
+    def forget(self, face_ids) -> None:
+        """Drop ended tracks so memory stays bounded by the live faces."""
+        for fid in face_ids:
+            self._faces.pop(fid, None)
+
+    def knows(self, face_id: str) -> bool:
+        """Whether the face is live (planned before and not forgotten)."""
+        return face_id in self._faces
+
+    def observe(self, stage: str, faces: int, elapsed_ms: float) -> None:
+        """Learn a stage's cost from one measured call over ``faces`` faces."""
+        self.costs[stage].observe(faces, elapsed_ms)
+
+    def served(self, stage: str, face_ids, stamp: float) -> None:
+        """Record that ``stage`` updated these faces' estimates from the image stamped ``stamp``."""
+        for fid in face_ids:
+            state = self._faces.get(fid, {}).get(stage)
+            if state is not None and (state.last_served is None or stamp >= state.last_served):
+                state.last_served = float(stamp)
+                state.last_served_frame = state.frames - 1
+
+    def age(self, face_id: str, stage: str, stamp: float) -> float:
+        """Seconds since ``stage`` last updated this face (inf when it never did)."""
+        state = self._faces.get(face_id, {}).get(stage)
+        if state is None or state.last_served is None:
+            return math.inf
+        return max(0.0, float(stamp) - state.last_served)
+
+    def estimated_ms(self, stage: str) -> float:
+        return self.costs[stage].ms_per_face
+
+    # ---------------------------------------------------------------- planning
+    def plan(self, stamp: float, faces: Sequence[FaceDemand],
+             available: Optional[Sequence[str]] = None) -> FramePlan:
+        """Face ids per stage to run on the frame stamped ``stamp``.
+
+        ``available``: stages that may start work now (e.g. a stage whose worker is still busy with an
+        earlier frame is left out); default all. Faces of ``faces`` unknown so far start their clocks here.
+        """
+        stamp = float(stamp)
+        if self._last_stamp is not None and stamp > self._last_stamp:
+            self._frame_dt = stamp - self._last_stamp
+        self._last_stamp = stamp
+        stage_names = [n for n in self.stages if available is None or n in available]
+        max_area = max((f.area for f in faces), default=1.0) or 1.0
+        candidates = []  # (priority key, stage, face id)
+        for order, face in enumerate(faces):
+            states = self._faces.setdefault(face.face_id, {})
+            for name in self.stages:
+                state = states.get(name)
+                if state is None:
+                    state = states[name] = _FaceState(first_stamp=stamp)
+                state.frames += 1
+            for stage_index, name in enumerate(stage_names):
+                spec, state = self.stages[name], states[name]
+                new = state.last_served is None
+                if not new and state.frames - 1 - state.last_served_frame < spec.min_frames_between:
+                    continue  # rate cap: served too recently
+                since = stamp - (state.first_stamp if new else state.last_served)
+                overdue = since + self._frame_dt >= spec.max_age_seconds
+                staleness = (since + self._frame_dt) / spec.max_age_seconds if spec.max_age_seconds > 0 else 1.0
+                weight = 1.0 + face.area / max_area + (face.attention or 0.0)
+                key = (0 if new else 1 if overdue else 2, -staleness * weight, stage_index, order)
+                candidates.append((key, overdue, name, face.face_id))
+        candidates.sort(key=lambda c: c[0])
+        chosen: dict[str, list[str]] = {n: [] for n in stage_names}
+        spent: dict[str, float] = {}  # per lane
+        served: dict[str, int] = {}
+        forced = 0
+        for key, overdue, name, fid in candidates:
+            lane = self.stages[name].lane
+            cost = self.costs[name].ms_per_face
+            debt = self._debt.get(lane, 0.0)
+            fits = self.budget_ms is None or spent.get(lane, 0.0) + cost <= self.budget_ms - debt
+            # one pair per lane that does not fit (paid back later); a new face's first pair even in debt
+            progress = served.get(lane, 0) == 0 and (debt == 0.0 or key[0] == 0)
+            if not (fits or overdue or progress):
+                continue  # a cheaper pair further down may still fit
+            chosen[name].append(fid)
+            spent[lane] = spent.get(lane, 0.0) + cost
+            served[lane] = served.get(lane, 0) + 1
+            forced += not fits and overdue
+        if self.budget_ms is not None:
+            cap = max(c.ms_per_face for c in self.costs.values())
+            for lane in {s.lane for s in self.stages.values()}:
+                over = self._debt.get(lane, 0.0) + spent.get(lane, 0.0) - self.budget_ms
+                self._debt[lane] = min(max(0.0, over), cap)
+        return FramePlan(faces=chosen, estimated_ms=spent, overdue=forced)
