@@ -172,6 +172,17 @@ def test_each_lane_has_its_own_budget():
     assert plan.estimated_ms == {"main": 12.0, "worker": 12.0}
 
 
+def test_one_stalled_call_does_not_inflate_the_cost_estimate():
+    sched = ComputeScheduler(stages(), budget_ms=8.0)
+    for _ in range(5):
+        sched.observe("expression", 4, 2.0)  # 0.5 ms per face
+    sched.observe("expression", 1, 100.0)  # the process was preempted during one call
+    assert sched.estimated_ms("expression") == pytest.approx(0.6)  # the sample counted as 1.0 ms, not 100
+    for _ in range(30):
+        sched.observe("expression", 1, 10.0)  # a lasting change still gets through
+    assert sched.estimated_ms("expression") == pytest.approx(10.0, rel=0.01)
+
+
 def test_invalid_settings_are_rejected():
     with pytest.raises(ValueError):
         ComputeScheduler(stages(), budget_ms=0.0)

@@ -71,7 +71,12 @@ class _FaceState:
 
 
 class StageCost:
-    """Exponential average of measured milliseconds per face for one stage."""
+    """Exponential average of measured milliseconds per face for one stage.
+
+    A sample is limited to twice the current estimate before averaging: on a shared machine one call now
+    and then stalls for tens of ms (preemption), and a single such sample must not make the scheduler
+    believe a 0.5 ms stage costs 10 ms and starve the faces for the next seconds. A real, lasting change
+    still gets through (the estimate can double per sample)."""
 
     def __init__(self, initial_ms: float, smoothing: float = 0.2):
         self.ms_per_face = float(initial_ms)
@@ -85,6 +90,7 @@ class StageCost:
         if self.samples == 0:
             self.ms_per_face = per_face  # the first real measurement replaces the guess
         else:
+            per_face = min(per_face, 2.0 * self.ms_per_face)
             self.ms_per_face += self.smoothing * (per_face - self.ms_per_face)
         self.samples += 1
 
