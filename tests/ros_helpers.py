@@ -57,3 +57,38 @@ def sample_frames(count: int, start: int = 0) -> list:
         out.append(frame)
     capture.release()
     return out
+
+
+def feed_face_until_result(rclpy, node, image_topic: str, output_topic: str, frame_id: str):
+    """Publish a real face (skimage's astronaut) on ``image_topic`` until the node answers on ``output_topic``
+    (a FaceAffectArray topic) with a tracked face and the image's frame_id; returns that message."""
+    import numpy as np
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from skimage import data as skimage_data
+
+    from dfer_ros.msg import FaceAffectArray
+    from dfer_ros.ros.conversions import array_to_image
+
+    rgb = np.ascontiguousarray(skimage_data.astronaut())
+    results = []
+    node.create_subscription(FaceAffectArray, output_topic, results.append,
+                             QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+    publisher = node.create_publisher(Image, image_topic, QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+    deadline = time.monotonic() + 60
+    sent = 0
+    while not any(r.faces for r in results) and time.monotonic() < deadline:
+        msg = array_to_image(rgb, "rgb8")
+        msg.header.stamp = node.get_clock().now().to_msg()
+        msg.header.frame_id = frame_id
+        publisher.publish(msg)
+        sent += 1
+        end = time.monotonic() + 0.1
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.02)
+    assert results, f"nothing on {output_topic} after {sent} images: the namespace or the remapping did not apply"
+    with_face = [r for r in results if r.faces]
+    assert with_face, f"{len(results)} results on {output_topic}, none with the astronaut's face"
+    assert with_face[-1].header.frame_id == frame_id
+    assert with_face[-1].faces[0].face_id and with_face[-1].faces[0].roi.width > 50
+    return with_face[-1]
