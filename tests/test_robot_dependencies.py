@@ -107,3 +107,11 @@ def test_robot_txt_pins_match_the_lock():
         if "==" in line:
             name, version = line.split("==", 1)
             assert lock.get(name.lower()) == version, f"robot.txt pins {name}=={version}, the lock {lock.get(name.lower())}"
+
+
+def test_package_xml_is_valid_for_catkin_pkg():
+    """What ament_cmake (package_xml_2_cmake) and rosdep parse: a redundant or malformed entry stops the build."""
+    from catkin_pkg.package import parse_package
+
+    package = parse_package(str(REPO / "package.xml"))  # raises InvalidPackage with the reasons
+    assert package.name == "dfer_ros"
