@@ -45,7 +45,7 @@ setup(
             "dfer-evaluate = dfer_ros.cli.evaluate:main",
             "dfer-export = dfer_ros.cli.export:main",
             "dfer-build-engine = dfer_ros.cli.build_engine:main",
-            "dfer-preprocess = dfer_ros.training.preprocess:main",
+            "dfer-preprocess = dfer_ros.cli.preprocess:main",
             "dfer-crossval = dfer_ros.cli.crossval:main",
             "dfer-bench-perception = dfer_ros.cli.bench_perception:main",
             "dfer-video-publisher = dfer_ros.ros.video_publisher:main",

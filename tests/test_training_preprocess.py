@@ -1,5 +1,6 @@
 """Preprocessing real face video with the node's detector/tracker/aligner: crops, marker, resume."""
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -69,3 +70,59 @@ def test_bad_and_faceless_videos_are_reported_not_raised(tmp_path):
     res = preprocess_video(blank, tmp_path / "out", spec)
     assert res.status == "done" and res.reason == "no face found" and res.frames == 3
     assert (tmp_path / "out" / "blank" / MARKER).is_file()
+
+
+def _cut(src, out, start, count):
+    cap = cv2.VideoCapture(str(src))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (400, 300))
+    for i in range(start + count):
+        ok, frame = cap.read()
+        assert ok
+        if i >= start:
+            writer.write(frame)
+    writer.release()
+    cap.release()
+    return out
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_two_workers_equal_one_and_a_rerun_skips_finished_videos(short_video, tmp_path):
+    videos = [_cut(short_video, tmp_path / f"clip{k}.avi", 4 * k, 12) for k in range(3)]
+    (tmp_path / "broken.avi").write_bytes(b"not a video")
+    videos.append(tmp_path / "broken.avi")
+    spec = CropSpec(size=48, face_scale=1.25, color="rgb")
+    one = preprocess_videos(videos, tmp_path / "one", spec, progress=False, workers=1)
+    two = preprocess_videos(videos, tmp_path / "two", spec, progress=False, workers=2)
+    assert [r.status for r in one] == [r.status for r in two] == ["done", "done", "done", "failed"]
+    assert [r.video for r in two] == videos  # results in input order
+    assert all(r.main_frames >= 10 for r in two[:3])
+    a, b = _tree(tmp_path / "one"), _tree(tmp_path / "two")
+    assert a.keys() == b.keys() and len([k for k in a if k.endswith(".jpg")]) >= 30
+    assert a == b  # the same crops and markers, byte for byte
+    # an interrupted run: clip1 was being written (its half-done .partial is all there is of it)
+    shutil.rmtree(tmp_path / "two" / "clip1")
+    (tmp_path / "two" / "clip1.partial").mkdir()
+    (tmp_path / "two" / "clip1.partial" / "00001.jpg").write_bytes(b"half")
+    kept = (tmp_path / "two" / "clip0" / "00012.jpg").stat().st_mtime_ns
+    again = preprocess_videos(videos, tmp_path / "two", spec, progress=False, workers=2)
+    assert [r.status for r in again] == ["skipped", "done", "skipped", "failed"]
+    assert (tmp_path / "two" / "clip0" / "00012.jpg").stat().st_mtime_ns == kept
+    assert not (tmp_path / "two" / "clip1.partial").exists()
+    assert _tree(tmp_path / "two" / "clip1") == _tree(tmp_path / "one" / "clip1")
+
+
+def test_preprocess_cli_workers_and_duplicate_names(short_video, tmp_path, capsys):
+    from dfer_ros.cli.preprocess import main
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _cut(short_video, tmp_path / "a" / "same.avi", 0, 6)
+    _cut(short_video, tmp_path / "b" / "same.avi", 6, 6)
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "out"), "--workers", "2",
+                 "--no-progress"]) == 2
+    assert "would both write" in capsys.readouterr().err
+    assert main([str(tmp_path / "a"), "--out", str(tmp_path / "out"), "--workers", "2", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"done": 1, "skipped": 0, "failed": 0}

@@ -3,6 +3,9 @@
 Examples:
   dfer-train models/train_dfew.yaml --set data.root=/data/DFEW --set data.options.fold=2
   dfer-train models/train_dfew.yaml --resume out/train_dfew_fold1/last
+  torchrun --standalone --nproc_per_node 4 -m dfer_ros.cli.train models/train_dfew.yaml   # 4 GPUs, DDP
+
+Under torchrun every process runs this same command; rank 0 writes the outputs and prints the summary.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from dfer_ros.training.config import TrainConfigError, load_train_config
     from dfer_ros.training.datasets import DatasetError
+    from dfer_ros.training.distributed import init_distributed
     from dfer_ros.training.trainer import Trainer
 
     overrides = parse_overrides(args.set)
@@ -48,16 +52,24 @@ def main(argv: Optional[list[str]] = None) -> int:
         overrides["device"] = args.device
     if args.no_progress:
         overrides["progress"] = False
+    dist = None
     try:
         cfg = load_train_config(args.config, overrides)
-        summary = Trainer(cfg, resume=args.resume).fit(max_steps=args.max_steps)
+        dist = init_distributed(cfg.device)
+        if not dist.is_main:  # one process speaks for the run
+            logging.getLogger().setLevel(logging.WARNING)
+        summary = Trainer(cfg, resume=args.resume, dist=dist).fit(max_steps=args.max_steps)
     except (TrainConfigError, DatasetError, FileNotFoundError) as exc:
         print(f"dfer-train: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # model config / checkpoint errors of the model package
         print(f"dfer-train: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(summary, indent=2, default=str))
+    finally:
+        if dist is not None:
+            dist.close()
+    if dist.is_main:
+        print(json.dumps(summary, indent=2, default=str))
     return 0
 
 

@@ -4,6 +4,13 @@ expression: cross-entropy with label smoothing and optional class weights, targe
 VA: 1 - CCC per dimension (the benchmark metric itself, so the model is trained for it), NaN ignored.
 AU: binary cross-entropy with per-AU positive weights (AUs are rare), targets < 0 ignored.
 A task with no valid target in a batch contributes an exact 0 that keeps the graph connected.
+
+Under DDP each process holds a share of the global batch and DDP averages the gradients. Each loss is
+a ratio (sum over valid targets / their count or class weight), so scaling a process's loss by
+``world_size * its denominator / the global denominator`` (``MultiTaskLoss.denominators`` summed over
+the processes) makes the averaged gradient the gradient of the global batch's loss, as one process
+would compute it. The CCC of VA is a batch statistic (like BatchNorm's): there each process's CCC is
+weighted by its count of valid targets, which is close to, not equal to, the global batch's CCC.
 """
 from __future__ import annotations
 
@@ -82,7 +89,21 @@ class MultiTaskLoss:
     class_weights: Optional[torch.Tensor] = None
     au_pos_weight: Optional[torch.Tensor] = None
 
-    def __call__(self, out: dict, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    def denominators(self, batch: dict) -> dict[str, torch.Tensor]:
+        """What each task's mean divides by in this batch (float64 scalars; see the module docstring)."""
+        y = batch["expression"]
+        valid = y >= 0
+        if self.class_weights is not None:
+            expr = self.class_weights.double()[y[valid]].sum()
+        else:
+            expr = valid.sum().double()
+        va = torch.isfinite(batch["va"]).sum().double() / max(1, batch["va"].shape[-1])
+        au = (batch["aus"] >= 0).sum().double()
+        return {"expression": expr, "va": va, "au": au, "text": valid.sum().double()}
+
+    def __call__(self, out: dict, batch: dict, scale: Optional[dict[str, float]] = None
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Total loss and its parts; ``scale`` multiplies each part (the DDP weighting, see above)."""
         parts: dict[str, torch.Tensor] = {}
         if self.weights.expression and "expression" in batch and "expression_logits" in out:
             parts["expression"] = expression_loss(out["expression_logits"], batch["expression"],
@@ -93,5 +114,7 @@ class MultiTaskLoss:
             parts["au"] = au_loss(out["au_logits"], batch["aus"], self.au_pos_weight)
         if not parts:
             raise ValueError("the batch carries no target the model predicts")
+        if scale is not None:
+            parts = {k: v * scale[k] for k, v in parts.items()}
         total = sum(getattr(self.weights, k) * v for k, v in parts.items())
         return total, {k: float(v.detach()) for k, v in parts.items()}

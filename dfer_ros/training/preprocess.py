@@ -13,14 +13,19 @@ Output per video (``<out>/<video stem>/``):
   .done.json                   marker: settings, frame count, tracks; a video with a marker whose
                                settings match is skipped, so an interrupted run resumes where it stopped
 Work happens in ``<name>.partial/`` and is moved into place only when the video is complete.
+
+Many videos run in parallel over processes (``workers``): videos are independent (each its own
+tracker, the detector stateless), so each worker process builds one detector and takes whole videos;
+the output is the same as one process's, only the order of completion differs. The command line is
+``dfer-preprocess`` (``dfer_ros/cli/preprocess.py``).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
+import multiprocessing
 import shutil
-import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -66,6 +71,13 @@ def is_done(folder: Path, settings: dict) -> bool:
         return False
 
 
+def _id_number(face_id: str) -> int:
+    """The tracker's ids come from one process-wide counter, so they depend on what the process did
+    before; the output names tracks per video in order of confirmation instead, which makes a
+    video's output the same whichever worker, and after whichever other videos, it ran."""
+    return int(face_id[1:]) if face_id[1:].isdigit() else 0
+
+
 def preprocess_video(video: Path, out_dir: Path, spec: CropSpec, cfg: Optional[PipelineConfig] = None,
                      keep: str = "main", jpeg_quality: int = 95, detector=None) -> PreprocessResult:
     """Crop one video (see the module docstring); never raises for a bad video, reports it instead."""
@@ -83,11 +95,11 @@ def preprocess_video(video: Path, out_dir: Path, spec: CropSpec, cfg: Optional[P
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and fps > 0 else 25.0
     d = cfg.detection
-    detector = detector or create_detector(d.detector, min_score=d.low_score_threshold, min_face_size=d.min_face_size,
-                                           max_side=d.max_side, max_faces=d.max_faces, threads=d.threads)
+    detector = detector or _make_detector(cfg)
     tracker = FaceTracker(cfg.tracking, high_score=d.score_threshold)
     bgr_spec = CropSpec(size=spec.size, face_scale=spec.face_scale, color="bgr")  # written with cv2 (BGR)
     counts: dict[str, int] = {}
+    names: dict[str, str] = {}  # tracker id -> this video's own "f1", "f2", ... (see _id_number)
     index = 0
     params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
     try:
@@ -102,11 +114,14 @@ def preprocess_video(video: Path, out_dir: Path, spec: CropSpec, cfg: Optional[P
             faces.sort(key=lambda t: -float(t.box[2] * t.box[3]))
             faces = faces[: d.max_faces]
             crops = align_faces(frame, [t.detection for t in faces], bgr_spec)
+            for fid in sorted((t.face_id for t in faces if t.face_id not in names), key=_id_number):
+                names[fid] = f"f{len(names) + 1}"
             for t, crop in zip(faces, crops):
-                target = partial / "tracks" / t.face_id
+                name = names[t.face_id]
+                target = partial / "tracks" / name
                 target.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(target / f"{index + 1:05d}.jpg"), crop, params)
-                counts[t.face_id] = counts.get(t.face_id, 0) + 1
+                counts[name] = counts.get(name, 0) + 1
             index += 1
     except Exception as exc:  # noqa: BLE001 - one broken video must not stop a dataset-wide run
         log.exception("%s: failed at frame %d", video, index)
@@ -117,7 +132,7 @@ def preprocess_video(video: Path, out_dir: Path, spec: CropSpec, cfg: Optional[P
     if index == 0:
         shutil.rmtree(partial, ignore_errors=True)
         return PreprocessResult(video, folder, "failed", reason="no frame could be decoded")
-    main = max(counts, key=lambda k: (counts[k], -int(k[1:]) if k[1:].isdigit() else 0)) if counts else ""
+    main = max(counts, key=lambda k: (counts[k], -_id_number(k))) if counts else ""
     partial.mkdir(parents=True, exist_ok=True)
     if main:
         for f in (partial / "tracks" / main).iterdir():
@@ -147,46 +162,64 @@ def find_videos(paths: Sequence[Path]) -> list[Path]:
     return out
 
 
+def _make_detector(cfg: PipelineConfig):
+    d = cfg.detection
+    return create_detector(d.detector, min_score=d.low_score_threshold, min_face_size=d.min_face_size,
+                           max_side=d.max_side, max_faces=d.max_faces, threads=d.threads)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(cfg: PipelineConfig) -> None:
+    cv2.setNumThreads(1)  # the parallelism is the processes; threads on top would only oversubscribe
+    _WORKER["detector"] = _make_detector(cfg)
+
+
+def _work(video: Path, out_dir: Path, spec: CropSpec, cfg: PipelineConfig, keep: str,
+          jpeg_quality: int) -> PreprocessResult:
+    return preprocess_video(video, out_dir, spec, cfg, keep, jpeg_quality, detector=_WORKER["detector"])
+
+
 def preprocess_videos(videos: Sequence[Path], out_dir: Path, spec: CropSpec, cfg: Optional[PipelineConfig] = None,
-                      keep: str = "main", progress: bool = True) -> list[PreprocessResult]:
+                      keep: str = "main", progress: bool = True, workers: int = 1,
+                      jpeg_quality: int = 95) -> list[PreprocessResult]:
+    """Crop every video (results in input order); ``workers`` > 1 runs videos in that many processes.
+    Videos already done with these settings are skipped without starting any work."""
     from tqdm import tqdm
 
     cfg = (cfg or PipelineConfig()).validate()
-    d = cfg.detection
-    detector = create_detector(d.detector, min_score=d.low_score_threshold, min_face_size=d.min_face_size,
-                               max_side=d.max_side, max_faces=d.max_faces, threads=d.threads)
-    results = []
-    for video in tqdm(list(videos), desc="videos", disable=not progress):
-        results.append(preprocess_video(video, out_dir, spec, cfg, keep, detector=detector))
-        r = results[-1]
-        if r.status == "failed":
-            log.warning("%s: %s", video, r.reason)
-    return results
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="dfer-preprocess", description="Aligned face crops of raw videos, "
-                                 "with the node's detector, tracker and aligner (resumable).")
-    ap.add_argument("inputs", nargs="+", help="video files or folders searched for videos")
-    ap.add_argument("--out", required=True, help="output folder (one frame folder per video)")
-    ap.add_argument("--model", default="models/tiny_test.yaml", help="model config: crop size and face scale")
-    ap.add_argument("--pipeline", help="pipeline YAML (detector/tracker settings of the node)")
-    ap.add_argument("--keep", choices=("main", "all"), default="main", help="keep only the main face, or all")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from dfer_ros.clip_adapter.config import load_config
-
-    mcfg = load_config(args.model)
-    cfg = PipelineConfig.from_yaml(args.pipeline) if args.pipeline else PipelineConfig()
-    spec = CropSpec(size=mcfg.image_size, face_scale=mcfg.face_scale, color="rgb")
-    results = preprocess_videos(find_videos(args.inputs), Path(args.out), spec, cfg, args.keep)
-    summary = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
-    print(json.dumps(summary))
+    videos = [Path(v) for v in videos]
+    out_dir = Path(out_dir)
+    stems: dict[str, Path] = {}
+    for v in videos:
+        if v.stem in stems and stems[v.stem] != v:
+            raise ValueError(f"{stems[v.stem]} and {v} would both write {out_dir / v.stem}: rename one")
+        stems[v.stem] = v
+    settings = _settings(spec, cfg, keep, jpeg_quality)
+    results: list[Optional[PreprocessResult]] = [None] * len(videos)
+    todo = []
+    for i, v in enumerate(videos):
+        if is_done(out_dir / v.stem, settings):
+            results[i] = PreprocessResult(v, out_dir / v.stem, "skipped")
+        else:
+            todo.append(i)
+    bar = tqdm(total=len(videos), initial=len(videos) - len(todo), desc="videos", disable=not progress)
+    if todo and workers <= 1:
+        detector = _make_detector(cfg)
+        for i in todo:
+            results[i] = preprocess_video(videos[i], out_dir, spec, cfg, keep, jpeg_quality, detector=detector)
+            bar.update()
+    elif todo:
+        ctx = multiprocessing.get_context("spawn")  # no forked copies of OpenCV's or torch's threads
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
+                                 initargs=(cfg,)) as pool:
+            futures = {pool.submit(_work, videos[i], out_dir, spec, cfg, keep, jpeg_quality): i for i in todo}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                bar.update()
+    bar.close()
     for r in results:
         if r.status == "failed":
-            print(f"failed: {r.video}: {r.reason}", file=sys.stderr)
-    return 0 if not summary["failed"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            log.warning("%s: %s", r.video, r.reason)
+    return results  # type: ignore[return-value]

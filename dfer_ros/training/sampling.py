@@ -107,3 +107,57 @@ def epoch_order(num_items: int, epoch: int, seed: int, balanced_weights: Optiona
     if balanced_weights is None:
         return rng.permutation(num_items)
     return rng.choice(num_items, size=num_items, replace=True, p=balanced_weights)
+
+
+class EpochBatchSampler:
+    """This process's batches of one epoch, one list per optimizer step (a DataLoader ``batch_sampler``).
+
+    The epoch's order (``epoch_order``: same on every process, depends on (seed, epoch) only) is cut
+    into GLOBAL batches of ``global_batch`` items, so the items of a step do not depend on how many
+    processes share it. Item j of a global batch goes to process ``j % world_size`` (the interleaving
+    of torch's DistributedSampler). Every process of a step gets the same number of slots; a slot
+    without an item (the epoch's short last batch, or a global batch not divisible by the world size)
+    is padding: the key ``(item, True)``, whose targets the trainer ignores, so no item counts twice
+    and every process runs every step (DDP's gradient all_reduce needs all of them). Keys are
+    ``(item index, is_padding)``. ``set_epoch`` picks the epoch (as DistributedSampler's) and the step
+    to start at, which makes the step the unit of an exact resume.
+    """
+
+    def __init__(self, num_items: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1,
+                 balanced_weights: Optional[np.ndarray] = None):
+        if num_items < 1 or global_batch < 1:
+            raise ValueError("a sampler needs at least one item and a batch of at least one")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside a world of {world_size}")
+        self.num_items, self.global_batch, self.seed = int(num_items), int(global_batch), int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.balanced_weights = balanced_weights
+        self.epoch, self.start_step = 0, 0
+        self._order = epoch_order(self.num_items, 0, self.seed, balanced_weights)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.num_items // self.global_batch)
+
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        if not 0 <= start_step <= self.steps_per_epoch:
+            raise ValueError(f"start step {start_step} outside an epoch of {self.steps_per_epoch} steps")
+        self.epoch, self.start_step = int(epoch), int(start_step)
+        self._order = epoch_order(self.num_items, self.epoch, self.seed, self.balanced_weights)
+
+    def global_items(self, step: int) -> np.ndarray:
+        """The items of global batch ``step`` of the current epoch (all processes together)."""
+        return self._order[step * self.global_batch:(step + 1) * self.global_batch]
+
+    def local_keys(self, step: int) -> list[tuple[int, bool]]:
+        items = self.global_items(step)
+        slots = -(-len(items) // self.world_size)
+        mine = [(int(i), False) for i in items[self.rank::self.world_size]]
+        return mine + [(int(items[0]), True)] * (slots - len(mine))
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch - self.start_step
+
+    def __iter__(self):
+        for step in range(self.start_step, self.steps_per_epoch):
+            yield self.local_keys(step)

@@ -9,6 +9,13 @@ validation split and stored with the checkpoint, then applied unchanged to the t
 Reproducibility: seeds are fixed after the model is built; item order depends on (seed, epoch) and
 each item's randomness on (seed, epoch, index); the torch RNG state is saved with the optimizer.
 So ``--resume`` from an epoch boundary reproduces an uninterrupted run.
+
+Distributed (``torchrun``, see ``distributed.py``): one process per device, the model wrapped in
+DistributedDataParallel. ``optim.batch_size`` is the GLOBAL batch: every step draws the same items
+whatever the number of processes (``EpochBatchSampler``), each process takes its share, and the
+task losses are weighted so that the averaged gradient is the global batch's (``losses.py``). Each
+process's losses and every evaluation are summed over the processes (``DistContext``), so the
+numbers equal a single-process run's. Rank 0 alone writes checkpoints, metrics and plots and prints.
 """
 from __future__ import annotations
 
@@ -29,22 +36,17 @@ from dfer_ros.evaluation import metrics as M
 from dfer_ros.training.clip_dataset import ClipDataset, make_collate
 from dfer_ros.training.config import TrainConfig
 from dfer_ros.training.datasets import read_split
+from dfer_ros.training.distributed import DistContext, init_distributed, resolve_device
 from dfer_ros.training.losses import LossWeights, MultiTaskLoss, au_pos_weights
-from dfer_ros.training.sampling import balanced_sample_weights, class_weights, epoch_order
-from dfer_ros.training.train_state import load_train_state, save_train_state
+from dfer_ros.training.sampling import EpochBatchSampler, balanced_sample_weights, class_weights
+from dfer_ros.training.train_state import capture_rng_state, load_train_state, save_train_state
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.safetensors"
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
-    return dev
+__all__ = ["Trainer", "predict", "score", "evaluate_checkpoint", "resolve_device", "MODEL_FILE"]
 
 
 def seed_everything(seed: int) -> None:
@@ -103,15 +105,56 @@ def _loader(dataset: ClipDataset, order, batch_size: int, num_workers: int, seed
                       persistent_workers=False, pin_memory=False)
 
 
+class KeyedItems:
+    """The training set addressed by ``EpochBatchSampler`` keys ``(index, is_padding)``: a padding
+    slot is a real clip with every target ignored and index -1, so it adds nothing to any loss or sum.
+    A module-level class, so it pickles into DataLoader worker processes."""
+
+    def __init__(self, dataset: ClipDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key) -> dict:
+        index, padding = key
+        item = self.dataset[int(index)]
+        if padding:
+            item.update(expression=np.int64(-1), va=np.full_like(item["va"], np.nan),
+                        aus=np.full_like(item["aus"], -1), index=-1)
+        return item
+
+
+def _train_loader(dataset: ClipDataset, sampler: EpochBatchSampler, num_workers: int, seed: int, epoch: int, rank: int):
+    from torch.utils.data import DataLoader
+
+    from dfer_ros.clip_adapter.preprocess import to_pixel_values
+
+    gen = torch.Generator()
+    gen.manual_seed(int(seed) * 1000003 + int(epoch) + rank * 7919)  # worker seeds never touch the global RNG
+    return DataLoader(KeyedItems(dataset), batch_sampler=sampler, num_workers=num_workers,
+                      collate_fn=make_collate(to_pixel_values), generator=gen,
+                      persistent_workers=False, pin_memory=False)
+
+
+OUTPUT_KEYS = ("probs", "va", "au_probs")
+
+
 @torch.no_grad()
 def predict(model, dataset: ClipDataset, batch_size: int, device: torch.device, amp: bool = False,
-            num_workers: int = 0, progress: bool = False, desc: str = "eval", streaming: bool = True
-            ) -> dict[str, np.ndarray]:
+            num_workers: int = 0, progress: bool = False, desc: str = "eval", streaming: bool = True,
+            dist: Optional[DistContext] = None) -> dict[str, np.ndarray]:
     """Model outputs and targets for every item of ``dataset`` in order.
 
     Per-frame datasets (Aff-Wild2) are evaluated like the node runs: each frame of a video is encoded
     ONCE and the head runs over the cached embeddings of every window (``streaming``); re-encoding T
     frames per labelled frame would cost T times more and give the same numbers.
+
+    With a distributed ``dist`` every process predicts its share (whole videos when streaming, every
+    world_size-th item otherwise) and the rows are summed into the whole set on every process, each
+    row from its one owner: the result is the single-process prediction, with no item twice, so
+    metrics computed from it (UAR, macro F1, CCC, tuned AU thresholds: none of them a mean of
+    per-process values) equal a single-process evaluation. ``model`` is the bare module, not DDP's wrapper.
     """
     from tqdm import tqdm
 
@@ -119,17 +162,50 @@ def predict(model, dataset: ClipDataset, batch_size: int, device: torch.device, 
     model.eval()
     outs: dict[str, list] = {k: [] for k in ("probs", "va", "au_probs", "expression", "va_true", "aus_true")}
     use_amp = amp and device.type == "cuda"
+    sharded = dist is not None and dist.enabled
     if streaming and dataset.split.per_frame and all(r.video is None for r in dataset.split.records):
-        pred = _predict_streaming(model, dataset, batch_size, device, use_amp, progress, desc)
+        pred = _predict_streaming(model, dataset, batch_size, device, use_amp, progress, desc, dist)
         model.train(was_training)
         return pred
-    loader = _loader(dataset, range(len(dataset)), batch_size, num_workers, 0, 0)
+    mine = range(dist.rank, len(dataset), dist.world_size) if sharded else range(len(dataset))
+    loader = _loader(dataset, mine, batch_size, num_workers, 0, 0)
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
             out = model(batch["pixels"].to(device), batch["mask"].to(device))
         _collect(outs, out, batch["expression"].numpy(), batch["va"].numpy(), batch["aus"].numpy())
     model.train(was_training)
-    return {k: np.concatenate(v) for k, v in outs.items()}
+    local = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outs.items()}
+    if not sharded:
+        return local
+    return _assemble(dataset, np.asarray(mine, np.int64), {k: local[k] for k in OUTPUT_KEYS}, dist,
+                     _output_widths(model))
+
+
+def _targets(dataset: ClipDataset) -> dict[str, np.ndarray]:
+    targets = [dataset.targets(i) for i in range(len(dataset))]
+    return {"expression": np.array([t[0] for t in targets], np.int64),
+            "va_true": np.stack([t[1] for t in targets]).astype(np.float32),
+            "aus_true": np.stack([t[2] for t in targets]).astype(np.float32)}
+
+
+def _output_widths(model) -> dict[str, int]:
+    cfg = model.cfg
+    return {"probs": len(cfg.expression_labels), "va": 2, "au_probs": len(cfg.au_names)}
+
+
+def _assemble(dataset: ClipDataset, rows: np.ndarray, local: dict[str, np.ndarray], dist: DistContext,
+              widths: Optional[dict[str, int]] = None) -> dict[str, np.ndarray]:
+    """The whole set's predictions from each process's rows (see ``predict``) plus the targets."""
+    widths = widths or {k: local[k].shape[1] for k in OUTPUT_KEYS}
+    cols = np.cumsum([0] + [widths[k] for k in OUTPUT_KEYS])
+    table = np.zeros((len(dataset), cols[-1]), np.float32)
+    for k, a, b in zip(OUTPUT_KEYS, cols[:-1], cols[1:]):
+        if len(rows):
+            table[rows, a:b] = local[k]
+    table = dist.assemble_rows(table)
+    pred = {k: table[:, a:b].copy() for k, a, b in zip(OUTPUT_KEYS, cols[:-1], cols[1:])}
+    pred.update(_targets(dataset))
+    return pred
 
 
 def _collect(outs: dict[str, list], out: dict, expression, va, aus) -> None:
@@ -142,7 +218,7 @@ def _collect(outs: dict[str, list], out: dict, expression, va, aus) -> None:
 
 
 def _predict_streaming(model, dataset: ClipDataset, batch_size: int, device, amp: bool, progress: bool,
-                       desc: str) -> dict[str, np.ndarray]:
+                       desc: str, dist: Optional[DistContext] = None) -> dict[str, np.ndarray]:
     from tqdm import tqdm
 
     from dfer_ros.clip_adapter.preprocess import to_pixel_values
@@ -152,6 +228,14 @@ def _predict_streaming(model, dataset: ClipDataset, batch_size: int, device, amp
     by_record: dict[int, list[int]] = {}
     for i, item in enumerate(dataset.items):
         by_record.setdefault(item.record, []).append(i)
+    sharded = dist is not None and dist.enabled
+    if sharded:  # whole videos per process, the longest first onto the least loaded process
+        load = [0] * dist.world_size
+        owner: dict[int, int] = {}
+        for r in sorted(by_record, key=lambda r: (-len(by_record[r]), r)):
+            owner[r] = int(np.argmin(load))
+            load[owner[r]] += len(by_record[r])
+        by_record = {r: v for r, v in by_record.items() if owner[r] == dist.rank}
     results: dict[int, tuple] = {}
     frame_batch = max(1, batch_size * dataset.t)
     for r, items in tqdm(sorted(by_record.items()), desc=desc, disable=not progress, leave=False):
@@ -181,13 +265,15 @@ def _predict_streaming(model, dataset: ClipDataset, batch_size: int, device, amp
             au = torch.sigmoid(out["au_logits"].float()).cpu().numpy()
             for k, c in enumerate(chunk):
                 results[items[c]] = (probs[k], va[k], au[k])
+    if sharded:
+        rows = np.array(sorted(results), np.int64)
+        widths = _output_widths(model)
+        local = {k: np.stack([results[i][j] for i in rows]) if len(rows) else np.zeros((0, widths[k]), np.float32)
+                 for j, k in enumerate(OUTPUT_KEYS)}
+        return _assemble(dataset, rows, local, dist, widths)
     n = len(dataset)
-    targets = [dataset.targets(i) for i in range(n)]
     return {"probs": np.stack([results[i][0] for i in range(n)]), "va": np.stack([results[i][1] for i in range(n)]),
-            "au_probs": np.stack([results[i][2] for i in range(n)]),
-            "expression": np.array([t[0] for t in targets], np.int64),
-            "va_true": np.stack([t[1] for t in targets]).astype(np.float32),
-            "aus_true": np.stack([t[2] for t in targets]).astype(np.float32)}
+            "au_probs": np.stack([results[i][2] for i in range(n)]), **_targets(dataset)}
 
 
 def score(pred: dict[str, np.ndarray], num_classes: int, au_thresholds: Optional[np.ndarray] = None,
@@ -248,18 +334,32 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 
 @dataclass
 class Trainer:
+    """``dist`` None: a process group when started by torchrun (``init_distributed``), else one process."""
+
     cfg: TrainConfig
     resume: Optional[str] = None
     history: list[dict] = field(default_factory=list)
+    dist: Optional[DistContext] = None
 
     def __post_init__(self):
-        self.device = resolve_device(self.cfg.device)
+        if self.dist is None:
+            self.dist = init_distributed(self.cfg.device)
+        self.device = self.dist.device
         if self.cfg.optim.torch_threads > 0:
             torch.set_num_threads(self.cfg.optim.torch_threads)
         self.out = Path(self.cfg.output_dir)
+        self.progress = bool(self.cfg.progress and self.dist.is_main)
         self.model, self.model_cfg = build_model(self.cfg)
         self.model.to(self.device)
-        seed_everything(self.cfg.seed)
+        self.ddp = self.model
+        if self.dist.enabled:
+            # DDP copies rank 0's weights to every process; heads whose task is off get no gradient
+            # (find_unused_parameters), and AdamW then skips them, as in a single process
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)
+        # each process its own dropout draws; rank 0 keeps the single-process seed
+        seed_everything(self.cfg.seed + 7919 * self.dist.rank)
         d = self.cfg.data
         self.train_set = build_dataset(self.cfg, self.model_cfg, d.train_split, train=True)
         self.val_set = build_dataset(self.cfg, self.model_cfg, d.val_split, train=False) if d.val_split else None
@@ -267,6 +367,13 @@ class Trainer:
         self._build_loss()
         o = self.cfg.optim
         self.steps_per_epoch = math.ceil(len(self.train_set) / o.batch_size)
+        self.sampler = EpochBatchSampler(len(self.train_set), o.batch_size, self.cfg.seed, self.dist.rank,
+                                         self.dist.world_size, self.sample_weights)
+        if self.dist.enabled and self.dist.is_main:
+            per = -(-o.batch_size // self.dist.world_size)
+            log.info("global batch %d over %d processes: %d clips per process%s", o.batch_size,
+                     self.dist.world_size, per, "" if o.batch_size % self.dist.world_size == 0 else
+                     " (not divisible: some slots are ignored padding)")
         params = self.model.trainable_parameters()
         self.optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -306,7 +413,10 @@ class Trainer:
         from dfer_ros.clip_adapter.checkpoint import load_checkpoint
 
         load_checkpoint(folder / MODEL_FILE, self.model)
-        doc = load_train_state(folder, self.optimizer, self.scheduler, self.scaler)
+        doc = load_train_state(folder, self.optimizer, self.scheduler, self.scaler, rank=self.dist.rank)
+        if not doc["rng_restored"]:
+            log.warning("%s holds no RNG state for process %d (saved by %s process(es)): its dropout draws "
+                        "will differ from an uninterrupted run", folder, self.dist.rank, doc.get("world_size", 1))
         self.start_epoch = int(doc["epoch"]) + 1
         self.best_value = float(doc.get("best_value", -float("inf")))
         self.best_epoch = doc.get("best_epoch")
@@ -317,15 +427,30 @@ class Trainer:
         log.info("resumed from %s at epoch %d", folder, self.start_epoch)
 
     def _save(self, folder: Path, epoch: int, metrics: dict[str, Any], with_state: bool) -> None:
+        """Rank 0 writes; with ``with_state`` every process must call (the RNG states are gathered)."""
         from dfer_ros.clip_adapter.checkpoint import save_checkpoint
 
+        rng_states = self.dist.gather_objects(capture_rng_state()) if with_state else None
+        if not self.dist.is_main:
+            return
         extra = {"epoch": epoch, "metrics": metrics, "train_config": self.cfg.to_dict(),
                  "au_thresholds": metrics.get("au_thresholds")}
         save_checkpoint(folder / MODEL_FILE, self.model, self.model_cfg, extra)
         if with_state:
             save_train_state(folder, self.optimizer, self.scheduler, self.scaler, epoch,
                              {"best_value": self.best_value, "best_epoch": self.best_epoch,
-                              "history": self.history, "in_epoch": self._in_epoch})
+                              "history": self.history, "in_epoch": self._in_epoch}, rng_states)
+
+    def _loss_scale(self, batch: dict) -> Optional[dict[str, float]]:
+        """Per-task weights making DDP's averaged gradient the global batch's (``losses.py``)."""
+        if not self.dist.enabled:
+            return None
+        local = self.criterion.denominators(batch)
+        keys = sorted(local)
+        mine = torch.stack([local[k] for k in keys])
+        total = self.dist.sum_tensor(mine)
+        w = self.dist.world_size
+        return {k: (w * float(m) / float(t)) if float(t) > 0 else 0.0 for k, m, t in zip(keys, mine, total)}
 
     def train_epoch(self, epoch: int, max_steps: Optional[int] = None) -> Optional[dict[str, float]]:
         """One epoch (or its rest after a mid-epoch resume). Returns the epoch's mean losses, or None when
@@ -334,24 +459,32 @@ class Trainer:
 
         o = self.cfg.optim
         self.train_set.set_epoch(epoch)
-        order = epoch_order(len(self.train_set), epoch, self.cfg.seed, self.sample_weights)
         done, sums, count = 0, {}, 0
         if self._in_epoch and self._in_epoch["epoch"] == epoch:  # resuming inside this epoch
-            done, sums, count = self._in_epoch["steps_done"], dict(self._in_epoch["sums"]), self._in_epoch["count"]
+            done = self._in_epoch["steps_done"]
+            if self.dist.is_main:  # the saved sums are over all processes: counted once, on rank 0
+                sums, count = dict(self._in_epoch["sums"]), self._in_epoch["count"]
         self._in_epoch = None
-        loader = _loader(self.train_set, order[done * o.batch_size:], o.batch_size, o.num_workers, self.cfg.seed,
-                         epoch)
+        self.sampler.set_epoch(epoch, start_step=done)
+        loader = _train_loader(self.train_set, self.sampler, o.num_workers, self.cfg.seed, epoch, self.dist.rank)
         self.model.train()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{o.epochs}", disable=not self.cfg.progress, leave=False,
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{o.epochs}", disable=not self.progress, leave=False,
                    initial=done, total=self.steps_per_epoch)
         steps_here = 0
         for batch in bar:
+            # this step's items over all processes; the per-process loss values are weighted so that their
+            # sum over processes is the global batch's loss times that count (single-process bookkeeping)
+            n_global = len(self.sampler.global_items(done))
+            n_share = n_global / self.dist.world_size
             batch = {k: v.to(self.device) for k, v in batch.items()}
+            scale = self._loss_scale(batch)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.amp):
-                out = self.model(batch["pixels"], batch["mask"])
-            loss, parts = self.criterion(out, batch)
+                out = self.ddp(batch["pixels"], batch["mask"])
+            loss, parts = self.criterion(out, batch, scale)
             if self.text_targets is not None:
                 tl = self.text_targets.loss(out, batch["expression"])
+                if scale is not None:
+                    tl = tl * scale["text"]
                 loss = loss + self.cfg.loss.text * tl
                 parts["text"] = float(tl.detach())
             if not torch.isfinite(loss):
@@ -364,32 +497,45 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
-            n = int(batch["pixels"].shape[0])
-            count += n
-            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * n
+            count += int((batch["index"] >= 0).sum())  # padding slots are not items
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * n_share
             for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v * n
-            bar.set_postfix(loss=f"{sums['loss'] / count:.4f}")
+                sums[k] = sums.get(k, 0.0) + v * n_share
+            if self.progress:
+                bar.set_postfix(loss=f"{sums['loss'] / max(count, 1):.4f}")
             done += 1
             steps_here += 1
             stop = max_steps is not None and steps_here >= max_steps
             periodic = o.checkpoint_every_steps > 0 and done % o.checkpoint_every_steps == 0
             if (stop or periodic) and done < self.steps_per_epoch:
-                self._in_epoch = {"epoch": epoch, "steps_done": done, "sums": sums, "count": count}
-                self._save(self.out / "last", epoch - 1, {"train_loss": sums["loss"] / count}, with_state=True)
+                total, total_count = self._sum_over_processes(sums, count)
+                self._in_epoch = {"epoch": epoch, "steps_done": done, "sums": total, "count": total_count}
+                self._save(self.out / "last", epoch - 1, {"train_loss": total["loss"] / max(total_count, 1)},
+                           with_state=True)
                 self._in_epoch = None
                 if stop:
                     bar.close()
                     return None
-        return {f"train_{k}": v / max(count, 1) for k, v in sums.items()}
+        total, total_count = self._sum_over_processes(sums, count)
+        return {f"train_{k}": v / max(total_count, 1) for k, v in total.items()}
+
+    def _sum_over_processes(self, sums: dict[str, float], count: int) -> tuple[dict[str, float], int]:
+        if not self.dist.enabled:
+            return dict(sums), count
+        keys = sorted(sums)  # the same on every process after one step (the parts follow the config)
+        total = self.dist.sum_floats({**{k: sums.get(k, 0.0) for k in keys}, "__count": float(count)})
+        n = int(round(total.pop("__count")))
+        return total, n
 
     def fit(self, stop_after: Optional[int] = None, max_steps: Optional[int] = None) -> dict[str, Any]:
         """Train the remaining epochs, or only up to epoch ``stop_after``, or only ``max_steps`` optimizer
         steps (a run in parts: each part ends with last/ written, ``--resume`` continues it exactly)."""
         o = self.cfg.optim
+        main = self.dist.is_main
         last_epoch = o.epochs if stop_after is None else min(o.epochs, stop_after)
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "train_config.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "train_config.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
         per_frame = self.train_set.split.per_frame
         steps_left = max_steps
         for epoch in range(self.start_epoch, last_epoch):
@@ -397,15 +543,17 @@ class Trainer:
             before = self.scheduler.last_epoch
             train = self.train_epoch(epoch, steps_left)
             if train is None:
-                print(f"stopped inside epoch {epoch + 1} after {max_steps} step(s); resume with --resume "
-                      f"{self.out / 'last'}", flush=True)
+                self.dist.barrier()  # last/ is complete before any process ends
+                if main:
+                    print(f"stopped inside epoch {epoch + 1} after {max_steps} step(s); resume with --resume "
+                          f"{self.out / 'last'}", flush=True)
                 return {"stopped_in_epoch": epoch + 1, "output_dir": str(self.out)}
             if steps_left is not None:
                 steps_left -= self.scheduler.last_epoch - before
             record: dict[str, Any] = {"epoch": epoch + 1, **train, "lr": float(self.scheduler.get_last_lr()[0])}
             if self.val_set is not None:
                 pred = predict(self.model, self.val_set, o.eval_batch_size, self.device, self.amp, o.num_workers,
-                               self.cfg.progress, desc="val")
+                               self.progress, desc="val", dist=self.dist)
                 record.update({f"val_{k}": v for k, v in score(pred, len(self.model_cfg.expression_labels),
                                                                tune_thresholds=self.cfg.tune_au_thresholds,
                                                                outputs=_outputs(self.model_cfg)).items()})
@@ -419,41 +567,49 @@ class Trainer:
             if improved:
                 self.best_value = value if not math.isnan(value) else -float("inf")
                 self.best_epoch = epoch + 1
-            print(f"epoch {epoch + 1}/{o.epochs} loss {record['train_loss']:.4f} lr {record['lr']:.2e} | "
-                  f"val {format_metrics(val) or '-'} | {name} {value:.4f}{' *' if improved else ''} | "
-                  f"{record['seconds']:.1f} s", flush=True)
+            if main:
+                print(f"epoch {epoch + 1}/{o.epochs} loss {record['train_loss']:.4f} lr {record['lr']:.2e} | "
+                      f"val {format_metrics(val) or '-'} | {name} {value:.4f}{' *' if improved else ''} | "
+                      f"{record['seconds']:.1f} s", flush=True)
             if improved:
                 self._save(self.out / "best", epoch, val or record, with_state=False)
             self._save(self.out / "last", epoch, val or record, with_state=True)
-            with open(self.out / "metrics.jsonl", "w") as handle:
-                for h in self.history:
-                    handle.write(json.dumps(h) + "\n")
+            if main:
+                with open(self.out / "metrics.jsonl", "w") as handle:
+                    for h in self.history:
+                        handle.write(json.dumps(h) + "\n")
             if steps_left is not None and steps_left <= 0 and epoch + 1 < last_epoch:
-                print(f"stopped after epoch {epoch + 1} ({max_steps} step(s)); resume with --resume "
-                      f"{self.out / 'last'}", flush=True)
+                self.dist.barrier()
+                if main:
+                    print(f"stopped after epoch {epoch + 1} ({max_steps} step(s)); resume with --resume "
+                          f"{self.out / 'last'}", flush=True)
                 return {"stopped_after_epoch": epoch + 1, "output_dir": str(self.out)}
         name = getattr(self, "best_name", self.cfg.select_metric)
         summary: dict[str, Any] = {"select_metric": name, "best_value": self.best_value,
                                    "best_epoch": self.best_epoch, "epochs": o.epochs,
                                    "epochs_run": len(self.history), "output_dir": str(self.out),
                                    "best_checkpoint": str(self.out / "best" / MODEL_FILE)}
-        if self.history:
+        if self.history and main:
             from dfer_ros.evaluation.plots import plot_training_curves
 
             keys = [k for k in self.history[-1] if k in ("train_loss", "val_war", "val_uar", "val_macro_f1",
                                                          "val_ccc_mean", "val_au_f1")]
             plot_training_curves(self.history, self.out / "curves.png", keys)
+        self.dist.barrier()  # best/ and last/ are complete before any process reads them or ends
         if self.cfg.data.test_split and last_epoch == o.epochs:
             summary["test"] = evaluate_checkpoint(self.cfg, self.out / "best" / MODEL_FILE, self.cfg.data.test_split,
-                                                  self.out / f"eval_{self.cfg.data.test_split}", model=self.model)
+                                                  self.out / f"eval_{self.cfg.data.test_split}", model=self.model,
+                                                  dist=self.dist)
         return summary
 
 
-def evaluate_checkpoint(cfg: TrainConfig, checkpoint, split: str, out_dir, model=None) -> dict[str, Any]:
-    """Evaluate a saved checkpoint on one split with the AU thresholds tuned at training time."""
+def evaluate_checkpoint(cfg: TrainConfig, checkpoint, split: str, out_dir, model=None,
+                        dist: Optional[DistContext] = None) -> dict[str, Any]:
+    """Evaluate a saved checkpoint on one split with the AU thresholds tuned at training time.
+    With a distributed ``dist`` every process takes a share and rank 0 writes the report."""
     from dfer_ros.clip_adapter.checkpoint import load_checkpoint
 
-    device = resolve_device(cfg.device)
+    device = dist.device if dist is not None else resolve_device(cfg.device)
     if cfg.optim.torch_threads > 0:
         torch.set_num_threads(cfg.optim.torch_threads)
     if model is None:
@@ -464,12 +620,14 @@ def evaluate_checkpoint(cfg: TrainConfig, checkpoint, split: str, out_dir, model
     model.to(device)
     dataset = build_dataset(cfg, model_cfg, split, train=False)
     amp = bool(cfg.optim.amp and device.type == "cuda")
-    pred = predict(model, dataset, cfg.optim.eval_batch_size, device, amp, cfg.optim.num_workers, cfg.progress,
-                   desc=split)
+    main = dist is None or dist.is_main
+    pred = predict(model, dataset, cfg.optim.eval_batch_size, device, amp, cfg.optim.num_workers,
+                   cfg.progress and main, desc=split, dist=dist)
     th = extra.get("au_thresholds")
     metrics = score(pred, len(model_cfg.expression_labels), np.asarray(th) if th else None,
                     outputs=_outputs(model_cfg))
     metrics.update({"split": split, "items": len(dataset), "checkpoint": str(checkpoint),
                     "dataset": dataset.split.name})
-    write_report(pred, metrics, list(model_cfg.expression_labels), Path(out_dir), f"{dataset.split.name}")
+    if main:
+        write_report(pred, metrics, list(model_cfg.expression_labels), Path(out_dir), f"{dataset.split.name}")
     return metrics
