@@ -15,34 +15,38 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from dfer_ros.estimators.loader import SPEC_HELP
+
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="dfer-preprocess", description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="+", help="video files or folders searched for videos")
     ap.add_argument("--out", required=True, help="output folder (one frame folder per video)")
-    ap.add_argument("--model", default="models/tiny_test.yaml", help="model config: crop size and face scale")
-    ap.add_argument("--pipeline", help="pipeline YAML (detector/tracker settings of the node)")
+    ap.add_argument("--model", default="models/tiny_test.yaml",
+                    help=f"the model the crops are for, which sets crop size and face scale: {SPEC_HELP} "
+                         "(default: %(default)s)")
+    ap.add_argument("--pipeline", "--config", dest="pipeline",
+                    help="pipeline YAML (detector/tracker settings of the node)")
     ap.add_argument("--keep", choices=("main", "all"), default="main", help="keep only the main face, or all")
     ap.add_argument("--workers", type=int, default=1,
                     help=f"videos processed in parallel, one process each (this machine has {os.cpu_count()} CPUs)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar (log files)")
+    ap.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
+                    help="no progress bar (log files)")
     args = ap.parse_args(argv)
     if args.workers < 1:
         ap.error("--workers must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from dfer_ros.clip_adapter.config import load_config
-    from dfer_ros.perception.model_interface import CropSpec
-    from dfer_ros.perception.config import PipelineConfig
+    from dfer_ros.estimators.loader import crop_spec_for
+    from dfer_ros.perception.config import load_pipeline_config
     from dfer_ros.training.preprocess import find_videos, preprocess_videos
 
-    mcfg = load_config(args.model)
-    cfg = PipelineConfig.from_yaml(args.pipeline) if args.pipeline else PipelineConfig()
-    spec = CropSpec(size=mcfg.image_size, face_scale=mcfg.face_scale, color="rgb")
     try:
+        spec = crop_spec_for(args.model)
+        cfg = load_pipeline_config(args.pipeline)
         results = preprocess_videos(find_videos(args.inputs), Path(args.out), spec, cfg, args.keep,
                                     progress=not args.no_progress, workers=args.workers)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         print(f"dfer-preprocess: {exc}", file=sys.stderr)
         return 2
     summary = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}

@@ -169,21 +169,36 @@ class ClipTemporalHead(TemporalHead):
         return results
 
 
-def _torch_sessions(model_dir: Path, manifest: dict, device: str, fp16: bool):
-    """Rebuild the PyTorch model from the exported config + weights and wrap its two halves."""
+def _torch_model_sessions(config: Union[str, Path], checkpoint: Union[str, Path, None], device: str, fp16: bool):
+    """(config, image-tower session, head session): the PyTorch model rebuilt from its config (+ weights),
+    its two halves wrapped as torch sessions. Shared by exported folders on torch and config YAMLs."""
     from dfer_ros.clip_adapter.checkpoint import load_checkpoint
     from dfer_ros.clip_adapter.config import load_config
     from dfer_ros.clip_adapter.export import HEAD_INPUTS, HEAD_OUTPUTS, IMAGE_INPUTS, IMAGE_OUTPUTS, HeadExport, ImageTowerExport
     from dfer_ros.clip_adapter.model import ClipAdapterModel
 
-    cfg = load_config(model_dir / manifest["config"])
+    cfg = load_config(config)
     model = ClipAdapterModel(cfg)
-    load_checkpoint(model_dir / manifest["torch_weights"]["file"], model)
+    if checkpoint:
+        load_checkpoint(checkpoint, model)
     encoder = create_session("torch", ImageTowerExport(model), device=device, fp16=fp16,
                              input_names=IMAGE_INPUTS, output_names=IMAGE_OUTPUTS)
     head = create_session("torch", HeadExport(model), device=device, fp16=fp16,
                           input_names=HEAD_INPUTS, output_names=HEAD_OUTPUTS)
-    return encoder, head
+    return cfg, encoder, head
+
+
+def _assemble(encoder_session, head_session, *, name: str, backend: str, image_size: int, embedding_dim: int,
+              face_scale: float, expression_labels, au_names, window: int, max_faces: int, min_frames: int,
+              text_labels, text_weights, logit_scale: float, text_mode: str, fusion_weight: float,
+              compound_method: Optional[str], outputs) -> AffectModel:
+    """Encoder and head around two sessions: the one assembly both loaders share."""
+    encoder = ClipFrameEncoder(encoder_session, image_size, embedding_dim, face_scale, max_faces)
+    head = ClipTemporalHead(head_session, expression_labels, au_names, window, max_batch=max_faces,
+                            min_frames=min_frames, text_labels=text_labels, text_weights=text_weights,
+                            logit_scale=logit_scale, text_mode=text_mode, fusion_weight=fusion_weight,
+                            compound_method=compound_method, outputs=outputs)
+    return AffectModel(encoder=encoder, head=head, name=f"clip:{name}", backend=backend)
 
 
 def load_clip_model(model_dir: Union[str, Path], backend: str = "onnxruntime", device: str = "cpu", fp16: bool = False,
@@ -194,7 +209,8 @@ def load_clip_model(model_dir: Union[str, Path], backend: str = "onnxruntime", d
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir, verify_hashes=verify_hashes)
     if backend == "torch":
-        encoder_session, head_session = _torch_sessions(model_dir, manifest, device, fp16)
+        _, encoder_session, head_session = _torch_model_sessions(
+            model_dir / manifest["config"], model_dir / manifest["torch_weights"]["file"], device, fp16)
     elif backend in ("onnxruntime", "tensorrt"):
         kw = dict(device=device, fp16=fp16, max_batch=max_faces, cache_dir=cache_dir, intra_op_threads=intra_op_threads)
         encoder_session = create_session(backend, model_dir / manifest["image_tower"]["file"], **kw)
@@ -210,15 +226,16 @@ def load_clip_model(model_dir: Union[str, Path], backend: str = "onnxruntime", d
     if fusion_weight is not None:
         fusion = fusion_weight
     compound = manifest.get("compound") or {}
-    encoder = ClipFrameEncoder(encoder_session, manifest["image_size"], manifest["embedding_dim"],
-                               manifest.get("face_scale", 1.25), max_faces)
-    head = ClipTemporalHead(head_session, manifest["expression_labels"], manifest["au_names"], manifest["window"],
-                            max_batch=max_faces, min_frames=min_frames, text_labels=labels, text_weights=weights,
-                            logit_scale=scale, text_mode=text_mode, fusion_weight=fusion,
-                            compound_method=compound.get("method", "sum") if compound.get("enabled", True) else None,
-                            outputs=manifest.get("outputs", ("expression", "va", "au")))
-    log.info("CLIP-adapter model %s on %s (text mode %s)", manifest["name"], backend, head.text_mode)
-    return AffectModel(encoder=encoder, head=head, name=f"clip:{manifest['name']}", backend=backend)
+    model = _assemble(encoder_session, head_session, name=manifest["name"], backend=backend,
+                      image_size=manifest["image_size"], embedding_dim=manifest["embedding_dim"],
+                      face_scale=manifest.get("face_scale", 1.25), expression_labels=manifest["expression_labels"],
+                      au_names=manifest["au_names"], window=manifest["window"], max_faces=max_faces,
+                      min_frames=min_frames, text_labels=labels, text_weights=weights, logit_scale=scale,
+                      text_mode=text_mode, fusion_weight=fusion,
+                      compound_method=compound.get("method", "sum") if compound.get("enabled", True) else None,
+                      outputs=manifest.get("outputs", ("expression", "va", "au")))
+    log.info("CLIP-adapter model %s on %s (text mode %s)", manifest["name"], backend, model.head.text_mode)
+    return model
 
 
 def load_clip_model_from_config(config: Union[str, Path], checkpoint: Union[str, Path, None] = None,
@@ -227,19 +244,7 @@ def load_clip_model_from_config(config: Union[str, Path], checkpoint: Union[str,
                                 fusion_weight: Optional[float] = None, min_frames: int = 1) -> AffectModel:
     """torch backend straight from a config YAML (+ training checkpoint), no export step. Text
     embeddings are computed here when a tokenizer folder is known (argument, text.tokenizer, clip_weights)."""
-    from dfer_ros.clip_adapter.checkpoint import load_checkpoint
-    from dfer_ros.clip_adapter.config import load_config
-    from dfer_ros.clip_adapter.export import HEAD_INPUTS, HEAD_OUTPUTS, IMAGE_INPUTS, IMAGE_OUTPUTS, HeadExport, ImageTowerExport
-    from dfer_ros.clip_adapter.model import ClipAdapterModel
-
-    cfg = load_config(config)
-    model = ClipAdapterModel(cfg)
-    if checkpoint:
-        load_checkpoint(checkpoint, model)
-    encoder_session = create_session("torch", ImageTowerExport(model), device=device, fp16=fp16,
-                                     input_names=IMAGE_INPUTS, output_names=IMAGE_OUTPUTS)
-    head_session = create_session("torch", HeadExport(model), device=device, fp16=fp16,
-                                  input_names=HEAD_INPUTS, output_names=HEAD_OUTPUTS)
+    cfg, encoder_session, head_session = _torch_model_sessions(config, checkpoint, device, fp16)
     labels = weights = None
     folder = tokenizer or cfg.text.tokenizer or cfg.clip_weights
     if cfg.text.enabled and folder and (Path(folder) / "vocab.json").is_file():
@@ -247,14 +252,13 @@ def load_clip_model_from_config(config: Union[str, Path], checkpoint: Union[str,
 
         sets, emb = text_embeddings_for(cfg, folder)
         labels, weights = [s.label for s in sets], emb["weights"]
-    encoder = ClipFrameEncoder(encoder_session, cfg.image_size, cfg.embedding_dim, cfg.face_scale, max_faces)
-    head = ClipTemporalHead(head_session, cfg.expression_labels, cfg.au_names, cfg.window, max_batch=max_faces,
-                            min_frames=min_frames, text_labels=labels, text_weights=weights,
-                            logit_scale=cfg.text.logit_scale, text_mode=text_mode,
-                            fusion_weight=cfg.text.fusion_weight if fusion_weight is None else fusion_weight,
-                            compound_method=cfg.compound.method if cfg.compound.enabled else None,
-                            outputs=cfg.outputs)
-    return AffectModel(encoder=encoder, head=head, name=f"clip:{cfg.name}", backend="torch")
+    return _assemble(encoder_session, head_session, name=cfg.name, backend="torch", image_size=cfg.image_size,
+                     embedding_dim=cfg.embedding_dim, face_scale=cfg.face_scale,
+                     expression_labels=cfg.expression_labels, au_names=cfg.au_names, window=cfg.window,
+                     max_faces=max_faces, min_frames=min_frames, text_labels=labels, text_weights=weights,
+                     logit_scale=cfg.text.logit_scale, text_mode=text_mode,
+                     fusion_weight=cfg.text.fusion_weight if fusion_weight is None else fusion_weight,
+                     compound_method=cfg.compound.method if cfg.compound.enabled else None, outputs=cfg.outputs)
 
 
 def build_clip_model(backend: str = "onnxruntime", model_dir: Union[str, Path, None] = None,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from dfer_ros.estimators.factory import MODEL_BUILDERS, create_model
-from dfer_ros.perception.model_interface import AffectModel
+from dfer_ros.perception.model_interface import AffectModel, CropSpec
 
 SPEC_HELP = ("a registered name (default, fer2013, ...), a dfer-export folder, or a CLIP-adapter config YAML "
              "(with --checkpoint)")
@@ -77,3 +77,29 @@ def build_pipeline(config, spec: Union[str, Path, ModelSpec] = "default", backen
     from dfer_ros.perception.pipeline import PerceptionPipeline
 
     return PerceptionPipeline(config, load_model(spec, backend, checkpoint, **model_options))
+
+
+def crop_spec_for(spec: Union[str, Path, ModelSpec], backend: str = "onnxruntime") -> CropSpec:
+    """How the model a spec names wants faces cut (size, face scale, colour), for crop extraction.
+
+    A config or an exported folder is read without loading any network; a registered model is built
+    (and closed again) because its crop spec may depend on its options.
+    """
+    if not isinstance(spec, ModelSpec):
+        spec = parse_model_spec(spec)
+    if spec.kind == "config":
+        from dfer_ros.clip_adapter.config import load_config
+
+        cfg = load_config(spec.path)
+        return CropSpec(size=cfg.image_size, face_scale=cfg.face_scale, color="rgb")
+    if spec.kind == "export":
+        from dfer_ros.estimators.clip_model import read_manifest
+
+        manifest = read_manifest(spec.path, verify_hashes=False)
+        return CropSpec(size=int(manifest["image_size"]), face_scale=float(manifest.get("face_scale", 1.25)),
+                        color="rgb")
+    model = load_model(spec, backend)
+    try:
+        return model.encoder.crop_spec
+    finally:
+        model.close()

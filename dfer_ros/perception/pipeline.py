@@ -32,14 +32,14 @@ import numpy as np
 
 from dfer_ros.perception.model_interface import AffectModel
 from dfer_ros.perception.aggregation import Aggregators
-from dfer_ros.perception.alignment import align_faces
 from dfer_ros.perception.config import PipelineConfig
-from dfer_ros.perception.detection import FaceDetector, create_detector
+from dfer_ros.perception.detection import FaceDetector
 from dfer_ros.perception.frames import FrameError, to_bgr8
+from dfer_ros.perception.front_end import FaceFrontEnd, copy_sections
 from dfer_ros.perception.scheduler import ComputeScheduler, FaceDemand, StageSpec
 from dfer_ros.perception.track_buffer import TrackBuffers
 from dfer_ros.perception.tracking import FaceTracker, Track
-from dfer_ros.perception.types import (CLOCK_JUMP_RESET, DUPLICATE_STAMP, LATE_FRAME_DROPPED, AffectEstimate, Detection,
+from dfer_ros.perception.types import (CLOCK_JUMP_RESET, DUPLICATE_STAMP, LATE_FRAME_DROPPED, AffectEstimate,
                                        FaceResult, FrameResult)
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,7 @@ class PerceptionPipeline:
         self.config = config.validate()
         self._clock = clock
         self.model = model
-        d = config.detection
-        self.detector = detector or create_detector(d.detector, min_score=d.low_score_threshold,
-                                                    min_face_size=d.min_face_size, max_side=d.max_side,
-                                                    max_faces=d.max_faces, threads=d.threads)
+        self.front_end = FaceFrontEnd(self.config, detector)
         self.crop_spec = model.encoder.crop_spec
         self.encoder_stages = {st.name: st for st in model.encoder.stages}
         compute = self.config.compute
@@ -144,12 +141,30 @@ class PerceptionPipeline:
         if self._job is not None:
             self._job.future.exception()  # waits; errors are handled when the result is merged
 
+    @property
+    def detector(self) -> FaceDetector:
+        return self.front_end.detector
+
+    @property
+    def tracker(self) -> FaceTracker:
+        return self.front_end.tracker
+
+    def reconfigure(self, new: PipelineConfig) -> list[str]:
+        """Apply the run-time-changeable settings of ``new`` (validated) between two frames; returns the
+        changed dotted names. Detector construction settings (``front_end.BUILD_TIME_FIELDS``) need a new
+        pipeline; a new ``buffer.window_frames`` applies to faces that appear afterwards."""
+        changed = self.front_end.reconfigure(new)
+        changed += copy_sections(self.config, new, ("buffer", "aggregation", "compute"))
+        for name in ("max_frame_side", "encode_predicted", "stamp_reorder_tolerance"):
+            if getattr(self.config, name) != getattr(new, name):
+                setattr(self.config, name, getattr(new, name))
+                changed.append(name)
+        self.buffers.reconfigure(self.model.head.max_frames)
+        return changed
+
     def reset(self) -> None:
         """Forget all tracks, buffers and smoothing state (face ids keep counting up)."""
-        if hasattr(self, "tracker"):
-            self.tracker.reset()
-        else:
-            self.tracker = FaceTracker(self.config.tracking, high_score=self.config.detection.score_threshold)
+        self.front_end.reset()
         self.buffers = TrackBuffers(self.config.buffer, max_frames=self.model.head.max_frames)
         self.aggregators = Aggregators(self.config.aggregation)
         self.model.encoder.reset()
@@ -159,7 +174,6 @@ class PerceptionPipeline:
         # last aggregated output per face id, reported on frames where the face was not re-estimated
         self._last_output: dict[str, tuple[AffectEstimate, str, float]] = {}
         self._frame_index = 0
-        self._frames_since_reset = 0
         self._last_stamp: Optional[float] = None
         # Time of the per-face state (tracker, buffers, smoothing): the stamp plus the nominal frame intervals
         # given to repeated stamps, so a driver that repeats stamps never freezes them (zero time steps).
@@ -203,28 +217,19 @@ class PerceptionPipeline:
         state_time = self._state_time(stamp, stamp_event)
         self._last_stamp = stamp
 
-        run_detector = self._frames_since_reset % self.config.detection.every == 0
-        self._frames_since_reset += 1
+        step = self.front_end.step(bgr, state_time)
         t = time.perf_counter()
-        detections: list[Detection] = []
-        if run_detector:
-            detections = self.detector.detect(bgr)
-        timings["detect"] = _ms(t)
-
-        t = time.perf_counter()
-        tracks = self.tracker.update(detections, state_time) if run_detector else self.tracker.predict(state_time)
-        for face_id in self.tracker.ended_ids:
+        for face_id in step.ended_ids:
             self.buffers.free(face_id)
             self.aggregators.free(face_id)
             self._last_output.pop(face_id, None)
-        self.scheduler.forget(self.tracker.ended_ids)
+        self.scheduler.forget(step.ended_ids)
         self.buffers.check_time(state_time)
-        visible = [tr for tr in tracks if tr.visible]
-        visible.sort(key=lambda tr: -float(tr.box[2] * tr.box[3]))
-        visible = visible[: self.config.detection.max_faces]
-        timings["track"] = _ms(t)
+        visible = step.tracks
+        timings["detect"] = step.timings_ms["detect"]
+        timings["track"] = step.timings_ms["track"] + _ms(t)
 
-        encode = [tr for tr in visible if tr.detected_now or self.config.encode_predicted]
+        encode = self.front_end.to_encode(visible)
         t = time.perf_counter()
         self._sync_compute_config()
         updated = self._collect_background(index)
@@ -234,8 +239,7 @@ class PerceptionPipeline:
                                    available)
         chosen = {fid for ids in plan.faces.values() for fid in ids}
         to_align = [tr for tr in encode if tr.face_id in chosen]
-        faces = [tr.detection if tr.detected_now else tr.box for tr in to_align]
-        crops = align_faces(bgr, faces, self.crop_spec)
+        crops = self.front_end.crops(bgr, to_align, self.crop_spec)
         row_of = {tr.face_id: i for i, tr in enumerate(to_align)}
         timings["align"] = _ms(t)
 

@@ -155,6 +155,14 @@ class TrackBuffers:
     def free(self, face_id: str) -> None:
         self._buffers.pop(face_id, None)
 
+    def reconfigure(self, head_max_frames: Optional[int] = None) -> None:
+        """Apply ``self.config`` after an in-place change: the frame cap for new faces, the time limits for all."""
+        cap = self.config.window_frames
+        self.max_frames = min(cap, head_max_frames) if head_max_frames else cap
+        for buf in self._buffers.values():
+            buf.max_seconds = float(self.config.window_seconds)
+            buf.gap_reset_seconds = float(self.config.gap_reset_seconds)
+
     def reset(self) -> None:
         self._buffers.clear()
         self._last_stamp = None

@@ -7,7 +7,7 @@ detector). The same table generates ``config/dfer.yaml`` and the docs table, so 
 
 Validation is ROS-free (``validate_values``): it is used by the node's on-set-parameters callback to
 reject a bad value with a reason, and by tests. Accepted pipeline changes are applied to the running
-pipeline between two frames by ``apply_pipeline_config``.
+pipeline between two frames by ``PerceptionPipeline.reconfigure``.
 """
 from __future__ import annotations
 
@@ -230,38 +230,9 @@ def load_pipeline_defaults(path: str) -> PipelineConfig:
 
 
 def apply_pipeline_config(pipeline, new: PipelineConfig) -> list[str]:
-    """Apply the run-time-changeable fields of ``new`` to a running ``PerceptionPipeline`` in place.
-
-    Called by the node's worker between two frames. The tracker, buffers and aggregators hold references
-    to the pipeline's config sections, so in-place updates reach them; the detector copied its thresholds
-    at construction and is updated explicitly. Returns the changed field names (for the log).
-    """
-    cfg = pipeline.config
-    changed = []
-    for section in ("detection", "tracking", "buffer", "aggregation", "compute"):
-        old_sec, new_sec = getattr(cfg, section), getattr(new, section)
-        for f in dataclasses.fields(old_sec):
-            if f"{section}.{f.name}" in _PIPELINE_READ_ONLY:
-                continue
-            if getattr(old_sec, f.name) != getattr(new_sec, f.name):
-                setattr(old_sec, f.name, getattr(new_sec, f.name))
-                changed.append(f"{section}.{f.name}")
-    for name in ("max_frame_side", "encode_predicted"):
-        if getattr(cfg, name) != getattr(new, name):
-            setattr(cfg, name, getattr(new, name))
-            changed.append(name)
-    det = pipeline.detector
-    d = cfg.detection
-    det.min_score = float(d.low_score_threshold)
-    det.min_face_size = int(d.min_face_size)
-    det.max_faces = int(d.max_faces)
-    pipeline.tracker.high_score = float(d.score_threshold)
-    buffers = pipeline.buffers
-    buffers.max_frames = min(cfg.buffer.window_frames, pipeline.model.head.max_frames)
-    for buf in getattr(buffers, "_buffers", {}).values():
-        buf.max_seconds = float(cfg.buffer.window_seconds)
-        buf.gap_reset_seconds = float(cfg.buffer.gap_reset_seconds)
-    return changed
+    """Apply an accepted change to the running pipeline between two frames (``PerceptionPipeline.reconfigure``);
+    returns the changed field names (for the log)."""
+    return pipeline.reconfigure(new)
 
 
 def yaml_text(specs: tuple[ParamSpec, ...]) -> str:

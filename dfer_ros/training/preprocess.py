@@ -1,9 +1,9 @@
 """Turn raw videos into aligned face-crop frame folders with the node's own detector, tracker and aligner.
 
-Training crops must look like the crops the node feeds the encoder at run time, so this uses the
-SAME stages as ``perception.pipeline.PerceptionPipeline`` with the same ``PipelineConfig``: the
-detector (YuNet, or Haar), the ByteTrack-style tracker driven by frame stamps, and the 5-point
-similarity alignment with the model's crop size and face scale.
+Training crops must look like the crops the node feeds the encoder at run time, so this runs the
+pipeline's own face front-end (``perception.front_end.FaceFrontEnd``) with the same ``PipelineConfig``:
+the detector (YuNet, or Haar), the ByteTrack-style tracker driven by frame stamps, the largest-first
+cap, and the 5-point similarity alignment with the model's crop size and face scale.
 
 Output per video (``<out>/<video stem>/``):
   00001.jpg, 00002.jpg, ...    crops of the video's main face (the track seen in most frames),
@@ -32,11 +32,9 @@ from typing import Optional, Sequence
 
 import cv2
 
-from dfer_ros.perception.model_interface import CropSpec
-from dfer_ros.perception.alignment import align_faces
 from dfer_ros.perception.config import PipelineConfig
-from dfer_ros.perception.detection import create_detector
-from dfer_ros.perception.tracking import FaceTracker
+from dfer_ros.perception.front_end import FaceFrontEnd, build_detector
+from dfer_ros.perception.model_interface import CropSpec
 from dfer_ros.training.datasets.common import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -94,9 +92,7 @@ def preprocess_video(video: Path, out_dir: Path, spec: CropSpec, cfg: Optional[P
         return PreprocessResult(video, folder, "failed", reason="cannot be opened")
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and fps > 0 else 25.0
-    d = cfg.detection
-    detector = detector or _make_detector(cfg)
-    tracker = FaceTracker(cfg.tracking, high_score=d.score_threshold)
+    front_end = FaceFrontEnd(cfg, detector)
     bgr_spec = CropSpec(size=spec.size, face_scale=spec.face_scale, color="bgr")  # written with cv2 (BGR)
     counts: dict[str, int] = {}
     names: dict[str, str] = {}  # tracker id -> this video's own "f1", "f2", ... (see _id_number)
@@ -107,13 +103,9 @@ def preprocess_video(video: Path, out_dir: Path, spec: CropSpec, cfg: Optional[P
             ok, frame = cap.read()
             if not ok:
                 break
-            stamp = index / fps
-            run = index % d.every == 0
-            tracks = tracker.update(detector.detect(frame), stamp) if run else tracker.predict(stamp)
-            faces = [t for t in tracks if t.visible and t.detected_now]
-            faces.sort(key=lambda t: -float(t.box[2] * t.box[3]))
-            faces = faces[: d.max_faces]
-            crops = align_faces(frame, [t.detection for t in faces], bgr_spec)
+            step = front_end.step(frame, index / fps)
+            faces = [t for t in step.tracks if t.detected_now]  # only real detections become training crops
+            crops = front_end.crops(frame, faces, bgr_spec)
             for fid in sorted((t.face_id for t in faces if t.face_id not in names), key=_id_number):
                 names[fid] = f"f{len(names) + 1}"
             for t, crop in zip(faces, crops):
@@ -162,18 +154,12 @@ def find_videos(paths: Sequence[Path]) -> list[Path]:
     return out
 
 
-def _make_detector(cfg: PipelineConfig):
-    d = cfg.detection
-    return create_detector(d.detector, min_score=d.low_score_threshold, min_face_size=d.min_face_size,
-                           max_side=d.max_side, max_faces=d.max_faces, threads=d.threads)
-
-
 _WORKER: dict = {}
 
 
 def _init_worker(cfg: PipelineConfig) -> None:
     cv2.setNumThreads(1)  # the parallelism is the processes; threads on top would only oversubscribe
-    _WORKER["detector"] = _make_detector(cfg)
+    _WORKER["detector"] = build_detector(cfg)
 
 
 def _work(video: Path, out_dir: Path, spec: CropSpec, cfg: PipelineConfig, keep: str,
@@ -206,7 +192,7 @@ def preprocess_videos(videos: Sequence[Path], out_dir: Path, spec: CropSpec, cfg
             todo.append(i)
     bar = tqdm(total=len(videos), initial=len(videos) - len(todo), desc="videos", disable=not progress)
     if todo and workers <= 1:
-        detector = _make_detector(cfg)
+        detector = build_detector(cfg)
         for i in todo:
             results[i] = preprocess_video(videos[i], out_dir, spec, cfg, keep, jpeg_quality, detector=detector)
             bar.update()
