@@ -182,3 +182,46 @@ def test_faces_appear_and_disappear_on_the_rep155_topics(ros_env, hri_prefix, fr
         assert publishers("/humans/faces/tracked"), "the tracked list stays advertised"
         node.destroy_node()
     assert proc.returncode == 0, f"dfer_node exit code {proc.returncode} after SIGINT:\n{read_log(log_path)}"
+
+
+def test_enabled_without_hri_msgs_is_reported_not_fatal(monkeypatch):
+    from dfer_ros.ros import hri_publisher
+
+    monkeypatch.setattr(hri_publisher, "hri_msgs_available", lambda: False)
+    assert hri_publisher.create_if_enabled(object(), True) is None
+    assert hri_publisher.missing_parts(True, None) == (hri_publisher.UNAVAILABLE,)
+    assert "hri_msgs" in hri_publisher.UNAVAILABLE
+    assert hri_publisher.missing_parts(False, None) == ()
+    assert hri_publisher.create_if_enabled(object(), False) is None
+
+
+def test_node_without_hri_msgs_runs_and_says_why_in_diagnostics(ros_env, tmp_path):
+    """hri.enabled with no hri_msgs (this venv): the node still activates, and /diagnostics names the reason."""
+    rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not installed; run make setup")
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from dfer_ros.ros.diagnostics import diagnostic_values
+    from dfer_ros.ros.session import ros_session
+    from ros_helpers import read_log, ros_process, wait_until
+
+    env = {k: v for k, v in ros_env.items() if k != "PYTHONPATH"}  # no stand-in hri_msgs for this process
+    log_path = tmp_path / "dfer_node.log"
+    args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", "__ns:=/hri_missing", "-p", "hri.enabled:=true",
+            "-p", "diagnostics_period:=0.5"]
+    with ros_session(), ros_process(args, env, log_path) as proc:
+        node = rclpy.create_node("dfer_hri_missing_probe")
+        seen = []
+        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: seen.append(diagnostic_values(m))
+                                 if m.status and m.status[0].name.startswith("/hri_missing/dfer_node") else None, 10)
+
+        def spin():
+            assert proc.poll() is None, f"dfer_node exited with {proc.returncode}:\n{read_log(log_path)}"
+            rclpy.spin_once(node, timeout_sec=0.1)
+
+        wait_until(lambda: any(d.get("state") == "active" for d in seen), 120, spin, "the node to become active")
+        active = [d for d in seen if d.get("state") == "active"][-1]
+        assert "hri_msgs" in active.get("missing_parts", ""), active
+        assert not node.get_publishers_info_by_topic("/humans/faces/tracked")
+        node.destroy_node()
+    assert "hri_msgs" in read_log(log_path)
+    assert proc.returncode == 0

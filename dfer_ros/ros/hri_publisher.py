@@ -154,12 +154,16 @@ class HriPublisher:
         return self._Facs(header=header, intensity=intensity, confidence=confidence)
 
 
+UNAVAILABLE = "REP-155 topics (hri.enabled): the hri_msgs package is not importable (install ros-jazzy-hri-msgs)"
+
+
 def create_if_enabled(node, enabled: bool) -> Optional[HriPublisher]:
-    """The REP-155 publisher when ``enabled`` and ``hri_msgs`` is importable; else None (a warning says why)."""
-    if not enabled:
-        return None
-    if not hri_msgs_available():
-        node.get_logger().warning("hri.enabled is true but the hri_msgs package is not importable: no REP-155 "
-                                  "/humans/faces topics (install ros-jazzy-hri-msgs and source it)")
+    """The REP-155 publisher when ``enabled`` and ``hri_msgs`` is importable, else None (see ``missing_parts``)."""
+    if not enabled or not hri_msgs_available():
         return None
     return HriPublisher(node)
+
+
+def missing_parts(enabled: bool, publisher: Optional[HriPublisher]) -> tuple[str, ...]:
+    """What the node reports as missing (logged and in /diagnostics) when the topics were asked for but cannot be."""
+    return (UNAVAILABLE,) if enabled and publisher is None else ()

@@ -218,7 +218,7 @@ class DferNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="dfer_worker", daemon=True)
         self._worker.start()
         self.stats.state = "inactive"
-        missing = tuple(getattr(self._model, "missing_parts", ()))
+        missing = tuple(getattr(self._model, "missing_parts", ())) + hri_publisher.missing_parts(s.hri_enabled, self._hri)
         self.stats.on_configured(missing)
         for part in missing:
             log.warning(f"running without an optional model part: {part}")
