@@ -26,6 +26,12 @@ Each config module passes its own exception class, so callers keep catching ``Co
 
 ``read_yaml_mapping`` reads such a file (missing file, bad YAML and a non-mapping top level are
 errors of the same class) and ``resolve_near`` resolves a relative path in it against its folder.
+
+Settings metadata: a field declared with ``setting(default, description=..., low=..., high=...,
+choices=..., read_only=...)`` carries everything said about it, once. ``check_settings`` validates an
+instance against it (ranges, choices), ``iter_settings`` lists the fields of a nested config with their
+dotted names, and the ROS layer builds its ``ParameterDescriptor``s, ``config/*.yaml`` and the docs table
+from the same list. Adding a setting is one ``setting(...)`` line.
 """
 from __future__ import annotations
 
@@ -33,12 +39,104 @@ import dataclasses
 import numbers
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import yaml
 
-__all__ = ["build_dataclass", "read_yaml_mapping", "resolve_near"]
+__all__ = ["Setting", "SettingInfo", "build_dataclass", "check_settings", "iter_settings", "read_yaml_mapping",
+           "resolve_near", "setting"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What is said about one setting besides its name, type and default."""
+
+    description: str
+    low: Optional[float] = None  # inclusive range; ROS ranges are closed, so open ends are written as a
+    high: Optional[float] = None  # closed bound just inside them (0.001 for "> 0")
+    choices: tuple = ()  # allowed values (strings)
+    read_only: bool = False  # takes effect only when the owner is rebuilt (a node restart)
+    name: Optional[str] = None  # outside name when it differs from the field's (a ROS parameter with dots)
+
+    def problem(self, value: Any) -> Optional[str]:
+        """Why ``value`` is out of range or not a choice ("must be in [1, 64]"), or None."""
+        if self.choices and value not in self.choices:
+            return "must be one of " + ", ".join(repr(c) for c in self.choices)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return None
+        if value != value or value in (float("inf"), float("-inf")):
+            return f"must be a finite number{self.range_text(' in ')}"
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            return "must be" + self.range_text(" in ")
+        return None
+
+    def range_text(self, lead: str = "") -> str:
+        """"[low, high]", ">= low" or "<= high" (with ``lead`` before a bracketed range), or ""."""
+        if self.low is not None and self.high is not None:
+            return f"{lead}[{_num(self.low)}, {_num(self.high)}]"
+        if self.low is not None:
+            return f" >= {_num(self.low)}"
+        if self.high is not None:
+            return f" <= {_num(self.high)}"
+        return ""
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """One leaf setting of a (nested) config: its dotted name, type, default and metadata."""
+
+    name: str  # dotted path of dataclass fields ("detection.every")
+    outside_name: str  # the ``Setting.name`` override, else ``name``
+    type: Any
+    default: Any
+    setting: Setting
+
+
+def setting(default: Any = dataclasses.MISSING, *, description: str, low: Optional[float] = None,
+            high: Optional[float] = None, choices: tuple = (), read_only: bool = False,
+            name: Optional[str] = None, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with its ``Setting`` metadata (see the module docstring)."""
+    meta = {"setting": Setting(description, low, high, tuple(choices), read_only, name)}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def iter_settings(config: Any, prefix: str = "") -> list[SettingInfo]:
+    """Every leaf field of the dataclass (class or instance) ``config`` that has ``Setting`` metadata,
+    in declaration order, nested dataclasses flattened to dotted names; defaults are the instance's values
+    when given an instance."""
+    cls = config if isinstance(config, type) else type(config)
+    instance = None if isinstance(config, type) else config
+    if instance is None:
+        instance = cls()
+    hints = typing.get_type_hints(cls)
+    out: list[SettingInfo] = []
+    for f in dataclasses.fields(cls):
+        value = getattr(instance, f.name)
+        if dataclasses.is_dataclass(value):
+            out.extend(iter_settings(value, f"{prefix}{f.name}."))
+            continue
+        meta = f.metadata.get("setting")
+        if meta is not None:
+            dotted = prefix + f.name
+            out.append(SettingInfo(dotted, meta.name or dotted, hints.get(f.name, Any), value, meta))
+    return out
+
+
+def check_settings(config: Any, where: str, error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` ("<where>: <name> = <value> must be in [a, b]") for the first field of ``config``
+    whose value breaks its ``Setting`` range or choices."""
+    for info in iter_settings(config):
+        problem = info.setting.problem(info.default)
+        if problem:
+            raise error(f"{where}: {info.name} = {info.default!r} {problem}")
+
+
+def _num(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
 
 
 def build_dataclass(cls: type, data: Any, where: str, error: type[Exception] = ValueError) -> Any:

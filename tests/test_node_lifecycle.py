@@ -202,6 +202,38 @@ def test_low_latency_preset_layers_over_the_defaults(ros_env, tmp_path):
         node.destroy_node()
 
 
+def test_pipeline_config_is_not_overridden_by_the_default_params_file(ros_env, tmp_path):
+    """Under the default launch file's params file (config/dfer.yaml) the pipeline_config file gives the
+    pipeline parameters; an explicit -p still wins over it."""
+    from rclpy.parameter_client import AsyncParameterClient
+
+    from ros_helpers import REPO
+
+    pipeline_yaml = tmp_path / "pipeline.yaml"
+    pipeline_yaml.write_text("detection:\n  every: 3\naggregation:\n  half_life_seconds: 0.9\n")
+    log = tmp_path / "node.log"
+    args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", "__ns:=/pipecfg",
+            "--params-file", str(REPO / "config" / "dfer.yaml"),
+            "-p", f"pipeline_config:={pipeline_yaml}", "-p", "aggregation.half_life_seconds:=0.7"]
+    with ros_session():
+        node = rclpy.create_node("dfer_pipecfg_probe")
+        with ros_process(args, ros_env, log) as proc:
+            client = AsyncParameterClient(node, "/pipecfg/dfer_node")
+
+            def spin():
+                assert proc.poll() is None, f"dfer_node exited with {proc.returncode}:\n{read_log(log)}"
+                rclpy.spin_once(node, timeout_sec=0.05)
+
+            wait_until(lambda: client.services_are_ready(), TIMEOUT, spin, "the node's parameter services")
+            future = client.get_parameters(["detection.every", "aggregation.half_life_seconds"])
+            wait_until(future.done, TIMEOUT, spin, "the parameter values")
+            every, half_life = future.result().values
+            assert every.integer_value == 3  # from the pipeline_config file
+            assert half_life.double_value == 0.7  # the explicit -p wins over the file
+        assert proc.returncode == 0, f"exit code {proc.returncode} after SIGINT:\n{read_log(log)}"
+        node.destroy_node()
+
+
 def test_ctrl_c_while_the_model_loads_exits_cleanly(ros_env, tmp_path):
     import signal
     import subprocess

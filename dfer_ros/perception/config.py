@@ -1,64 +1,86 @@
 """Typed configuration of the perception pipeline, loadable from ``config/pipeline.yaml``.
 
-The field names are plain (``detect_every``, ``lost_seconds``, ...) because the ROS node maps its
-parameters one-to-one onto them. Every field is checked by ``validate()`` so a bad YAML value or ROS
-parameter fails at start-up with the field's name and the allowed range, not later in a callback.
+The field names are plain (``every``, ``lost_seconds``, ...) because the ROS node maps its parameters
+one-to-one onto them. Each field is declared with ``typed_config.setting``: its default, range, choices,
+description and whether a change needs a restart are stated there once, and ``validate()``, the node's
+parameter descriptors, ``config/pipeline.yaml``, ``config/dfer.yaml`` and the docs table all come from it.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from dfer_ros.typed_config import build_dataclass, read_yaml_mapping
+from dfer_ros.typed_config import build_dataclass, check_settings, read_yaml_mapping, setting
 
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or out of range; the message names the field."""
 
 
+# The detectors ``perception.detection.create_detector`` builds.
+DETECTORS = ("yunet", "haar")
+
+
 @dataclass
 class DetectionConfig:
     """Face detector settings."""
 
-    detector: str = "yunet"  # "yunet" (boxes + 5 landmarks) or "haar" (boxes only)
-    score_threshold: float = 0.6  # detections below this are dropped (YuNet scores are in [0, 1])
-    low_score_threshold: float = 0.3  # detections in [low, score) only extend existing tracks (ByteTrack pass 2)
-    min_face_size: int = 24  # pixels, on the full-resolution frame
-    max_faces: int = 8  # largest faces first
-    max_side: int = 320  # frames larger than this are downscaled for detection; boxes map back to full size
-    every: int = 1  # run the detector on every k-th frame; the tracker predicts in between
-    threads: int = 1  # OpenMP threads for YuNet (more than 1 is much slower on busy small CPUs)
+    detector: str = setting("yunet", choices=DETECTORS, read_only=True,
+                            description="Face detector: yunet (boxes + 5 landmarks) or haar (boxes only).")
+    score_threshold: float = setting(0.6, low=0.0, high=1.0,
+                                     description="Detections at/above this score may start tracks.")
+    low_score_threshold: float = setting(
+        0.3, low=0.0, high=1.0, description="Detections in [low, score) only keep existing tracks alive "
+                                            "(ByteTrack's second pass); must be <= detection.score_threshold.")
+    min_face_size: int = setting(24, low=1, high=4096,
+                                 description="Smaller faces (pixels, full resolution) are ignored.")
+    max_faces: int = setting(8, low=1, high=64, description="Most faces reported and encoded per image, largest first.")
+    max_side: int = setting(320, low=32, high=4096, read_only=True,
+                            description="Images are downscaled to this side for detection only.")
+    every: int = setting(1, low=1, high=100,
+                         description="Run the detector on every k-th image; the tracker predicts in between.")
+    threads: int = setting(1, low=1, high=64, read_only=True,
+                           description="OpenMP threads of the YuNet detector (1 is fastest on small shared CPUs).")
 
 
 @dataclass
 class TrackingConfig:
     """ByteTrack-style tracker settings; times are in seconds of the image stamps."""
 
-    iou_threshold: float = 0.3  # minimum IoU for a detection to match a track
-    min_hits: int = 2  # detections needed before a tentative track is confirmed
-    lost_seconds: float = 1.0  # a track without detections for longer than this ends
+    iou_threshold: float = setting(0.3, low=0.01, high=0.99, description="Minimum IoU for a detection to match a track.")
+    min_hits: int = setting(2, low=1, high=100, description="Detections before a new face gets an id (f1, f2, ...; never reused within "
+                                                       "the process); an unconfirmed face missed by one detector run "
+                                                       "is dropped.")
+    lost_seconds: float = setting(1.0, low=0.01, high=600.0,
+                                  description="A face unseen for longer than this (stamp time) ends; its buffer and "
+                                              "smoothing are freed.")
 
 
 @dataclass
 class BufferConfig:
     """Per-track embedding buffer settings."""
 
-    window_frames: int = 16  # most embeddings kept per track (also capped by the head's max_frames)
-    window_seconds: float = 2.0  # embeddings older than this (relative to the newest) are dropped; 0 = no limit
-    gap_reset_seconds: float = 0.5  # a gap between embeddings above this empties the buffer first
+    window_frames: int = setting(16, low=1, high=1024, description="Embeddings kept per face (capped by the model "
+                                                                   "head); applies to new faces.")
+    window_seconds: float = setting(2.0, low=0.0, high=600.0,
+                                    description="Embeddings older than this are dropped (0 = no time limit).")
+    gap_reset_seconds: float = setting(0.5, low=0.01, high=600.0,
+                                       description="A gap in a face's embeddings above this restarts its window.")
 
 
 @dataclass
 class AggregationConfig:
     """Temporal smoothing of the per-face outputs."""
 
-    enabled: bool = True
-    half_life_seconds: float = 0.4  # exponential weighting half-life, driven by the stamps
-    switch_margin: float = 0.1  # a new top label must beat the current one's smoothed prob by this much
-    switch_min_seconds: float = 0.2  # ... and for at least this long, before the published label switches
+    enabled: bool = setting(True, description="Temporal smoothing on (false: each frame's estimate as is).")
+    half_life_seconds: float = setting(0.4, low=0.001, high=600.0,
+                                       description="Half-life of the exponential smoothing (stamp time).")
+    switch_margin: float = setting(0.1, low=0.0, high=0.99, description="A new label must beat the current one's "
+                                                                        "smoothed probability by this.")
+    switch_min_seconds: float = setting(0.2, low=0.0, high=600.0, description="... for at least this long before "
+                                                                              "the published label switches.")
 
 
 @dataclass
@@ -70,11 +92,20 @@ class ComputeConfig:
     ``expression_max_age`` / ``action_units_max_age`` seconds (the floor wins over the budget).
     """
 
-    budget_ms: float = 8.0  # model milliseconds started per frame and lane; 0 = budget off (every face, every frame)
-    expression_max_age: float = 0.5  # refresh floor of the stages that feed expression and valence-arousal
-    action_units_max_age: float = 2.0  # refresh floor of the stages that feed action units only
-    overlap: bool = True  # run stages that release the GIL (the landmarker) on one worker thread
-    opencv_threads: int = 1  # cv2.setNumThreads for the process: the 2 lanes already fill 2 cores
+    budget_ms: float = setting(8.0, low=0.0, high=10000.0,
+                               description="Model milliseconds started per image and lane (main thread, worker "
+                                           "thread); the scheduler picks the faces. 0 = budget off: every face, "
+                                           "every stage, every image.")
+    expression_max_age: float = setting(0.5, low=0.001, high=600.0,
+                                        description="Refresh floor: no face's expression/valence-arousal gets older "
+                                                    "than this (seconds); wins over the budget.")
+    action_units_max_age: float = setting(2.0, low=0.001, high=600.0, description="Refresh floor of the action "
+                                                                                  "units (seconds); wins over the budget.")
+    overlap: bool = setting(True, read_only=True, description="Run GIL-releasing stages (the landmarker) on one worker "
+                                                              "thread, overlapping the next images' detection and "
+                                                              "expression net.")
+    opencv_threads: int = setting(1, low=1, high=64, read_only=True,
+                                  description="OpenCV threads for the process (cv2.setNumThreads).")
 
 
 @dataclass
@@ -86,45 +117,22 @@ class PipelineConfig:
     buffer: BufferConfig = field(default_factory=BufferConfig)
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
-    max_frame_side: int = 4096  # frames with a larger side are rejected as corrupt (skipped_reason)
-    encode_predicted: bool = False  # also encode faces whose box is only a tracker prediction
-    # seconds: a frame stamped at most this much older than the previous one is a late (reordered) frame and
-    # is dropped; older by more is a clock jump (bag loop, clock reset) and resets tracks, buffers, smoothing
-    stamp_reorder_tolerance: float = 0.1
+    max_frame_side: int = setting(4096, low=64, high=65536,
+                                  description="Images with a larger side are rejected as corrupt.")
+    encode_predicted: bool = setting(False, description="Also encode faces whose box is a tracker prediction.")
+    stamp_reorder_tolerance: float = setting(
+        0.1, low=0.0, high=600.0, description="Seconds: an image stamped at most this much older than the previous "
+                                              "one is dropped as late; older by more resets all faces (bag loop, "
+                                              "clock reset).")
 
     def validate(self) -> "PipelineConfig":
-        """Raise ConfigError naming the first out-of-range field; returns self for chaining."""
-        d, t, b, a, c = self.detection, self.tracking, self.buffer, self.aggregation, self.compute
-        checks = [
-            ("detection.detector", d.detector in ("yunet", "haar"), "must be 'yunet' or 'haar'"),
-            ("detection.score_threshold", 0.0 <= d.score_threshold <= 1.0, "must be in [0, 1]"),
-            ("detection.low_score_threshold", 0.0 <= d.low_score_threshold <= d.score_threshold,
-             "must be in [0, detection.score_threshold]"),
-            ("detection.min_face_size", d.min_face_size >= 1, "must be >= 1"),
-            ("detection.max_faces", d.max_faces >= 1, "must be >= 1"),
-            ("detection.max_side", d.max_side >= 32, "must be >= 32"),
-            ("detection.every", d.every >= 1, "must be >= 1"),
-            ("detection.threads", d.threads >= 1, "must be >= 1"),
-            ("tracking.iou_threshold", 0.0 < t.iou_threshold < 1.0, "must be in (0, 1)"),
-            ("tracking.min_hits", t.min_hits >= 1, "must be >= 1"),
-            ("tracking.lost_seconds", t.lost_seconds > 0, "must be > 0"),
-            ("buffer.window_frames", b.window_frames >= 1, "must be >= 1"),
-            ("buffer.window_seconds", b.window_seconds >= 0, "must be >= 0 (0 = no time limit)"),
-            ("buffer.gap_reset_seconds", b.gap_reset_seconds > 0, "must be > 0"),
-            ("aggregation.half_life_seconds", a.half_life_seconds > 0, "must be > 0"),
-            ("aggregation.switch_margin", 0.0 <= a.switch_margin < 1.0, "must be in [0, 1)"),
-            ("aggregation.switch_min_seconds", a.switch_min_seconds >= 0, "must be >= 0"),
-            ("compute.budget_ms", c.budget_ms >= 0, "must be >= 0 (0 = budget off)"),
-            ("compute.expression_max_age", c.expression_max_age > 0, "must be > 0"),
-            ("compute.action_units_max_age", c.action_units_max_age > 0, "must be > 0"),
-            ("compute.opencv_threads", c.opencv_threads >= 1, "must be >= 1"),
-            ("max_frame_side", self.max_frame_side >= 64, "must be >= 64"),
-            ("stamp_reorder_tolerance", math.isfinite(self.stamp_reorder_tolerance)
-             and self.stamp_reorder_tolerance >= 0, "must be a finite number >= 0 (seconds)"),
-        ]
-        for name, ok, why in checks:
-            if not ok:
-                raise ConfigError(f"pipeline config: {name} = {_get(self, name)!r} {why}")
+        """Raise ConfigError naming the first out-of-range field (ranges and choices from the fields'
+        ``setting`` metadata, plus the one cross-field rule); returns self for chaining."""
+        check_settings(self, "pipeline config", ConfigError)
+        d = self.detection
+        if d.low_score_threshold > d.score_threshold:
+            raise ConfigError(f"pipeline config: detection.low_score_threshold = {d.low_score_threshold!r} "
+                              f"must be in [0, detection.score_threshold]")
         return self
 
     @classmethod
@@ -167,12 +175,6 @@ class PipelineConfig:
                     raise ConfigError(f"{source}: {dotted} conflicts with a value set for {part}")
             node[leaf] = value
         return cls.from_dict(nested, source)
-
-
-def _get(obj: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def load_pipeline_config(path: Union[str, Path, None] = None) -> PipelineConfig:

@@ -17,6 +17,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from dfer_ros.perception.config import DETECTORS
 from dfer_ros.perception.frames import detection_view
 from dfer_ros.perception.types import Detection
 
@@ -151,4 +152,4 @@ def create_detector(name: str, min_score: float = 0.5, min_face_size: int = 24, 
         return YuNetDetector(min_score, min_face_size, max_side, max_faces, threads=threads)
     if name == "haar":
         return HaarDetector(min_score, min_face_size, max_side, max_faces)
-    raise DetectorError(f"unknown detector {name!r}; use 'yunet' or 'haar'")
+    raise DetectorError(f"unknown detector {name!r}; use one of {', '.join(map(repr, DETECTORS))}")

@@ -19,9 +19,11 @@ from dfer_ros.perception.detection import FaceDetector, create_detector
 from dfer_ros.perception.model_interface import CropSpec
 from dfer_ros.perception.tracking import FaceTracker, Track
 from dfer_ros.perception.types import Detection
+from dfer_ros.typed_config import iter_settings
 
-# Fields the detector reads only when it is built: changing them needs a new front-end (a node restart).
-BUILD_TIME_FIELDS = ("detection.detector", "detection.max_side", "detection.threads")
+# Settings read only when the pipeline is built (``read_only`` in their metadata): changing them needs a
+# new pipeline (a node restart), so ``reconfigure`` leaves them alone.
+BUILD_TIME_FIELDS = tuple(info.name for info in iter_settings(PipelineConfig) if info.setting.read_only)
 
 
 def build_detector(config: PipelineConfig) -> FaceDetector:

@@ -1,9 +1,12 @@
-"""The node's parameters: one table of specs -> declarations with descriptors, validation and the typed settings.
+"""The node's parameters, derived from the typed settings: declarations, descriptors, validation, generated files.
 
-Every parameter is declared from ``PARAMETERS`` (node settings) plus one parameter per ``PipelineConfig``
-field (``detection.score_threshold``, ...), each with a ``ParameterDescriptor`` carrying a description, a
-numeric range where there is one, and ``read_only`` where a change needs a restart (model, backend, QoS,
-detector). The same table generates ``config/dfer.yaml`` and the docs table, so they cannot drift apart.
+Every setting is declared once, with ``typed_config.setting`` metadata (default, range, choices, description,
+read-only): the node-level ones on ``NodeSettings`` below, the pipeline ones on ``perception.config``'s
+dataclasses (``detection.score_threshold``, ...). From that one declaration come the node's
+``ParameterDescriptor``s (``ParamSpec`` is the flat ROS view), the validation of start-up values and run-time
+changes, ``config/dfer.yaml``, ``config/pipeline.yaml`` and the parameters table of ``docs/node.md``
+(``python -m dfer_ros.ros.parameters --write``; a test fails when one is stale). Adding a setting is one
+``setting(...)`` field.
 
 Validation is ROS-free (``validate_values``): it is used by the node's on-set-parameters callback to
 reject a bad value with a reason, and by tests. Accepted pipeline changes are applied to the running
@@ -11,20 +14,21 @@ pipeline between two frames by ``PerceptionPipeline.reconfigure``.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from dfer_ros.assets import REPO_ROOT
+from dfer_ros.backends.factory import BACKENDS
 from dfer_ros.perception.config import ConfigError, PipelineConfig
+from dfer_ros.typed_config import iter_settings, setting
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt")
 RELIABILITIES = ("best_effort", "reliable")
 
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One node parameter: name, default, meaning and constraints."""
+    """One node parameter as ROS sees it: name, default, meaning and constraints (derived, never written)."""
 
     name: str
     default: Any
@@ -36,134 +40,77 @@ class ParamSpec:
     pipeline_field: Optional[str] = None  # dotted PipelineConfig field this parameter maps to
 
 
+@dataclass
+class NodeSettings:
+    """The node-level parameters, typed; each field is the one place its parameter is declared."""
+
+    autostart: bool = setting(True, read_only=True, description="Configure and activate by itself at start-up "
+                              "(false: wait for a lifecycle manager to call configure/activate).")
+    model: str = setting("default", read_only=True, description="A registered model name ('default': the embedded "
+                         "model; 'fer2013': FER2013 mini-Xception + blendshape AUs + circumplex VA), a dfer-export "
+                         "folder, or a CLIP-adapter config YAML (torch backend); the rule of "
+                         "dfer_ros.estimators.loader. Loaded on configure.")
+    checkpoint: str = setting("", read_only=True, description="Checkpoint (.safetensors) for a CLIP-adapter config "
+                              "YAML model (torch backend); empty: none.")
+    backend: str = setting("onnxruntime", read_only=True, choices=BACKENDS,
+                           description="Inference backend: " + " | ".join(BACKENDS) + ".")
+    with_action_units: bool = setting(True, read_only=True, description="Default model: estimate action units "
+                                      "(MediaPipe blendshape proxies).")
+    pipeline_config: str = setting("", read_only=True, description="Optional pipeline YAML (config/pipeline.yaml "
+                                   "format) giving the defaults of the pipeline parameters; explicit parameters "
+                                   "override it.")
+    subscribe_compressed: bool = setting(False, read_only=True, description="Also subscribe to "
+                                         "sensor_msgs/CompressedImage on image/compressed.")
+    image_qos_reliability: str = setting("best_effort", read_only=True, choices=RELIABILITIES,
+                                         name="image_qos.reliability",
+                                         description="Reliability of the image subscription(s): best_effort (sensor "
+                                                     "data, default) or reliable (to match a reliable-only publisher).")
+    image_qos_depth: int = setting(5, low=1, high=100, read_only=True, name="image_qos.depth",
+                                   description="History depth of the image subscription(s). Only the newest frame "
+                                               "is processed either way.")
+    output_qos_depth: int = setting(10, low=1, high=1000, read_only=True, name="output_qos.depth",
+                                    description="History depth of the reliable output publishers.")
+    hri_enabled: bool = setting(False, read_only=True, name="hri.enabled", description="Also publish the REP-155 "
+                                "(ROS4HRI) topics /humans/faces/tracked and /humans/faces/<id>/{expression,facs} "
+                                "(needs the hri_msgs package; off by default because REP-155 has one face detector "
+                                "own the face ids, which another node may already do).")
+    publish_debug_image: bool = setting(False, description="Publish an annotated bgr8 image (boxes, ids, label, VA) "
+                                                           "on debug_image.")
+    max_image_pixels: int = setting(3840 * 2160, low=1, high=200_000_000, description="Images with more pixels "
+                                    "(width*height) are rejected before decoding.")
+    au_threshold: float = setting(0.5, low=0.0, high=1.0, description="Action-unit probability at or above which "
+                                  "FaceActionUnits.active is true.")
+    diagnostics_period: float = setting(1.0, low=0.1, high=60.0, read_only=True,
+                                        description="Seconds between DiagnosticArray messages on /diagnostics.")
+    warn_throttle_seconds: float = setting(5.0, low=0.0, high=3600.0, description="Repeated warnings of the same "
+                                           "kind (bad image, ...) are logged at most once per this many seconds "
+                                           "(each is still counted).")
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> "NodeSettings":
+        """From parameter values by ROS name; names that are not node settings are ignored."""
+        by_name = {info.outside_name: info.name for info in iter_settings(cls)}
+        return cls(**{by_name[k]: v for k, v in values.items() if k in by_name})
+
+
+def _spec(info, pipeline_field: Optional[str] = None, default: Any = None) -> ParamSpec:
+    meta = info.setting
+    return ParamSpec(info.outside_name, info.default if default is None else default, meta.description,
+                     read_only=meta.read_only, low=meta.low, high=meta.high, choices=meta.choices,
+                     pipeline_field=pipeline_field)
+
+
 # Node-level parameters (the pipeline ones are generated from PipelineConfig below).
-NODE_PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("autostart", True, "Configure and activate by itself at start-up (false: wait for a lifecycle "
-              "manager to call configure/activate).", read_only=True),
-    ParamSpec("model", "default", "'default' (embedded FER2013 mini-Xception + blendshape AUs + circumplex VA), a "
-              "dfer-export folder of a CLIP-adapter model, or a CLIP-adapter config YAML (torch backend). "
-              "Loaded on configure.", read_only=True),
-    ParamSpec("checkpoint", "", "Checkpoint (.safetensors) for a CLIP-adapter config YAML model (torch backend); "
-              "empty: none.", read_only=True),
-    ParamSpec("backend", "onnxruntime", "Inference backend: onnxruntime | torch | tensorrt.", read_only=True,
-              choices=BACKENDS),
-    ParamSpec("with_action_units", True, "Default model: estimate action units (MediaPipe blendshape proxies).",
-              read_only=True),
-    ParamSpec("pipeline_config", "", "Optional pipeline YAML (config/pipeline.yaml format) giving the defaults of "
-              "the detection/tracking/buffer/aggregation parameters; explicit parameters override it.",
-              read_only=True),
-    ParamSpec("subscribe_compressed", False, "Also subscribe to sensor_msgs/CompressedImage on image/compressed.",
-              read_only=True),
-    ParamSpec("image_qos.reliability", "best_effort", "Reliability of the image subscription(s): best_effort "
-              "(sensor data, default) or reliable (to match a reliable-only publisher).", read_only=True,
-              choices=RELIABILITIES),
-    ParamSpec("image_qos.depth", 5, "History depth of the image subscription(s). Only the newest frame is "
-              "processed either way.", read_only=True, low=1, high=100),
-    ParamSpec("output_qos.depth", 10, "History depth of the reliable output publishers.", read_only=True, low=1, high=1000),
-    ParamSpec("hri.enabled", False, "Also publish the REP-155 (ROS4HRI) topics /humans/faces/tracked and "
-              "/humans/faces/<id>/{expression,facs} (needs the hri_msgs package; off by default because REP-155 "
-              "has one face detector own the face ids, which another node may already do).", read_only=True),
-    ParamSpec("publish_debug_image", False, "Publish an annotated bgr8 image (boxes, ids, label, VA) on debug_image."),
-    ParamSpec("max_image_pixels", 3840 * 2160, "Images with more pixels (width*height) are rejected before decoding.",
-              low=1, high=200_000_000),
-    ParamSpec("au_threshold", 0.5, "Action-unit probability at or above which FaceActionUnits.active is true.",
-              low=0.0, high=1.0),
-    ParamSpec("diagnostics_period", 1.0, "Seconds between DiagnosticArray messages on /diagnostics.",
-              read_only=True, low=0.1, high=60.0),
-    ParamSpec("warn_throttle_seconds", 5.0, "Repeated warnings of the same kind (bad image, ...) are logged at most "
-              "once per this many seconds (each is still counted).", low=0.0, high=3600.0),
-)
-
-# Which pipeline fields need a restart (the detector is built once) and the ranges documented for the rest.
-_PIPELINE_READ_ONLY = {"detection.detector", "detection.max_side", "detection.threads", "compute.overlap",
-                       "compute.opencv_threads"}
-_PIPELINE_META: dict[str, tuple[str, Optional[float], Optional[float], tuple]] = {
-    "detection.detector": ("Face detector: yunet (boxes + 5 landmarks) or haar (boxes only).", None, None, ("yunet", "haar")),
-    "detection.score_threshold": ("Detections at/above this score may start tracks.", 0.0, 1.0, ()),
-    "detection.low_score_threshold": ("Detections in [low, score) only keep existing tracks alive; must be <= "
-                                      "detection.score_threshold.", 0.0, 1.0, ()),
-    "detection.min_face_size": ("Smaller faces (pixels, full resolution) are ignored.", 1, 4096, ()),
-    "detection.max_faces": ("Most faces reported and encoded per image, largest first.", 1, 64, ()),
-    "detection.max_side": ("Images are downscaled to this side for detection only.", 32, 4096, ()),
-    "detection.every": ("Run the detector on every k-th image; the tracker predicts in between.", 1, 100, ()),
-    "detection.threads": ("OpenMP threads of the YuNet detector.", 1, 64, ()),
-    "tracking.iou_threshold": ("Minimum IoU for a detection to match a track.", 0.01, 0.99, ()),
-    "tracking.min_hits": ("Detections before a new face gets an id.", 1, 100, ()),
-    "tracking.lost_seconds": ("A face unseen for longer than this (stamp time) ends.", 0.01, 600.0, ()),
-    "buffer.window_frames": ("Embeddings kept per face (capped by the model head); applies to new faces.", 1, 1024, ()),
-    "buffer.window_seconds": ("Embeddings older than this are dropped (0 = no time limit).", 0.0, 600.0, ()),
-    "buffer.gap_reset_seconds": ("A gap in a face's embeddings above this restarts its window.", 0.01, 600.0, ()),
-    "aggregation.enabled": ("Temporal smoothing on (false: each frame's estimate as is).", None, None, ()),
-    "aggregation.half_life_seconds": ("Half-life of the exponential smoothing (stamp time).", 0.001, 600.0, ()),
-    "aggregation.switch_margin": ("A new label must beat the current one's smoothed probability by this.", 0.0, 0.99, ()),
-    "aggregation.switch_min_seconds": ("... for at least this long before the published label switches.", 0.0, 600.0, ()),
-    "compute.budget_ms": ("Model milliseconds started per image and lane (main thread, worker thread); the "
-                          "scheduler picks the faces. 0 = budget off: every face, every stage, every image.",
-                          0.0, 10000.0, ()),
-    "compute.expression_max_age": ("Refresh floor: no face's expression/valence-arousal gets older than this "
-                                   "(seconds); wins over the budget.", 0.001, 600.0, ()),
-    "compute.action_units_max_age": ("Refresh floor of the action units (seconds); wins over the budget.",
-                                     0.001, 600.0, ()),
-    "compute.overlap": ("Run GIL-releasing stages (the landmarker) on one worker thread, overlapping the "
-                        "next images' detection and expression net.", None, None, ()),
-    "compute.opencv_threads": ("OpenCV threads for the process (cv2.setNumThreads).", 1, 64, ()),
-    "max_frame_side": ("Images with a larger side are rejected as corrupt.", 64, 65536, ()),
-    "encode_predicted": ("Also encode faces whose box is a tracker prediction.", None, None, ()),
-    "stamp_reorder_tolerance": ("Seconds: an image stamped at most this much older than the previous one is dropped as late; older by more resets all faces (bag loop, clock reset).", 0.0, 600.0, ()),
-}
-
-
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            out.update(_flatten(value, prefix + f.name + "."))
-        else:
-            out[prefix + f.name] = value
-    return out
+NODE_PARAMETERS: tuple[ParamSpec, ...] = tuple(_spec(info) for info in iter_settings(NodeSettings))
 
 
 def pipeline_parameter_specs(base: Optional[PipelineConfig] = None) -> tuple[ParamSpec, ...]:
     """One ParamSpec per PipelineConfig field, with defaults from ``base`` (default: PipelineConfig())."""
-    values = _flatten(base or PipelineConfig())
-    specs = []
-    for name, default in values.items():
-        description, low, high, choices = _PIPELINE_META.get(name, (f"Pipeline setting {name}.", None, None, ()))
-        specs.append(ParamSpec(name, default, description, read_only=name in _PIPELINE_READ_ONLY,
-                               low=low, high=high, choices=choices, pipeline_field=name))
-    return tuple(specs)
+    return tuple(_spec(info, pipeline_field=info.name) for info in iter_settings(base or PipelineConfig()))
 
 
 def all_parameter_specs(base: Optional[PipelineConfig] = None) -> tuple[ParamSpec, ...]:
     return NODE_PARAMETERS + pipeline_parameter_specs(base)
-
-
-@dataclass
-class NodeSettings:
-    """The node-level parameter values, typed."""
-
-    autostart: bool = True
-    model: str = "default"
-    checkpoint: str = ""
-    backend: str = "onnxruntime"
-    with_action_units: bool = True
-    pipeline_config: str = ""
-    subscribe_compressed: bool = False
-    image_qos_reliability: str = "best_effort"
-    image_qos_depth: int = 5
-    output_qos_depth: int = 10
-    publish_debug_image: bool = False
-    hri_enabled: bool = False
-    max_image_pixels: int = 3840 * 2160
-    au_threshold: float = 0.5
-    diagnostics_period: float = 1.0
-    warn_throttle_seconds: float = 5.0
-
-    @classmethod
-    def from_values(cls, values: dict[str, Any]) -> "NodeSettings":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k.replace(".", "_"): v for k, v in values.items() if k.replace(".", "_") in known})
 
 
 def _check_one(spec: ParamSpec, value: Any) -> Optional[str]:
@@ -235,23 +182,59 @@ def apply_pipeline_config(pipeline, new: PipelineConfig) -> list[str]:
     return pipeline.reconfigure(new)
 
 
-def yaml_text(specs: tuple[ParamSpec, ...]) -> str:
-    """``config/dfer.yaml``: every parameter with its default under ``/**: ros__parameters:``."""
+def _yaml_value(value: Any) -> str:
     import yaml
 
-    lines = ["# dfer_ros node parameters: EVERY parameter with its default (generated from",
-             "# dfer_ros/ros/parameters.py; `python -m dfer_ros.ros.parameters > config/dfer.yaml`).",
+    if isinstance(value, str):
+        return '"' + value + '"'
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _comment(spec: ParamSpec) -> str:
+    rng = f" [{spec.low}, {spec.high}]" if spec.low is not None else ""
+    choices = f" {{{'|'.join(spec.choices)}}}" if spec.choices else ""
+    ro = " (ro)" if spec.read_only else ""
+    return f"{spec.description}{rng}{choices}{ro}"
+
+
+def yaml_text(specs: tuple[ParamSpec, ...]) -> str:
+    """``config/dfer.yaml``: the node parameters with their defaults under ``/**: ros__parameters:``, and
+    every pipeline parameter with its default as a comment.
+
+    The pipeline parameters are comments so that this file, which the default launch file loads, does
+    not override the ``pipeline_config`` file: uncomment a line to set that parameter explicitly.
+    """
+    lines = ["# dfer_ros node parameters: EVERY parameter with its default (generated from the typed settings;",
+             "# `python -m dfer_ros.ros.parameters --write`).",
              "# (ro) = read-only: takes effect on restart. Others can be changed at run time (ros2 param set).",
+             "# The pipeline parameters are commented out so that `pipeline_config` gives their values; uncomment",
+             "# one to override that file.",
              "/**:", "  ros__parameters:"]
     for spec in specs:
-        value = yaml.safe_dump(spec.default, default_flow_style=True).strip().removesuffix("...").strip()
-        if isinstance(spec.default, str):
-            value = '"' + spec.default + '"'
-        rng = f" [{spec.low}, {spec.high}]" if spec.low is not None else ""
-        choices = f" {{{'|'.join(spec.choices)}}}" if spec.choices else ""
-        ro = " (ro)" if spec.read_only else ""
-        lines.append(f"    # {spec.description}{rng}{choices}{ro}")
-        lines.append(f"    {spec.name}: {value}")
+        lines.append(f"    # {_comment(spec)}")
+        prefix = "    # " if spec.pipeline_field else "    "
+        lines.append(f"{prefix}{spec.name}: {_yaml_value(spec.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def pipeline_yaml_text() -> str:
+    """``config/pipeline.yaml``: every pipeline setting with its default and description, by section."""
+    lines = ["# Perception pipeline defaults (dfer_ros.perception.config.PipelineConfig; generated from its typed",
+             "# settings: `python -m dfer_ros.ros.parameters --write`).",
+             "# Every key is optional; unknown keys and out-of-range values are rejected at start-up with the key's name.",
+             "# Times are seconds of IMAGE STAMP time (sim time for bags), so behaviour is the same at 5 and 30 fps."]
+    section = None
+    for spec in pipeline_parameter_specs():
+        parts = spec.name.split(".")
+        if len(parts) == 2 and parts[0] != section:
+            section = parts[0]
+            lines += ["", f"{section}:"]
+        elif len(parts) == 1 and section is not None:
+            section = None
+            lines.append("")
+        indent = "  " if len(parts) == 2 else ""
+        lines.append(f"{indent}# {_comment(spec)}")
+        lines.append(f"{indent}{parts[-1]}: {_yaml_value(spec.default)}")
     return "\n".join(lines) + "\n"
 
 
@@ -265,7 +248,43 @@ def markdown_table(specs: tuple[ParamSpec, ...]) -> str:
     return "\n".join(rows) + "\n"
 
 
+TABLE_BEGIN = "<!-- parameters table: generated by `python -m dfer_ros.ros.parameters --write`, do not edit -->"
+TABLE_END = "<!-- end of the generated parameters table -->"
+
+
+def _docs_with_table(current: str) -> str:
+    head, sep, rest = current.partition(TABLE_BEGIN)
+    if not sep:
+        raise ValueError(f"docs/node.md has no line {TABLE_BEGIN!r}")
+    _, sep, tail = rest.partition(TABLE_END)
+    if not sep:
+        raise ValueError(f"docs/node.md has no line {TABLE_END!r}")
+    return head + TABLE_BEGIN + "\n" + markdown_table(all_parameter_specs()) + TABLE_END + tail
+
+
+def generated_files(root: Path = REPO_ROOT) -> dict[Path, str]:
+    """Every file generated from the typed settings -> the text it must have."""
+    docs = root / "docs" / "node.md"
+    return {root / "config" / "dfer.yaml": yaml_text(all_parameter_specs()),
+            root / "config" / "pipeline.yaml": pipeline_yaml_text(),
+            docs: _docs_with_table(docs.read_text())}
+
+
+def stale_generated_files(root: Path = REPO_ROOT) -> list[Path]:
+    """The generated files whose content differs from what the settings give (empty: all current)."""
+    return [path for path, text in generated_files(root).items()
+            if not path.is_file() or path.read_text() != text]
+
+
 if __name__ == "__main__":
     import sys
 
-    print(markdown_table(all_parameter_specs()) if "--markdown" in sys.argv else yaml_text(all_parameter_specs()), end="")
+    if "--write" in sys.argv:
+        for path, text in generated_files().items():
+            if not path.is_file() or path.read_text() != text:
+                path.write_text(text)
+                print(f"wrote {path}")
+    elif "--markdown" in sys.argv:
+        print(markdown_table(all_parameter_specs()), end="")
+    else:
+        print(yaml_text(all_parameter_specs()), end="")
