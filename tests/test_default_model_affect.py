@@ -209,13 +209,16 @@ def test_stages_fill_their_own_columns_and_head_averages_each_part_separately():
     assert [s.name for s in encoder.stages] == ["expression", "action_units"]
     expr_stage, au_stage = encoder.stages
     assert au_stage.background and not expr_stage.background and au_stage.min_frames_between == 3
+    assert expr_stage.crop_spec == CropSpec(128, 1.0, "gray") and au_stage.crop_spec is None
     crops = np.zeros((2, config.landmarker_size, config.landmarker_size, 3), np.uint8)
-    expr = encoder.encode_stage("expression", crops)
+    expr = encoder.encode_stage("expression", np.zeros((2, 128, 128, 3), np.uint8))
     aus = encoder.encode_stage("action_units", crops)
     assert expr.shape == (2, 7) and np.allclose(expr.sum(1), 1.0, atol=1e-5)
     assert aus.shape == (2, 12) and (aus[0] == 0.3).all() and (aus[1] == dm.AU_MISSING).all()
     with pytest.raises(ValueError, match="stage"):
         encoder.encode_stage("descriptor", crops)
+    with pytest.raises(ValueError, match="128"):
+        encoder.encode_stage("expression", crops)  # the landmarker framing is not the expression stage's
     # a window where the newest rows carry only AUs (the landmarker ran on a frame the net skipped)
     happy = np.eye(7)[EXPR["happy"]]
     missing = lambda n: np.full(n, dm.AU_MISSING)  # noqa: E731
@@ -223,6 +226,19 @@ def test_stages_fill_their_own_columns_and_head_averages_each_part_separately():
     est = dm.DefaultTemporalHead(config, has_action_units=True).predict([window.astype(np.float32)])[0]
     assert est.top_expression == "happy" and est.expression_probs[EXPR["happy"]] == pytest.approx(1.0)
     assert est.au_probs == pytest.approx(np.full(12, 0.3), abs=1e-6)
+
+
+def test_expression_framing_matches_the_centre_of_the_landmarker_crop(faces):
+    """The expression stage's own 128 px crop is the central half of the 256 px landmarker crop: the same
+    probabilities (up to interpolation at the border pixels) at a quarter of the alignment cost."""
+    model = create_model("default")
+    image, face = faces["astronaut"]
+    big = align_faces(image, [face], model.encoder.crop_spec)
+    own = align_faces(image, [face], model.encoder.stages[0].crop_spec)
+    from_big = model.encoder.net.predict(model.encoder.expression_crops(big))
+    from_own = model.encoder.encode_stage("expression", own)
+    assert np.abs(from_big - from_own).max() < 0.02
+    model.close()
 
 
 def test_circumplex_coordinates_and_confidence():

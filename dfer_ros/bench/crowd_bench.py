@@ -286,7 +286,8 @@ def run(faces: Sequence[int] = FACES, resolutions=RESOLUTIONS, seconds: float = 
                          f"{res.latency_ms['p50']:.0f} p99 {res.latency_ms['p99']:.0f} ms, age p50/max "
                          f"{res.expression_age_s['p50']:.2f}/{res.expression_age_s['max']:.2f} s, AU age max "
                          f"{res.action_units_age_s['max']:.2f} s, {res.faces_reported:.1f} faces, "
-                         f"CPU {res.cpu_cores:.2f} cores, load {res.load_average:.1f}")
+                         f"CPU {res.cpu_cores:.2f} cores, load {res.load_average:.1f}; ms/frame "
+                         + " ".join(f"{k} {v:.1f}" for k, v in res.stage_ms.items()))
     video = run_video(model, base, video_frames, progress) if video_frames > 0 else []
     return {"model": model.name, "backend": model.backend, "cpus": os.cpu_count(), "camera_hz": CAMERA_HZ,
             "seconds": seconds, "config": base.to_dict(), "source": ATTRIBUTION if LONDON_FACES.is_dir()

@@ -128,9 +128,15 @@ class DefaultFrameEncoder(FrameEncoder):
             inner = config.landmarker_size / config.landmarker_margin
             lo = (config.landmarker_size - inner) / 2.0
             self._inner = (int(round(lo)), int(round(lo + inner)))
+            # A face that gets only the expression net on a frame needs only that central part: the aligner
+            # cuts it directly (same pixel density, 1/4 of the pixels of the landmarker crop), and the same
+            # 2:1 area averaging follows.
+            self.expression_spec = CropSpec(size=self._inner[1] - self._inner[0],
+                                            face_scale=config.expression_face_scale, color="gray")
         else:
             self.crop_spec = CropSpec(size=size, face_scale=config.expression_face_scale, color="gray")
             self._inner = (0, size)
+            self.expression_spec = self.crop_spec
 
     @property
     def has_action_units(self) -> bool:
@@ -145,13 +151,15 @@ class DefaultFrameEncoder(FrameEncoder):
             self.action_units.close()
 
     def expression_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(N, S, S, 3) crops in ``crop_spec`` -> (N, 64, 64) uint8 grey crops for the expression net."""
+        """(N, S, S, 3) crops in ``crop_spec`` or ``expression_spec`` -> (N, 64, 64) uint8 grey crops for the net."""
         size = self.net.input_size
-        lo, hi = self._inner
+        whole = crops.shape[1] != self.crop_spec.size  # already the expression framing
+        lo, hi = (0, crops.shape[1]) if whole else self._inner
+        color = self.expression_spec.color if whole else self.crop_spec.color
         out = np.empty((len(crops), size, size), np.uint8)
         for i, crop in enumerate(crops):
             inner = crop[lo:hi, lo:hi]
-            gray = cv2.cvtColor(inner, cv2.COLOR_RGB2GRAY) if self.crop_spec.color == "rgb" else inner[..., 0]
+            gray = cv2.cvtColor(inner, cv2.COLOR_RGB2GRAY) if color == "rgb" else inner[..., 0]
             if gray.shape != (size, size):
                 gray = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
             out[i] = gray
@@ -165,7 +173,8 @@ class DefaultFrameEncoder(FrameEncoder):
         the GIL, so the pipeline may run it on its worker thread) as separately scheduled stages."""
         n_expr = len(FER_LABELS)
         expression = EncoderStage("expression", slice(0, n_expr), ("expression", "valence_arousal"),
-                                  cost_hint_ms=1.5, max_age_seconds=0.5, min_frames_between=1)
+                                  cost_hint_ms=1.5, max_age_seconds=0.5, min_frames_between=1,
+                                  crop_spec=self.expression_spec)
         if self.action_units is None:
             return (expression,)
         return (expression, EncoderStage("action_units", slice(n_expr, EMBEDDING_DIM), ("action_units",),
@@ -173,7 +182,7 @@ class DefaultFrameEncoder(FrameEncoder):
                                          min_frames_between=self.config.au_every_n_frames, background=True))
 
     def encode_stage(self, stage: str, crops: np.ndarray) -> np.ndarray:
-        crops = self._check(crops)
+        crops = self._check(crops, self.expression_spec if stage == "expression" else self.crop_spec)
         if stage == "expression":
             if len(crops) == 0:
                 return np.zeros((0, len(FER_LABELS)), np.float32)
@@ -185,9 +194,9 @@ class DefaultFrameEncoder(FrameEncoder):
             return np.where(np.isfinite(aus), aus, AU_MISSING).astype(np.float32)
         raise ValueError(f"unknown stage {stage!r}; this encoder has {[s.name for s in self.stages]}")
 
-    def _check(self, crops: np.ndarray) -> np.ndarray:
+    def _check(self, crops: np.ndarray, spec: CropSpec) -> np.ndarray:
         crops = np.asarray(crops)
-        side = self.crop_spec.size
+        side = spec.size
         if crops.ndim != 4 or crops.shape[1:] != (side, side, 3) or crops.dtype != np.uint8:
             raise ValueError(f"expected (N, {side}, {side}, 3) uint8 crops, got {crops.shape} {crops.dtype}")
         return crops

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -52,6 +53,7 @@ class EncoderStage:
     max_age_seconds: float = 0.5  # default refresh floor for this stage
     min_frames_between: int = 1  # default rate cap: at most every n-th frame of a face
     background: bool = False  # releases the GIL (native inference): may run on the pipeline's worker thread
+    crop_spec: Optional[CropSpec] = None  # its own (cheaper) framing; None: the encoder's ``crop_spec``
 
 
 ALL_OUTPUTS = ("expression", "valence_arousal", "action_units", "compound")

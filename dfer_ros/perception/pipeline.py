@@ -10,10 +10,11 @@ are reported in ms.
 
 Threads (bounded, documented in docs/perception.md): the caller's thread runs everything except the
 encoder stages marked ``background`` (the default model's MediaPipe landmarker), which run on ONE worker
-thread with at most one batch in flight, overlapping the next frames' detection and expression net on
-the second core (both sides release the GIL in native code). A background result is merged into the
-buffers at its own image stamp on the first frame after it finished. ``compute.overlap: false`` runs
-everything on the caller's thread (deterministic order, used by tests).
+thread with at most one batch in flight: submitted first on frame n, it overlaps frame n's expression net,
+head and aggregation and frame n+1's decoding, detection and tracking on the second core (native code on
+both sides releases the GIL); frame n+1 merges it (waiting if needed) into the buffers at frame n's stamp
+before planning. Results therefore do not depend on thread timing. ``compute.overlap: false`` runs every
+stage on the caller's thread.
 
 It is ROS-free and never raises out of ``process``: a bad frame gives a result with
 ``skipped_reason``; a failing or non-finite model output drops the affected faces' estimates for that
@@ -30,7 +31,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from dfer_ros.perception.model_interface import AffectModel
+from dfer_ros.perception.model_interface import AffectModel, CropSpec
 from dfer_ros.perception.aggregation import Aggregators
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.detection import FaceDetector
@@ -136,8 +137,8 @@ class PerceptionPipeline:
             self._job = None
 
     def flush(self) -> None:
-        """Wait for background work in flight; its results are merged on the next ``process``. For tests and
-        the end of offline runs."""
+        """Wait for background work in flight (its results are merged on the next ``process``), e.g. before
+        timing something else."""
         if self._job is not None:
             self._job.future.exception()  # waits; errors are handled when the result is merged
 
@@ -230,24 +231,22 @@ class PerceptionPipeline:
         timings["track"] = step.timings_ms["track"] + _ms(t)
 
         encode = self.front_end.to_encode(visible)
-        t = time.perf_counter()
+        t_align = time.perf_counter()  # "align" = scheduling + alignment; "model" = stages + head
         self._sync_compute_config()
         updated = self._collect_background(index)
-        available = [n for n, spec in self.scheduler.stages.items()
-                     if spec.lane != WORKER_LANE or self._job is None]
-        plan = self.scheduler.plan(state_time, [FaceDemand(tr.face_id, float(tr.box[2] * tr.box[3])) for tr in encode],
-                                   available)
-        chosen = {fid for ids in plan.faces.values() for fid in ids}
-        to_align = [tr for tr in encode if tr.face_id in chosen]
-        crops = self.front_end.crops(bgr, to_align, self.crop_spec)
-        row_of = {tr.face_id: i for i, tr in enumerate(to_align)}
-        timings["align"] = _ms(t)
-
-        t = time.perf_counter()
-        for name, ids in plan.faces.items():
-            if not ids:
-                continue
-            stage_crops = crops[[row_of[fid] for fid in ids]]
+        plan = self.scheduler.plan(state_time, [FaceDemand(tr.face_id, float(tr.box[2] * tr.box[3])) for tr in encode])
+        # worker-lane stages first, so the worker starts while this thread aligns and runs the rest
+        order = sorted((n for n, ids in plan.faces.items() if ids),
+                       key=lambda n: self.scheduler.stages[n].lane != WORKER_LANE)
+        track_of = {tr.face_id: tr for tr in encode}
+        crops_by_spec: dict[CropSpec, tuple[dict[str, int], np.ndarray]] = {}
+        align_ms = model_ms = 0.0
+        for name in order:
+            ids = plan.faces[name]
+            t = time.perf_counter()
+            stage_crops = self._stage_crops(bgr, name, ids, plan, track_of, crops_by_spec)
+            align_ms += _ms(t)
+            t = time.perf_counter()
             if self.scheduler.stages[name].lane == WORKER_LANE:
                 self._submit_background(name, ids, stage_crops, state_time)
             else:
@@ -255,8 +254,11 @@ class PerceptionPipeline:
                 if values is not None:
                     self.scheduler.observe(name, len(ids), elapsed)
                     updated |= self._merge_stage(name, ids, values, state_time, index)
+            model_ms += _ms(t)
+        timings["align"] = _ms(t_align) - model_ms
+        t = time.perf_counter()
         frame_estimates = self._run_head(sorted(updated & {tr.face_id for tr in visible}), index)
-        timings["model"] = _ms(t)
+        timings["model"] = model_ms + _ms(t)
 
         t = time.perf_counter()
         results = [self._face_result(tr, frame_estimates.get(tr.face_id), stamp, state_time, width, height)
@@ -305,6 +307,19 @@ class PerceptionPipeline:
         return CLOCK_JUMP_RESET
 
     # ------------------------------------------------------------------ model stages
+    def _stage_crops(self, bgr: np.ndarray, name: str, ids: list[str], plan, track_of: dict[str, Track],
+                     cache: dict) -> np.ndarray:
+        """The crops of one stage's faces in that stage's framing; each framing is aligned once per frame for
+        all faces of all stages that share it."""
+        spec = self.encoder_stages[name].crop_spec or self.crop_spec
+        if spec not in cache:
+            sharing = [n for n, st in self.encoder_stages.items() if (st.crop_spec or self.crop_spec) == spec]
+            union = list(dict.fromkeys(fid for n in sharing for fid in plan.faces.get(n, [])))
+            cache[spec] = ({fid: i for i, fid in enumerate(union)},
+                           self.front_end.crops(bgr, [track_of[fid] for fid in union], spec))
+        rows, crops = cache[spec]
+        return crops[[rows[fid] for fid in ids]]
+
     def _run_stage(self, name: str, crops: np.ndarray, index: int) -> tuple[Optional[np.ndarray], float]:
         """(values, ms) of one encoder stage on one batch; (None, ms) with a logged reason when it failed."""
         t = self._clock()
@@ -346,11 +361,19 @@ class PerceptionPipeline:
         self._job = _BackgroundJob(self._worker.submit(job), name, list(ids), stamp, self._generation)
 
     def _collect_background(self, index: int) -> set[str]:
-        """Merge a finished background batch (never waits); face ids whose buffers changed."""
+        """Merge the background batch submitted on the previous frame, waiting for it if it is still running;
+        face ids whose buffers changed.
+
+        Waiting here (one frame of pipelining) rather than merging whenever a batch happens to be done keeps
+        the results independent of thread timing: the same frames give the same estimates, run to run and
+        in offline evaluation. The wait is short: the batch had the rest of the previous frame and this
+        frame's decoding, detection and tracking to run, and its size is capped by the worker lane's budget.
+        """
         job = self._job
-        if job is None or not job.future.done():
+        if job is None:
             return set()
         self._job = None
+        job.future.exception()  # waits
         if job.generation != self._generation:
             return set()  # submitted before a reset: another stream's faces
         try:
