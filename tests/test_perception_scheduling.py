@@ -124,7 +124,7 @@ def local_ids(results):
 
 def test_large_budget_gives_estimates_identical_to_budget_off(face_tile):
     off, _ = make(0.0)
-    large, _ = make(1e6)
+    large, _ = make(1e4)
     res_off, res_large = run(off, face_tile, 6, 12), run(large, face_tile, 6, 12)
     assert local_ids(res_off) == local_ids(res_large)
     for a, b in zip(res_off, res_large):
@@ -181,7 +181,7 @@ def test_new_face_is_estimated_on_its_first_reported_frame(face_tile):
 
 
 def test_background_stage_runs_on_the_worker_and_merges_at_its_own_stamp(face_tile):
-    pipe, encoder = make(1e6, overlap=True)
+    pipe, encoder = make(1e4, overlap=True)
     try:
         for k in range(2):  # the face is confirmed on the second frame and both stages start there
             first = pipe.process(crowd(face_tile, 1, k), k / RATE)
@@ -201,7 +201,7 @@ def test_overlap_gives_the_same_estimates_as_one_thread_a_frame_later(face_tile)
     reproducible: the same as without overlap except that AUs reach the estimates one frame later."""
     runs = []
     for overlap in (True, True, False):
-        pipe, _ = make(1e6, overlap=overlap)
+        pipe, _ = make(1e4, overlap=overlap)
         try:
             runs.append(run(pipe, face_tile, 3, 15))
         finally:
@@ -219,7 +219,7 @@ def test_overlap_gives_the_same_estimates_as_one_thread_a_frame_later(face_tile)
 
 
 def test_stage_costs_are_learned_from_the_clock(face_tile):
-    pipe, _ = make(1e6)
+    pipe, _ = make(1e4)
     run(pipe, face_tile, 4, 8)
     assert pipe.scheduler.estimated_ms("expression") == pytest.approx(2.0)
     assert pipe.scheduler.estimated_ms("action_units") == pytest.approx(12.0)
