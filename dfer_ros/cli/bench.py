@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-SECTIONS = ("throughput", "streaming", "latency", "gpu")
+SECTIONS = ("throughput", "crowd", "streaming", "latency", "gpu")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -23,6 +23,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: few frames, tiny model, no latency run")
     parser.add_argument("--frames", type=int, help="frames per throughput scenario")
     parser.add_argument("--faces", type=int, nargs="+", choices=(1, 2, 4, 8), help="face counts (default 1 2 4 8)")
+    parser.add_argument("--crowd-faces", type=int, nargs="+", help="face counts of the crowd section (default 1 4 10 25 50)")
+    parser.add_argument("--crowd-seconds", type=float, help="measured seconds per crowd scene and mode (default 6)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, help="sections to run (default: all)")
     parser.add_argument("--latency-seconds", type=float, help="measured seconds of the node latency run (0: skip)")
     parser.add_argument("--streaming-config", type=Path, help="CLIP-adapter config of the streaming section")
@@ -44,6 +46,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg.faces = tuple(sorted(set(args.faces)))
     if args.sections:
         cfg.sections = tuple(args.sections)
+    if args.crowd_faces:
+        if min(args.crowd_faces) < 1:
+            parser.error("--crowd-faces must be >= 1")
+        cfg.crowd_faces = tuple(sorted(set(args.crowd_faces)))
+    if args.crowd_seconds is not None:
+        if args.crowd_seconds <= 0:
+            parser.error("--crowd-seconds must be > 0")
+        cfg.crowd_seconds = args.crowd_seconds
     if args.latency_seconds is not None:
         cfg.latency_seconds = args.latency_seconds
     if args.streaming_config is not None:

@@ -36,7 +36,10 @@ class DetectionConfig:
                                             "(ByteTrack's second pass); must be <= detection.score_threshold.")
     min_face_size: int = setting(24, low=1, high=4096,
                                  description="Smaller faces (pixels, full resolution) are ignored.")
-    max_faces: int = setting(8, low=1, high=64, description="Most faces reported and encoded per image, largest first.")
+    max_faces: int = setting(64, low=1, high=256,
+                             description="Most faces reported per image, largest first. The compute scheduler "
+                                         "bounds the model work however many there are, so this only bounds "
+                                         "tracking and message size.")
     max_side: int = setting(320, low=32, high=4096, read_only=True,
                             description="Images are downscaled to this side for detection only.")
     every: int = setting(1, low=1, high=100,
