@@ -29,13 +29,15 @@ REPO = Path(__file__).resolve().parent.parent
 YAML = REPO / "models" / "train_tiny_synthetic.yaml"
 # 21 training clips in global batches of 8 (8, 8, 5): the last batch splits 3 + 2, one padding slot
 SETTINGS = ["--set", "optim.epochs=2", "--set", "data.max_train_items=21", "--set", "data.test_split=test",
-            "--no-progress"]
+            "--no-progress", "--device", "cpu"]
 
 
-def _torchrun(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    """Two gloo processes on this host; --standalone lets the rendezvous pick a free port."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+def _torchrun(args: list[str], timeout: int = 300, processes: int = 2, cuda: bool = False) -> subprocess.CompletedProcess:
+    """gloo processes on this host (CUDA hidden unless ``cuda``); --standalone lets the rendezvous pick a free port."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if not cuda:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
            "-m", "dfer_ros.cli.train", str(YAML), *SETTINGS, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(REPO))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -95,6 +97,14 @@ def test_two_process_resume_gives_the_uninterrupted_weights(runs):
     differing = [k for k in a if not torch.equal(a[k], b[k])]
     assert not differing, differing
     assert [h["val_war"] for h in _history(base / "two")] == [h["val_war"] for h in _history(part)]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the nccl backend)")
+def test_cuda_torchrun_one_process_takes_nccl(runs):
+    out = runs["base"] / "cuda"
+    proc = _torchrun([*runs["common"], "--output-dir", str(out), "--device", "cuda"], processes=1, cuda=True)
+    assert "backend nccl, device cuda:0" in proc.stdout + proc.stderr
+    assert len(_history(out)) == 2 and (out / "best" / "model.safetensors").is_file()
 
 
 def test_each_global_batch_is_shared_out_once():
