@@ -152,3 +152,14 @@ def test_loss_weighting_gives_the_global_batch_gradient():
     plain = [crit({"expression_logits": logits[s]}, {k: v[s] for k, v in batch.items()})[0] for s in shares]
     g_plain = (torch.autograd.grad(plain[0], logits)[0] + torch.autograd.grad(plain[1], logits)[0]) / 2
     assert float((g_plain - g_full).abs().max()) > 1e-3
+
+
+def test_without_torchrun_a_run_is_one_process_and_bad_devices_are_refused():
+    from dfer_ros.training.distributed import DistributedSetupError, init_distributed
+
+    single = init_distributed("cpu", env={})
+    assert not single.enabled and single.is_main and single.world_size == 1
+    assert single.sum_floats({"loss": 2.5}) == {"loss": 2.5}
+    launched = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}
+    with pytest.raises(DistributedSetupError, match="LOCAL_RANK"):
+        init_distributed("cuda:0", env=launched)

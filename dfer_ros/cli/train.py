@@ -42,7 +42,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from dfer_ros.training.config import TrainConfigError, load_train_config
     from dfer_ros.training.datasets import DatasetError
-    from dfer_ros.training.distributed import init_distributed
+    from dfer_ros.training.distributed import DistributedSetupError, init_distributed
     from dfer_ros.training.trainer import Trainer
 
     overrides = parse_overrides(args.set)
@@ -59,7 +59,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not dist.is_main:  # one process speaks for the run
             logging.getLogger().setLevel(logging.WARNING)
         summary = Trainer(cfg, resume=args.resume, dist=dist).fit(max_steps=args.max_steps)
-    except (TrainConfigError, DatasetError, FileNotFoundError) as exc:
+    except (TrainConfigError, DatasetError, FileNotFoundError, DistributedSetupError) as exc:
         print(f"dfer-train: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # model config / checkpoint errors of the model package

@@ -32,6 +32,10 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+class DistributedSetupError(RuntimeError):
+    """The device setting does not fit a torchrun launch (the message says what to change)."""
+
+
 def launched_by_torchrun(env: Mapping[str, str] = os.environ) -> bool:
     return all(k in env for k in TORCHRUN_VARIABLES)
 
@@ -119,13 +123,13 @@ def init_distributed(device_name: str = "auto", env: Mapping[str, str] = os.envi
     elif device_name in ("cpu", "cuda"):
         kind = device_name
     else:
-        raise RuntimeError(f"device {device_name!r}: under torchrun each process takes the device of its "
+        raise DistributedSetupError(f"device {device_name!r}: under torchrun each process takes the device of its "
                            "LOCAL_RANK; set device to auto, cuda or cpu")
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("device cuda requested but CUDA is not available")
+            raise DistributedSetupError("device cuda requested but CUDA is not available")
         if local >= torch.cuda.device_count():
-            raise RuntimeError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} CUDA device(s) are visible; "
+            raise DistributedSetupError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} CUDA device(s) are visible; "
                                "start at most one process per GPU (--nproc_per_node)")
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
