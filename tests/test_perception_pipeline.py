@@ -211,6 +211,7 @@ class ScriptedDetector(FaceDetector):
 def test_detect_every_k_frames_and_buffers_freed_when_tracks_end():
     cfg = PipelineConfig()
     cfg.detection.every = 3
+    cfg.quality.abstain = False  # the flat grey "face" would be withheld as blurred
     model = AffectModel(FakeEncoder(), FakeHead(), "fake", "numpy")
     det = ScriptedDetector()
     pipe = PerceptionPipeline(cfg, model, detector=det)

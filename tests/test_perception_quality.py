@@ -115,3 +115,7 @@ def test_assess_combines_the_measures():
     assert q.abstain_reason == "" and not q.abstained
     cut = assess(frame, np.array([360, 110, 80, 90], np.float32), 0.9, None, QualityConfig())
     assert cut.cut_by_border and cut.head_pose is None and "cut by the image border" in cut.abstain_reason
+    # a detector box shrunk to the visible half: the landmarks still tell that half the face is outside
+    half = project(0, 0, 0, center=(0.0, 150.0))
+    shrunk = assess(frame, np.array([0, 100, 40, 90], np.float32), 0.9, half, QualityConfig())
+    assert shrunk.visible_fraction == pytest.approx(0.5, abs=0.05) and shrunk.cut_by_border

@@ -32,7 +32,7 @@ from typing import Iterator, Optional, Sequence
 import cv2
 import numpy as np
 
-from dfer_ros.perception.quality import FaceQuality, QualityConfig, assess
+from dfer_ros.perception.quality import FaceQuality, QualityConfig, assess, expected_face_box
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ def quality_record(q: FaceQuality) -> dict:
     return {"yaw": None if pose is None else round(pose.yaw, 2), "pitch": None if pose is None else round(pose.pitch, 2),
             "roll": None if pose is None else round(pose.roll, 2), "sharpness": round(q.sharpness, 1),
             "face_size": round(q.face_size, 1), "score": round(q.detection_score, 3),
-            "visible": round(q.visible_fraction, 3), "looking": q.looking_at_camera, "abstain": q.abstain_reason}
+            "visible": round(q.visible_fraction, 3), "cut": q.cut_by_border, "looking": q.looking_at_camera,
+            "abstain": q.abstain_reason}
 
 
 def measure_images(items: Sequence[tuple[Path, str]], detector, config: QualityConfig) -> list[dict]:
@@ -114,6 +115,10 @@ def summarise(rows: list[dict]) -> dict:
     if len(sharp):
         out["sharpness"] = {"p5": round(float(np.percentile(sharp, 5)), 1), "median": round(float(np.median(sharp)), 1)}
         out["face_size_median"] = round(float(np.median([r["face_size"] for r in found])), 1)
+        out["sharpness"]["min"] = round(float(sharp.min()), 1)
+        out["face_size_min"] = round(float(min(r["face_size"] for r in found)), 1)
+        out["score_min"] = round(float(min(r["score"] for r in found)), 3)
+        out["cut_by_border"] = sum(bool(r.get("cut")) for r in found)
     abstained = [r for r in found if r["abstain"]]
     out["abstained"] = len(abstained)
     out["abstained_fraction"] = round(len(abstained) / max(len(found), 1), 4)
@@ -219,7 +224,7 @@ def model_depths(items: Sequence[tuple[Path, str]]) -> dict:
     return {"faces": len(rows), "mean_xyz": np.round(rel.mean(0), 3).tolist(), "std_xyz": np.round(rel.std(0), 3).tolist()}
 
 
-def calibrate(items: Sequence[tuple[Path, str]], detector, sigmas=(0, 1, 2, 3, 4, 6), sizes=(160, 64, 48, 32, 24, 16)) -> dict:
+def calibrate(items: Sequence[tuple[Path, str]], detector, sigmas=(0, 1, 2, 3, 4, 5, 6), sizes=(160, 64, 48, 40, 32, 24, 20, 16)) -> dict:
     """Default model's label agreement with its own label on the original, vs blur and vs face size."""
     from dfer_ros.estimators.factory import create_model
     from dfer_ros.perception.alignment import align_faces
@@ -233,6 +238,7 @@ def calibrate(items: Sequence[tuple[Path, str]], detector, sigmas=(0, 1, 2, 3, 4
         return model.head.predict([emb[:1]])[0].top_expression
 
     base: dict[str, tuple] = {}
+    cut_rows: dict[int, list] = {s: [] for s in (0, 10, 20, 30, 40, 50)}  # % of the face width moved out
     blur_rows: dict[float, list] = {s: [] for s in sigmas}
     size_rows: dict[int, list] = {s: [] for s in sizes}
     for path, _ in items:
@@ -246,6 +252,19 @@ def calibrate(items: Sequence[tuple[Path, str]], detector, sigmas=(0, 1, 2, 3, 4
             img = image if sigma == 0 else cv2.GaussianBlur(image, (0, 0), sigma)
             q = assess(img, det.box, det.score, det.landmarks, QualityConfig())
             blur_rows[sigma].append((q.sharpness, label(img, det) == ref))
+        extent = expected_face_box(det.landmarks)
+        for percent in cut_rows:  # slide the image left until that much of the face's width is outside
+            shift = int(round(extent[0] + percent / 100.0 * extent[2])) if extent is not None else 0
+            if shift <= 0 and percent:
+                continue
+            moved = np.full_like(image, 255)
+            moved[:, : image.shape[1] - max(shift, 0)] = image[:, max(shift, 0):]
+            mdet = largest_face(detector, moved)
+            if mdet is None:
+                cut_rows[percent].append((None, False))
+                continue
+            q = assess(moved, mdet.box, mdet.score, mdet.landmarks, QualityConfig())
+            cut_rows[percent].append((q.visible_fraction, label(moved, mdet) == ref))
         for size in sizes:
             scale = size / float(min(det.box[2], det.box[3]))
             if scale >= 1:
@@ -262,7 +281,12 @@ def calibrate(items: Sequence[tuple[Path, str]], detector, sigmas=(0, 1, 2, 3, 4
     size = {str(s): {"faces": len(v), "sharpness_median": round(float(np.median([a for a, _ in v])), 1) if v else None,
                      "label_agreement": round(float(np.mean([b for _, b in v])), 3) if v else None}
             for s, v in size_rows.items()}
-    return {"faces": len(base), "blur_sigma": blur, "face_size_px": size}
+    cut = {str(p): {"faces": len(v), "detected": sum(a is not None for a, _ in v),
+                    "visible_fraction_median": round(float(np.median([a for a, _ in v if a is not None])), 3)
+                    if any(a is not None for a, _ in v) else None,
+                    "label_agreement": round(float(np.mean([b for _, b in v])), 3) if v else None}
+           for p, v in cut_rows.items()}
+    return {"faces": len(base), "blur_sigma": blur, "face_size_px": size, "cut_percent_of_width": cut}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -112,6 +112,60 @@ class ComputeConfig:
 
 
 @dataclass
+class QualityConfig:
+    """Face quality (``perception.quality``): when to abstain and when a face counts as looking at the camera.
+
+    Defaults from the measurements in docs/perception.md (face quality): none of the 204 frontal London faces
+    nor any frame of the webcam videos is withheld with them; min_sharpness and min_face_pixels are where the
+    default model's label on blurred or shrunk London faces stops agreeing with its label on the original
+    90 % of the time."""
+
+    enabled: bool = setting(True, description="Measure face quality (head pose, sharpness, size, border) and "
+                                              "head-pose attention per face; false: neither, and never abstain.")
+    abstain: bool = setting(True, description="Withhold the expression (\"unknown\", confidence 0, VA confidence 0, "
+                                              "with the reason) of faces below the quality.* thresholds; withheld "
+                                              "images feed neither the model, the smoothing nor the events.")
+    max_yaw_degrees: float = setting(45.0, low=0.0, high=180.0,
+                                     description="Abstain when |head yaw| (5-landmark head pose) exceeds this.")
+    max_pitch_degrees: float = setting(35.0, low=0.0, high=90.0, description="Abstain when |head pitch| exceeds this.")
+    min_face_pixels: float = setting(24.0, low=0.0, high=4096.0,
+                                     description="Abstain when the shorter side of the face box is below this.")
+    min_sharpness: float = setting(70.0, low=0.0, high=100000.0,
+                                   description="Abstain when the Laplacian variance of the face at 64x64 grey is "
+                                               "below this (blur).")
+    min_detection_score: float = setting(0.5, low=0.0, high=1.0,
+                                         description="Abstain when the detector score is below this.")
+    min_visible_fraction: float = setting(0.8, low=0.0, high=1.0,
+                                          description="Abstain when less of the face than this is inside the image "
+                                                      "(extent predicted from the landmarks).")
+    attention_max_yaw_degrees: float = setting(20.0, low=0.0, high=180.0,
+                                               description="looking_at_camera needs |yaw| <= this (head pose, not eye "
+                                                           "gaze).")
+    attention_max_pitch_degrees: float = setting(20.0, low=0.0, high=90.0,
+                                                 description="looking_at_camera needs |pitch| <= this.")
+
+
+@dataclass
+class EventConfig:
+    """Expression episodes (``perception.events``): hysteresis and minimum duration."""
+
+    enabled: bool = setting(True, description="Publish expression episode onsets/offsets on "
+                                              "faces/expression_events.")
+    onset_threshold: float = setting(0.5, low=0.01, high=1.0, description="An episode of a label starts when its "
+                                                                          "smoothed probability reaches this.")
+    offset_threshold: float = setting(0.35, low=0.0, high=1.0,
+                                      description="... and ends when it falls below this (hysteresis; must be <= "
+                                                  "events.onset_threshold).")
+    min_duration_seconds: float = setting(0.4, low=0.0, high=600.0,
+                                          description="Episodes shorter than this (stamp time) produce no events.")
+    max_gap_seconds: float = setting(1.0, low=0.01, high=600.0,
+                                     description="No usable image of a face for longer than this ends its open "
+                                                 "episodes.")
+    exclude_labels: list[str] = setting(default_factory=lambda: ["neutral"],
+                                        description="Labels that never form episodes (any spelling).")
+
+
+@dataclass
 class PipelineConfig:
     """Everything the perception pipeline needs besides the model."""
 
@@ -120,6 +174,8 @@ class PipelineConfig:
     buffer: BufferConfig = field(default_factory=BufferConfig)
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    events: EventConfig = field(default_factory=EventConfig)
     max_frame_side: int = setting(4096, low=64, high=65536,
                                   description="Images with a larger side are rejected as corrupt.")
     encode_predicted: bool = setting(False, description="Also encode faces whose box is a tracker prediction.")
@@ -130,12 +186,16 @@ class PipelineConfig:
 
     def validate(self) -> "PipelineConfig":
         """Raise ConfigError naming the first out-of-range field (ranges and choices from the fields'
-        ``setting`` metadata, plus the one cross-field rule); returns self for chaining."""
+        ``setting`` metadata, plus the cross-field rules); returns self for chaining."""
         check_settings(self, "pipeline config", ConfigError)
         d = self.detection
         if d.low_score_threshold > d.score_threshold:
             raise ConfigError(f"pipeline config: detection.low_score_threshold = {d.low_score_threshold!r} "
                               f"must be in [0, detection.score_threshold]")
+        e = self.events
+        if e.offset_threshold > e.onset_threshold:
+            raise ConfigError(f"pipeline config: events.offset_threshold = {e.offset_threshold!r} "
+                              f"must be in [0, events.onset_threshold]")
         return self
 
     @classmethod

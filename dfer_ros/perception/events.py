@@ -19,7 +19,8 @@ threshold ("relaxed"), or the last frame of the face seen ("gap", "track_ended")
 frame with the highest probability; the mean intensity is the mean probability over the episode's
 frames up to (not including) the offset frame. Only frames the pipeline did not abstain on are fed.
 Several labels may be in an episode at once (each label has its own state). Labels in
-``exclude_labels`` (default ``neutral``: the resting face is not an event) are ignored.
+``exclude_labels`` (default ``neutral``: the resting face is not an event; any spelling of the label,
+``vocabulary.canonical_expression``) are ignored.
 """
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
+
+from dfer_ros.perception.config import EventConfig
+from dfer_ros.vocabulary import canonical_expression
 
 ONSET = "onset"
 OFFSET = "offset"
@@ -36,18 +40,6 @@ END_GAP = "gap"  # no frame of the face for longer than max_gap_seconds
 END_TRACK = "track_ended"  # the face's track ended (left the view, lost, or the pipeline was reset)
 
 STAMP_TOLERANCE = 1e-6  # seconds; float sums of frame intervals must not miss a duration by 1e-15
-
-
-@dataclass
-class EventConfig:
-    """Hysteresis and minimum duration of expression episodes."""
-
-    enabled: bool = True
-    onset_threshold: float = 0.5  # an episode starts when the label's probability reaches this
-    offset_threshold: float = 0.35  # ... and ends when it falls below this (must be <= onset_threshold)
-    min_duration_seconds: float = 0.4  # shorter episodes never produce events
-    max_gap_seconds: float = 1.0  # frames of a face further apart than this end its open episodes
-    exclude_labels: tuple[str, ...] = ("neutral",)  # labels that never form episodes
 
 
 @dataclass
@@ -122,9 +114,10 @@ class ExpressionEvents:
             events += self._close_all(face_id, state, END_GAP, stamp)
         state.last_stamp = stamp
         probs = np.asarray(probs, np.float64)
+        excluded = {canonical_expression(x) for x in cfg.exclude_labels}
         for label, p in zip(labels, probs):
             label = str(label).lower()
-            if label in cfg.exclude_labels or not np.isfinite(p):
+            if canonical_expression(label) in excluded or not np.isfinite(p):
                 continue
             p = float(p)
             ep = state.episodes.get(label)

@@ -8,6 +8,11 @@ windows in ONE call, aggregate over time. Every tracked face is reported on ever
 age of its estimate (seconds of stamp time since a model stage last updated it). Per-stage wall times
 are reported in ms.
 
+Behaviour outputs (``behaviour.py``, called at four marked points): face quality of every detected face
+after tracking; faces below the quality thresholds are withheld (not offered to the scheduler, not
+aggregated, published as ``unknown`` with confidence 0); the smoothed probabilities of the others feed
+the expression events (onset/offset), which leave with ``FrameResult.events``.
+
 Threads (bounded, documented in docs/perception.md): the caller's thread runs everything except the
 encoder stages marked ``background`` (the default model's MediaPipe landmarker), which run on ONE worker
 thread with at most one batch in flight: submitted first on frame n, it overlaps frame n's expression net,
@@ -22,6 +27,7 @@ frame; each with a logged reason, so a long-running node survives one bad input.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -33,10 +39,12 @@ import numpy as np
 
 from dfer_ros.perception.model_interface import AffectModel, CropSpec
 from dfer_ros.perception.aggregation import Aggregators
+from dfer_ros.perception.behaviour import BehaviourOutputs
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.detection import FaceDetector
 from dfer_ros.perception.frames import FrameError, to_bgr8
 from dfer_ros.perception.front_end import FaceFrontEnd, copy_sections
+from dfer_ros.perception.quality import UNKNOWN_LABEL
 from dfer_ros.perception.scheduler import ComputeScheduler, FaceDemand, StageSpec
 from dfer_ros.perception.track_buffer import TrackBuffers
 from dfer_ros.perception.tracking import FaceTracker, Track
@@ -45,7 +53,7 @@ from dfer_ros.perception.types import (CLOCK_JUMP_RESET, DUPLICATE_STAMP, LATE_F
 
 log = logging.getLogger(__name__)
 
-STAGES = ("detect", "track", "align", "model", "aggregate")
+STAGES = ("detect", "track", "quality", "align", "model", "aggregate")
 DEFAULT_FRAME_INTERVAL = 1.0 / 30.0  # seconds a repeated stamp stands for before any real interval is seen
 MAX_FRAME_INTERVAL = 0.2  # a longer real interval is a pause, not the frame interval a repeated stamp stands for
 WORKER_LANE = "worker"
@@ -155,7 +163,7 @@ class PerceptionPipeline:
         changed dotted names. Detector construction settings (``front_end.BUILD_TIME_FIELDS``) need a new
         pipeline; a new ``buffer.window_frames`` applies to faces that appear afterwards."""
         changed = self.front_end.reconfigure(new)
-        changed += copy_sections(self.config, new, ("buffer", "aggregation", "compute"))
+        changed += copy_sections(self.config, new, ("buffer", "aggregation", "compute", "quality", "events"))
         for name in ("max_frame_side", "encode_predicted", "stamp_reorder_tolerance"):
             if getattr(self.config, name) != getattr(new, name):
                 setattr(self.config, name, getattr(new, name))
@@ -168,6 +176,10 @@ class PerceptionPipeline:
         self.front_end.reset()
         self.buffers = TrackBuffers(self.config.buffer, max_frames=self.model.head.max_frames)
         self.aggregators = Aggregators(self.config.aggregation)
+        # [behaviour] open expression episodes of the forgotten faces end; their offsets leave with the next frame
+        previous = getattr(self, "behaviour", None)
+        self._pending_events = previous.end_all(self._last_stamp) if previous is not None else []
+        self.behaviour = BehaviourOutputs(self.config.quality, self.config.events)
         self.model.encoder.reset()
         if hasattr(self, "scheduler"):
             self.scheduler.reset()
@@ -225,12 +237,18 @@ class PerceptionPipeline:
             self.aggregators.free(face_id)
             self._last_output.pop(face_id, None)
         self.scheduler.forget(step.ended_ids)
+        events, self._pending_events = self._pending_events, []
+        events += self.behaviour.end_tracks(step.ended_ids, stamp)  # [behaviour] ended tracks close episodes
         self.buffers.check_time(state_time)
         visible = step.tracks
         timings["detect"] = step.timings_ms["detect"]
         timings["track"] = step.timings_ms["track"] + _ms(t)
 
-        encode = self.front_end.to_encode(visible)
+        t = time.perf_counter()
+        self.behaviour.assess(bgr, visible)  # [behaviour] quality of the faces detected in this frame
+        timings["quality"] = _ms(t)
+        # [behaviour] withheld faces are not encoded: nothing of them reaches buffers, smoothing or events
+        encode = [tr for tr in self.front_end.to_encode(visible) if not self.behaviour.withheld(tr.face_id)]
         t_align = time.perf_counter()  # "align" = scheduling + alignment; "model" = stages + head
         self._sync_compute_config()
         updated = self._collect_background(index)
@@ -263,9 +281,14 @@ class PerceptionPipeline:
         t = time.perf_counter()
         results = [self._face_result(tr, frame_estimates.get(tr.face_id), stamp, state_time, width, height)
                    for tr in visible]
+        for face in results:  # [behaviour] new smoothed estimates feed the expression events
+            if face.frame_estimate is not None:
+                events += self.behaviour.feed(face.face_id, stamp, face.estimate)
+        events += self.behaviour.expire(stamp)
         timings["aggregate"] = _ms(t)
         timings["total"] = _ms(t_start)
-        return FrameResult(stamp=stamp, frame_index=index, faces=results, timings_ms=timings, stamp_event=stamp_event)
+        return FrameResult(stamp=stamp, frame_index=index, faces=results, timings_ms=timings, stamp_event=stamp_event,
+                           events=events)
 
     def _state_time(self, stamp: float, stamp_event: Optional[str]) -> float:
         """The time the per-face state sees for this frame; strictly increasing except after a reset.
@@ -430,11 +453,17 @@ class PerceptionPipeline:
 
     def _face_result(self, tr: Track, frame_est: Optional[AffectEstimate], stamp: float, state_time: float,
                      width: int, height: int) -> FaceResult:
+        withheld = self.behaviour.withheld(tr.face_id)
+        if withheld:  # [behaviour] a late background result of a withheld face is not used either
+            frame_est = None
         if frame_est is not None:
             estimate, label, confidence = self.aggregators.update(tr.face_id, frame_est, state_time)
             self._last_output[tr.face_id] = (estimate, label, confidence)
         else:
             estimate, label, confidence = self._last_output.get(tr.face_id, (_empty_estimate(), "", 0.0))
+        if withheld:  # the last usable estimate stays visible, without a label or any confidence
+            estimate = dataclasses.replace(estimate, va_confidence=0.0)
+            label, confidence = UNKNOWN_LABEL, 0.0
         buf = self.buffers.get(tr.face_id) if tr.face_id in self.buffers else None
         frames = len(buf) if buf is not None else 0
         det = tr.detection if tr.detected_now else None
@@ -446,7 +475,8 @@ class PerceptionPipeline:
             frame_estimate=frame_est, estimate=estimate, expression=label, expression_confidence=confidence,
             window_frames=frames, window_seconds=buf.seconds if buf is not None else 0.0,
             warmed_up=frames >= self.model.head.min_frames,
-            estimate_age=ages[0], action_units_age=ages[1])
+            estimate_age=ages[0], action_units_age=ages[1], quality=self.behaviour.quality(tr.face_id),
+            abstain_reason=withheld)
 
 
 def _set_opencv_threads(count: int) -> None:

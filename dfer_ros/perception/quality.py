@@ -8,10 +8,13 @@ the 5 landmarks), without running any model:
 * sharpness: variance of the Laplacian of the face region resized to 64x64 grey, about the resolution
   the expression model sees (so a small upscaled face reads as blurred, as it is for the model);
 * face size: the shorter side of the detection box in pixels (the detector's own ``min_face_size`` unit);
-* detection score, and the visible fraction of the box (``cut_by_border`` when part of it is outside).
+* detection score, and the visible fraction of the face (``cut_by_border`` when more than 2 % of it is
+  outside the image). Detectors shrink their box to the part of a face inside the image (YuNet's box of a
+  face half out of frame stays inside it), so with landmarks the face's full extent is predicted from them
+  (``expected_face_box``: the mean box-to-landmark geometry of frontal faces) and that box is used.
 
 ``assess`` turns these into a ``FaceQuality`` whose ``abstain_reason`` names every threshold that failed
-(empty when the face is usable). Thresholds are ``QualityConfig`` fields; their defaults were chosen
+(empty when the face is usable). Thresholds are ``config.QualityConfig`` fields; their defaults were chosen
 from the measurements in docs/perception.md (face quality section).
 
 Head pose method (scaled orthographic fit of a generic 5-point face): the five detector landmarks
@@ -34,8 +37,12 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+__all__ = ["QualityConfig", "FaceQuality", "HeadPose", "assess", "head_pose", "UNKNOWN_LABEL"]
+
 import cv2
 import numpy as np
+
+from dfer_ros.perception.config import QualityConfig
 
 # Generic face, one row per detector landmark (right eye, left eye, nose tip, right mouth corner, left mouth
 # corner), x to the image right, y down, z away from the camera, in units of the inter-ocular distance, origin
@@ -55,22 +62,9 @@ FACE_MODEL_3D = np.array([
     [0.4430, 0.9868, -0.060],
 ], dtype=np.float64)
 
+UNKNOWN_LABEL = "unknown"  # the published expression of a face the pipeline abstains on
+
 SHARPNESS_SIZE = 64  # px side the face region is resized to before the Laplacian
-
-
-@dataclass
-class QualityConfig:
-    """When to abstain (expression ``unknown``, confidence 0) and when a face counts as looking at the camera."""
-
-    enabled: bool = True  # false: measure and publish quality, but never abstain
-    max_yaw_degrees: float = 45.0  # |yaw| above this: head turned away
-    max_pitch_degrees: float = 35.0  # |pitch| above this: head tilted up/down too far
-    min_face_pixels: float = 32.0  # shorter box side below this: face too small
-    min_sharpness: float = 15.0  # Laplacian variance at 64x64 below this: blurred
-    min_detection_score: float = 0.5  # detector score below this: unsure it is a face
-    min_visible_fraction: float = 0.8  # less of the box inside the image: cut by the border
-    attention_max_yaw_degrees: float = 20.0  # looking_at_camera when |yaw| <= this ...
-    attention_max_pitch_degrees: float = 20.0  # ... and |pitch| <= this (head pose, not eye gaze)
 
 
 @dataclass
@@ -96,7 +90,7 @@ class FaceQuality:
     sharpness: float
     face_size: float  # px, shorter side of the box
     detection_score: float
-    visible_fraction: float  # of the box area, inside the image
+    visible_fraction: float  # of the face (landmark-predicted extent, else the box) inside the image
     cut_by_border: bool
     looking_at_camera: bool  # head-pose based (false when the pose is unknown)
     attention: float  # 1 facing the camera .. 0 at 90 degrees or more off axis (0 when the pose is unknown)
@@ -169,8 +163,33 @@ def sharpness(frame_bgr: np.ndarray, box: np.ndarray) -> float:
         return 0.0
     region = frame_bgr[y1:y2, x1:x2]
     gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
-    small = cv2.resize(gray, (SHARPNESS_SIZE, SHARPNESS_SIZE), interpolation=cv2.INTER_AREA)
+    shrink = min(gray.shape[:2]) >= SHARPNESS_SIZE  # area averaging to shrink, linear (smooth) to enlarge
+    small = cv2.resize(gray, (SHARPNESS_SIZE, SHARPNESS_SIZE),
+                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return float(cv2.Laplacian(small, cv2.CV_32F).var())
+
+
+# Face box relative to the 5 landmarks on the calibration half of the London faces (YuNet): width and height in
+# units of s = max(eye distance, eye-to-mouth distance / 0.978), centre offset from the landmark centroid.
+FACE_BOX_FROM_LANDMARKS = {"width": 2.06, "height": 2.73, "dx": -0.06, "dy": -0.21, "mouth_per_eye": 0.978}
+CUT_TOLERANCE = 0.98  # visible fraction below which a face counts as cut by the border
+
+
+def expected_face_box(landmarks: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """The whole face's (x, y, w, h) predicted from 5 landmarks (also the part outside the image), or None."""
+    if landmarks is None:
+        return None
+    pts = np.asarray(landmarks, np.float64)
+    if pts.shape != (5, 2) or not np.all(np.isfinite(pts)):
+        return None
+    g = FACE_BOX_FROM_LANDMARKS
+    eye_mid, mouth_mid = (pts[0] + pts[1]) / 2.0, (pts[3] + pts[4]) / 2.0
+    scale = max(float(np.linalg.norm(pts[1] - pts[0])), float(np.linalg.norm(mouth_mid - eye_mid)) / g["mouth_per_eye"])
+    if scale < 1e-6:
+        return None
+    cx, cy = pts.mean(0) + scale * np.array([g["dx"], g["dy"]])
+    w, h = g["width"] * scale, g["height"] * scale
+    return np.array([cx - w / 2.0, cy - h / 2.0, w, h])
 
 
 def visible_fraction(box: np.ndarray, width: int, height: int) -> float:
@@ -180,7 +199,7 @@ def visible_fraction(box: np.ndarray, width: int, height: int) -> float:
         return 0.0
     iw = max(0.0, min(x + w, float(width)) - max(x, 0.0))
     ih = max(0.0, min(y + h, float(height)) - max(y, 0.0))
-    return iw * ih / (w * h)
+    return min(1.0, iw * ih / (w * h))
 
 
 def attention(pose: Optional[HeadPose], config: QualityConfig) -> tuple[bool, float]:
@@ -198,7 +217,7 @@ def abstain_reason(pose: Optional[HeadPose], size: float, sharp: float, score: f
     An unknown head pose (no landmarks) does not abstain by itself: a detector without landmarks would
     otherwise silence every face.
     """
-    if not config.enabled:
+    if not (config.enabled and config.abstain):
         return ""
     reasons = []
     if pose is not None and abs(pose.yaw) > config.max_yaw_degrees:
@@ -223,9 +242,10 @@ def assess(frame_bgr: np.ndarray, box: np.ndarray, score: float, landmarks: Opti
     pose = head_pose(landmarks)
     size = float(min(box[2], box[3]))
     sharp = sharpness(frame_bgr, box)
-    visible = visible_fraction(box, width, height)
+    extent = expected_face_box(landmarks)
+    visible = visible_fraction(box if extent is None else extent, width, height)
     looking, score_att = attention(pose, config)
     return FaceQuality(head_pose=pose, sharpness=sharp, face_size=size, detection_score=float(score),
-                       visible_fraction=visible, cut_by_border=visible < 0.999, looking_at_camera=looking,
+                       visible_fraction=visible, cut_by_border=visible < CUT_TOLERANCE, looking_at_camera=looking,
                        attention=score_att,
                        abstain_reason=abstain_reason(pose, size, sharp, float(score), visible, config))

@@ -6,9 +6,13 @@ Coordinates are pixels of the source image; boxes are (x, y, w, h) with (x, y) t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:  # plain data here; the producers import cv2
+    from dfer_ros.perception.events import ExpressionEvent
+    from dfer_ros.perception.quality import FaceQuality
 
 
 @dataclass
@@ -69,6 +73,14 @@ class FaceResult:
     # rate rather than on every frame, so a consumer can see how fresh each estimate is.
     estimate_age: float = float("inf")
     action_units_age: float = float("inf")
+    # face quality of the latest detection of this face (quality.FaceQuality; None when quality is off), and
+    # why the expression is withheld in this frame ("" = not withheld; then expression is "unknown")
+    quality: Optional["FaceQuality"] = None
+    abstain_reason: str = ""
+
+    @property
+    def abstained(self) -> bool:
+        return bool(self.abstain_reason)
 
 
 @dataclass
@@ -82,6 +94,8 @@ class FrameResult:
     skipped_reason: Optional[str] = None  # set when the frame was rejected (bad input), faces is then empty
     # what the stamp did relative to the previous frame's, None when nothing unusual (see STAMP_EVENTS)
     stamp_event: Optional[str] = None
+    # expression episode onsets/offsets this frame produced (events.ExpressionEvent), usually none
+    events: list["ExpressionEvent"] = field(default_factory=list)
 
 
 # FrameResult.stamp_event values:

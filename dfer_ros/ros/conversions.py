@@ -260,7 +260,113 @@ def face_to_affect(header, face: FaceResult, au_threshold: float = 0.5):
                                               float(probs.max()) if probs.size else 0.0, face.estimate_age)
     else:
         msg.compound_expression = _expression(header, face.face_id, (), np.zeros(0, np.float32), "", 0.0)
+    msg.quality = face_quality_msg(face.quality)
+    msg.abstained = bool(face.abstain_reason)
+    msg.abstain_reason = str(face.abstain_reason)
     return msg
+
+
+def face_quality_msg(quality):
+    """``quality.FaceQuality`` (or None: quality off) -> ``dfer_ros/FaceQuality`` (all zero/false for None)."""
+    from dfer_ros.msg import FaceQuality
+
+    msg = FaceQuality()
+    if quality is None:
+        return msg
+    pose = quality.head_pose
+    msg.head_pose_valid = pose is not None
+    if pose is not None:
+        msg.yaw, msg.pitch, msg.roll = float(pose.yaw), float(pose.pitch), float(pose.roll)
+    msg.sharpness = _finite(quality.sharpness)
+    msg.face_size = _finite(quality.face_size)
+    msg.detection_score = float(np.clip(_finite(quality.detection_score), 0.0, 1.0))
+    msg.visible_fraction = float(np.clip(_finite(quality.visible_fraction), 0.0, 1.0))
+    msg.cut_by_border = bool(quality.cut_by_border)
+    msg.looking_at_camera = bool(quality.looking_at_camera)
+    msg.attention = float(np.clip(_finite(quality.attention), 0.0, 1.0))
+    return msg
+
+
+class StampBook:
+    """The exact source ``Time`` of the last ``capacity`` processed images, keyed by their float seconds.
+
+    The pipeline works in float seconds, which cannot hold an epoch-sized stamp to the nanosecond (float64
+    resolves about 0.5 us there); events name stamps of earlier images (onset, apex), so the node looks the
+    exact header stamp up here. Bounded: older stamps (episodes longer than ``capacity`` images) fall back to
+    ``seconds_to_time``, within a microsecond."""
+
+    def __init__(self, capacity: int = 4096):
+        from collections import OrderedDict
+
+        self.capacity = int(capacity)
+        self._times: "OrderedDict[float, object]" = OrderedDict()
+
+    def remember(self, seconds: float, stamp) -> None:
+        self._times[float(seconds)] = (int(stamp.sec), int(stamp.nanosec))  # a copy: messages are mutable
+        self._times.move_to_end(float(seconds))
+        while len(self._times) > self.capacity:
+            self._times.popitem(last=False)
+
+    def time_of(self, seconds: float):
+        from builtin_interfaces.msg import Time
+
+        exact = self._times.get(float(seconds))
+        return Time(sec=exact[0], nanosec=exact[1]) if exact is not None else seconds_to_time(seconds)
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+
+def seconds_to_time(seconds: float):
+    """float seconds -> builtin_interfaces/Time (exact to the nanosecond for stamps that came from a Time)."""
+    from builtin_interfaces.msg import Time
+
+    total = int(round(float(seconds) * 1e9))
+    return Time(sec=total // 1_000_000_000, nanosec=total % 1_000_000_000)
+
+
+def events_to_message(events, header, stamp_of=None):
+    """Expression events of one processed image -> ``dfer_ros/ExpressionEventArray`` (None when there are none).
+
+    ``header`` is the processed image's header. Each event's own header carries the stamp of the image that
+    produced it (``stamp_of(seconds)`` maps a pipeline stamp back to the exact source ``Time``; by default it
+    is rebuilt from the float seconds)."""
+    from dfer_ros.msg import ExpressionEvent, ExpressionEventArray
+    from std_msgs.msg import Header
+
+    from dfer_ros.perception.events import ONSET
+
+    if not events:
+        return None
+    to_time = stamp_of or seconds_to_time
+    out = ExpressionEventArray(header=header)
+    for e in events:
+        msg = ExpressionEvent()
+        msg.header = Header(stamp=to_time(e.stamp), frame_id=header.frame_id)
+        msg.face_id, msg.person_id = e.face_id, e.person_id
+        msg.kind = ExpressionEvent.ONSET if e.kind == ONSET else ExpressionEvent.OFFSET
+        msg.episode = int(e.episode)
+        msg.expression = str(e.label).lower()
+        msg.onset, msg.apex = to_time(e.onset_stamp), to_time(e.apex_stamp)
+        if e.offset_stamp is not None:
+            msg.offset = to_time(e.offset_stamp)
+        msg.duration = float(max(0.0, e.duration))
+        msg.peak_probability = float(np.clip(e.peak_probability, 0.0, 1.0))
+        msg.mean_intensity = float(np.clip(e.mean_intensity, 0.0, 1.0))
+        msg.end_reason = str(e.end_reason)
+        out.events.append(msg)
+    return out
+
+
+def event_to_dict(msg) -> dict:
+    """A ``dfer_ros/ExpressionEvent`` as plain JSON-able data (demo log, tests)."""
+    return {"kind": "onset" if msg.kind == msg.ONSET else "offset", "face_id": msg.face_id,
+            "person_id": msg.person_id, "episode": int(msg.episode), "expression": msg.expression,
+            "stamp": stamp_to_seconds(msg.header.stamp), "onset": stamp_to_seconds(msg.onset),
+            "apex": stamp_to_seconds(msg.apex),
+            "offset": stamp_to_seconds(msg.offset) if msg.kind == msg.OFFSET else None,
+            "duration": round(float(msg.duration), 4), "peak_probability": round(float(msg.peak_probability), 4),
+            "mean_intensity": round(float(msg.mean_intensity), 4), "end_reason": msg.end_reason}
 
 
 def result_to_messages(result: FrameResult, header, au_threshold: float = 0.5) -> dict:
@@ -309,6 +415,15 @@ def affect_array_to_dict(msg) -> dict:
             "arousal": round(float(f.valence_arousal.arousal), 4),
             "va_confidence": round(float(f.valence_arousal.confidence), 4),
             "action_units": {n: round(float(p), 4) for n, p in zip(f.action_units.names, f.action_units.probabilities)},
+            "abstained": bool(f.abstained),
+            "abstain_reason": f.abstain_reason,
+            "quality": {"yaw": round(float(f.quality.yaw), 2), "pitch": round(float(f.quality.pitch), 2),
+                        "roll": round(float(f.quality.roll), 2), "head_pose_valid": bool(f.quality.head_pose_valid),
+                        "sharpness": round(float(f.quality.sharpness), 1), "face_size": round(float(f.quality.face_size), 1),
+                        "visible_fraction": round(float(f.quality.visible_fraction), 3),
+                        "cut_by_border": bool(f.quality.cut_by_border),
+                        "looking_at_camera": bool(f.quality.looking_at_camera),
+                        "attention": round(float(f.quality.attention), 3)},
         } for f in msg.faces],
     }
 

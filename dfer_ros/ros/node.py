@@ -12,7 +12,8 @@ node never works through a backlog of old frames.
 
 Outputs (one message per processed image on each topic, stamped with the SOURCE image's header):
 ``faces/affect``, ``faces/expression``, ``faces/valence_arousal``, ``faces/action_units``,
-``faces/tracked``; optional ``debug_image``; ``/diagnostics`` once per ``diagnostics_period``; with
+``faces/tracked``; ``faces/expression_events`` only when an image produced expression events (episode
+onsets/offsets, each stamped with the image that produced it); optional ``debug_image``; ``/diagnostics`` once per ``diagnostics_period``; with
 ``hri.enabled``, the REP-155 topics under ``/humans/faces`` (``hri_publisher``).
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dfer_ros.ros.session import ros_session
 
 NODE_NAME = "dfer_node"
 OUTPUT_TOPICS = ("faces/affect", "faces/expression", "faces/valence_arousal", "faces/action_units", "faces/tracked")
+EVENTS_TOPIC = "faces/expression_events"  # published only for images that produced events
 
 
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -96,6 +98,7 @@ class DferNode(LifecycleNode):
         self._model = None
         self._out_pubs: dict[str, Any] = {}
         self._debug_pub = None
+        self._stamps = conversions.StampBook()  # float seconds -> the exact source Time, for event stamps
         self._hri: Optional[hri_publisher.HriPublisher] = None
         self._image_subs: list = []
         self._warned_at: dict[str, float] = {}
@@ -204,7 +207,8 @@ class DferNode(LifecycleNode):
         self.stats.model = self._model.name
         self.stats.backend = self._model.backend
         out_qos = qos.output_qos(s.output_qos_depth)
-        self._out_pubs = {t: self.create_lifecycle_publisher(_output_type(t), t, out_qos) for t in OUTPUT_TOPICS}
+        self._out_pubs = {t: self.create_lifecycle_publisher(_output_type(t), t, out_qos)
+                          for t in OUTPUT_TOPICS + (EVENTS_TOPIC,)}
         self._debug_pub = self.create_lifecycle_publisher(Image, "debug_image", qos.output_qos(2))
         self._hri = hri_publisher.create_if_enabled(self, s.hri_enabled)
         in_qos = qos.image_qos(s.image_qos_reliability, s.image_qos_depth)
@@ -351,6 +355,8 @@ class DferNode(LifecycleNode):
             self._warn("zero_stamp", "image header stamp is 0: using the arrival time for tracking (outputs "
                        "keep the source header); the camera driver should stamp its images")
             stamp = self.get_clock().now().nanoseconds * 1e-9
+        else:
+            self._stamps.remember(stamp, msg.header.stamp)
         t0 = time.perf_counter()
         result = self._pipeline.process(frame, stamp, encoding)
         processing_ms = (time.perf_counter() - t0) * 1000.0
@@ -367,6 +373,9 @@ class DferNode(LifecycleNode):
         messages = conversions.result_to_messages(result, header, s.au_threshold)
         for topic, out in messages.items():
             self._out_pubs[topic].publish(out)
+        events = conversions.events_to_message(result.events, header, self._stamps.time_of)
+        if events is not None:
+            self._out_pubs[EVENTS_TOPIC].publish(events)
         if self._hri is not None and self._active:  # plain publishers: lifecycle deactivation does not gate them
             self._hri.publish(messages["faces/affect"])
         if s.publish_debug_image and self._debug_pub is not None:
@@ -412,7 +421,7 @@ def _output_type(topic: str):
 
     return {"faces/affect": msg.FaceAffectArray, "faces/expression": msg.FaceExpressionArray,
             "faces/valence_arousal": msg.FaceValenceArousalArray, "faces/action_units": msg.FaceActionUnitsArray,
-            "faces/tracked": msg.TrackedFaces}[topic]
+            "faces/tracked": msg.TrackedFaces, EVENTS_TOPIC: msg.ExpressionEventArray}[topic]
 
 
 def main(args=None) -> int:

@@ -130,6 +130,10 @@ def _check_one(spec: ParamSpec, value: Any) -> Optional[str]:
     elif isinstance(default, str):
         if not isinstance(value, str):
             return f"{spec.name} must be a string, got {value!r}"
+    elif isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            return f"{spec.name} must be a list of strings, got {value!r}"
+        return None
     if spec.low is not None and value < spec.low:
         return f"{spec.name} = {value} is below the minimum {spec.low}"
     if spec.high is not None and value > spec.high:
