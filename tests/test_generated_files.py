@@ -33,7 +33,8 @@ def test_validation_ranges_are_the_parameter_ranges():
     from dfer_ros.perception.config import ConfigError
 
     for spec in parameters.pipeline_parameter_specs():
-        if spec.low is None or spec.name in ("detection.low_score_threshold", "detection.score_threshold"):
+        if spec.low is None or spec.name in ("detection.low_score_threshold", "detection.score_threshold",
+                                             "events.onset_threshold", "events.offset_threshold"):  # cross-field
             continue
         for value, ok in ((spec.low, True), (spec.high, True), (spec.high * 2 + 1, False)):
             flat = {**PipelineConfig().to_flat(), spec.name: type(spec.default)(value)}
@@ -42,3 +43,6 @@ def test_validation_ranges_are_the_parameter_ranges():
             else:
                 with pytest.raises(ConfigError, match=spec.name):
                     PipelineConfig.from_flat(flat)
+    # the cross-field rule of the event thresholds: offset above onset is rejected naming the offset
+    with pytest.raises(ConfigError, match="events.offset_threshold"):
+        PipelineConfig.from_flat({**PipelineConfig().to_flat(), "events.onset_threshold": 0.3})
