@@ -35,7 +35,7 @@ def random_crops(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
 def export_tiny(out: Path, tokenizer: Path, extra_args=()) -> int:
     from dfer_ros.cli.export import main
 
-    return main(["--config", str(TINY), "--random-init", "--out", str(out), "--tokenizer", str(tokenizer), *extra_args])
+    return main(["--model", str(TINY), "--random-init", "--out", str(out), "--tokenizer", str(tokenizer), *extra_args])
 
 
 def hf_clip(cfg, hidden=None, seed=7):

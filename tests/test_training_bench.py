@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from dfer_ros.bench.training_bench import main
+from dfer_ros.cli.bench_training import main
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
 """Streaming vs re-encoding benchmark for the CLIP-adapter model (not a test: it prints numbers).
 
-    python -m dfer_ros.bench.streaming_bench [--config models/clip_vitb16_abaw.yaml] [--steps 8] [--json out.json]
+    dfer-bench-streaming [--model models/clip_vitb16_abaw.yaml] [--steps 8] [--out out.json]
 
 CPU section: a ViT-B/16-sized model with random weights (no download needed). Each step is one new
 camera frame of one tracked face:
@@ -11,13 +11,10 @@ GPU section (only with CUDA): torch fp16, 1/4/8 faces per frame, ms per frame fo
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -127,22 +124,3 @@ def gpu_section(model, cfg, log, steps: int = 30) -> Optional[dict]:
             log(f"  {faces} face(s): streaming {row['streaming_ms_per_frame']:7.2f} ms/frame, "
                 f"re-encoding {row['reencode_ms_per_frame']:7.2f} ms/frame")
     return out
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dfer_ros.bench.streaming_bench", description=__doc__.split("\n")[0])
-    p.add_argument("--config", default=str(REPO_MODELS / "clip_vitb16_abaw.yaml"), help="model config (weights ignored)")
-    p.add_argument("--steps", type=int, default=6, help="streaming steps to time on CPU")
-    p.add_argument("--reencode-steps", type=int, default=2, help="re-encoding steps to time on CPU (interleaved)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: stable numbers on shared cores; 0: torch default)")
-    p.add_argument("--json", help="also write the numbers to this JSON file")
-    args = p.parse_args(argv)
-    result = run(Path(args.config), args.steps, args.reencode_steps, args.threads)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Training-step benchmark of a CLIP-adapter model on synthetic clips (not a test: it prints numbers).
 
-    python -m dfer_ros.bench.training_bench [--config models/clip_vitb16_abaw.yaml] [--batch 8] [--steps 10]
+    dfer-bench-training [--model models/clip_vitb16_abaw.yaml] [--batch 8] [--steps 10]
 
 Runs the trainer's step (frozen ViT tower with adapters, temporal head, multi-task loss, AdamW,
 fp16 autocast + GradScaler) on random clips already on the GPU, so the number is the model's
@@ -10,10 +10,7 @@ config: ``--config models/tiny_test.yaml --allow-cpu``).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -86,40 +83,3 @@ def run(config: Path, batch: int, frames: Optional[int], steps: int, warmup: int
         f"{result['clips_per_s']:.3g} clips/s, {result['frames_per_s']:.3g} frames/s"
         + (f", peak GPU memory {result['peak_gpu_memory_gib']:.2f} GiB on {result['gpu']}" if "gpu" in result else ""))
     return result
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dfer_ros.bench.training_bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", type=Path, default=REPO_MODELS / "clip_vitb16_abaw.yaml")
-    ap.add_argument("--batch", type=int, nargs="+", default=[8, 32], help="clips per step (one run each)")
-    ap.add_argument("--frames", type=int, default=None, help="frames per clip (default: the model's window)")
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--no-amp", action="store_true", help="fp32 instead of fp16 autocast")
-    ap.add_argument("--allow-cpu", action="store_true", help="run on CPU when CUDA is missing (use a tiny config)")
-    ap.add_argument("--json", type=Path, help="also write the results here")
-    args = ap.parse_args(argv)
-    import torch
-
-    if torch.cuda.is_available():
-        device = "cuda"
-    elif args.allow_cpu:
-        device = "cpu"
-    else:
-        print("training_bench skipped: CUDA is not available (a ViT-B/16 training step needs a GPU; "
-              "--allow-cpu with --config models/tiny_test.yaml runs a CPU smoke run)")
-        return 0
-    results = []
-    for b in args.batch:
-        try:
-            results.append(run(args.config, b, args.frames, args.steps, args.warmup, not args.no_amp, device))
-        except torch.cuda.OutOfMemoryError as exc:  # report and go on with the other batch sizes
-            print(f"batch {b}: out of GPU memory ({exc})".splitlines()[0])
-            torch.cuda.empty_cache()
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import cv2
 
 from dfer_ros.bench.perception_bench import format_table, load_frames, run_memory, run_scenario, tile2x2
-from dfer_ros.cli.options import add_model_arguments, parse_key_values
+from dfer_ros.cli.options import add_deprecated_flag, add_model_arguments, parse_key_values
 from dfer_ros.perception.config import PipelineConfig
 
 
@@ -24,7 +24,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--frames", type=int, default=300, help="video frames per scenario (default %(default)s)")
     parser.add_argument("--memory-frames", type=int, default=10_000, help="frames of the memory run (0 = skip)")
     add_model_arguments(parser)
-    parser.add_argument("--config", type=Path, help="pipeline YAML (default: built-in defaults)")
+    parser.add_argument("--pipeline-config", type=Path, help="pipeline YAML (default: built-in defaults)")
+    add_deprecated_flag(parser, "--config", "--pipeline-config", "pipeline_config", type=Path)
     parser.add_argument("--detect-every", type=int, help="override detection.every for all scenarios")
     parser.add_argument("--out", type=Path, help="write all numbers as JSON here")
     args = parser.parse_args(argv)
@@ -33,7 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from dfer_ros.assets import sample_video
     from dfer_ros.estimators.loader import load_model
 
-    config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
+    config = PipelineConfig.from_yaml(args.pipeline_config) if args.pipeline_config else PipelineConfig()
     if args.detect_every:
         config.detection.every = args.detect_every
     config.validate()

@@ -1,7 +1,7 @@
 """``dfer-eval``: run the perception pipeline offline and write per-face predictions as JSON Lines.
 
     dfer-eval --video PATH --out preds.jsonl [--model default] [--backend onnxruntime]
-              [--config config/pipeline.yaml] [--max-frames N] [--every N] [--model-option KEY=VALUE]
+              [--pipeline-config config/pipeline.yaml] [--max-frames N] [--every N] [--model-option KEY=VALUE]
     dfer-eval --bag PATH [--mode offline|live] [--labels-csv F | --labels-va/--labels-expr/--labels-au F]
               [--report metrics.json] [--plots DIR] [--out-bag DIR]
 
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from dfer_ros.cli.options import add_model_arguments, parse_key_values
+from dfer_ros.cli.options import add_deprecated_flag, add_model_arguments, parse_key_values
 from dfer_ros.perception.config import ConfigError, load_pipeline_config
 from dfer_ros.vocabulary import ABAW_EXPR8
 
@@ -41,12 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="predictions file to write (JSON Lines, one record per face "
                                                  "per frame); omit to print only the summary")
     add_model_arguments(parser)
-    parser.add_argument("--config", type=Path, help="pipeline YAML (default: built-in defaults, "
-                                                    "as in config/pipeline.yaml)")
+    parser.add_argument("--pipeline-config", type=Path, help="pipeline YAML (default: built-in defaults, "
+                                                             "as in config/pipeline.yaml)")
+    add_deprecated_flag(parser, "--config", "--pipeline-config", "pipeline_config", type=Path)
     parser.add_argument("--max-frames", type=int, help="stop after this many processed frames")
     parser.add_argument("--every", type=int, default=1, help="process every N-th frame (default: %(default)s)")
     parser.add_argument("--summary-json", type=Path, help="also write the run summary as JSON here")
-    parser.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_deprecated_flag(parser, "--quiet", "--no-progress", "no_progress", store_true=True)
     _add_bag_arguments(parser)
     return parser
 
@@ -87,7 +89,7 @@ def _needs_bag_run(args) -> bool:
 def _pipeline(args):
     from dfer_ros.estimators.loader import build_pipeline
 
-    return build_pipeline(load_pipeline_config(args.config), args.model, args.backend, args.checkpoint,
+    return build_pipeline(load_pipeline_config(args.pipeline_config), args.model, args.backend, args.checkpoint,
                           **parse_model_options(args.model_option))
 
 
@@ -103,7 +105,7 @@ def _run_video(args) -> int:
     try:
         video_info(args.video)  # fail fast on a missing/unreadable file, before loading the model
         summary = evaluate_video(args.video, _pipeline(args), args.out, args.max_frames, args.every,
-                                 progress=not args.quiet)
+                                 progress=not args.no_progress)
     except (VideoError, ConfigError, ValueError, FileNotFoundError) as exc:
         print(f"dfer-eval: error: {exc}", file=sys.stderr)
         return 2
@@ -142,17 +144,17 @@ def _run_bag(args) -> int:
 
             video_info(args.video)
             run = bag_eval.evaluate_video_run(args.video, _pipeline(args), out, args.out_bag, args.storage,
-                                              args.max_frames, args.every, progress=not args.quiet)
+                                              args.max_frames, args.every, progress=not args.no_progress)
         elif args.mode == "offline":
             bag_info(args.bag)  # fail fast on a bad bag before loading the model
             run = bag_eval.evaluate_bag(args.bag, _pipeline(args), out, args.image_topic, args.out_bag, args.storage,
-                                        args.max_frames, args.every, progress=not args.quiet)
+                                        args.max_frames, args.every, progress=not args.no_progress)
         else:
             from dfer_ros.evaluation.live_eval import evaluate_live
 
             run = evaluate_live(args.bag, out, args.image_topic, args.out_bag, args.storage, rate=args.rate,
-                                model=args.model, backend=args.backend, config=args.config,
-                                params_file=args.node_params, max_frames=args.max_frames, progress=not args.quiet,
+                                model=args.model, backend=args.backend, config=args.pipeline_config,
+                                params_file=args.node_params, max_frames=args.max_frames, progress=not args.no_progress,
                                 log_dir=args.live_logs)
         print(run.summary.text())
         if args.out is not None:

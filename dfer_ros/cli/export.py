@@ -1,8 +1,8 @@
 """``dfer-export``: turn a CLIP-adapter model (trained checkpoint or random init) into the runtime folder.
 
-    dfer-export --config models/clip_vitb16_abaw.yaml --checkpoint runs/abaw/best.safetensors --out exported/vitb16
-    dfer-export --config models/tiny_test.yaml --random-init --out /tmp/tiny --tokenizer /path/to/vocab
-    dfer-export --config models/clip_vitb16_abaw.yaml --pretrained-only --prompts my_classes.yaml --out exported/zs
+    dfer-export --model models/clip_vitb16_abaw.yaml --checkpoint runs/abaw/best.safetensors --out exported/vitb16
+    dfer-export --model models/tiny_test.yaml --random-init --out /tmp/tiny --tokenizer /path/to/vocab
+    dfer-export --model models/clip_vitb16_abaw.yaml --pretrained-only --prompts my_classes.yaml --out exported/zs
 
 Writes image_tower.onnx, temporal_head.onnx, text_embeddings.npy + text_labels.json, config.yaml,
 torch_weights.safetensors and manifest.json; prints the ONNX Runtime vs PyTorch max abs difference
@@ -14,10 +14,13 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from dfer_ros.cli.options import add_deprecated_flag
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dfer-export", description=__doc__.split("\n")[0])
-    p.add_argument("--config", required=True, help="model config YAML (models/*.yaml)")
+    p.add_argument("--model", help="model config YAML (models/*.yaml); required")
+    add_deprecated_flag(p, "--config", "--model", "model")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="trained checkpoint (.safetensors written by training)")
     src.add_argument("--random-init", action="store_true",
@@ -34,14 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.model:
+        parser.error("the following arguments are required: --model")
     from dfer_ros.clip_adapter.checkpoint import CheckpointError, load_checkpoint
     from dfer_ros.clip_adapter.config import ConfigError, load_config
     from dfer_ros.clip_adapter.export import DEFAULT_TOLERANCE, export_model
     from dfer_ros.clip_adapter.model import ClipAdapterModel
 
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.model)
         tokenizer = args.tokenizer or cfg.text.tokenizer or cfg.clip_weights  # the HF folder still has the vocab
         if args.random_init:
             cfg.clip_weights = None

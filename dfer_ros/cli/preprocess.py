@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from dfer_ros.cli.options import add_deprecated_flag
 from dfer_ros.estimators.loader import SPEC_HELP
 
 
@@ -25,13 +26,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--model", default="models/tiny_test.yaml",
                     help=f"the model the crops are for, which sets crop size and face scale: {SPEC_HELP} "
                          "(default: %(default)s)")
-    ap.add_argument("--pipeline", "--config", dest="pipeline",
-                    help="pipeline YAML (detector/tracker settings of the node)")
+    ap.add_argument("--pipeline-config", help="pipeline YAML (detector/tracker settings of the node)")
+    add_deprecated_flag(ap, "--pipeline", "--pipeline-config", "pipeline_config")
     ap.add_argument("--keep", choices=("main", "all"), default="main", help="keep only the main face, or all")
     ap.add_argument("--workers", type=int, default=1,
                     help=f"videos processed in parallel, one process each (this machine has {os.cpu_count()} CPUs)")
-    ap.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
-                    help="no progress bar (log files)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar (log files)")
     args = ap.parse_args(argv)
     if args.workers < 1:
         ap.error("--workers must be >= 1")
@@ -43,7 +43,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     try:
         spec = crop_spec_for(args.model)
-        cfg = load_pipeline_config(args.pipeline)
+        cfg = load_pipeline_config(args.pipeline_config)
         results = preprocess_videos(find_videos(args.inputs), Path(args.out), spec, cfg, args.keep,
                                     progress=not args.no_progress, workers=args.workers)
     except (ValueError, FileNotFoundError) as exc:

@@ -271,6 +271,6 @@ def build_clip_model(backend: str = "onnxruntime", model_dir: Union[str, Path, N
     if config is None:
         raise ValueError("the clip model needs model_dir=<dfer-export folder> or config=<models/*.yaml>")
     if backend != "torch":
-        raise ValueError(f"backend {backend!r} runs exported models: run dfer-export --config {config} "
+        raise ValueError(f"backend {backend!r} runs exported models: run dfer-export --model {config} "
                          f"--checkpoint ... --out DIR and pass model_dir=DIR (config+checkpoint work on 'torch')")
     return load_clip_model_from_config(config, checkpoint=checkpoint, **options)
