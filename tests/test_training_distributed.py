@@ -163,3 +163,43 @@ def test_without_torchrun_a_run_is_one_process_and_bad_devices_are_refused():
     launched = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}
     with pytest.raises(DistributedSetupError, match="LOCAL_RANK"):
         init_distributed("cuda:0", env=launched)
+
+
+class _RecordingDist:
+    """One process of a 2-process evaluation, run in this process: keeps the rows it would all_reduce."""
+
+    def __init__(self, rank: int):
+        from dfer_ros.training.distributed import DistContext
+
+        self.ctx = DistContext(rank=rank, world_size=2, backend="recorded")
+        self.table = None
+        self.ctx.assemble_rows = self._keep  # the all_reduce of the rows, summed by the test instead
+
+    def _keep(self, rows):
+        self.table = rows.copy()
+        return rows
+
+
+def test_sharded_evaluation_rows_sum_to_the_single_process_prediction(tmp_path):
+    from dfer_ros.training.config import train_config_from_dict
+    from dfer_ros.training.trainer import OUTPUT_KEYS, build_dataset, build_model, predict
+
+    torch.set_num_threads(1)
+    aw = synthetic.write_affwild2(tmp_path / "AW", videos=6, frames=12, size=32, seed=4)  # 3 validation videos
+    for streaming in (True, False):  # whole videos per process / every 2nd item per process
+        cfg = train_config_from_dict({"model": str(REPO / "models" / "tiny_test.yaml"),
+                                      "data": {"kind": "affwild2", "root": str(aw), "frames": 4, "stride": 2},
+                                      "progress": False})
+        model, mcfg = build_model(cfg)
+        ds = build_dataset(cfg, mcfg, "validation", train=False)
+        whole = predict(model, ds, 4, torch.device("cpu"), streaming=streaming)
+        shares = [_RecordingDist(r) for r in range(2)]
+        for share in shares:
+            predict(model, ds, 4, torch.device("cpu"), streaming=streaming, dist=share.ctx)
+        owned = [np.abs(s.table).sum(axis=1) > 0 for s in shares]
+        assert not (owned[0] & owned[1]).any() and (owned[0] | owned[1]).all()  # each item exactly once
+        assert owned[0].any() and owned[1].any()  # both processes work
+        summed = shares[0].table + shares[1].table
+        cols = np.cumsum([0] + [whole[k].shape[1] for k in OUTPUT_KEYS])
+        for k, a, b in zip(OUTPUT_KEYS, cols[:-1], cols[1:]):
+            assert np.allclose(summed[:, a:b], whole[k], atol=1e-6), (streaming, k)
