@@ -23,7 +23,7 @@ import numpy as np
 
 from dfer_ros.assets import REPO_ROOT
 from dfer_ros.ros.environment import apply_local_ros_env, pick_domain_id
-from dfer_ros.ros.processes import start_python, stop
+from dfer_ros.ros.processes import start_node, stop
 
 
 def _frames(width: int, height: int, count: int = 200) -> list[np.ndarray]:
@@ -63,24 +63,20 @@ def main(argv=None) -> int:
 
     env = apply_local_ros_env(domain_id=pick_domain_id(), log_dir=log_dir)
     import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from dfer_ros.msg import FaceAffectArray
     from dfer_ros.ros.conversions import array_to_image, stamp_to_seconds
-    from dfer_ros.ros.diagnostics import diagnostic_values
+    from dfer_ros.ros.node_listener import NodeListener
     from dfer_ros.ros.session import ros_session
 
     frames = _frames(args.width, args.height)
     node_log = log_dir / "dfer_node.out"
-    node_proc = start_python(
-        ["-m", "dfer_ros.ros.node", "--ros-args", "-r", "__ns:=/bench",
-         "-p", f"model:={args.model}", "-p", f"backend:={args.backend}",
-         *(("-p", f"checkpoint:={args.checkpoint}") if args.checkpoint else ()),
-         "-p", f"image_qos.reliability:={args.reliability}",
-         *[item for param in args.param for item in ("-p", param)]],
-        env, node_log, cwd=REPO_ROOT)
+    params = {"model": args.model, "backend": args.backend, "image_qos.reliability": args.reliability}
+    if args.checkpoint:
+        params["checkpoint"] = args.checkpoint
+    node_proc = start_node(env, node_log, cwd=REPO_ROOT, namespace="/bench", params=params,
+                           extra=[item for param in args.param for item in ("-p", param)])
     received: dict[float, float] = {}
     faces_seen = [0]
     diag: dict[str, str] = {}
@@ -98,18 +94,15 @@ def main(argv=None) -> int:
                 received[stamp_to_seconds(msg.header.stamp)] = time.time()
                 faces_seen[0] += bool(msg.faces)
 
-            node.create_subscription(FaceAffectArray, "/bench/faces/affect", on_affect, reliable)
-            def on_diagnostics(msg):
-                if msg.status and msg.status[0].name.startswith("/bench/dfer_node"):
-                    values = diagnostic_values(msg)  # percentiles are absent from an idle period
-                    diag.update(values)
-                    value = float(values.get("processing_ms_p50", "nan"))
-                    published = float(values.get("latency_ms_p50", "nan"))
-                    if measuring[0] and np.isfinite(value):
-                        processing_ms.append(value)
-                        node_latency_ms.append(published)
+            def on_diagnostics(values):  # percentiles are absent from an idle period
+                diag.update(values)
+                value = float(values.get("processing_ms_p50", "nan"))
+                published = float(values.get("latency_ms_p50", "nan"))
+                if measuring[0] and np.isfinite(value):
+                    processing_ms.append(value)
+                    node_latency_ms.append(published)
 
-            node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+            NodeListener(node, "/bench", on_affect, on_diagnostics, depth=10)
             deadline = time.monotonic() + 120
             while not (diag.get("state") == "active" and pub.get_subscription_count() >= 1):
                 if node_proc.poll() is not None or time.monotonic() > deadline:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from dfer_ros.assets import logs_dir, source_checkout
 from dfer_ros.ros.environment import apply_local_ros_env, pick_domain_id
-from dfer_ros.ros.processes import start_python, stop
+from dfer_ros.ros.processes import start_node, start_python, stop
 
 
 def _start(module: str, ros_args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
@@ -60,13 +60,11 @@ def main(argv=None) -> int:
     log_dir = logs_dir() / "demo"
     env = apply_local_ros_env(domain_id=pick_domain_id(), log_dir=log_dir)
     import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from dfer_ros.msg import FaceAffectArray
     from dfer_ros.ros.conversions import affect_array_to_dict, image_to_array, stamp_to_seconds
-    from dfer_ros.ros.diagnostics import diagnostic_values
+    from dfer_ros.ros.node_listener import NodeListener
     from dfer_ros.ros.session import ros_session
 
     from dfer_ros import assets
@@ -102,19 +100,16 @@ def main(argv=None) -> int:
             image_stamps.append(stamp_to_seconds(msg.header.stamp))
             annotated.add(image_stamps[-1], image_to_array(msg)[0].copy())
 
-        listener.create_subscription(FaceAffectArray, "/demo/faces/affect", on_result, reliable)
         listener.create_subscription(Image, topic, on_image, reliable)
         counts: list[tuple[int, ...]] = []  # (received, processed, dropped_stale, bad_images) per diagnostics msg
 
-        def on_diagnostics(msg):
-            if msg.status and msg.status[0].name.startswith("/demo/dfer_node"):
-                diag.update(diagnostic_values(msg))
-                counts.append(tuple(int(diag.get(k, 0)) for k in ("received", "processed", "dropped_stale", "bad_images")))
+        def on_diagnostics(values):
+            diag.update(values)
+            counts.append(tuple(int(diag.get(k, 0)) for k in ("received", "processed", "dropped_stale", "bad_images")))
 
-        listener.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
-        node = _start("dfer_ros.ros.node", ["-r", "__ns:=/demo", "-r", f"image:={topic}",
-                                            "-p", f"model:={args.model}", "-p", f"backend:={args.backend}",
-                                            "-p", "image_qos.reliability:=reliable"], env, node_log)
+        NodeListener(listener, "/demo", on_result, on_diagnostics)
+        node = start_node(env, node_log, cwd=source_checkout(), namespace="/demo", remaps={"image": topic},
+                          params={"model": args.model, "backend": args.backend, "image_qos.reliability": "reliable"})
         publisher = None
         code = 1
         try:

@@ -33,7 +33,7 @@ from dfer_ros.evaluation.bag_eval import BagRun
 from dfer_ros.bag_io import COMPRESSED, BagError, bag_info, choose_image_topic, image_stamps, read_messages
 from dfer_ros.evaluation.predictions import PredictionWriter
 from dfer_ros.evaluation.video_eval import EvalSummary
-from dfer_ros.ros.processes import start_python, stop, wait_for_exit
+from dfer_ros.ros.processes import node_command, start_python, stop, wait_for_exit
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +137,11 @@ class _Processes:
 def node_arguments(model: str, backend: str, compressed: bool, config: Optional[Path] = None,
                    params_file: Optional[Path] = None, extra: Optional[list[str]] = None) -> list[str]:
     """``python -m dfer_ros.ros.node`` arguments for a live run (sim time, model, compressed input)."""
-    args = ["-m", "dfer_ros.ros.node", "--ros-args", "-p", "use_sim_time:=true", "-p", f"model:={model}",
-            "-p", f"backend:={backend}", "-p", f"subscribe_compressed:={'true' if compressed else 'false'}"]
+    params = {"use_sim_time": True, "model": model, "backend": backend, "subscribe_compressed": compressed}
     if config is not None:
-        args += ["-p", f"pipeline_config:={Path(config).resolve()}"]
-    if params_file is not None:
-        args += ["--params-file", str(Path(params_file).resolve())]
-    return args + list(extra or [])
+        params["pipeline_config"] = Path(config).resolve()
+    return node_command(params=params, params_files=[params_file] if params_file is not None else (),
+                        extra=list(extra or []))
 
 
 def evaluate_live(bag: Union[str, Path], out: Optional[Union[str, Path]] = None, image_topic: Optional[str] = None,
