@@ -4,7 +4,8 @@
 documentation) is built with cmake/rosidl into build/test_hri_msgs (cached). The node runs as a subprocess with
 ``hri.enabled:=true``; this process feeds it real face frames (cap12) with stamps it chooses, then blank frames
 until the face ends, and checks that /humans/faces/tracked and the per-face topics appear and disappear with the
-face, carrying the same values as the node's own faces/affect message for the same image.
+face, carrying the same values as the node's own faces/affect message for the same image, and that a lifecycle
+deactivate withdraws them (an empty tracked list).
 """
 from __future__ import annotations
 
@@ -96,8 +97,9 @@ def test_faces_appear_and_disappear_on_the_rep155_topics(ros_env, hri_prefix, fr
         affect, tracked, expressions, facs = {}, {}, {}, {}
         node.create_subscription(FaceAffectArray, f"{NS}/faces/affect",
                                  lambda m: affect.__setitem__(stamp_to_seconds(m.header.stamp), m), reliable)
-        node.create_subscription(hri.IdsList, "/humans/faces/tracked",
-                                 lambda m: tracked.__setitem__(stamp_to_seconds(m.header.stamp), m), reliable)
+        tracked_in_order = []
+        node.create_subscription(hri.IdsList, "/humans/faces/tracked", lambda m: (
+            tracked.__setitem__(stamp_to_seconds(m.header.stamp), m), tracked_in_order.append(m)), reliable)
         image_pub = node.create_publisher(Image, IMAGE, reliable)
         stamp = [time.time() - 3600.0]
 
@@ -172,6 +174,30 @@ def test_faces_appear_and_disappear_on_the_rep155_topics(ros_env, hri_prefix, fr
                 dict(zip(face.action_units.names, face.action_units.probabilities))["AU12"], abs=1e-6)
             checked += 1
         assert checked >= 3
+        # lifecycle deactivate: every face ends for REP-155 consumers (empty list, per-face topics withdrawn)
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        change_state = node.create_client(ChangeState, f"{NS}/dfer_node/change_state")
+        wait(change_state.service_is_ready, "the lifecycle change_state service")
+
+        def transition(transition_id):
+            future = change_state.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+            wait(future.done, f"lifecycle transition {transition_id}")
+            assert future.result().success, transition_id
+
+        seen_before = len(tracked_in_order)
+        transition(Transition.TRANSITION_DEACTIVATE)
+        wait(lambda: any(not m.ids for m in tracked_in_order[seen_before:]), "an empty tracked list on deactivate")
+        wait(lambda: not publishers(expression_topic) and not publishers(facs_topic),
+             "the per-face topics to be withdrawn on deactivate")
+        transition(Transition.TRANSITION_ACTIVATE)
+        for frame in frames[:4]:
+            s = process(frame)
+        assert affect[s].faces and list(tracked[s].ids) == [f.face_id for f in affect[s].faces]
+        face_id = affect[s].faces[0].face_id
+        expression_topic, facs_topic = f"/humans/faces/{face_id}/expression", f"/humans/faces/{face_id}/facs"
+        wait(lambda: publishers(expression_topic) and publishers(facs_topic), "the per-face topics after activate")
         # no face any more: after tracking.lost_seconds of stamp time the face ends and its topics go away
         blank = np.zeros_like(frames[0])
         for _ in range(3):
