@@ -183,6 +183,16 @@ def test_one_stalled_call_does_not_inflate_the_cost_estimate():
     assert sched.estimated_ms("expression") == pytest.approx(10.0, rel=0.01)
 
 
+def test_a_lane_budget_for_one_frame_overrides_the_default():
+    lanes = [StageSpec("expression", 2.0, max_age_seconds=10.0),
+             StageSpec("landmarker", 12.0, max_age_seconds=10.0, lane="worker")]
+    sched = ComputeScheduler(lanes, budget_ms=13.0)
+    plan = sched.plan(0.0, faces(10), lane_budget_ms={"worker": 40.0})
+    assert len(plan.selected("expression")) == 6 and len(plan.selected("landmarker")) == 3
+    off = ComputeScheduler(lanes, budget_ms=None)
+    assert len(off.plan(0.0, faces(10), lane_budget_ms={"worker": 1.0}).selected("landmarker")) == 10
+
+
 def test_invalid_settings_are_rejected():
     with pytest.raises(ValueError):
         ComputeScheduler(stages(), budget_ms=0.0)

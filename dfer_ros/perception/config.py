@@ -91,14 +91,16 @@ class ComputeConfig:
     """How model work is scheduled per frame (``perception.scheduler``) and threaded.
 
     Detection and tracking run on every frame for every face; the model stages run on the faces the
-    scheduler picks, within ``budget_ms`` per frame and lane, each face refreshed at least every
+    scheduler picks, within ``budget_ms`` per frame (per lane: the worker thread's budget stretches to
+    the main thread's own time per frame, since it runs beside it), each face refreshed at least every
     ``expression_max_age`` / ``action_units_max_age`` seconds (the floor wins over the budget).
     """
 
     budget_ms: float = setting(8.0, low=0.0, high=10000.0,
-                               description="Model milliseconds started per image and lane (main thread, worker "
-                                           "thread); the scheduler picks the faces. 0 = budget off: every face, "
-                                           "every stage, every image.")
+                               description="Model milliseconds started per image on the main thread; the "
+                                           "scheduler picks the faces. The worker thread (landmarker) gets at "
+                                           "least this, up to the main thread's own time per image. 0 = budget "
+                                           "off: every face, every stage, every image.")
     expression_max_age: float = setting(0.5, low=0.001, high=600.0,
                                         description="Refresh floor: no face's expression/valence-arousal gets older "
                                                     "than this (seconds); wins over the budget.")

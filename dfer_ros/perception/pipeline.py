@@ -114,6 +114,7 @@ class PerceptionPipeline:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfer-stage") if self._overlap else None
         self._job: Optional[_BackgroundJob] = None
         self._generation = 0
+        self._main_ms = 0.0  # this thread's time on the previous frame, without waiting for the worker
         _set_opencv_threads(compute.opencv_threads)
         self.scheduler = ComputeScheduler(self._stage_specs(), budget_ms=compute.budget_ms or None)
         self.reset()
@@ -251,8 +252,14 @@ class PerceptionPipeline:
         encode = [tr for tr in self.front_end.to_encode(visible) if not self.behaviour.withheld(tr.face_id)]
         t_align = time.perf_counter()  # "align" = scheduling + alignment; "model" = stages + head
         self._sync_compute_config()
+        t_wait = time.perf_counter()
         updated = self._collect_background(index)
-        plan = self.scheduler.plan(state_time, [FaceDemand(tr.face_id, float(tr.box[2] * tr.box[3])) for tr in encode])
+        timings["worker_wait"] = _ms(t_wait)
+        # the worker runs beside this thread: what it starts now is free as long as it finishes by the time
+        # the next frame collects it, i.e. within about this thread's own time per frame
+        worker_budget = max(self.config.compute.budget_ms, self._main_ms)
+        plan = self.scheduler.plan(state_time, [FaceDemand(tr.face_id, float(tr.box[2] * tr.box[3])) for tr in encode],
+                                   lane_budget_ms={WORKER_LANE: worker_budget})
         # worker-lane stages first, so the worker starts while this thread aligns and runs the rest
         order = sorted((n for n, ids in plan.faces.items() if ids),
                        key=lambda n: self.scheduler.stages[n].lane != WORKER_LANE)
@@ -287,6 +294,7 @@ class PerceptionPipeline:
         events += self.behaviour.expire(stamp)
         timings["aggregate"] = _ms(t)
         timings["total"] = _ms(t_start)
+        self._main_ms = timings["total"] - timings["worker_wait"]
         return FrameResult(stamp=stamp, frame_index=index, faces=results, timings_ms=timings, stamp_event=stamp_event,
                            events=events)
 

@@ -167,12 +167,14 @@ class ComputeScheduler:
         return self.costs[stage].ms_per_face
 
     # ---------------------------------------------------------------- planning
-    def plan(self, stamp: float, faces: Sequence[FaceDemand],
-             available: Optional[Sequence[str]] = None) -> FramePlan:
+    def plan(self, stamp: float, faces: Sequence[FaceDemand], available: Optional[Sequence[str]] = None,
+             lane_budget_ms: Optional[dict[str, float]] = None) -> FramePlan:
         """Face ids per stage to run on the frame stamped ``stamp``.
 
         ``available``: stages that may start work now (e.g. a stage whose worker is still busy with an
-        earlier frame is left out); default all. Faces of ``faces`` unknown so far start their clocks here.
+        earlier frame is left out); default all. ``lane_budget_ms``: a budget for this frame per lane instead
+        of ``budget_ms`` (ignored when the budget is off). Faces of ``faces`` unknown so far start their
+        clocks here.
         """
         stamp = float(stamp)
         if self._last_stamp is not None and stamp > self._last_stamp:
@@ -204,11 +206,13 @@ class ComputeScheduler:
         spent: dict[str, float] = {}  # per lane
         served: dict[str, int] = {}
         forced = 0
+        budgets = {lane: (lane_budget_ms or {}).get(lane, self.budget_ms) for lane in
+                   {s.lane for s in self.stages.values()}} if self.budget_ms is not None else {}
         for key, overdue, name, fid in candidates:
             lane = self.stages[name].lane
             cost = self.costs[name].ms_per_face
             debt = self._debt.get(lane, 0.0)
-            fits = self.budget_ms is None or spent.get(lane, 0.0) + cost <= self.budget_ms - debt
+            fits = self.budget_ms is None or spent.get(lane, 0.0) + cost <= budgets[lane] - debt
             # one pair per lane that does not fit (paid back later); a new face's first pair even in debt
             progress = served.get(lane, 0) == 0 and (debt == 0.0 or key[0] == 0)
             if not (fits or overdue or progress):
@@ -219,7 +223,7 @@ class ComputeScheduler:
             forced += not fits and overdue
         if self.budget_ms is not None:
             cap = max(c.ms_per_face for c in self.costs.values())
-            for lane in {s.lane for s in self.stages.values()}:
-                over = self._debt.get(lane, 0.0) + spent.get(lane, 0.0) - self.budget_ms
+            for lane, budget in budgets.items():
+                over = self._debt.get(lane, 0.0) + spent.get(lane, 0.0) - budget
                 self._debt[lane] = min(max(0.0, over), cap)
         return FramePlan(faces=chosen, estimated_ms=spent, overdue=forced)
