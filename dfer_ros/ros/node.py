@@ -22,7 +22,7 @@ import copy
 import sys
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import rclpy
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
@@ -37,7 +37,7 @@ from dfer_ros.ros import conversions, hri_publisher, qos
 from dfer_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from dfer_ros.ros.parameters import (NodeSettings, ParamSpec, all_parameter_specs, apply_pipeline_config,
                                      load_pipeline_defaults, validate_values)
-from dfer_ros.ros.session import ros_session
+from dfer_ros.ros.session import StopSignals, ros_session
 
 NODE_NAME = "dfer_node"
 OUTPUT_TOPICS = ("faces/affect", "faces/expression", "faces/valence_arousal", "faces/action_units", "faces/tracked")
@@ -80,8 +80,9 @@ def build_model(settings: NodeSettings, logger=None):
 class DferNode(LifecycleNode):
     """Faces in camera images -> per-face expression, valence-arousal and action units."""
 
-    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+    def __init__(self, node_name: str = NODE_NAME, stop_requested: Callable[[], bool] = lambda: False, **kwargs):
         super().__init__(node_name, **kwargs)
+        self._stop_requested = stop_requested  # a stop signal arrived (e.g. during the autostart configure)
         # rclpy's ~/change_state handler passes any transition id straight to rcl, which raises
         # "Transition is not registered" out of spin() for an id that is not valid in the current state
         # (nav2's lifecycle manager sends ids). Check against the current state's transitions first.
@@ -181,7 +182,9 @@ class DferNode(LifecycleNode):
 
     def autostart(self) -> bool:
         """Configure then activate; returns whether the node ended up active."""
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        if self._stop_requested() or self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        if self._stop_requested():  # stopped while the model loaded: do not start processing
             return False
         return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
 
@@ -425,29 +428,34 @@ def _output_type(topic: str):
 
 
 def main(args=None) -> int:
-    """Entry point of ``dfer-node`` / ``ros2 run dfer_ros dfer_node``; Ctrl-C exits 0."""
+    """Entry point of ``dfer-node`` / ``ros2 run dfer_ros dfer_node``.
+
+    Any sequence of SIGINT/SIGTERM (during the autostart configure, mid-frame, twice within a moment as
+    ``ros2 launch`` sends them) exits 0: the signals only set a flag (``StopSignals``), the loop below
+    sees it, and the worker is stopped and the model freed while the ROS context is still valid.
+    """
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
-    with ros_session(args if args is not None else sys.argv):
+    with StopSignals() as stop, ros_session(args if args is not None else sys.argv, signal_handlers=False):
         node = None
         try:
-            node = DferNode()
+            node = DferNode(stop_requested=stop.is_set)
             executor = SingleThreadedExecutor()
             executor.add_node(node)
-            executor.spin()
+            while not stop.is_set():
+                executor.spin_once(timeout_sec=0.1)
         except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
             # a bad value in the params file or on the command line: say which, without a traceback
             print(f"dfer_node: invalid parameter: {exc} (check --params-file / -p values; every parameter, its type "
                   f"and range are in config/dfer.yaml)", file=sys.stderr)
             return 2
         except (KeyboardInterrupt, ExternalShutdownException):
-            pass  # Ctrl-C, also while the model is still loading
+            pass  # the context was shut down from elsewhere
         finally:
             if node is not None:
                 node.shutdown_cleanly()
                 node.destroy_node()
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
