@@ -44,29 +44,27 @@ def _start(ns: str, ros_env, log):
 @pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGINT, signal.SIGINT), (signal.SIGTERM,)],
                          ids=["sigint", "double-sigint", "sigterm"])
 def test_a_signal_during_the_autostart_configure_exits_cleanly(ros_env, tmp_path, signals):
-    with ros_session():
-        probe = rclpy.create_node("shutdown_configure_probe")
-        for run in range(3):
-            ns = f"/shutdown_configure_{run}"
-            log = tmp_path / f"node_{run}.log"
-            proc = _start(ns, ros_env, log)
-            try:
-                # the node is on the graph from its constructor on, and configure runs inside the constructor
-                def spin():
-                    assert proc.poll() is None, read_log(log)
-                    rclpy.spin_once(probe, timeout_sec=0.02)
-
-                wait_until(lambda: "dfer_node" in probe.get_node_names(), TIMEOUT, spin, "the node on the graph")
-                assert "configured in" not in read_log(log), "configure finished before the signal: test too slow"
-                for sig in signals:
-                    proc.send_signal(sig)
-                    time.sleep(0.1)
-                _assert_clean_exit(proc, log)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-        probe.destroy_node()
+    """Three runs whose signals land while configure loads the model (MediaPipe's landmarker announces itself
+    in the log during configure; a run where configure had already finished does not count)."""
+    hits = 0
+    for run in range(8):
+        log = tmp_path / f"node_{run}.log"
+        proc = _start(f"/shutdown_configure_{run}", ros_env, log)
+        try:
+            wait_until(lambda: "InitGoogle" in read_log(log) or proc.poll() is not None, TIMEOUT,
+                       lambda: time.sleep(0.002), "the landmarker loading during configure")
+            for sig in signals:
+                proc.send_signal(sig)
+                time.sleep(0.1)
+            _assert_clean_exit(proc, log)
+            hits += "active: processing images" not in read_log(log)  # stopped before it was activated
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if hits == 3:
+            break
+    assert hits == 3, f"only {hits} of {run + 1} runs were signalled during configure"
 
 
 @pytest.mark.parametrize("signals", [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGINT)],
