@@ -84,6 +84,9 @@ class _ResultTap:
                             cur.bag_time_ns if cur else int(round(stamp * 1e9)))
         return result
 
+    def end_of_stream(self) -> list:
+        return self.pipeline.end_of_stream()
+
 
 @dataclass
 class BagRun:

@@ -6,7 +6,14 @@ expression (published label after hysteresis), expression_probs {label: p}, vale
 (null when the model gives none), action_units {AU: p}, window_frames, warmed_up, estimate_age and
 action_units_age (seconds since the model last updated that part of the face's estimate; null when never); plus
 ``frame_expression`` (that frame's own top label, null when the face was not encoded) and
-``detected``. Readers get a clear error naming the file and line for a bad record.
+``detected``, ``abstained`` / ``abstain_reason`` (expression withheld for face quality) and ``quality``
+(yaw, pitch, roll in degrees, sharpness, face_size, visible_fraction, cut_by_border, looking_at_camera,
+attention; null when quality is off). Readers get a clear error naming the file and line for a bad record.
+
+Expression events (episode onsets and offsets, ``perception.events``) go to a sibling file
+``<name>.events.jsonl`` (``events_path``), one JSON object per event: kind, face_id, label, episode,
+stamp (the frame that produced it), onset, apex, offset (null for an onset), duration, peak_probability,
+mean_intensity, end_reason.
 """
 from __future__ import annotations
 
@@ -54,7 +61,47 @@ def face_record(frame: int, face: FaceResult) -> dict[str, Any]:
         "estimate_age": round(float(face.estimate_age), 4) if math.isfinite(face.estimate_age) else None,
         "action_units_age": (round(float(face.action_units_age), 4) if math.isfinite(face.action_units_age)
                              else None),
+        "abstained": bool(face.abstain_reason),
+        "abstain_reason": face.abstain_reason,
+        "quality": quality_record(face.quality),
     }
+
+
+def quality_record(quality) -> Optional[dict[str, Any]]:
+    """The JSON-ready ``quality.FaceQuality`` of one face (None when quality is off)."""
+    if quality is None:
+        return None
+    pose = quality.head_pose
+    return {"yaw": None if pose is None else round(pose.yaw, 2), "pitch": None if pose is None else round(pose.pitch, 2),
+            "roll": None if pose is None else round(pose.roll, 2), "sharpness": round(float(quality.sharpness), 1),
+            "face_size": round(float(quality.face_size), 1), "visible_fraction": round(float(quality.visible_fraction), 3),
+            "cut_by_border": bool(quality.cut_by_border), "looking_at_camera": bool(quality.looking_at_camera),
+            "attention": round(float(quality.attention), 3)}
+
+
+def event_record(event) -> dict[str, Any]:
+    """The JSON-ready ``events.ExpressionEvent``."""
+    return {"kind": event.kind, "face_id": event.face_id, "person_id": event.person_id, "label": event.label,
+            "episode": int(event.episode), "stamp": round(float(event.stamp), 6),
+            "onset": round(float(event.onset_stamp), 6), "apex": round(float(event.apex_stamp), 6),
+            "offset": None if event.offset_stamp is None else round(float(event.offset_stamp), 6),
+            "duration": round(float(event.duration), 4), "peak_probability": round(float(event.peak_probability), 4),
+            "mean_intensity": round(float(event.mean_intensity), 4), "end_reason": event.end_reason}
+
+
+def events_path(predictions: Union[str, Path]) -> Path:
+    """Where the events of a predictions file go: ``preds.jsonl`` -> ``preds.events.jsonl``."""
+    path = Path(predictions)
+    return path.with_name(path.name[: -len(path.suffix)] + ".events.jsonl" if path.suffix else path.name + ".events.jsonl")
+
+
+def read_events(path: Union[str, Path]) -> list[dict[str, Any]]:
+    """The event records of an events file (``events_path``); [] when there is none."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 def frame_records(frame: int, result: FrameResult) -> list[dict[str, Any]]:
@@ -70,6 +117,13 @@ class PredictionWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = open(self.path, "w", encoding="utf-8")
         self.count = 0
+        self.events_path = events_path(self.path)
+        self._events = open(self.events_path, "w", encoding="utf-8")  # written even when empty: "no events"
+        self.event_count = 0
+
+    def write_event(self, record: dict[str, Any]) -> None:
+        self._events.write(json.dumps(record, allow_nan=False) + "\n")
+        self.event_count += 1
 
     def write(self, record: dict[str, Any]) -> None:
         self._handle.write(json.dumps(record, allow_nan=False) + "\n")
@@ -81,6 +135,7 @@ class PredictionWriter:
 
     def close(self) -> None:
         self._handle.close()
+        self._events.close()
 
     def __enter__(self) -> "PredictionWriter":
         return self

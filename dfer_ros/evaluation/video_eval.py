@@ -18,8 +18,9 @@ from typing import Iterable, Iterator, Optional, Union
 import cv2
 import numpy as np
 
-from dfer_ros.evaluation.predictions import PredictionWriter, frame_records
+from dfer_ros.evaluation.predictions import PredictionWriter, event_record, frame_records
 from dfer_ros.perception.pipeline import PerceptionPipeline
+from dfer_ros.perception.quality import UNKNOWN_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,9 @@ class EvalSummary:
     fps: float = 0.0
     mean_stage_ms: dict[str, float] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)  # published label -> records
+    abstained: int = 0  # face records whose expression was withheld (face quality)
+    label_switches: int = 0  # changes of a face's published label between two real labels (not "", "unknown")
+    events: int = 0  # expression episodes (onsets; each is closed by an offset, at the latest at the end)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -107,7 +111,10 @@ class EvalSummary:
         labels = ", ".join(f"{k} {v}" for k, v in sorted(self.labels.items(), key=lambda kv: -kv[1]))
         return (f"{self.source}: {self.frames} frames ({self.skipped_frames} skipped, {self.frames_with_faces} with "
                 f"faces), {self.faces} face records, {self.tracks} track(s), {self.fps:.1f} fps over "
-                f"{self.wall_seconds:.1f} s\n  mean ms per frame: {stages}\n  labels: {labels or '-'}")
+                f"{self.wall_seconds:.1f} s\n  mean ms per frame: {stages}\n  labels: {labels or '-'}\n"
+                f"  abstained: {self.abstained} of {self.faces} face records "
+                f"({100.0 * self.abstained / max(self.faces, 1):.1f} %); expression events: {self.events} "
+                f"episode(s) vs {self.label_switches} published label switch(es)")
 
 
 def run_source(frames: Iterable[Frame], pipeline: PerceptionPipeline, writer: Optional[PredictionWriter] = None,
@@ -119,7 +126,16 @@ def run_source(frames: Iterable[Frame], pipeline: PerceptionPipeline, writer: Op
     stage_sum: dict[str, float] = defaultdict(float)
     ids: set[str] = set()
     labels: dict[str, int] = defaultdict(int)
+    last_label: dict[str, str] = {}
     start = time.perf_counter()
+    last_frame = None
+
+    def write_events(events, frame) -> None:
+        for event in events:
+            summary.events += event.kind == "onset"
+            if writer is not None:
+                writer.write_event({"frame": frame, **event_record(event)})
+
     for index, stamp, image in tqdm(frames, total=total, desc=f"dfer-eval {Path(source).name}", unit="frame",
                                     disable=not progress):
         result = pipeline.process(image, stamp)
@@ -134,9 +150,18 @@ def run_source(frames: Iterable[Frame], pipeline: PerceptionPipeline, writer: Op
         for record in records:
             ids.add(record["face_id"])
             labels[record["expression"] or "-"] += 1
+            summary.abstained += bool(record["abstained"])
+            label = record["expression"]
+            if label and label != UNKNOWN_LABEL:
+                before = last_label.get(record["face_id"])
+                summary.label_switches += before is not None and before != label
+                last_label[record["face_id"]] = label
             if writer is not None:
                 writer.write(record)
         summary.faces += len(records)
+        write_events(result.events, index)
+        last_frame = index
+    write_events(pipeline.end_of_stream(), last_frame)  # the source ended: open episodes end with it
     summary.wall_seconds = time.perf_counter() - start
     summary.fps = summary.frames / summary.wall_seconds if summary.wall_seconds > 0 else 0.0
     summary.tracks = len(ids)

@@ -195,6 +195,10 @@ class PerceptionPipeline:
         self._nominal_dt = DEFAULT_FRAME_INTERVAL
 
     # ------------------------------------------------------------------ public
+    def end_of_stream(self) -> list:
+        """Close every open expression episode (the end of a video or bag): their offset events."""
+        return self.behaviour.end_all(self._last_stamp)
+
     def process(self, frame, stamp: float, encoding: str = "bgr8") -> FrameResult:
         """Run all stages on one frame. Never raises: problems become ``skipped_reason`` or log lines."""
         index = self._frame_index
