@@ -45,4 +45,4 @@ def test_validation_ranges_are_the_parameter_ranges():
                     PipelineConfig.from_flat(flat)
     # the cross-field rule of the event thresholds: offset above onset is rejected naming the offset
     with pytest.raises(ConfigError, match="events.offset_threshold"):
-        PipelineConfig.from_flat({**PipelineConfig().to_flat(), "events.onset_threshold": 0.3})
+        PipelineConfig.from_flat({**PipelineConfig().to_flat(), "events.onset_threshold": 0.2})

@@ -149,13 +149,17 @@ class QualityConfig:
 
 @dataclass
 class EventConfig:
-    """Expression episodes (``perception.events``): hysteresis and minimum duration."""
+    """Expression episodes (``perception.events``): hysteresis and minimum duration.
+
+    Defaults from the webcam videos with the default model (docs/perception.md, expression events): onset
+    0.45 / offset 0.3 finds every open-mouth moment seen by eye in cap12 and cap13 (4 episodes) and none
+    of the slight mouth openings that peak at 0.42-0.43; 0.5 / 0.35 missed cap12's at 12.1 s (peak 0.49)."""
 
     enabled: bool = setting(True, description="Publish expression episode onsets/offsets on "
                                               "faces/expression_events.")
-    onset_threshold: float = setting(0.5, low=0.01, high=1.0, description="An episode of a label starts when its "
+    onset_threshold: float = setting(0.45, low=0.01, high=1.0, description="An episode of a label starts when its "
                                                                           "smoothed probability reaches this.")
-    offset_threshold: float = setting(0.35, low=0.0, high=1.0,
+    offset_threshold: float = setting(0.3, low=0.0, high=1.0,
                                       description="... and ends when it falls below this (hysteresis; must be <= "
                                                   "events.onset_threshold).")
     min_duration_seconds: float = setting(0.4, low=0.0, high=600.0,
