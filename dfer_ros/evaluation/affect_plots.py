@@ -146,12 +146,3 @@ def plot_latency_histogram(latencies_ms: Sequence[float], path, title: Optional[
     ax.set_ylabel("frames")
     ax.set_title(title or f"latency ({len(lat)} frames)")
     return _save(fig, plt, path)
-
-
-def latency_stats(latencies_ms: Sequence[float]) -> dict[str, float]:
-    lat = np.asarray([v for v in latencies_ms if v is not None and np.isfinite(v)], np.float64)
-    if not len(lat):
-        return {"frames": 0}
-    return {"frames": int(len(lat)), "mean_ms": float(lat.mean()), "p50_ms": float(np.percentile(lat, 50)),
-            "p95_ms": float(np.percentile(lat, 95)), "p99_ms": float(np.percentile(lat, 99)),
-            "max_ms": float(lat.max())}
