@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dfer_ros.estimators.interface import AffectModel, CropSpec, FrameEncoder, TemporalHead
+from dfer_ros.perception.model_interface import AffectModel, CropSpec, FrameEncoder, TemporalHead
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.detection import FaceDetector
 from dfer_ros.perception.pipeline import PerceptionPipeline

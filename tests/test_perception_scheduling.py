@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from dfer_ros.estimators.interface import AffectModel, CropSpec, EncoderStage, FrameEncoder, TemporalHead
+from dfer_ros.perception.model_interface import AffectModel, CropSpec, EncoderStage, FrameEncoder, TemporalHead
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.detection import YuNetDetector
 from dfer_ros.perception.pipeline import PerceptionPipeline

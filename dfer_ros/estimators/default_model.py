@@ -44,6 +44,7 @@ from dfer_ros.estimators.circumplex import Circumplex
 from dfer_ros.estimators.fer_mini_xception import FER_LABELS, FerMiniXception
 from dfer_ros.perception.model_interface import AffectModel, CropSpec, EncoderStage, FrameEncoder, TemporalHead
 from dfer_ros.perception.types import AffectEstimate
+from dfer_ros.typed_config import build_dataclass, read_yaml_mapping
 
 LOG = logging.getLogger(__name__)
 
@@ -85,25 +86,18 @@ class DefaultModelConfig:
             raise ValueError(f"need 1 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "DefaultModelConfig":
+    def from_dict(cls, values: dict[str, Any], source: str = "default-model options") -> "DefaultModelConfig":
+        """Checked like every typed config (``typed_config.build_dataclass``): types, then ``__post_init__``."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown default-model option(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
+            where = "" if source == "default-model options" else f"{source}: "
+            raise ValueError(f"{where}unknown default-model option(s) {unknown}; known: {sorted(known)}")
+        return build_dataclass(cls, values, source, ValueError)
 
     @classmethod
     def from_yaml(cls, path: Union[str, Path]) -> "DefaultModelConfig":
-        import yaml
-
-        with open(path) as handle:
-            values = yaml.safe_load(handle) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of default-model options")
-        try:
-            return cls.from_dict(values)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        return cls.from_dict(read_yaml_mapping(path, "default-model config", ValueError), str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
