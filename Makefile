@@ -12,6 +12,7 @@ help:
 	@echo "make test    set up, then run the whole test suite"
 	@echo "make demo    set up, then run the node on a real face video and write results to $(DEMO_OUT)"
 	@echo "make bench   set up, then run the benchmark suite and write $(BENCH_OUT)"
+	@echo "             (the node soak: make bench BENCH_ARGS=\"--sections soak\" BENCH_OUT=out/soak.json)"
 	@echo "make assets  set up, then (re)check the sample face videos in the cache (dfer-fetch-assets)"
 
 setup:
@@ -28,7 +29,7 @@ demo: setup
 	@$(PY) -m dfer_ros.cli.demo --out $(DEMO_OUT)
 
 bench: setup
-	@$(VENV)/bin/dfer-bench --out $(BENCH_OUT)
+	@$(VENV)/bin/dfer-bench --out $(BENCH_OUT) $(BENCH_ARGS)
 
 clean:
 	rm -rf build out

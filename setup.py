@@ -52,6 +52,7 @@ setup(
             "dfer-bench-perception = dfer_ros.cli.bench_perception:main",
             "dfer-bench-streaming = dfer_ros.cli.bench_streaming:main",
             "dfer-bench-training = dfer_ros.cli.bench_training:main",
+            "dfer-bench-soak = dfer_ros.cli.bench_soak:main",
             "dfer-video-publisher = dfer_ros.ros.video_publisher:main",
             "dfer-bag-replay = dfer_ros.ros.bag_replay:main",
             "dfer-bag-record = dfer_ros.ros.bag_record:main",

@@ -9,6 +9,8 @@ their numbers into one JSON file and one markdown table.
                versus re-encoding the whole 16-frame clip (CLIP-adapter ViT-B/16, random weights)
   latency      ``latency_bench`` (a node subprocess fed at 30 Hz; image stamp -> output received)
   memory       peak RSS of this process (and RSS after each throughput scenario)
+  soak         ``soak_bench.run`` (not in the default sections: 30,000 frames take about 35 minutes on 2
+               cores): node RSS at start, every 5,000 frames and at the end, slope in MB per 1,000 frames
   gpu          CUDA (torch): the GPU streaming section; TensorRT (when installed): the ViT image tower
                exported to ONNX and built as an fp16 engine, ms per batch of 1/4/8 crops. Skipped with
                the reason when there is no GPU.
@@ -60,6 +62,7 @@ class SuiteConfig:
     crowd_faces: tuple[int, ...] = (1, 4, 10, 25, 50)  # the crowd section (crowd_bench): faces per grid
     crowd_seconds: float = 6.0  # measured seconds per crowd scene and mode (30 Hz camera)
     crowd_video_frames: int = 300  # frames of the crowd section's back-to-back video part
+    soak_frames: int = 30000  # frames of the soak section (only run when asked for: --sections soak)
     sections: tuple[str, ...] = ("throughput", "crowd", "streaming", "latency", "gpu")
 
     @classmethod
@@ -226,6 +229,16 @@ def _tensorrt_tower(cfg: SuiteConfig, progress: Callable[[str], None]) -> dict:
     return res
 
 
+def run_soak(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """``soak_bench.run``: a node subprocess fed ``cfg.soak_frames`` frames with face churn; its RSS over time."""
+    from dfer_ros.bench.soak_bench import run, summary_lines
+
+    report = run(cfg.soak_frames, warmup=min(2000, cfg.soak_frames // 5), progress=progress, progress_bar=False)
+    for line in summary_lines(report):
+        progress("  " + line)
+    return asdict(report)
+
+
 def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> SuiteResult:
     """Run every section in ``cfg.sections``; a failing section records its error and the rest go on."""
     import onnxruntime
@@ -238,6 +251,7 @@ def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> Suit
              ("crowd", lambda: run_crowd(cfg, progress)),
              ("streaming", lambda: run_streaming(cfg, progress)),
              ("latency", lambda: run_latency(cfg, progress)),
+             ("soak", lambda: run_soak(cfg, progress)),
              ("gpu", lambda: run_gpu(cfg, result.sections.get("streaming"), progress) if cfg.gpu
               else {"skipped": "disabled (--no-gpu)"})]
     for name, fn in steps:
@@ -297,6 +311,13 @@ def markdown(result: SuiteResult) -> str:
                   "|---|---|---|---|---|---|---|",
                   f"| {lat.get('resolution')} | {lat.get('rate_hz')} | {lat.get('results')}/{lat.get('frames_sent')} | "
                   f"{_f(ms.get('p50'))} | {_f(ms.get('p90'))} | {_f(ms.get('p99'))} | {_f(ms.get('max'))} |", ""]
+    soak = result.sections.get("soak")
+    if soak:
+        from dfer_ros.bench.soak_bench import SoakReport, summary_lines
+
+        lines += ["Soak (node subprocess, faces entering and leaving)", ""] + summary_lines(SoakReport(**soak)) + [
+            "", "| frame | node RSS MB |", "|---|---|"] + [f"| {f} | {mb} |" for f, mb in soak["rss_mb"]
+                                                     if f == 0 or f % 5000 == 0 or f == soak["frames"]] + [""]
     mem = result.sections.get("memory", {}).get("peak_rss_mb", {})
     lines += [f"Peak memory (RSS) of the suite process: {_f(mem.get('self'), 0)} MiB (all in-process sections; "
               f"the throughput table gives RSS after each scenario)", ""]

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-SECTIONS = ("throughput", "crowd", "streaming", "latency", "gpu")
+SECTIONS = ("throughput", "crowd", "streaming", "latency", "soak", "gpu")  # soak only when named
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -26,6 +26,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--crowd-faces", type=int, nargs="+", help="face counts of the crowd section (default 1 4 10 25 50)")
     parser.add_argument("--crowd-seconds", type=float, help="measured seconds per crowd scene and mode (default 6)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, help="sections to run (default: all)")
+    parser.add_argument("--soak-frames", type=int, help="frames of the soak section (default 30000; run it with "
+                                                         "--sections soak)")
     parser.add_argument("--latency-seconds", type=float, help="measured seconds of the node latency run (0: skip)")
     parser.add_argument("--streaming-config", type=Path, help="CLIP-adapter config of the streaming section")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
@@ -54,6 +56,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.crowd_seconds <= 0:
             parser.error("--crowd-seconds must be > 0")
         cfg.crowd_seconds = args.crowd_seconds
+    if args.soak_frames is not None:
+        if args.soak_frames < 2:
+            parser.error("--soak-frames must be >= 2")
+        cfg.soak_frames = args.soak_frames
     if args.latency_seconds is not None:
         cfg.latency_seconds = args.latency_seconds
     if args.streaming_config is not None:
