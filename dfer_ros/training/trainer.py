@@ -70,15 +70,22 @@ def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float):
 
 
 def build_model(cfg: TrainConfig):
+    """The trainable network the training config names: ``model`` (+ ``init_checkpoint``) read by the
+    model-spec rule of ``estimators.loader``, which for training must be a model config YAML."""
     from dfer_ros.clip_adapter.config import load_config
     from dfer_ros.clip_adapter.model import ClipAdapterModel
+    from dfer_ros.estimators.loader import parse_model_spec
 
-    model_cfg = load_config(cfg.model)
+    spec = parse_model_spec(cfg.model, cfg.init_checkpoint or None)
+    if spec.kind != "config":
+        raise ValueError(f"training needs a model config YAML (models/*.yaml) as 'model', got {cfg.model!r} "
+                         f"({'a registered model' if spec.kind == 'registered' else 'an exported folder'})")
+    model_cfg = load_config(spec.path)
     model = ClipAdapterModel(model_cfg)
-    if cfg.init_checkpoint:
+    if spec.checkpoint is not None:
         from dfer_ros.clip_adapter.checkpoint import load_checkpoint
 
-        load_checkpoint(cfg.init_checkpoint, model)
+        load_checkpoint(spec.checkpoint, model)
     return model, model_cfg
 
 
