@@ -23,12 +23,13 @@ def parse_key_values(items: Sequence[str], what: str = "option") -> dict[str, An
 
 def add_model_arguments(parser: argparse.ArgumentParser, default: str = "default") -> None:
     """``--model SPEC``, ``--checkpoint``, ``--backend``, ``--model-option``: the spec rule of ``estimators.loader``."""
+    from dfer_ros.backends.factory import BACKENDS
     from dfer_ros.estimators.loader import SPEC_HELP
 
     parser.add_argument("--model", default=default, help=f"{SPEC_HELP} (default: %(default)s)")
     parser.add_argument("--checkpoint", help="training checkpoint for a model config YAML (torch backend)")
     parser.add_argument("--backend", default="onnxruntime",
-                        help="inference backend: onnxruntime, tensorrt or torch (default: %(default)s)")
+                        help=f"inference backend: {', '.join(BACKENDS)} (default: %(default)s)")
     parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                         help="model builder option, value parsed as YAML (repeatable), e.g. with_action_units=false")
 
