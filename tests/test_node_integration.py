@@ -161,6 +161,12 @@ def test_real_face_video_gives_stamped_results_with_a_stable_id(harness, frames)
     assert last.warmed_up and last.expression.expression in last.expression.labels
     assert 0.0 <= last.expression.confidence <= 1.0 and sum(last.expression.probabilities) == pytest.approx(1, abs=1e-3)
     assert -1.0 <= last.valence_arousal.valence <= 1.0 and last.roi.width > 40
+    # every estimate carries its age: the expression within its refresh floor (0 on a machine with time to
+    # spare), the action units (every 3rd image of the face, on the worker thread, merged one image later)
+    # never on the image they were computed from
+    assert 0.0 <= last.expression.estimate_age <= 0.5 + 1e-6
+    assert last.valence_arousal.estimate_age == pytest.approx(last.expression.estimate_age)
+    assert 0.0 < last.action_units.estimate_age <= 2.0 + 1e-6
     tracked = harness.outputs["faces/tracked"][stamps[-1]]
     assert list(tracked.face_ids) == [last.face_id]
 
