@@ -11,6 +11,7 @@ from dfer_ros.bench.gpu_report import SECTIONS, main
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_gpu_report_tiny_on_cpu(tmp_path, capsys):
     torch.set_num_threads(1)
     out = tmp_path / "report.json"

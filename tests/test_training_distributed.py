@@ -59,6 +59,7 @@ def runs(tmp_path_factory):
     return {"base": base, "common": common, "two_stdout": two.stdout}
 
 
+@pytest.mark.slow
 def test_two_processes_reach_the_single_process_metrics(runs):
     one, two = runs["base"] / "one", runs["base"] / "two"
     h1, h2 = _history(one), _history(two)
@@ -82,6 +83,7 @@ def test_two_processes_reach_the_single_process_metrics(runs):
     assert state["world_size"] == 2 and len(state["rng_ranks"]) == 1
 
 
+@pytest.mark.slow
 def test_two_process_resume_gives_the_uninterrupted_weights(runs):
     base, part = runs["base"], runs["base"] / "part"
     # 3 steps per epoch: stop after 4 = inside epoch 2, then resume from last/
