@@ -16,7 +16,7 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -184,8 +184,12 @@ def decode_image(msg, msgtype: str, where: str) -> tuple[np.ndarray, str]:
 
 
 def read_images(path: PathLike, image_topic: Optional[str] = None, limit: Optional[int] = None,
-                start: int = 0) -> Iterator[BagImage]:
-    """Decoded images of one topic in bag-time order (``start``/``limit`` count messages of that topic)."""
+                start: int = 0, on_skip: Optional[Callable[[int, str], None]] = None) -> Iterator[BagImage]:
+    """Decoded images of one topic in bag-time order (``start``/``limit`` count messages of that topic).
+
+    A message that cannot be used is logged and skipped. With ``on_skip`` every such message, whatever
+    the reason (also an unsupported encoding, which otherwise raises BagError), is reported to it as
+    (message index, reason) and skipped, so a bad FIRST image is handled like a bad image mid-bag."""
     info = bag_info(path)
     topic = choose_image_topic(info, image_topic)
     msgtype = info.topics[topic][0]
@@ -204,13 +208,21 @@ def read_images(path: PathLike, image_topic: Optional[str] = None, limit: Option
                     msg = reader.deserialize(raw, conn.msgtype)
                 except Exception as exc:
                     log.warning("%s: skipped, cannot deserialize: %s", where, exc)
+                    if on_skip is not None:
+                        on_skip(index, f"{where}: cannot deserialize: {exc}")
                     continue
                 try:
                     image, encoding = decode_image(msg, msgtype, where)
-                except BagError:
-                    raise
+                except BagError as exc:
+                    if on_skip is None:
+                        raise
+                    log.warning("skipped: %s", exc)
+                    on_skip(index, str(exc))
+                    continue
                 except ValueError as exc:
                     log.warning("skipped: %s", exc)
+                    if on_skip is not None:
+                        on_skip(index, str(exc))
                     continue
                 stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
                 if stamp == 0.0:

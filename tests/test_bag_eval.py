@@ -124,3 +124,41 @@ def test_cli_video_with_affwild2_labels(tmp_path, capsys):
     # frames 0..7 are labelled neutral; the face is confirmed from the second frame on
     assert 0 < rep["matched"] <= 8 and rep["expression"]["frames"] <= rep["matched"]
     assert "| expression | WAR |" in capsys.readouterr().out
+
+
+def _bag_with_a_bad_image(path, bad_at: int, damage: str, count: int = 8) -> None:
+    """``count`` real face frames; message ``bad_at`` truncated, in an unsupported encoding, or undecodable JPEG."""
+    import numpy as np
+
+    compressed = damage == "jpeg"
+    with bag_io.BagWriter(path, "mcap") as w:
+        for i, (stamp, image) in enumerate(bag_io.video_frames(assets.sample_video(), limit=count, start_stamp=100.0)):
+            msg = bag_io.image_message(w.store, image, stamp, "cam", compressed)
+            if i == bad_at:
+                if damage == "truncated":
+                    msg.data = msg.data[: len(msg.data) // 2]
+                elif damage == "encoding":
+                    msg.encoding = "yuv422"
+                else:
+                    msg.data = np.frombuffer(b"not a jpeg", np.uint8).copy()
+            w.write("/cam/image/compressed" if compressed else "/cam/image_raw",
+                    bag_io.COMPRESSED if compressed else bag_io.IMAGE, int(stamp * 1e9), msg)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "encoding", "jpeg"])
+@pytest.mark.parametrize("bad_at", [0, 4], ids=["first", "mid-bag"])
+def test_a_bad_image_first_or_mid_bag_is_skipped_and_counted(tmp_path, capsys, damage, bad_at):
+    bag = tmp_path / "bag"
+    _bag_with_a_bad_image(bag, bad_at, damage)
+    run = evaluate_bag(bag, fresh_pipeline(), progress=False)
+    assert run.summary.frames == 7 and run.summary.skipped_frames == 1
+    assert eval_cli.main(["--bag", str(bag), "--out", str(tmp_path / "p.jsonl"), "--no-progress"]) == 0
+    assert "7 frames (1 skipped" in capsys.readouterr().out
+
+
+def test_a_bag_of_only_bad_images_is_an_error_with_the_reason(tmp_path, capsys):
+    bag = tmp_path / "bag"
+    _bag_with_a_bad_image(bag, 0, "encoding", count=1)
+    assert eval_cli.main(["--bag", str(bag), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no frame of /cam/image_raw could be decoded" in err and "yuv422" in err

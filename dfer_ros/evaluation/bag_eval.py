@@ -35,6 +35,7 @@ class BagFrames:
     every: int = 1
     stamps: list[float] = field(default_factory=list)  # stamps of the frames yielded (for labels)
     current: Optional[BagImage] = None
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (message index, reason) of unusable images
 
     def __post_init__(self):
         self.info = bag_info(self.bag)
@@ -47,9 +48,13 @@ class BagFrames:
         n = (self.info.topics[self.topic][1] + self.every - 1) // self.every
         return min(n, self.limit) if self.limit is not None else n
 
+    def _skip(self, index: int, reason: str) -> None:
+        if index % self.every == 0:  # a message the run would have used
+            self.skipped.append((index, reason))
+
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
         yielded = 0
-        for item in read_images(self.bag, self.topic):
+        for item in read_images(self.bag, self.topic, on_skip=self._skip):
             if item.index % self.every:
                 continue
             if self.limit is not None and yielded >= self.limit:
@@ -58,6 +63,7 @@ class BagFrames:
                 image = to_bgr8(item.image, item.encoding)
             except FrameError as exc:
                 log.warning("%s topic %s message %d skipped: %s", self.bag, self.topic, item.index, exc)
+                self.skipped.append((item.index, str(exc)))
                 continue
             self.current = item
             self.stamps.append(item.stamp)
@@ -121,8 +127,10 @@ def evaluate_bag(bag: Union[str, Path], pipeline, out: Optional[Union[str, Path]
     finally:
         if writer is not None:
             writer.close()
+    summary.skipped_frames += len(frames.skipped)  # unusable images count as skipped, first or mid-bag
     if summary.frames == 0:
-        raise BagError(f"{frames.info.path}: no frame of {frames.topic} could be decoded")
+        first = f" (first reason: {frames.skipped[0][1]})" if frames.skipped else ""
+        raise BagError(f"{frames.info.path}: no frame of {frames.topic} could be decoded{first}")
     return BagRun(summary, frames.topic, image_stamps(bag, frames.topic), tap.latencies_ms)
 
 
