@@ -262,7 +262,7 @@ class PerceptionPipeline:
         # the worker runs beside this thread: what it starts now is free as long as it finishes by the time
         # the next frame collects it, i.e. within about this thread's own time per frame
         worker_budget = max(self.config.compute.budget_ms, self._main_ms)
-        plan = self.scheduler.plan(state_time, [FaceDemand(tr.face_id, float(tr.box[2] * tr.box[3])) for tr in encode],
+        plan = self.scheduler.plan(state_time, [self._demand(tr) for tr in encode],
                                    lane_budget_ms={WORKER_LANE: worker_budget})
         # worker-lane stages first, so the worker starts while this thread aligns and runs the rest
         order = sorted((n for n, ids in plan.faces.items() if ids),
@@ -342,6 +342,13 @@ class PerceptionPipeline:
         return CLOCK_JUMP_RESET
 
     # ------------------------------------------------------------------ model stages
+    def _demand(self, tr: Track) -> FaceDemand:
+        """What the scheduler weighs: the face's size and, where face quality ran, its attention (head pose
+        towards the camera): a face turned to the robot is refreshed sooner than one looking away."""
+        quality = self.behaviour.quality(tr.face_id)
+        return FaceDemand(tr.face_id, float(tr.box[2] * tr.box[3]),
+                          attention=None if quality is None else float(quality.attention))
+
     def _stage_crops(self, bgr: np.ndarray, name: str, ids: list[str], plan, track_of: dict[str, Track],
                      cache: dict) -> np.ndarray:
         """The crops of one stage's faces in that stage's framing; each framing is aligned once per frame for
