@@ -51,6 +51,7 @@ setup(
             "dfer-crossval = dfer_ros.cli.crossval:main",
             "dfer-bench-perception = dfer_ros.cli.bench_perception:main",
             "dfer-bench-streaming = dfer_ros.cli.bench_streaming:main",
+            "dfer-bench-latency = dfer_ros.cli.bench_latency:main",
             "dfer-bench-training = dfer_ros.cli.bench_training:main",
             "dfer-bench-soak = dfer_ros.cli.bench_soak:main",
             "dfer-video-publisher = dfer_ros.ros.video_publisher:main",

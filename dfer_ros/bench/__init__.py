@@ -1,1 +1,2 @@
-"""Benchmarks (not tests): they print and write numbers, e.g. ``python -m dfer_ros.bench.latency_bench``."""
+"""Benchmarks (not tests): they print and write numbers, e.g. ``dfer-bench-latency``;
+the command lines live in ``dfer_ros.cli``."""

@@ -6,18 +6,18 @@ the wall clock at publication, and receives ``faces/affect`` from ``dfer_node`` 
 The node keeps only the newest frame, so under load some frames are skipped; the report gives both the
 latency percentiles of the results and the fraction of frames that got one.
 
-    python -m dfer_ros.bench.latency_bench --out out/latency.json [--seconds 20] [--rate 30]
+    dfer-bench-latency --out out/latency.json [--seconds 20] [--rate 30]
 
 Not a test: it prints and writes numbers (target on the robot: p99 <= 50 ms at 30 Hz).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
 import time
 from pathlib import Path
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -42,23 +42,11 @@ def _frames(width: int, height: int, count: int = 200) -> list[np.ndarray]:
     return frames
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, required=True, help="JSON report path")
-    p.add_argument("--seconds", type=float, default=20.0, help="measured duration (after warm-up)")
-    p.add_argument("--warmup", type=float, default=3.0, help="seconds published before measuring")
-    p.add_argument("--rate", type=float, default=30.0, help="frames per second")
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--backend", default="onnxruntime")
-    p.add_argument("--model", default="default", help="the node's model parameter (a name, folder or config)")
-    p.add_argument("--checkpoint", help="the node's checkpoint parameter (with a config YAML)")
-    p.add_argument("--reliability", default="best_effort", choices=("best_effort", "reliable"),
-                   help="QoS of the image topic (node side; the publisher here is reliable)")
-    p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
-                   help="extra node parameter, e.g. --param detection.every:=2 (repeatable)")
-    args = p.parse_args(argv)
-
+def run(out: Union[str, Path], seconds: float = 20.0, warmup: float = 3.0, rate: float = 30.0, width: int = 640,
+        height: int = 480, backend: str = "onnxruntime", model: str = "default", checkpoint: Optional[str] = None,
+        reliability: str = "best_effort", node_params: Sequence[str] = ()) -> dict:
+    """Start the node, publish for ``warmup`` + ``seconds``, write the report JSON to ``out`` and print a
+    summary line; returns the report. ``node_params``: extra ``NAME:=VALUE`` node parameters."""
     log_dir = REPO_ROOT / "build" / "ros_log" / "bench"
 
     env = apply_local_ros_env(domain_id=pick_domain_id(), log_dir=log_dir)
@@ -70,13 +58,13 @@ def main(argv=None) -> int:
     from dfer_ros.ros.node_listener import NodeListener
     from dfer_ros.ros.session import ros_session
 
-    frames = _frames(args.width, args.height)
+    frames = _frames(width, height)
     node_log = log_dir / "dfer_node.out"
-    params = {"model": args.model, "backend": args.backend, "image_qos.reliability": args.reliability}
-    if args.checkpoint:
-        params["checkpoint"] = args.checkpoint
+    params = {"model": model, "backend": backend, "image_qos.reliability": reliability}
+    if checkpoint:
+        params["checkpoint"] = checkpoint
     node_proc = start_node(env, node_log, cwd=REPO_ROOT, namespace="/bench", params=params,
-                           extra=[item for param in args.param for item in ("-p", param)])
+                           extra=[item for param in list(node_params) for item in ("-p", param)])
     received: dict[float, float] = {}
     faces_seen = [0]
     diag: dict[str, str] = {}
@@ -108,16 +96,16 @@ def main(argv=None) -> int:
                 if node_proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"dfer_node did not become active:\n{node_log.read_text(errors='replace')[-3000:]}")
                 rclpy.spin_once(node, timeout_sec=0.1)
-            print(f"bench: node active ({diag.get('model')}); publishing {args.width}x{args.height} at {args.rate} Hz "
-                  f"for {args.warmup:.0f}+{args.seconds:.0f} s", flush=True)
-            period = 1.0 / args.rate
+            print(f"bench: node active ({diag.get('model')}); publishing {width}x{height} at {rate} Hz "
+                  f"for {warmup:.0f}+{seconds:.0f} s", flush=True)
+            period = 1.0 / rate
             t0 = time.monotonic()
             sent: list[tuple[float, bool]] = []  # (stamp, measured)
             i = 0
             while True:
                 target = t0 + i * period
                 elapsed = time.monotonic() - t0
-                if elapsed > args.warmup + args.seconds:
+                if elapsed > warmup + seconds:
                     break
                 while time.monotonic() < target:
                     rclpy.spin_once(node, timeout_sec=max(0.0, min(0.005, target - time.monotonic())))
@@ -127,7 +115,7 @@ def main(argv=None) -> int:
                 msg.header.stamp.sec, msg.header.stamp.nanosec = sec, int((stamp - sec) * 1e9)
                 msg.header.frame_id = "bench_camera"
                 pub.publish(msg)
-                measuring[0] = elapsed >= args.warmup
+                measuring[0] = elapsed >= warmup
                 sent.append((stamp_to_seconds(msg.header.stamp), measuring[0]))
                 i += 1
             drain = time.monotonic() + 2.0
@@ -137,9 +125,9 @@ def main(argv=None) -> int:
             lat = np.array([(received[s] - s) * 1000.0 for s in measured if s in received])
             report = {
                 "what": "image stamp -> FaceAffectArray received in another process",
-                "resolution": f"{args.width}x{args.height}", "rate_hz": args.rate, "seconds": args.seconds,
-                "model": diag.get("model"), "backend": diag.get("backend"), "image_qos": args.reliability,
-                "node_params": args.param,
+                "resolution": f"{width}x{height}", "rate_hz": rate, "seconds": seconds,
+                "model": diag.get("model"), "backend": diag.get("backend"), "image_qos": reliability,
+                "node_params": list(node_params),
                 "dds_profile": env["FASTRTPS_DEFAULT_PROFILES_FILE"],
                 "frames_sent": len(measured), "results": int(lat.size),
                 "result_fraction": round(lat.size / max(1, len(measured)), 3),
@@ -157,16 +145,19 @@ def main(argv=None) -> int:
             node.destroy_node()
     finally:
         stop(node_proc)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     lat_ms = report.get("latency_ms", {})
     print(f"bench: {report.get('results')}/{report.get('frames_sent')} frames got a result "
           f"({report.get('result_fraction')}); latency ms p50 {lat_ms.get('p50')} p90 {lat_ms.get('p90')} "
           f"p99 {lat_ms.get('p99')} max {lat_ms.get('max')}; node processing p50 {report.get('node_processing_ms_p50')} "
-          f"ms, stamp->published in the node p50 {report.get('node_stamp_to_publish_ms_p50')} ms; wrote {args.out}",
+          f"ms, stamp->published in the node p50 {report.get('node_stamp_to_publish_ms_p50')} ms; wrote {out}",
           flush=True)
-    return 0 if report.get("results") else 1
+    return report
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the command line is dfer-bench-latency (dfer_ros/cli/bench_latency.py)
+    import os
+
+    os.execv(sys.executable, [sys.executable, "-m", "dfer_ros.cli.bench_latency", *sys.argv[1:]])

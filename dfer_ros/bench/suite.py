@@ -160,7 +160,7 @@ def run_latency(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> di
         return {"skipped": "latency run disabled (--latency-seconds 0 or --quick)"}
     with tempfile.TemporaryDirectory(prefix="dfer-bench-") as tmp:
         out = Path(tmp) / "latency.json"
-        cmd = [sys.executable, "-m", "dfer_ros.bench.latency_bench", "--out", str(out), "--seconds",
+        cmd = [sys.executable, "-m", "dfer_ros.cli.bench_latency", "--out", str(out), "--seconds",
                str(cfg.latency_seconds), "--warmup", "3", "--model", str(cfg.model), "--backend", cfg.backend]
         if cfg.checkpoint:
             cmd += ["--checkpoint", str(cfg.checkpoint)]
