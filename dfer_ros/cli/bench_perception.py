@@ -15,7 +15,8 @@ from typing import Optional, Sequence
 import cv2
 
 from dfer_ros.bench.perception_bench import format_table, load_frames, run_memory, run_scenario, tile2x2
-from dfer_ros.cli.options import add_deprecated_flag, add_model_arguments, parse_key_values
+from dfer_ros.cli.options import add_model_arguments, parse_key_values
+from dfer_ros.deprecation import add_deprecated_flag
 from dfer_ros.perception.config import PipelineConfig
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from dfer_ros.bench.streaming_bench import REPO_MODELS, run
-from dfer_ros.cli.options import add_deprecated_flag
+from dfer_ros.deprecation import add_deprecated_flag
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

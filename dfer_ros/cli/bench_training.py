@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from dfer_ros.bench.training_bench import REPO_MODELS, run
-from dfer_ros.cli.options import add_deprecated_flag
+from dfer_ros.deprecation import add_deprecated_flag
 
 
 def main(argv: Optional[list[str]] = None) -> int:

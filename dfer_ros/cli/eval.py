@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from dfer_ros.cli.options import add_deprecated_flag, add_model_arguments, parse_key_values
+from dfer_ros.cli.options import add_model_arguments, parse_key_values
+from dfer_ros.deprecation import add_deprecated_flag
 from dfer_ros.perception.config import ConfigError, load_pipeline_config
 from dfer_ros.vocabulary import ABAW_EXPR8
 

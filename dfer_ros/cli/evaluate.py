@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from dfer_ros.cli.options import deprecated_command
+from dfer_ros.deprecation import deprecated_command
 from dfer_ros.cli.train import parse_overrides
 
 

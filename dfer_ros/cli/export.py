@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from dfer_ros.cli.options import add_deprecated_flag
+from dfer_ros.deprecation import add_deprecated_flag
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from dfer_ros.cli.options import add_deprecated_flag
+from dfer_ros.deprecation import add_deprecated_flag
 from dfer_ros.estimators.loader import SPEC_HELP
 
 

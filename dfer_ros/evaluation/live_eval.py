@@ -197,7 +197,7 @@ def evaluate_live(bag: Union[str, Path], out: Optional[Union[str, Path]] = None,
                            # node and recorder run on sim time: both must have the clock before frame 0
                            "--wait-clock-subscribers", "2", "--tail", str(drain_seconds * rate),
                            "--publish-log", str(work / "published.log")]
-            replay = procs.start("replay", replay_args + ([] if progress else ["--quiet"]))
+            replay = procs.start("replay", replay_args + ([] if progress else ["--no-progress"]))
             code = wait_for_exit(replay, (stamps[sent - 1] - stamps[0]) / rate + 60.0)
             if code is None:
                 raise BagError(f"live evaluation: replay did not finish in time:\n{procs.tail('replay')}")

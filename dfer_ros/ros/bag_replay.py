@@ -22,6 +22,7 @@ import time
 from typing import Optional, Sequence
 
 from dfer_ros.bag_io import BagError, bag_info, read_raw
+from dfer_ros.deprecation import add_deprecated_flag
 
 log = logging.getLogger("dfer_ros.bag_replay")
 
@@ -183,7 +184,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="also wait for N /clock subscribers (use_sim_time nodes), sending the start time")
     parser.add_argument("--tail", type=float, default=0.0, help="tick /clock for S bag seconds after the last message")
     parser.add_argument("--publish-log", help="write 'topic bag_ns monotonic_ns' per published message here")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_deprecated_flag(parser, "--quiet", "--no-progress", "no_progress", store_true=True)
     own, ros_args = split_ros_args(argv)
     args = parser.parse_args(own)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -200,7 +202,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             node = Node("dfer_bag_replay")
             try:
                 counts = replay(node, args.bag, args.topics, args.rate, not args.no_clock, parse_remaps(args.remap),
-                                args.wait_subscribers, args.wait_timeout, loops=args.loop, progress=not args.quiet,
+                                args.wait_subscribers, args.wait_timeout, loops=args.loop, progress=not args.no_progress,
                                 limit=args.limit, wait_clock_subscribers=args.wait_clock_subscribers,
                                 tail_seconds=args.tail, publish_log=args.publish_log)
                 # let reliable writers hand the last samples over before the process exits
