@@ -5,7 +5,8 @@ detector calls and message traffic must not grow with the number of frames or of
 ``dfer_node`` as a real subprocess (default settings, host-local DDS) and feeds it 640x480 frames over
 real DDS in lock-step (each frame's result is awaited, so every frame is processed). Three slots each
 show a real face from the London set (CC BY 4.0, see ``crowd_bench.ATTRIBUTION``) for 1-4 s of stamp
-time, then stay empty for 0.3-2 s, then show the next person: about one new face every 1.5 s, so
+time, then stay empty for 1.3-3 s (longer than tracking.lost_seconds, so each face is a new track),
+then show the next person: about one new face every 1.6 s, so
 hundreds of tracks start and end over a run. Stamps advance at 30 Hz.
 
 Node RSS (``/proc/<pid>/status`` VmRSS) is sampled every ``sample_every`` frames; the report prints it
@@ -67,7 +68,7 @@ class ChurnScenes:
     def _segments(self):
         """Per slot: a generator of (person or None, frames) segments."""
         while True:
-            yield None, int(self.rng.integers(10, 60))
+            yield None, int(self.rng.integers(40, 90))  # longer than tracking.lost_seconds: the next face is a new track
             person = self._next_person
             self._next_person += 1
             yield person, int(self.rng.integers(30, 120))
