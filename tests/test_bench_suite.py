@@ -46,6 +46,9 @@ def test_suite_runs_every_section_and_reports(tmp_path):
     if LONDON_FACES.is_dir():  # the London faces' attribution travels with the numbers
         assert "CC BY 4.0" in crowd["source"]
     assert result.sections["streaming"]["cpu"]["streaming_ms_per_step"] > 0
+    expr = result.sections["expression"]  # old vs new default expression net, one run
+    assert set(expr["net_ms"]) == {"fer2013", "default"} and expr["net_ms"]["default"]["batch4"]["best_ms_per_face"] > 0
+    assert expr["pipeline"]["default"][4]["fps"] > 0 and expr["ratios"]["pipeline_fps_1faces_new_over_old"] > 0
     assert "skipped" in result.sections["latency"]
     gpu = result.sections["gpu"]
     assert "skipped" in gpu or "device" in gpu

@@ -8,6 +8,8 @@ their numbers into one JSON file and one markdown table.
   streaming    ``streaming_bench.run``: one new crop encoded per frame + head over the cached window
                versus re-encoding the whole 16-frame clip (CLIP-adapter ViT-B/16, random weights)
   latency      ``latency_bench`` (a node subprocess fed at 30 Hz; image stamp -> output received)
+  expression   ``expression_bench.run``: the old (``fer2013``) and new (``default``) expression nets in one
+               run: ms per face of each net, pipeline fps at 640x480 with 1 and 4 faces, new/old ratios
   memory       peak RSS of this process (and RSS after each throughput scenario)
   soak         ``soak_bench.run`` (not in the default sections: 30,000 frames take about 35 minutes on 2
                cores): node RSS at start, every 5,000 frames and at the end, slope in MB per 1,000 frames
@@ -63,13 +65,14 @@ class SuiteConfig:
     crowd_seconds: float = 6.0  # measured seconds per crowd scene and mode (30 Hz camera)
     crowd_video_frames: int = 300  # frames of the crowd section's back-to-back video part
     soak_frames: int = 30000  # frames of the soak section (only run when asked for: --sections soak)
-    sections: tuple[str, ...] = ("throughput", "crowd", "streaming", "latency", "gpu")
+    expression_repeats: int = 200  # calls per net in the expression section (its pipelines use ``frames``)
+    sections: tuple[str, ...] = ("throughput", "crowd", "expression", "streaming", "latency", "gpu")
 
     @classmethod
     def quick(cls) -> "SuiteConfig":
         return cls(frames=4, faces=(1, 2), resolutions=((640, 480),), streaming_config=MODELS / "tiny_test.yaml",
                    streaming_steps=2, reencode_steps=1, latency_seconds=0.0, crowd_faces=(1, 4), crowd_seconds=0.5,
-                   crowd_video_frames=4)
+                   crowd_video_frames=4, expression_repeats=10)
 
 
 @dataclass
@@ -145,6 +148,13 @@ def run_crowd(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict
     return run(cfg.crowd_faces, cfg.resolutions, cfg.crowd_seconds, warmup=min(1.5, cfg.crowd_seconds),
                video_frames=cfg.crowd_video_frames, model_name=cfg.model, backend=cfg.backend, progress=progress,
                checkpoint=cfg.checkpoint)
+
+
+def run_expression(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """Old vs new default expression net, nets and 640x480 pipelines timed in one run."""
+    from dfer_ros.bench.expression_bench import run
+
+    return run(cfg.frames, cfg.expression_repeats, cfg.backend, progress=progress)
 
 
 def run_streaming(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
@@ -249,6 +259,7 @@ def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> Suit
     result = SuiteResult(config=cfg_dict, host=host)
     steps = [("throughput", lambda: run_throughput(cfg, progress)),
              ("crowd", lambda: run_crowd(cfg, progress)),
+             ("expression", lambda: run_expression(cfg, progress)),
              ("streaming", lambda: run_streaming(cfg, progress)),
              ("latency", lambda: run_latency(cfg, progress)),
              ("soak", lambda: run_soak(cfg, progress)),
@@ -294,6 +305,11 @@ def markdown(result: SuiteResult) -> str:
         from dfer_ros.bench.crowd_bench import markdown as crowd_markdown
 
         lines += [crowd_markdown(crowd), ""]
+    expr = result.sections.get("expression")
+    if expr:
+        from dfer_ros.bench.expression_bench import markdown as expression_markdown
+
+        lines += expression_markdown(expr)
     st = result.sections.get("streaming")
     if st and st.get("cpu"):
         c = st["cpu"]

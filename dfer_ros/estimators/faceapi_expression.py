@@ -34,17 +34,16 @@ from typing import Optional, Union
 
 import numpy as np
 
-from dfer_ros import assets
+from dfer_ros import assets, vocabulary
 from dfer_ros.estimators.fer_mini_xception import FER_LABELS
 from dfer_ros.estimators.onnx_cache import cached_onnx
 from dfer_ros.estimators.onnx_layers import OnnxGraph
 from dfer_ros.estimators.tfjs_weights import TfjsWeightsError, load_weights, read_manifest
 
-FACEAPI_LABELS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
-# FER_LABELS[i] is face-api's class FACEAPI_TO_FER[i]
+FACEAPI_LABELS = vocabulary.FACEAPI_EXPRESSION_LABELS
+# FER_LABELS[i] is face-api's class FACEAPI_TO_FER[i] (matched through the vocabulary's synonyms)
 FACEAPI_TO_FER: tuple[int, ...] = tuple(
-    FACEAPI_LABELS.index({"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy",
-                          "sad": "sad", "surprise": "surprised", "neutral": "neutral"}[label]) for label in FER_LABELS)
+    [vocabulary.canonical_expression(name) for name in FACEAPI_LABELS].index(label) for label in FER_LABELS)
 MEAN_RGB = (122.782, 117.001, 104.298)
 INPUT_SIZE = 112
 INPUT_NAME, LOGITS_NAME, PROBS_NAME = "rgb", "logits", "probs"

@@ -85,7 +85,8 @@ def cached_onnx(stem: str, source_sha: str, version: int, convert: Callable[[], 
         if cache is not None:
             raise CacheWriteError(f"cannot write the converted model to {onnx_path}: {exc}") from exc
         fallback = Path(tempfile.gettempdir()) / "dfer_ros_models" / onnx_path.name
-        LOG.warning("cannot write %s (%s); using %s (set DFER_CACHE_DIR to a writable folder)", onnx_path, exc, fallback)
+        LOG.warning("cannot write %s (%s); using %s (set DFER_CACHE_DIR to a writable folder)",
+                    onnx_path, exc, fallback)
         onnx_path = fallback
         if not _valid(onnx_path, onnx_path.with_suffix(".json"), source_sha, version, texts):
             _write(onnx_path, onnx_path.with_suffix(".json"), data, meta, texts)

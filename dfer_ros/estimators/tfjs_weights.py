@@ -71,7 +71,8 @@ class WeightSpec:
             try:
                 scale, low = float(q["scale"]), float(q["min"])
             except (KeyError, TypeError, ValueError) as exc:
-                raise TfjsWeightsError(f"weight {self.name}: quantisation needs numeric scale and min, got {q}") from exc
+                raise TfjsWeightsError(f"weight {self.name}: quantisation needs numeric scale and min, "
+                                       f"got {q}") from exc
             # in float64 then rounded once, as close to TF.js's own float32 de-quantisation as float32 allows
             values = (stored.astype(np.float64) * scale + low).astype(np.float32)
         if self.dtype == "float32":

@@ -52,11 +52,13 @@ class StillsSummary:
     confusion: dict[str, dict[str, int]]  # true -> predicted ("none": no face) -> count
 
     def text(self) -> str:
-        lines = [f"{self.images} images, faces found on {self.found} ({100.0 * self.found / max(self.images, 1):.1f} %)",
+        share = 100.0 * self.found / max(self.images, 1)
+        lines = [f"{self.images} images, faces found on {self.found} ({share:.1f} %)",
                  f"WAR {self.war:.3f}  UAR {self.uar:.3f}  mean top probability {self.mean_top_probability:.3f}"]
+        nan = float("nan")
         for label in sorted(self.recall):
-            lines.append(f"  {label:9s} recall {self.recall[label]:.3f}  valence {self.mean_valence.get(label, float('nan')):+.3f}"
-                         f"  arousal {self.mean_arousal.get(label, float('nan')):+.3f}  predicted {dict(self.confusion[label])}")
+            lines.append(f"  {label:9s} recall {self.recall[label]:.3f}  valence {self.mean_valence.get(label, nan):+.3f}"
+                         f"  arousal {self.mean_arousal.get(label, nan):+.3f}  predicted {dict(self.confusion[label])}")
         return "\n".join(lines)
 
 
@@ -117,7 +119,9 @@ def summarise(results: Sequence[StillResult]) -> StillsSummary:
     )
 
 
-def evaluate_stills(items: Sequence[tuple[Path, str]], pipeline, progress: bool = True) -> tuple[list[StillResult], StillsSummary]:
+def evaluate_stills(items: Sequence[tuple[Path, str]], pipeline,
+                    progress: bool = True) -> tuple[list[StillResult], StillsSummary]:
+    """Every image through ``score_still``; the per-image results and their summary."""
     from tqdm import tqdm
 
     results = [score_still(pipeline, path, label) for path, label in tqdm(items, desc="stills", unit="image",
@@ -162,7 +166,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"model {pipeline.model.name}")
     print(summary.text())
     if args.json:
-        args.json.write_text(json.dumps({"summary": asdict(summary), "results": [asdict(r) for r in results]}, indent=1))
+        data = {"summary": asdict(summary), "results": [asdict(r) for r in results]}
+        args.json.write_text(json.dumps(data, indent=1))
     return 0
 
 
