@@ -87,12 +87,16 @@ def run(frames: int = 60, repeats: int = 200, backend: str = "onnxruntime",
     from dfer_ros.estimators.factory import create_model
 
     models = {name: create_model(name, backend=backend) for name in MODELS}
-    nets = time_nets(models, repeats)
-    for name in MODELS:
-        for batch, row in nets[name].items():
-            progress(f"  {name:8s} expression net {batch}: {row['median_ms_per_face']:.3f} ms/face median, "
-                     f"{row['best_ms_per_face']:.3f} best")
-    pipelines = time_pipelines(models, frames, progress=progress)
+    try:
+        nets = time_nets(models, repeats)
+        for name in MODELS:
+            for batch, row in nets[name].items():
+                progress(f"  {name:8s} expression net {batch}: {row['median_ms_per_face']:.3f} ms/face median, "
+                         f"{row['best_ms_per_face']:.3f} best")
+        pipelines = time_pipelines(models, frames, progress=progress)
+    finally:
+        for model in models.values():
+            model.close()
     old, new = MODELS
     ratios = {f"net_{b}_new_over_old": nets[new][b]["median_ms_per_face"] / nets[old][b]["median_ms_per_face"]
               for b in nets[new]}

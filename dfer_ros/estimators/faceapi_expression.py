@@ -206,6 +206,9 @@ class FaceApiExpressionNet:
         self.backend = backend
         self.temperature = float(temperature)
         self.max_batch = max_batch if backend == "tensorrt" else 0
+        # one call now: ONNX Runtime's first run allocates and plans, and a pipeline's compute scheduler would
+        # otherwise measure that one-off cost as the net's cost per face
+        self.logits(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
 
     def logits(self, rgb: np.ndarray) -> np.ndarray:
         """rgb: (N, 112, 112, 3) uint8/float RGB levels 0..255 -> (N, 7) float32 logits in FER_LABELS order."""

@@ -132,8 +132,7 @@ def evaluate_stills(items: Sequence[tuple[Path, str]], pipeline,
 def build_still_pipeline(model_name: str = "default", aggregation: bool = False,
                          config: Optional[PipelineConfig] = None, **model_options: Any):
     """The pipeline ``dfer-eval --video IMAGE`` builds, aggregation off unless asked for."""
-    from dfer_ros.estimators.factory import create_model
-    from dfer_ros.perception.pipeline import PerceptionPipeline
+    from dfer_ros.estimators.loader import build_pipeline
 
     config = still_image_config(config or PipelineConfig().validate())
     if not aggregation:
@@ -142,7 +141,7 @@ def build_still_pipeline(model_name: str = "default", aggregation: bool = False,
         config = copy.deepcopy(config)
         config.aggregation.enabled = False
         config.validate()
-    return PerceptionPipeline(config, create_model(model_name, **model_options))
+    return build_pipeline(config, model_name, **model_options)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
