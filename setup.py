@@ -40,6 +40,7 @@ setup(
         "console_scripts": [
             "dfer-node = dfer_ros.ros.node:main",
             "dfer-eval = dfer_ros.cli.eval:main",
+            "dfer-eval-stills = dfer_ros.cli.eval_stills:main",
             "dfer-bench = dfer_ros.cli.bench:main",
             "dfer-train = dfer_ros.cli.train:main",
             "dfer-eval-checkpoint = dfer_ros.cli.evaluate:main",

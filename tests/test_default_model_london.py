@@ -14,7 +14,9 @@ import cv2
 import pytest
 
 from dfer_ros.cli import eval as eval_cli
-from dfer_ros.evaluation.stills import build_still_pipeline, evaluate_stills, labelled_images
+from dfer_ros.cli import eval_stills
+from dfer_ros.estimators.loader import build_pipeline
+from dfer_ros.evaluation.stills import evaluate_stills, labelled_images, still_pipeline_config
 
 # the shared data folder sits beside the repository clone
 LONDON = Path(os.environ.get("DFER_LONDON_FACES", Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -28,7 +30,7 @@ def summaries():
     assert len(items) == 204
     out = {}
     for name in ("default", "fer2013"):
-        _, summary = evaluate_stills(items, build_still_pipeline(name), progress=False)
+        _, summary = evaluate_stills(items, build_pipeline(still_pipeline_config(), name), progress=False)
         print(f"\n{name}: {summary.text()}")
         out[name] = summary
     return out
@@ -70,3 +72,18 @@ def test_dfer_eval_on_one_still_image(tmp_path, model, capsys):
         assert abs(sum(record["expression_probs"].values()) - 1.0) < 1e-3
         if label is not None:
             assert record["expression"] == label
+
+
+def test_dfer_eval_stills_command(tmp_path, capsys):
+    """The command over a small labelled folder (4 London photos), with its JSON output."""
+    for label in ("happy", "neutral"):
+        (tmp_path / "set" / label).mkdir(parents=True)
+        for stem in ("010", "020"):
+            (tmp_path / "set" / label / f"{stem}.jpg").write_bytes((LONDON / label / f"{stem}.jpg").read_bytes())
+    out = tmp_path / "stills.json"
+    assert eval_stills.main([str(tmp_path / "set"), "--json", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "4 images, faces found on 4" in text and "WAR" in text
+    data = json.loads(out.read_text())
+    assert data["summary"]["images"] == 4 and len(data["results"]) == 4
+    assert eval_stills.main([str(tmp_path / "empty")]) == 2

@@ -64,8 +64,7 @@ def time_pipelines(models: dict, frames: int = 60, faces: tuple[int, ...] = (1, 
                    progress: Callable[[str], None] = print) -> dict:
     """{model: {faces: {"fps", "model_ms", "total_ms", "mean_faces"}}} at 640x480 on the webcam video."""
     from dfer_ros.assets import sample_video
-    from dfer_ros.bench.perception_bench import load_frames, run_scenario
-    from dfer_ros.bench.suite import grid_frames
+    from dfer_ros.bench.perception_bench import grid_frames, load_frames, run_scenario
     from dfer_ros.perception.config import PipelineConfig
 
     config = PipelineConfig().validate()

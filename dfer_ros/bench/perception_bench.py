@@ -95,6 +95,35 @@ def count_flips(sequences: dict[str, list[str]]) -> tuple[int, int]:
     return flips, frames
 
 
+GRIDS = {1: (1, 1), 2: (1, 2), 4: (2, 2), 8: (2, 4)}  # faces -> (rows, columns)
+
+
+def grid_frames(frames: Sequence[np.ndarray], faces: int, width: int, height: int) -> list[np.ndarray]:
+    """Each frame with ``faces`` copies of the video laid out in a grid filling ``width`` x ``height``.
+
+    Cells keep the video's aspect ratio (letterboxed), so faces stay faces; 8 faces at 640x480 are small
+    (about 60 px) and the detector may miss some: the table reports the faces actually found.
+    """
+    import cv2
+
+    rows, cols = GRIDS[faces]
+    cell_w, cell_h = width // cols, height // rows
+    out = []
+    for frame in frames:
+        h, w = frame.shape[:2]
+        scale = min(cell_w / w, cell_h / h)
+        small = cv2.resize(frame, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA
+                           if scale < 1 else cv2.INTER_LINEAR)
+        canvas = np.zeros((height, width, 3), np.uint8)
+        for r in range(rows):
+            for c in range(cols):
+                y = r * cell_h + (cell_h - small.shape[0]) // 2
+                x = c * cell_w + (cell_w - small.shape[1]) // 2
+                canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+        out.append(canvas)
+    return out
+
+
 def run_scenario(name: str, frames: Sequence[np.ndarray], model, config: PipelineConfig, faces_expected: int,
                  fps: float = 25.0, flips: bool = False) -> ScenarioResult:
     from tqdm import tqdm

@@ -39,11 +39,11 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from dfer_ros.assets import REPO_ROOT
+from dfer_ros.bench.perception_bench import GRIDS, grid_frames  # noqa: F401  (the suite's public names)
 
 log = logging.getLogger(__name__)
 
 MODELS = REPO_ROOT / "models"
-GRIDS = {1: (1, 1), 2: (1, 2), 4: (2, 2), 8: (2, 4)}  # faces -> (rows, columns)
 
 
 @dataclass
@@ -90,32 +90,6 @@ def peak_rss_mb() -> dict[str, float]:
     Children are not reported: a child forked from this process counts the parent's pages until it
     execs, so RUSAGE_CHILDREN shows the parent's size, not the child's."""
     return {"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-
-
-def grid_frames(frames: Sequence[np.ndarray], faces: int, width: int, height: int) -> list[np.ndarray]:
-    """Each frame with ``faces`` copies of the video laid out in a grid filling ``width`` x ``height``.
-
-    Cells keep the video's aspect ratio (letterboxed), so faces stay faces; 8 faces at 640x480 are small
-    (about 60 px) and the detector may miss some: the table reports the faces actually found.
-    """
-    import cv2
-
-    rows, cols = GRIDS[faces]
-    cell_w, cell_h = width // cols, height // rows
-    out = []
-    for frame in frames:
-        h, w = frame.shape[:2]
-        scale = min(cell_w / w, cell_h / h)
-        small = cv2.resize(frame, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA
-                           if scale < 1 else cv2.INTER_LINEAR)
-        canvas = np.zeros((height, width, 3), np.uint8)
-        for r in range(rows):
-            for c in range(cols):
-                y = r * cell_h + (cell_h - small.shape[0]) // 2
-                x = c * cell_w + (cell_w - small.shape[1]) // 2
-                canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
-        out.append(canvas)
-    return out
 
 
 def run_throughput(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:

@@ -1,12 +1,14 @@
 """Labelled still images through the pipeline, the way ``dfer-eval --video IMAGE`` reads each of them.
 
+The command is ``dfer-eval-stills`` (``dfer_ros.cli.eval_stills``); this module holds the library part.
+
 Each image is a one-frame source (``video_eval.video_frames``) run by ``video_eval.run_source`` through one
 pipeline that is reset between images, with the settings ``dfer-eval`` uses for a still
 (``still_image_config``: a face gets its id from its only detection). The face scored is the largest one found.
 So what is measured here is what a user of ``dfer-eval --video`` gets, detector included, without starting a
 process per image.
 
-    python -m dfer_ros.evaluation.stills DIR [--model default] [--no-aggregation] [--json out.json]
+    dfer-eval-stills DIR [--model default] [--aggregation] [--json out.json]
 
 DIR holds one folder per class (``DIR/happy/*.jpg``, ``DIR/neutral/*.jpg``, ...), folder names being labels
 of the model's label set. Prints accuracy (WAR), UAR, per-class recall, the share of images with a face, and
@@ -14,11 +16,8 @@ mean valence / arousal / top probability per true class.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -129,46 +128,11 @@ def evaluate_stills(items: Sequence[tuple[Path, str]], pipeline,
     return results, summarise(results)
 
 
-def build_still_pipeline(model_name: str = "default", aggregation: bool = False,
-                         config: Optional[PipelineConfig] = None, **model_options: Any):
-    """The pipeline ``dfer-eval --video IMAGE`` builds, aggregation off unless asked for."""
-    from dfer_ros.estimators.loader import build_pipeline
+def still_pipeline_config(config: Optional[PipelineConfig] = None, aggregation: bool = False) -> PipelineConfig:
+    """The settings ``dfer-eval --video IMAGE`` uses for a still (``still_image_config``), aggregation off
+    unless asked for."""
+    import copy
 
-    config = still_image_config(config or PipelineConfig().validate())
-    if not aggregation:
-        import copy
-
-        config = copy.deepcopy(config)
-        config.aggregation.enabled = False
-        config.validate()
-    return build_pipeline(config, model_name, **model_options)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dfer_ros.evaluation.stills", description=__doc__.split("\n\n")[0])
-    parser.add_argument("root", type=Path, help="folder with one sub-folder of images per class")
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--aggregation", action="store_true", help="keep the temporal smoothing on")
-    parser.add_argument("--json", type=Path, help="write per-image results and the summary here")
-    args = parser.parse_args(argv)
-    import yaml
-
-    options = {}
-    for item in args.model_option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"model option {item!r} must look like KEY=VALUE")
-        options[key.strip()] = yaml.safe_load(value)
-    pipeline = build_still_pipeline(args.model, args.aggregation, **options)
-    results, summary = evaluate_stills(labelled_images(args.root), pipeline)
-    print(f"model {pipeline.model.name}")
-    print(summary.text())
-    if args.json:
-        data = {"summary": asdict(summary), "results": [asdict(r) for r in results]}
-        args.json.write_text(json.dumps(data, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    config = copy.deepcopy(still_image_config(config or PipelineConfig().validate()))
+    config.aggregation.enabled = aggregation
+    return config.validate()
