@@ -89,3 +89,15 @@ def test_cli_model_spec_reaches_the_throughput_section(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench_cli.main(["--out", str(tmp_path / "x.json"), *base, "--model", str(tmp_path / "missing")])
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_crowd_grids_fit_every_face_and_alternate_expressions():
+    from dfer_ros.bench.crowd_bench import LOOP_FRAMES, crowd_frames, grid_shape
+
+    for faces, (w, h) in [(1, (640, 480)), (25, (640, 480)), (50, (640, 480)), (50, (1280, 720))]:
+        rows, cols, side = grid_shape(faces, w, h)
+        assert rows * cols >= faces and cols * side <= w and rows * side <= h
+    assert grid_shape(50, 640, 480)[2] >= 64  # faces stay large enough for the detector at 640x480
+    frames = crowd_frames(4, 320, 240)
+    assert len(frames) == LOOP_FRAMES and frames[0].shape == (240, 320, 3)
+    assert not np.array_equal(frames[0], frames[LOOP_FRAMES // 2])  # faces change expression and sway

@@ -14,7 +14,8 @@ keep-newest subscription does). Per scene and mode it reports:
   * per-face refresh age (``FaceResult.estimate_age``: seconds since the model last updated that face's
     expression; and ``action_units_age``) p50 and max over all reported faces and frames after warm-up;
   * faces reported per frame, CPU utilisation of this process (cores busy = CPU seconds / wall seconds),
-    the machine's load average (other processes share the cores).
+    CPU milliseconds per processed frame (the work done, which other processes on the cores do not
+    change much), the machine's load average (other processes share the cores).
 Modes, in the same run so the ratio is measured: ``scheduled`` (the defaults: budget, worker thread) and
 ``budget off`` (``compute.budget_ms: 0``, ``compute.overlap: false``: every face through every stage on
 every frame it is due, the landmarker on every 3rd frame, all on one thread: the previous behaviour).
@@ -72,6 +73,7 @@ class CrowdResult:
     action_units_age_s: dict[str, float]
     never_estimated: int  # (face, frame) pairs reported without any estimate yet
     cpu_cores: float  # CPU seconds of this process per wall second
+    cpu_ms_per_frame: float  # CPU milliseconds of this process per processed frame: the work, whatever the load
     load_average: float
     stage_ms: dict[str, float] = field(default_factory=dict)
 
@@ -225,7 +227,8 @@ def run_camera(frames: Sequence[np.ndarray], model, config: PipelineConfig, seco
         faces_reported=float(np.mean(reported)) if reported else 0.0,
         expression_age_s={"p50": _pct(expr_ages, 50), "max": max(expr_ages, default=float("nan"))},
         action_units_age_s={"p50": _pct(au_ages, 50), "max": max(au_ages, default=float("nan"))},
-        never_estimated=never, cpu_cores=cpu, load_average=os.getloadavg()[0],
+        never_estimated=never, cpu_cores=cpu, cpu_ms_per_frame=1000.0 * cpu * wall / max(processed, 1),
+        load_average=os.getloadavg()[0],
         stage_ms={k: v / max(processed, 1) for k, v in stage.items()})
 
 
@@ -287,7 +290,8 @@ def run(faces: Sequence[int] = FACES, resolutions=RESOLUTIONS, seconds: float = 
                          f"{res.latency_ms['p50']:.0f} p99 {res.latency_ms['p99']:.0f} ms, age p50/max "
                          f"{res.expression_age_s['p50']:.2f}/{res.expression_age_s['max']:.2f} s, AU age max "
                          f"{res.action_units_age_s['max']:.2f} s, {res.faces_reported:.1f} faces, "
-                         f"CPU {res.cpu_cores:.2f} cores, load {res.load_average:.1f}; ms/frame "
+                         f"CPU {res.cpu_cores:.2f} cores ({res.cpu_ms_per_frame:.0f} ms/frame), load "
+                         f"{res.load_average:.1f}; ms/frame "
                          + " ".join(f"{k} {v:.1f}" for k, v in res.stage_ms.items()))
     video = run_video(model, base, video_frames, progress) if video_frames > 0 else []
     model.close()
@@ -303,12 +307,13 @@ def _f(v, digits=1) -> str:
 def markdown(result: dict) -> str:
     lines = [f"Crowd at a 30 Hz camera ({result['model']}, {result['cpus']} CPU(s); faces: {result['source']})", "",
              "| size | faces | mode | out Hz | p50 ms | p99 ms | age p50 s | age max s | AU age max s | faces found | "
-             "CPU cores | load |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "CPU cores | CPU ms/frame | load |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["scenes"]:
         lines.append(f"| {r['size']} | {r['faces']} | {r['mode']} | {_f(r['output_hz'])} | {_f(r['latency_ms']['p50'], 0)} "
                      f"| {_f(r['latency_ms']['p99'], 0)} | {_f(r['expression_age_s']['p50'], 2)} | "
                      f"{_f(r['expression_age_s']['max'], 2)} | {_f(r['action_units_age_s']['max'], 2)} | "
-                     f"{_f(r['faces_reported'])} | {_f(r['cpu_cores'], 2)} | {_f(r['load_average'])} |")
+                     f"{_f(r['faces_reported'])} | {_f(r['cpu_cores'], 2)} | {_f(r.get('cpu_ms_per_frame'))} | "
+                     f"{_f(r['load_average'])} |")
     by_key = {(r["size"], r["faces"], r["mode"]): r for r in result["scenes"]}
     ratios = []
     for (size, n, mode), r in by_key.items():

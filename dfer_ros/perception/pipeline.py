@@ -254,7 +254,7 @@ class PerceptionPipeline:
         timings["quality"] = _ms(t)
         # [behaviour] withheld faces are not encoded: nothing of them reaches buffers, smoothing or events
         encode = [tr for tr in self.front_end.to_encode(visible) if not self.behaviour.withheld(tr.face_id)]
-        t_align = time.perf_counter()  # "align" = scheduling + alignment; "model" = stages + head
+        t_align = time.perf_counter()  # "align" = scheduling + alignment; "model" = stages + head; "worker_wait" apart
         self._sync_compute_config()
         t_wait = time.perf_counter()
         updated = self._collect_background(index)
@@ -284,7 +284,7 @@ class PerceptionPipeline:
                     self.scheduler.observe(name, len(ids), elapsed)
                     updated |= self._merge_stage(name, ids, values, state_time, index)
             model_ms += _ms(t)
-        timings["align"] = _ms(t_align) - model_ms
+        timings["align"] = _ms(t_align) - model_ms - timings["worker_wait"]
         t = time.perf_counter()
         frame_estimates = self._run_head(sorted(updated & {tr.face_id for tr in visible}), index)
         timings["model"] = model_ms + _ms(t)
