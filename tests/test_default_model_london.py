@@ -63,7 +63,7 @@ def test_dfer_eval_on_one_still_image(tmp_path, model, capsys):
     cv2.imwrite(str(small), cv2.resize(grey, (150, 150), interpolation=cv2.INTER_AREA))
     for image, label in ((LONDON / "neutral" / "010.jpg", "neutral"), (small, None)):
         out = tmp_path / f"{image.stem}.jsonl"
-        assert eval_cli.main(["--video", str(image), "--model", model, "--config", str(_noagg(tmp_path)),
+        assert eval_cli.main(["--video", str(image), "--model", model, "--pipeline-config", str(_noagg(tmp_path)),
                               "--out", str(out), "--quiet"]) == 0
         records = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(records) == 1, capsys.readouterr().out
