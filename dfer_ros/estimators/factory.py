@@ -3,7 +3,8 @@
 ``create_model("default")`` is the embedded model (``default_model``, face-api's expression net);
 ``create_model("fer2013")`` is the same model with the FER2013 mini-Xception as its expression net. Other
 models register a builder in ``MODEL_BUILDERS``: the CLIP-adapter temporal model is added as "clip", taking
-the path of its YAML config and its checkpoint as options. Builders import their heavy dependencies (torch) themselves, lazily.
+the path of its YAML config and its checkpoint as options. Builders import their heavy dependencies (torch)
+themselves, lazily.
 """
 from __future__ import annotations
 

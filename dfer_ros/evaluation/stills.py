@@ -56,7 +56,8 @@ class StillsSummary:
                  f"WAR {self.war:.3f}  UAR {self.uar:.3f}  mean top probability {self.mean_top_probability:.3f}"]
         nan = float("nan")
         for label in sorted(self.recall):
-            lines.append(f"  {label:9s} recall {self.recall[label]:.3f}  valence {self.mean_valence.get(label, nan):+.3f}"
+            lines.append(f"  {label:9s} recall {self.recall[label]:.3f}  "
+                         f"valence {self.mean_valence.get(label, nan):+.3f}"
                          f"  arousal {self.mean_arousal.get(label, nan):+.3f}  predicted {dict(self.confusion[label])}")
         return "\n".join(lines)
 
