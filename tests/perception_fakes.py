@@ -56,10 +56,15 @@ class SoftmaxHead(TemporalHead):
 
 
 def fake_pipeline(config: PipelineConfig | None = None):
-    """(pipeline, scripted detector) with the brightness model."""
+    """(pipeline, scripted detector) with the brightness model.
+
+    Quality abstention is off: the flat test frames have no sharpness, so every face would read "unknown".
+    """
+    config = config or PipelineConfig()
+    config.quality.abstain = False
     detector = ScriptedDetector()
     model = AffectModel(BrightnessEncoder(), SoftmaxHead(), "fake", "numpy")
-    return PerceptionPipeline(config or PipelineConfig(), model, detector=detector), detector
+    return PerceptionPipeline(config, model, detector=detector), detector
 
 
 def face(x: float, y: float, size: float = 40.0, score: float = 0.9) -> Detection:

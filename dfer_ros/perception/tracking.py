@@ -107,6 +107,7 @@ class Track:
     hits: int = 1
     detection: Optional[Detection] = None  # the detection matched at the last detector run, None if missed
     box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # current box (detected or predicted)
+    detected_box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box of the last detection
     detected_now: bool = True  # matched a detection in the current step
 
     @property
@@ -134,13 +135,56 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-9)
 
 
-def _match(tracks: Sequence[Track], dets: Sequence[Detection], threshold: float):
-    """Hungarian matching on IoU; returns (pairs, unmatched track idx, unmatched det idx)."""
+def _centre_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Centre distance between every box in a (N, 4) and b (M, 4), in units of the larger face height."""
+    ca = a[:, None, :2] + a[:, None, 2:] / 2
+    cb = b[None, :, :2] + b[None, :, 2:] / 2
+    scale = np.maximum(a[:, None, 3], b[None, :, 3])
+    return np.linalg.norm(ca - cb, axis=-1) / np.maximum(scale, 1e-6)
+
+
+def association_scores(tracks: Sequence[Track], dets: Sequence[Detection], stamp: float,
+                       threshold: float, by_distance: bool = True) -> np.ndarray:
+    """How well each detection fits each track: > 1 by overlap, (0, 1] by distance, 0 not at all.
+
+    Overlap is the better IoU of the detection with the track's predicted box and with its last detected
+    box: after a long interval a constant-velocity prediction from a few jittery detections can overshoot
+    a face that barely moved, and the last detection still overlaps it. Without overlap, a detection
+    whose centre lies within ``DIST_GATE + DIST_GATE_PER_SECOND x (time since the track's last
+    detection)`` face heights of either box, with a similar size, can still match (nearer is better), so
+    a face that moved during a long gap is not taken for a new one; the gate stays below the spacing of
+    faces side by side (about one face height), so it never reaches a neighbour's face. ``by_distance``
+    False keeps overlap only (ByteTrack's low-score pass, where a weak detection must clearly overlap).
+    """
+    pred = np.stack([t.box for t in tracks]).astype(np.float64)
+    last = np.stack([t.detected_box for t in tracks]).astype(np.float64)
+    boxes = np.stack([d.box for d in dets]).astype(np.float64)
+    iou = np.maximum(iou_matrix(pred, boxes), iou_matrix(last, boxes))
+    if not by_distance:
+        return np.where(iou >= threshold, 1.0 + iou, 0.0)
+    dist = np.minimum(_centre_distance(pred, boxes), _centre_distance(last, boxes))
+    since = np.array([max(0.0, stamp - t.last_detection_stamp) for t in tracks])
+    gate = np.minimum(DIST_GATE + DIST_GATE_PER_SECOND * since, DIST_GATE_MAX)[:, None]
+    ratio = last[:, None, 3] / np.maximum(boxes[None, :, 3], 1e-6)
+    similar_size = (ratio > 1 / MAX_SIZE_RATIO) & (ratio < MAX_SIZE_RATIO)
+    by_distance = np.where(similar_size & (dist <= gate), 1.0 - 0.99 * dist / gate, 0.0)
+    return np.where(iou >= threshold, 1.0 + iou, by_distance)
+
+
+DIST_GATE = 0.5  # face heights a detection may be from a track's box without overlap ...
+DIST_GATE_PER_SECOND = 0.5  # ... plus this per second since the track's last detection ...
+DIST_GATE_MAX = 0.8  # ... but never this far (faces side by side are about one height apart)
+MAX_SIZE_RATIO = 1.5  # a detection more than this much larger or smaller is not the same face
+
+
+def _match(tracks: Sequence[Track], dets: Sequence[Detection], threshold: float, stamp: float,
+           by_distance: bool = True):
+    """Hungarian matching on ``association_scores``; returns (pairs, unmatched track idx, unmatched det idx)."""
     if not tracks or not dets:
         return [], list(range(len(tracks))), list(range(len(dets)))
-    iou = iou_matrix(np.stack([t.box for t in tracks]), np.stack([d.box for d in dets]))
-    rows, cols = linear_sum_assignment(-iou)
-    pairs = [(r, c) for r, c in zip(rows, cols) if iou[r, c] >= threshold]
+    score = association_scores(tracks, dets, stamp, threshold, by_distance)
+    rows, cols = linear_sum_assignment(-score)
+    pairs = [(r, c) for r, c in zip(rows, cols) if score[r, c] > 0]
     mt = {r for r, _ in pairs}
     md = {c for _, c in pairs}
     return pairs, [i for i in range(len(tracks)) if i not in mt], [j for j in range(len(dets)) if j not in md]
@@ -193,15 +237,15 @@ class FaceTracker:
         for t in self.tracks:
             t.detection = None
 
-        pairs, un_t, un_d = _match(confirmed, high, cfg.iou_threshold)
+        pairs, un_t, un_d = _match(confirmed, high, cfg.iou_threshold, stamp)
         for r, c in pairs:
             self._hit(confirmed[r], high[c], stamp)
         rest = [confirmed[i] for i in un_t]
         high_left = [high[j] for j in un_d]
-        pairs, _, _ = _match(rest, low, max(cfg.iou_threshold, 0.5))  # second pass: stricter IoU
+        pairs, _, _ = _match(rest, low, max(cfg.iou_threshold, 0.5), stamp, by_distance=False)  # stricter IoU
         for r, c in pairs:
             self._hit(rest[r], low[c], stamp)
-        pairs, un_tent, un_d = _match(tentative, high_left, cfg.iou_threshold)
+        pairs, un_tent, un_d = _match(tentative, high_left, cfg.iou_threshold, stamp)
         for r, c in pairs:
             self._hit(tentative[r], high_left[c], stamp)
         missed = {tentative[i].key for i in un_tent}  # ByteTrack: a new face must be seen again at the next run
@@ -209,7 +253,8 @@ class FaceTracker:
         for j in un_d:
             det = high_left[j]
             t = Track(key=next(self._keys), kf=KalmanBoxFilter(det.box), first_stamp=stamp, last_stamp=stamp,
-                      last_detection_stamp=stamp, detection=det, box=det.box.astype(np.float32))
+                      last_detection_stamp=stamp, detection=det, box=det.box.astype(np.float32),
+                      detected_box=det.box.astype(np.float32))
             self.tracks.append(t)
             if cfg.min_hits <= 1:
                 t.face_id = next_face_id()
@@ -219,6 +264,7 @@ class FaceTracker:
     def _hit(self, track: Track, det: Detection, stamp: float) -> None:
         track.kf.update(det.box)
         track.box = det.box.astype(np.float32)
+        track.detected_box = track.box.copy()
         track.detection = det
         track.detected_now = True
         track.hits += 1
