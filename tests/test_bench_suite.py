@@ -27,7 +27,7 @@ def test_grid_frames_place_one_copy_per_cell():
 def test_suite_runs_every_section_and_reports(tmp_path):
     cfg = SuiteConfig(frames=2, faces=(1, 2), resolutions=((320, 240),), streaming_config=MODELS / "tiny_test.yaml",
                       streaming_steps=1, reencode_steps=1, latency_seconds=0.0, crowd_faces=(1, 4),
-                      crowd_seconds=0.5, crowd_video_frames=3)
+                      crowd_seconds=0.5, crowd_video_frames=3, behaviour_frames=3, behaviour_repeats=1)
     lines: list[str] = []
     result = run_suite(cfg, progress=lines.append)
     assert result.errors == {}
@@ -45,6 +45,8 @@ def test_suite_runs_every_section_and_reports(tmp_path):
 
     if LONDON_FACES.is_dir():  # the London faces' attribution travels with the numbers
         assert "CC BY 4.0" in crowd["source"]
+    behaviour = result.sections["behaviour"]["scenes"]
+    assert [r["faces"] for r in behaviour] == [1, 4] and all(r["fps_on"] > 0 and r["fps_off"] > 0 for r in behaviour)
     assert result.sections["streaming"]["cpu"]["streaming_ms_per_step"] > 0
     expr = result.sections["expression"]  # old vs new default expression net, one run
     assert set(expr["net_ms"]) == {"fer2013", "default"} and expr["net_ms"]["default"]["batch4"]["best_ms_per_face"] > 0
@@ -56,6 +58,7 @@ def test_suite_runs_every_section_and_reports(tmp_path):
     text = markdown(result)
     assert "| 320x240 | 2 |" in text and "| tiny_test | 8 |" in text and "Peak memory" in text
     assert "| 320x240 | 4 | budget off |" in text and "scheduled / budget off" in text
+    assert "quality + expression events) on vs off" in text
 
 
 def test_cli_writes_json(tmp_path, capsys):

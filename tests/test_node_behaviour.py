@@ -164,3 +164,29 @@ def test_a_turned_face_is_published_as_abstained_with_its_reason(probe, faces):
     assert q.head_pose_valid and q.yaw > 20 and not q.looking_at_camera and 0.0 < q.attention < 1.0
     assert q.sharpness > 70 and q.face_size > 40 and not q.cut_by_border
     assert np.isfinite([q.yaw, q.pitch, q.roll]).all()
+
+
+def test_the_readme_behaviour_example_greets_the_smiling_face(probe):
+    """The README's greeting node, run on the messages this module received: it greets the face that smiled
+    (looking at the camera) exactly once, at its ONSET."""
+    import re
+
+    from ros_helpers import REPO
+
+    text = (REPO / "README.md").read_text()
+    code = re.search(r"A behaviour node that greets.*?```python\n(.*?)```", text, re.S).group(1)
+    greeted, callbacks = [], {}
+
+    class FakeNode:
+        def create_subscription(self, kind, topic, callback, depth):
+            callbacks[topic] = callback
+
+    namespace = {"node": FakeNode(), "greet": greeted.append}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the documented example itself
+    assert probe.events, "run after the smile test"
+    timeline = sorted([(_key(m.header.stamp), 0, m) for m in probe.affect.values()]
+                      + [(_key(m.header.stamp), 1, m) for m in probe.event_arrays], key=lambda x: (x[0], x[1]))
+    for _, kind, msg in timeline:
+        callbacks["/faces/affect" if kind == 0 else "/faces/expression_events"](msg)
+    smiling = probe.events[0].face_id
+    assert greeted == [smiling]

@@ -66,13 +66,16 @@ class SuiteConfig:
     crowd_video_frames: int = 300  # frames of the crowd section's back-to-back video part
     soak_frames: int = 30000  # frames of the soak section (only run when asked for: --sections soak)
     expression_repeats: int = 200  # calls per net in the expression section (its pipelines use ``frames``)
-    sections: tuple[str, ...] = ("throughput", "crowd", "expression", "streaming", "latency", "gpu")
+    behaviour_frames: int = 150  # frames per behaviour scene (quality + events on vs off)
+    behaviour_repeats: int = 3  # passes over the frames per scene (the two pipelines take turns per frame)
+    sections: tuple[str, ...] = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "gpu")
 
     @classmethod
     def quick(cls) -> "SuiteConfig":
         return cls(frames=4, faces=(1, 2), resolutions=((640, 480),), streaming_config=MODELS / "tiny_test.yaml",
                    streaming_steps=2, reencode_steps=1, latency_seconds=0.0, crowd_faces=(1, 4), crowd_seconds=0.5,
-                   crowd_video_frames=4, expression_repeats=10)
+                   crowd_video_frames=4, expression_repeats=10, behaviour_frames=4,
+                   behaviour_repeats=1)
 
 
 @dataclass
@@ -129,6 +132,13 @@ def run_expression(cfg: SuiteConfig, progress: Callable[[str], None] = print) ->
     from dfer_ros.bench.expression_bench import run
 
     return run(cfg.frames, cfg.expression_repeats, cfg.backend, progress=progress)
+
+
+def run_behaviour(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """``behaviour_bench``: pipeline fps with face quality + expression events on vs off, same run."""
+    from dfer_ros.bench.behaviour_bench import run
+
+    return run(cfg.behaviour_frames, cfg.behaviour_repeats, cfg.model, cfg.backend, cfg.checkpoint, progress)
 
 
 def run_streaming(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
@@ -234,6 +244,7 @@ def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> Suit
     steps = [("throughput", lambda: run_throughput(cfg, progress)),
              ("crowd", lambda: run_crowd(cfg, progress)),
              ("expression", lambda: run_expression(cfg, progress)),
+             ("behaviour", lambda: run_behaviour(cfg, progress)),
              ("streaming", lambda: run_streaming(cfg, progress)),
              ("latency", lambda: run_latency(cfg, progress)),
              ("soak", lambda: run_soak(cfg, progress)),
@@ -284,6 +295,11 @@ def markdown(result: SuiteResult) -> str:
         from dfer_ros.bench.expression_bench import markdown as expression_markdown
 
         lines += expression_markdown(expr)
+    behaviour = result.sections.get("behaviour")
+    if behaviour:
+        from dfer_ros.bench.behaviour_bench import markdown as behaviour_markdown
+
+        lines += [behaviour_markdown(behaviour), ""]
     st = result.sections.get("streaming")
     if st and st.get("cpu"):
         c = st["cpu"]

@@ -1,6 +1,7 @@
 """``dfer-bench``: the whole benchmark suite (what ``make bench`` runs); numbers to JSON, a markdown table printed.
 
-    dfer-bench --out bench.json [--quick] [--frames N] [--sections throughput crowd expression streaming latency gpu]
+    dfer-bench --out bench.json [--quick] [--frames N]
+               [--sections throughput crowd expression behaviour streaming latency gpu]
                [--latency-seconds S] [--no-gpu] [--model default] [--backend onnxruntime]
 
 See ``dfer_ros.bench.suite`` for what each section measures. Not a test: it prints and writes numbers.
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-SECTIONS = ("throughput", "crowd", "expression", "streaming", "latency", "soak", "gpu")  # soak only when named
+SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "soak", "gpu")  # soak only when named
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

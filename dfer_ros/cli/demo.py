@@ -7,6 +7,7 @@ at its frame rate, prints one summary line per second (face id, label, valence/a
   * ``annotated.mp4``  every frame of the video with the newest result at its stamp (boxes, ids, label, VA)
   * ``timeline.png``   expression, valence and arousal per face over time
   * ``messages.jsonl`` every received ``faces/affect`` message as JSON
+  * ``events.jsonl``   every received expression event (``faces/expression_events``): episode onsets/offsets
   * ``summary.json``   counts, rates and the label histogram per face
 then stops the node (SIGINT, exit code checked) and exits 0.
 """
@@ -20,6 +21,7 @@ import sys
 import time
 from collections import Counter, defaultdict, deque
 from pathlib import Path
+from typing import Optional
 
 from dfer_ros.assets import logs_dir, source_checkout
 from dfer_ros.ros.environment import apply_local_ros_env, pick_domain_id
@@ -63,7 +65,8 @@ def main(argv=None) -> int:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from dfer_ros.ros.conversions import affect_array_to_dict, image_to_array, stamp_to_seconds
+    from dfer_ros.msg import ExpressionEventArray
+    from dfer_ros.ros.conversions import affect_array_to_dict, event_to_dict, image_to_array, stamp_to_seconds
     from dfer_ros.ros.node_listener import NodeListener
     from dfer_ros.ros.session import ros_session
 
@@ -101,6 +104,18 @@ def main(argv=None) -> int:
             annotated.add(image_stamps[-1], image_to_array(msg)[0].copy())
 
         listener.create_subscription(Image, topic, on_image, reliable)
+        events: list[dict] = []
+
+        def on_events(msg):
+            for event in msg.events:
+                events.append(event_to_dict(event))
+                e = events[-1]
+                t = (e["stamp"] - image_stamps[0]) if image_stamps else 0.0
+                print(f"t={t:5.1f}s  event: {e['face_id']} {e['expression']} {e['kind']}"
+                      + (f" ({e['duration']:.2f} s, peak {e['peak_probability']:.2f})" if e["kind"] == "offset" else ""),
+                      flush=True)
+
+        listener.create_subscription(ExpressionEventArray, "/demo/faces/expression_events", on_events, reliable)
         counts: list[tuple[int, ...]] = []  # (received, processed, dropped_stale, bad_images) per diagnostics msg
 
         def on_diagnostics(values):
@@ -166,11 +181,12 @@ def main(argv=None) -> int:
             print(_summary_line(results, image_stamps, diag), flush=True)
             annotated.flush(results, result_stamps, final=True)
             annotated.close()
-            summary = write_outputs(out, video, image_stamps, results, diag)
+            summary = write_outputs(out, video, image_stamps, results, diag, events)
             summary["annotated_frames"] = annotated.written
             (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             print(f"demo: {summary['images']} images, {summary['messages']} results, faces "
-                  f"{summary['faces']}; wrote {out}/annotated.mp4, timeline.png, messages.jsonl, summary.json "
+                  f"{summary['faces']}, {summary['events']} expression event(s); wrote {out}/annotated.mp4, timeline.png, "
+                  f"messages.jsonl, events.jsonl, summary.json "
                   f"in {time.monotonic() - t_start:.0f} s", flush=True)
             code = 0
         except (RuntimeError, KeyboardInterrupt) as exc:
@@ -244,13 +260,18 @@ class AnnotatedVideo:
             self.writer.release()
 
 
-def write_outputs(out: Path, video: Path, image_stamps: list[float], results: list[dict], diag: dict) -> dict:
+def write_outputs(out: Path, video: Path, image_stamps: list[float], results: list[dict], diag: dict,
+                  events: Optional[list[dict]] = None) -> dict:
     """Write the JSON lines, the timeline plot and a summary; returns the summary."""
+    events = events or []
     with open(out / "messages.jsonl", "w") as handle:
         for r in results:
             handle.write(json.dumps(r) + "\n")
+    with open(out / "events.jsonl", "w") as handle:
+        for e in events:
+            handle.write(json.dumps(e) + "\n")
     t0 = image_stamps[0] if image_stamps else (results[0]["stamp"] if results else 0.0)
-    plot_timeline(results, t0, out / "timeline.png", title=f"dfer_ros demo: {video.name}")
+    plot_timeline(results, t0, out / "timeline.png", title=f"dfer_ros demo: {video.name}", events=events)
     per_face: dict[str, Counter] = defaultdict(Counter)
     for r in results:
         for f in r["faces"]:
@@ -258,13 +279,20 @@ def write_outputs(out: Path, video: Path, image_stamps: list[float], results: li
     summary = {"video": str(video), "images": len(image_stamps), "messages": len(results),
                "messages_with_faces": sum(1 for r in results if r["faces"]),
                "faces": sorted(per_face), "labels_per_face": {k: dict(v) for k, v in per_face.items()},
+               "events": sum(e["kind"] == "onset" for e in events),
+               "abstained_face_messages": sum(bool(f.get("abstained")) for r in results for f in r["faces"]),
                "node_diagnostics": diag}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def plot_timeline(results: list[dict], t0: float, path: Path, title: str = "") -> None:
-    """Expression (label track + top probability), valence and arousal per face over time."""
+def plot_timeline(results: list[dict], t0: float, path: Path, title: str = "",
+                  events: Optional[list[dict]] = None) -> None:
+    """Expression (label track + probabilities), expression events, valence and arousal per face over time.
+
+    Expression episodes (``events``, as from ``event_to_dict``) are shaded from onset to offset on the
+    probability panel, labelled, with the apex marked; an episode still open at the end runs to the last
+    result. Images where the node abstained (face quality) are hatched grey on the label track."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -284,6 +312,7 @@ def plot_timeline(results: list[dict], t0: float, path: Path, title: str = "") -
             s = series[f["face_id"]]
             s["t"].append(r["stamp"] - t0)
             s["label"].append(labels.index(f["expression"]) if f["expression"] in labels else float("nan"))
+            s["abstained"].append(bool(f.get("abstained")))
             s["valence"].append(f["valence"] if f["va_confidence"] > 0 else float("nan"))
             s["arousal"].append(f["arousal"] if f["va_confidence"] > 0 else float("nan"))
             for name in labels:
@@ -303,9 +332,14 @@ def plot_timeline(results: list[dict], t0: float, path: Path, title: str = "") -
             ax_prob.plot(s["t"], s["p_" + name], color=cmap(i % 10), lw=1.2, label=name)
         ax_prob.set_title(f"expression probabilities of {face_id} (smoothed)", fontsize=9, loc="left")
         ax_prob.legend(loc="upper left", fontsize=8, ncol=min(len(labels), 7), frameon=False)
+    _draw_events(ax_prob, events or [], t0, labels, cmap, results[-1]["stamp"] - t0 if results else 0.0)
+    for face_id, s in sorted(series.items()):
+        for start, end in _runs(s["t"], s["abstained"]):
+            ax_label.axvspan(start, end, color="0.85", hatch="//", lw=0, zorder=0)
     ax_label.set_yticks(range(len(labels)), labels)
     ax_label.set_ylim(-0.5, max(len(labels) - 0.5, 0.5))
-    ax_label.set_title("published expression (after hysteresis)", fontsize=9, loc="left")
+    ax_label.set_title("published expression (after hysteresis; grey hatch: withheld for face quality)", fontsize=9,
+                       loc="left")
     ax_label.legend(loc="upper right", fontsize=8, title="face", title_fontsize=8)
     ax_prob.set_ylim(0, 1)
     ax_prob.set_ylabel("probability")
@@ -320,6 +354,34 @@ def plot_timeline(results: list[dict], t0: float, path: Path, title: str = "") -
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _runs(times: list, flags: list) -> list[tuple[float, float]]:
+    """(start, end) time spans where ``flags`` is true (end = the next sample's time)."""
+    spans, start = [], None
+    for i, (t, flag) in enumerate(zip(times, flags)):
+        if flag and start is None:
+            start = t
+        if start is not None and (not flag or i == len(times) - 1):
+            spans.append((start, t if not flag else t + 0.04))
+            start = None
+    return spans
+
+
+def _draw_events(ax, events: list[dict], t0: float, labels: list[str], cmap, t_end: float) -> None:
+    """Shade each expression episode (onset -> offset) in its label's colour, with its name and apex."""
+    episodes: dict[tuple[str, int], dict] = {}
+    for e in events:
+        key = (e["face_id"], e["episode"])
+        episodes[key] = {**episodes.get(key, {}), **e} if e["kind"] == "offset" else {**e, **episodes.get(key, {})}
+    for (face_id, _), e in sorted(episodes.items(), key=lambda kv: kv[1]["onset"]):
+        color = cmap(labels.index(e["expression"]) % 10) if e["expression"] in labels else "0.5"
+        start = e["onset"] - t0
+        end = (e["offset"] - t0) if e.get("offset") is not None else t_end
+        ax.axvspan(start, end, color=color, alpha=0.18, lw=0)
+        ax.axvline(start, color=color, lw=1.0, ls="--")
+        ax.plot([e["apex"] - t0], [e["peak_probability"]], marker="v", color=color, ms=7)
+        ax.text(start, 0.97, f" {face_id} {e['expression']}", color=color, fontsize=8, va="top")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,9 @@ FACE_MODEL_3D = np.array([
     [0.4430, 0.9868, -0.060],
 ], dtype=np.float64)
 
+_MODEL_CENTRED = FACE_MODEL_3D - FACE_MODEL_3D.mean(0)
+_MODEL_PINV = np.linalg.pinv(_MODEL_CENTRED)  # (3, 5): the least-squares affine camera is one product per face
+
 UNKNOWN_LABEL = "unknown"  # the published expression of a face the pipeline abstains on
 
 SHARPNESS_SIZE = 64  # px side the face region is resized to before the Laplacian
@@ -123,14 +126,18 @@ def rotation_from_pose(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return _rot_y(-math.radians(yaw)) @ _rot_x(-math.radians(pitch)) @ _rot_z(math.radians(roll))
 
 
-def pose_from_rotation(rot: np.ndarray) -> HeadPose:
-    """Inverse of ``rotation_from_pose``."""
-    forward = rot @ np.array([0.0, 0.0, -1.0])  # where the nose points, in camera axes
-    yaw = math.degrees(math.atan2(forward[0], -forward[2]))
-    pitch = math.degrees(math.atan2(-forward[1], math.hypot(forward[0], forward[2])))
-    rz = _rot_x(-math.radians(pitch)).T @ _rot_y(-math.radians(yaw)).T @ rot
-    roll = math.degrees(math.atan2(rz[1, 0], rz[0, 0]))
-    return HeadPose(yaw=yaw, pitch=pitch, roll=roll)
+def pose_from_rotation(rot) -> HeadPose:
+    """Inverse of ``rotation_from_pose`` (plain floats: it runs for every face of every frame)."""
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = [[float(v) for v in row] for row in rot]
+    fx, fy, fz = -r02, -r12, -r22  # where the nose points (the model's -z), in camera axes
+    yaw = math.atan2(fx, -fz)
+    pitch = math.atan2(-fy, math.hypot(fx, fz))
+    # Rz(roll) = Rx(-pitch)^T Ry(-yaw)^T R; only its first column is needed
+    cy, sy = math.cos(yaw), -math.sin(yaw)
+    cp, sp = math.cos(pitch), -math.sin(pitch)
+    rz00 = cy * r00 - sy * r20
+    rz10 = cp * r10 + sp * (sy * r00 + cy * r20)
+    return HeadPose(yaw=math.degrees(yaw), pitch=math.degrees(pitch), roll=math.degrees(math.atan2(rz10, rz00)))
 
 
 def head_pose(landmarks: Optional[np.ndarray]) -> Optional[HeadPose]:
@@ -140,17 +147,15 @@ def head_pose(landmarks: Optional[np.ndarray]) -> Optional[HeadPose]:
     pts = np.asarray(landmarks, np.float64)
     if pts.shape != (5, 2) or not np.all(np.isfinite(pts)):
         return None
-    model = FACE_MODEL_3D - FACE_MODEL_3D.mean(0)
     image = pts - pts.mean(0)
     if float(np.abs(image).max()) < 1e-6:
         return None
-    affine, *_ = np.linalg.lstsq(model, image, rcond=None)  # (3, 2): image ~ model @ affine
+    affine = _MODEL_PINV @ image  # (3, 2): least squares of image ~ centred model @ affine
     u, s, vt = np.linalg.svd(affine.T, full_matrices=False)  # affine.T = (2, 3) = scale * two rotation rows
     if s[-1] <= 1e-9 * max(s[0], 1e-12):
         return None
-    rows = u @ vt
-    rot = np.vstack([rows, np.cross(rows[0], rows[1])])
-    return pose_from_rotation(rot)
+    (a0, a1, a2), (b0, b1, b2) = (u @ vt).tolist()
+    return pose_from_rotation(((a0, a1, a2), (b0, b1, b2), (a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0)))
 
 
 def sharpness(frame_bgr: np.ndarray, box: np.ndarray) -> float:
@@ -166,7 +171,8 @@ def sharpness(frame_bgr: np.ndarray, box: np.ndarray) -> float:
     shrink = min(gray.shape[:2]) >= SHARPNESS_SIZE  # area averaging to shrink, linear (smooth) to enlarge
     small = cv2.resize(gray, (SHARPNESS_SIZE, SHARPNESS_SIZE),
                        interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return float(cv2.Laplacian(small, cv2.CV_32F).var())
+    _, std = cv2.meanStdDev(cv2.Laplacian(small, cv2.CV_32F))
+    return float(std[0, 0]) ** 2
 
 
 # Face box relative to the 5 landmarks on the calibration half of the London faces (YuNet): width and height in
@@ -183,11 +189,13 @@ def expected_face_box(landmarks: Optional[np.ndarray]) -> Optional[np.ndarray]:
     if pts.shape != (5, 2) or not np.all(np.isfinite(pts)):
         return None
     g = FACE_BOX_FROM_LANDMARKS
-    eye_mid, mouth_mid = (pts[0] + pts[1]) / 2.0, (pts[3] + pts[4]) / 2.0
-    scale = max(float(np.linalg.norm(pts[1] - pts[0])), float(np.linalg.norm(mouth_mid - eye_mid)) / g["mouth_per_eye"])
+    (rx, ry), (lx, ly), _, (mrx, mry), (mlx, mly) = pts.tolist()
+    mouth_eye = math.hypot((mrx + mlx - rx - lx) / 2.0, (mry + mly - ry - ly) / 2.0)
+    scale = max(math.hypot(lx - rx, ly - ry), mouth_eye / g["mouth_per_eye"])
     if scale < 1e-6:
         return None
-    cx, cy = pts.mean(0) + scale * np.array([g["dx"], g["dy"]])
+    cx, cy = pts.mean(0).tolist()
+    cx, cy = cx + scale * g["dx"], cy + scale * g["dy"]
     w, h = g["width"] * scale, g["height"] * scale
     return np.array([cx - w / 2.0, cy - h / 2.0, w, h])
 

@@ -1,0 +1,84 @@
+"""What the behaviour outputs cost: pipeline fps with face quality + expression events on vs off.
+
+    python -m dfer_ros.bench.behaviour_bench [--frames 150] [--repeats 3] [--out out/behaviour_bench.json]
+
+Both settings run on the same frames of the real webcam video cap12 (1 face at 400x300, and a 2x2 grid
+of it at 640x480, 4 faces), in one process, alternating on / off ``repeats`` times so that the noise of a
+shared machine falls on both; the median fps of each and their ratio are reported (target: on within 5 %
+of off). Also in ``dfer-bench`` (section ``behaviour``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from dfer_ros.perception.config import PipelineConfig
+
+
+def configs() -> dict[str, PipelineConfig]:
+    on = PipelineConfig().validate()
+    off = PipelineConfig().validate()
+    off.quality.enabled = False
+    off.events.enabled = False
+    return {"on": on, "off": off}
+
+
+def run(frames: int = 150, repeats: int = 3, model_name: str = "default", backend: str = "onnxruntime",
+        checkpoint: Optional[str] = None, progress: Callable[[str], None] = print) -> dict:
+    from dfer_ros.assets import sample_video
+    from dfer_ros.bench.perception_bench import load_frames, run_scenario
+    from dfer_ros.bench.suite import grid_frames
+    from dfer_ros.estimators.loader import load_model
+
+    model = load_model(model_name, backend, checkpoint)
+    source = load_frames(sample_video(), frames)
+    scenes = {"cap12 400x300 1 face": (source, 1), "640x480 2x2 4 faces": (grid_frames(source, 4, 640, 480), 4)}
+    rows = []
+    for scene, (scene_frames, faces) in scenes.items():
+        fps: dict[str, list[float]] = {"on": [], "off": []}
+        quality_ms: list[float] = []
+        for _ in range(repeats):
+            for mode, config in configs().items():
+                res = run_scenario(f"{scene} {mode}", scene_frames, model, config, faces)
+                fps[mode].append(res.fps)
+                if mode == "on":
+                    quality_ms.append(res.stage_ms.get("quality", 0.0))
+        on, off = statistics.median(fps["on"]), statistics.median(fps["off"])
+        row = {"scene": scene, "faces": faces, "frames": len(scene_frames), "repeats": repeats,
+               "fps_on": round(on, 2), "fps_off": round(off, 2), "ratio_on_off": round(on / off, 4),
+               "quality_ms_per_frame": round(statistics.median(quality_ms), 3),
+               "fps_on_runs": [round(v, 2) for v in fps["on"]], "fps_off_runs": [round(v, 2) for v in fps["off"]]}
+        rows.append(row)
+        progress(f"  {scene}: {on:.1f} fps with quality+events, {off:.1f} fps without (ratio {on / off:.3f}; "
+                 f"quality {row['quality_ms_per_frame']:.2f} ms/frame)")
+    return {"model": model.name, "backend": model.backend, "scenes": rows}
+
+
+def markdown(section: dict) -> str:
+    lines = [f"Behaviour outputs (face quality + expression events) on vs off ({section['model']}, median of "
+             "alternating runs)", "", "| scene | frames x runs | fps on | fps off | on / off | quality ms/frame |",
+             "|---|---|---|---|---|---|"]
+    for r in section["scenes"]:
+        lines.append(f"| {r['scene']} | {r['frames']} x {r['repeats']} | {r['fps_on']:.1f} | {r['fps_off']:.1f} | "
+                     f"{r['ratio_on_off']:.3f} | {r['quality_ms_per_frame']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("out/behaviour_bench.json"))
+    args = parser.parse_args(argv)
+    result = run(args.frames, args.repeats)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
