@@ -101,6 +101,12 @@ def test_gap_closes_episode_when_the_face_is_no_longer_fed():
     assert ev2.open_labels("f1") == []  # the new one is not confirmed yet
 
 
+def test_episodes_are_numbered_over_confirmed_ones_only():
+    ev = ExpressionEvents(EventConfig(min_duration_seconds=0.2))
+    events, _ = feed(ev, [0.9] * 2 + [0.1] * 3 + [0.9] * 10 + [0.1] * 2 + [0.9] * 10 + [0.1])
+    assert [(e.kind, e.episode) for e in events] == [(ONSET, 1), (OFFSET, 1), (ONSET, 2), (OFFSET, 2)]
+
+
 def test_faces_and_labels_are_independent_and_neutral_is_excluded():
     ev = ExpressionEvents(EventConfig(min_duration_seconds=0.2))
     out = []

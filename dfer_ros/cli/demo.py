@@ -331,7 +331,7 @@ def plot_timeline(results: list[dict], t0: float, path: Path, title: str = "",
         for i, name in enumerate(labels):
             ax_prob.plot(s["t"], s["p_" + name], color=cmap(i % 10), lw=1.2, label=name)
         ax_prob.set_title(f"expression probabilities of {face_id} (smoothed)", fontsize=9, loc="left")
-        ax_prob.legend(loc="upper left", fontsize=8, ncol=min(len(labels), 7), frameon=False)
+        ax_prob.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
     _draw_events(ax_prob, events or [], t0, labels, cmap, results[-1]["stamp"] - t0 if results else 0.0)
     for face_id, s in sorted(series.items()):
         for start, end in _runs(s["t"], s["abstained"]):

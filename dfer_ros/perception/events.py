@@ -49,7 +49,7 @@ class ExpressionEvent:
     kind: str  # ONSET or OFFSET
     face_id: str
     label: str
-    episode: int  # counts up per face: the onset and offset of one episode share it
+    episode: int  # 1, 2, ... per face, over its confirmed episodes: the onset and offset of one episode share it
     stamp: float  # the frame that produced this event (confirmation frame for onset, ending frame for offset)
     onset_stamp: float
     apex_stamp: float  # so far, for an onset
@@ -123,11 +123,9 @@ class ExpressionEvents:
             ep = state.episodes.get(label)
             if ep is None:
                 if p >= cfg.onset_threshold:
-                    state.counter += 1
-                    ep = state.episodes[label] = _Episode(label, state.counter, onset=stamp, apex=stamp, peak=p,
-                                                          last=stamp)
+                    ep = state.episodes[label] = _Episode(label, 0, onset=stamp, apex=stamp, peak=p, last=stamp)
                     ep.add(stamp, p)
-                    events += self._maybe_confirm(face_id, ep, stamp)
+                    events += self._maybe_confirm(face_id, state, ep, stamp)
                 continue
             if p < cfg.offset_threshold:
                 del state.episodes[label]
@@ -135,7 +133,7 @@ class ExpressionEvents:
                     events.append(self._offset(face_id, ep, stamp, stamp, END_RELAXED))
                 continue
             ep.add(stamp, p)
-            events += self._maybe_confirm(face_id, ep, stamp)
+            events += self._maybe_confirm(face_id, state, ep, stamp)
         return events
 
     def expire(self, now: float) -> list[ExpressionEvent]:
@@ -164,10 +162,12 @@ class ExpressionEvents:
         return events
 
     # ------------------------------------------------------------------ helpers
-    def _maybe_confirm(self, face_id: str, ep: _Episode, stamp: float) -> list[ExpressionEvent]:
+    def _maybe_confirm(self, face_id: str, state: _FaceState, ep: _Episode, stamp: float) -> list[ExpressionEvent]:
         if ep.confirmed or stamp - ep.onset + STAMP_TOLERANCE < self.config.min_duration_seconds:
             return []
         ep.confirmed = True
+        state.counter += 1  # only confirmed episodes are numbered: a consumer sees 1, 2, 3, ...
+        ep.episode = state.counter
         return [ExpressionEvent(kind=ONSET, face_id=face_id, label=ep.label, episode=ep.episode, stamp=stamp,
                                 onset_stamp=ep.onset, apex_stamp=ep.apex, offset_stamp=None,
                                 duration=stamp - ep.onset, peak_probability=ep.peak,
