@@ -32,14 +32,16 @@ def run(frames: int = 150, repeats: int = 3, model_name: str = "default", backen
     from tqdm import tqdm
 
     from dfer_ros.assets import sample_video
-    from dfer_ros.bench.perception_bench import load_frames
+    import cv2
+
+    from dfer_ros.bench.perception_bench import load_frames, tile2x2
     from dfer_ros.perception.pipeline import PerceptionPipeline
-    from dfer_ros.bench.suite import grid_frames
     from dfer_ros.estimators.loader import load_model
 
     model = load_model(model_name, backend, checkpoint)
     source = load_frames(sample_video(), frames)
-    scenes = {"cap12 400x300 1 face": (source, 1), "640x480 2x2 4 faces": (grid_frames(source, 4, 640, 480), 4)}
+    tiled = [tile2x2(cv2.resize(f, (320, 240), interpolation=cv2.INTER_AREA)) for f in source]
+    scenes = {"cap12 400x300 1 face": (source, 1), "640x480 2x2 4 faces": (tiled, 4)}
     rows = []
     for scene, (scene_frames, faces) in scenes.items():
         pipes = {mode: PerceptionPipeline(config, model) for mode, config in configs().items()}
