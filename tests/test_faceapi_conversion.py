@@ -17,7 +17,7 @@ import skimage.data
 from dfer_ros import assets
 from dfer_ros.estimators import faceapi_expression as fe
 from dfer_ros.estimators.fer_mini_xception import FER_LABELS
-from dfer_ros.estimators.interface import CropSpec
+from dfer_ros.perception.model_interface import CropSpec
 from dfer_ros.estimators.tfjs_weights import TfjsWeightsError, load_weights, read_manifest, weight_count
 
 MANIFEST = assets.cached_file(assets.FACEAPI_EXPRESSION_MANIFEST)
