@@ -223,3 +223,16 @@ def test_stage_costs_are_learned_from_the_clock(face_tile):
     run(pipe, face_tile, 4, 8)
     assert pipe.scheduler.estimated_ms("expression") == pytest.approx(2.0)
     assert pipe.scheduler.estimated_ms("action_units") == pytest.approx(12.0)
+
+
+def test_budget_and_floors_change_at_run_time(face_tile):
+    pipe, encoder = make(4.0)
+    run(pipe, face_tile, 15, 5)
+    new = PipelineConfig.from_dict(pipe.config.to_dict())
+    new.compute.budget_ms = 0.0
+    new.compute.expression_max_age = 0.25
+    assert set(pipe.reconfigure(new)) >= {"compute.budget_ms", "compute.expression_max_age"}
+    encoder.calls.clear()
+    pipe.process(crowd(face_tile, 15, 5), 5 / RATE)
+    assert pipe.scheduler.budget_ms is None and pipe.scheduler.stages["expression"].max_age_seconds == 0.25
+    assert [n for s, n in encoder.calls if s == "expression"] == [15]  # budget off: every face

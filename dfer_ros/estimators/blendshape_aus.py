@@ -150,10 +150,15 @@ class BlendshapeActionUnits:
         return {c.category_name: float(c.score) for c in result.face_blendshapes[0]}
 
     def close(self) -> None:
-        """Release the MediaPipe graph now (also done automatically when this object goes away)."""
+        """Release the MediaPipe graph now (also done automatically when this object goes away).
+
+        Waits for a call in progress on another thread (the pipeline runs the landmarker on its worker
+        thread): closing the graph under a running ``detect`` would free memory it still uses. Later calls
+        find the graph closed and report no face."""
         finalizer = getattr(self, "_finalizer", None)
         if finalizer is not None:
-            finalizer()
+            with self._lock:
+                finalizer()
 
 
 def _close_quietly(landmarker) -> None:
