@@ -13,12 +13,15 @@ A path that happens to equal a registered name is written with a folder part (``
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from dfer_ros.estimators.factory import MODEL_BUILDERS, create_model
 from dfer_ros.perception.model_interface import AffectModel, CropSpec
+
+log = logging.getLogger(__name__)
 
 SPEC_HELP = ("a registered name (default, fer2013, ...), a dfer-export folder, or a CLIP-adapter config YAML "
              "(with --checkpoint)")
@@ -76,7 +79,22 @@ def build_pipeline(config, spec: Union[str, Path, ModelSpec] = "default", backen
     """A ``PerceptionPipeline`` with ``config`` around the model ``spec`` names (eval, bench, demo)."""
     from dfer_ros.perception.pipeline import PerceptionPipeline
 
-    return PerceptionPipeline(config, load_model(spec, backend, checkpoint, **model_options))
+    descriptor, missing = load_reid_descriptor(config, backend)
+    return PerceptionPipeline(config, load_model(spec, backend, checkpoint, **model_options), descriptor=descriptor,
+                              descriptor_missing=missing)
+
+
+def load_reid_descriptor(config, backend: str = "onnxruntime"):
+    """(face descriptor or None, why it is missing) for ``config.reid``; nothing is loaded when re-identification
+    is switched off."""
+    if not config.reid.enabled:
+        return None, ""
+    from dfer_ros.estimators.faceapi_descriptor import load_descriptor
+
+    descriptor, reason = load_descriptor(backend)
+    if descriptor is None:
+        log.warning("%s", reason)
+    return descriptor, reason
 
 
 def crop_spec_for(spec: Union[str, Path, ModelSpec], backend: str = "onnxruntime") -> CropSpec:

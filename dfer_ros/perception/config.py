@@ -176,6 +176,38 @@ class EventConfig:
 
 
 @dataclass
+class ReidConfig:
+    """Re-identification (``perception.reid``, ``perception.gallery``): person ids across tracks, and what is kept.
+
+    max_distance from the London set (docs/reidentification.md): at 0.35 the face-api descriptor accepts 99 %
+    of same-person pairs (neutral vs smiling) and 0.5 % of different-person pairs (0.1 % at 0.32)."""
+
+    enabled: bool = setting(True, description="Give each face a person_id (p1, p2, ...) from a gallery of face "
+                                              "descriptors, so a returning person gets their id back; false: no "
+                                              "descriptor is computed or stored.")
+    max_distance: float = setting(0.35, low=0.0, high=2.0,
+                                  description="Same person when the descriptor distance (Euclidean) to a stored "
+                                              "view is below this.")
+    memory_seconds: float = setting(600.0, low=0.0, high=604800.0,
+                                    description="A person unseen for this long (stamp time) is forgotten.")
+    max_people: int = setting(100, low=1, high=10000, description="Most people kept; the one seen least recently "
+                                                                  "makes room.")
+    views_per_person: int = setting(8, low=1, high=64, description="Most descriptors kept per person (newest).")
+    max_per_frame: int = setting(1, low=1, high=64, description="Most faces described per image (new tracks "
+                                                                "first); the descriptor runs on its own thread.")
+    refresh_seconds: float = setting(2.0, low=0.0, high=600.0,
+                                     description="A track is described again at most this often, and only for a "
+                                                 "better view (reid.refresh_*).")
+    refresh_size_gain: float = setting(1.5, low=1.0, high=100.0,
+                                       description="A better view: the face box area this many times the best so far.")
+    refresh_yaw_gain_degrees: float = setting(15.0, low=0.0, high=180.0,
+                                              description="... or |head yaw| this many degrees below the best so far.")
+    gallery_file: str = setting("", read_only=True,
+                                description="Keep the gallery across restarts in this file (descriptors and times "
+                                            "only, mode 0600); empty: memory only.")
+
+
+@dataclass
 class PipelineConfig:
     """Everything the perception pipeline needs besides the model."""
 
@@ -186,6 +218,7 @@ class PipelineConfig:
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     events: EventConfig = field(default_factory=EventConfig)
+    reid: ReidConfig = field(default_factory=ReidConfig)
     max_frame_side: int = setting(4096, low=64, high=65536,
                                   description="Images with a larger side are rejected as corrupt.")
     encode_predicted: bool = setting(False, description="Also encode faces whose box is a tracker prediction.")

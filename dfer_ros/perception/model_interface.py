@@ -122,3 +122,23 @@ class AffectModel:
         """Close the encoder and the head; the owner (node, CLI) calls it once it stops using the model."""
         self.encoder.close()
         self.head.close()
+
+
+class FaceDescriptor(ABC):
+    """Identity descriptor for re-identification: aligned crops in, one vector per face out.
+
+    Faces of one person lie closer (Euclidean distance) than faces of different people; the gallery
+    (``perception.gallery``) compares them against a distance threshold measured for the descriptor.
+    Run sparingly (a track's first face and later clearly better views), never on every frame.
+    """
+
+    crop_spec: CropSpec
+    size: int  # descriptor length
+    name: str = "descriptor"
+
+    @abstractmethod
+    def describe(self, crops: np.ndarray) -> np.ndarray:
+        """crops: (N, S, S, 3) uint8 in crop_spec.color order (N may be 0) -> (N, size) float32."""
+
+    def close(self) -> None:
+        """Release native resources; idempotent."""

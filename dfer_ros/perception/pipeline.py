@@ -37,7 +37,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from dfer_ros.perception.model_interface import AffectModel, CropSpec
+from dfer_ros.perception.model_interface import AffectModel, CropSpec, FaceDescriptor
 from dfer_ros.perception.aggregation import Aggregators
 from dfer_ros.perception.behaviour import BehaviourOutputs
 from dfer_ros.perception.config import PipelineConfig
@@ -45,6 +45,7 @@ from dfer_ros.perception.detection import FaceDetector
 from dfer_ros.perception.frames import FrameError, to_bgr8
 from dfer_ros.perception.front_end import FaceFrontEnd, copy_sections
 from dfer_ros.perception.quality import UNKNOWN_LABEL
+from dfer_ros.perception.reid import Candidate, Reidentifier
 from dfer_ros.perception.scheduler import ComputeScheduler, FaceDemand, StageSpec
 from dfer_ros.perception.track_buffer import TrackBuffers
 from dfer_ros.perception.tracking import FaceTracker, Track
@@ -101,9 +102,13 @@ class PerceptionPipeline:
     """Detect -> track -> align -> encode (one batch) -> head (one call) -> aggregate."""
 
     def __init__(self, config: PipelineConfig, model: AffectModel, detector: Optional[FaceDetector] = None,
-                 clock: Callable[[], float] = time.perf_counter):
-        """``clock`` (seconds) times the encoder stages for the scheduler's cost estimates; tests pass a fake one."""
+                 clock: Callable[[], float] = time.perf_counter, descriptor: Optional[FaceDescriptor] = None,
+                 descriptor_missing: str = ""):
+        """``clock`` (seconds) times the encoder stages for the scheduler's cost estimates; tests pass a fake one.
+        ``descriptor``: the face descriptor for person ids (``perception.reid``); None disables re-identification
+        (``descriptor_missing`` says why, for diagnostics)."""
         self.config = config.validate()
+        self.reid = Reidentifier(self.config.reid, descriptor, descriptor_missing)
         self._clock = clock
         self.model = model
         self.front_end = FaceFrontEnd(self.config, detector)
@@ -144,6 +149,7 @@ class PerceptionPipeline:
             self._worker.shutdown(wait=True)
             self._worker = None
             self._job = None
+        self.reid.close()
 
     def flush(self) -> None:
         """Wait for background work in flight (its results are merged on the next ``process``), e.g. before
@@ -164,7 +170,7 @@ class PerceptionPipeline:
         changed dotted names. Detector construction settings (``front_end.BUILD_TIME_FIELDS``) need a new
         pipeline; a new ``buffer.window_frames`` applies to faces that appear afterwards."""
         changed = self.front_end.reconfigure(new)
-        changed += copy_sections(self.config, new, ("buffer", "aggregation", "compute", "quality", "events"))
+        changed += copy_sections(self.config, new, ("buffer", "aggregation", "compute", "quality", "events", "reid"))
         for name in ("max_frame_side", "encode_predicted", "stamp_reorder_tolerance"):
             if getattr(self.config, name) != getattr(new, name):
                 setattr(self.config, name, getattr(new, name))
@@ -182,6 +188,8 @@ class PerceptionPipeline:
         self._pending_events = previous.end_all(self._last_stamp) if previous is not None else []
         self.behaviour = BehaviourOutputs(self.config.quality, self.config.events)
         self.model.encoder.reset()
+        if hasattr(self, "reid"):
+            self.reid.reset()  # the tracks go; the gallery of people stays
         if hasattr(self, "scheduler"):
             self.scheduler.reset()
         self._generation += 1  # background results in flight belong to the old stream
@@ -197,6 +205,7 @@ class PerceptionPipeline:
     # ------------------------------------------------------------------ public
     def end_of_stream(self) -> list:
         """Close every open expression episode (the end of a video or bag): their offset events."""
+        self.reid.flush()
         return self.behaviour.end_all(self._last_stamp)
 
     def process(self, frame, stamp: float, encoding: str = "bgr8") -> FrameResult:
@@ -242,6 +251,7 @@ class PerceptionPipeline:
             self.aggregators.free(face_id)
             self._last_output.pop(face_id, None)
         self.scheduler.forget(step.ended_ids)
+        self.reid.end_tracks(step.ended_ids, stamp)
         events, self._pending_events = self._pending_events, []
         events += self.behaviour.end_tracks(step.ended_ids, stamp)  # [behaviour] ended tracks close episodes
         self.buffers.check_time(state_time)
@@ -252,6 +262,9 @@ class PerceptionPipeline:
         t = time.perf_counter()
         self.behaviour.assess(bgr, visible)  # [behaviour] quality of the faces detected in this frame
         timings["quality"] = _ms(t)
+        t = time.perf_counter()
+        self._reidentify(bgr, visible, stamp)
+        timings["reid"] = _ms(t)
         # [behaviour] withheld faces are not encoded: nothing of them reaches buffers, smoothing or events
         encode = [tr for tr in self.front_end.to_encode(visible) if not self.behaviour.withheld(tr.face_id)]
         t_align = time.perf_counter()  # "align" = scheduling + alignment; "model" = stages + head; "worker_wait" apart
@@ -300,7 +313,24 @@ class PerceptionPipeline:
         timings["total"] = _ms(t_start)
         self._main_ms = timings["total"] - timings["worker_wait"]
         return FrameResult(stamp=stamp, frame_index=index, faces=results, timings_ms=timings, stamp_event=stamp_event,
-                           events=events)
+                           events=events, people_in_view=self.reid.people_in_view([tr.face_id for tr in visible]))
+
+    def _reidentify(self, bgr: np.ndarray, visible: list[Track], stamp: float) -> None:
+        """Person ids (``perception.reid``): merge last frame's descriptors, start this frame's on the faces
+        detected now whose quality is usable (a new track first, later only clearly better views)."""
+        if not self.reid.active:
+            return
+        candidates = []
+        for tr in visible:
+            if not tr.detected_now or self.behaviour.withheld(tr.face_id):
+                continue
+            q = self.behaviour.quality(tr.face_id)
+            yaw = abs(q.head_pose.yaw) if q is not None and q.head_pose is not None else None
+            candidates.append(Candidate(tr.face_id, float(tr.box[2] * tr.box[3]), yaw))
+        track_of = {tr.face_id: tr for tr in visible}
+        spec = self.reid.descriptor.crop_spec
+        self.reid.step(candidates, list(track_of), stamp,
+                       lambda ids: self.front_end.crops(bgr, [track_of[fid] for fid in ids], spec))
 
     def _state_time(self, stamp: float, stamp_event: Optional[str]) -> float:
         """The time the per-face state sees for this frame; strictly increasing except after a reset.
@@ -495,7 +525,7 @@ class PerceptionPipeline:
             window_frames=frames, window_seconds=buf.seconds if buf is not None else 0.0,
             warmed_up=frames >= self.model.head.min_frames,
             estimate_age=ages[0], action_units_age=ages[1], quality=self.behaviour.quality(tr.face_id),
-            abstain_reason=withheld)
+            abstain_reason=withheld, person_id=self.reid.person_of(tr.face_id))
 
 
 def _set_opencv_threads(count: int) -> None:

@@ -77,6 +77,9 @@ class FaceResult:
     # why the expression is withheld in this frame ("" = not withheld; then expression is "unknown")
     quality: Optional["FaceQuality"] = None
     abstain_reason: str = ""
+    # the person this face belongs to (REP-155 person id, "p1", "p2", ...; perception.reid): kept across tracks,
+    # "" until the face's first descriptor is in or when re-identification is off
+    person_id: str = ""
 
     @property
     def abstained(self) -> bool:
@@ -96,6 +99,8 @@ class FrameResult:
     stamp_event: Optional[str] = None
     # expression episode onsets/offsets this frame produced (events.ExpressionEvent), usually none
     events: list["ExpressionEvent"] = field(default_factory=list)
+    # person ids of the faces in this frame, sorted (perception.reid); empty when re-identification is off
+    people_in_view: list[str] = field(default_factory=list)
 
 
 # FrameResult.stamp_event values:
