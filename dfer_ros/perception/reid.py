@@ -252,7 +252,8 @@ class Reidentifier:
         t.last_described = now
         t.best_area, t.best_yaw = max(t.best_area, area), min(t.best_yaw, yaw)
         if t.person_id:
-            if t.person_id in self.gallery and self.gallery.people[t.person_id].distance(vector) < self.config.max_distance:
+            person = self.gallery.people.get(t.person_id)
+            if person is not None and person.distance(vector) < self.config.max_distance:
                 self.gallery.add_view(t.person_id, vector, now)  # a better view of the same person
             return
         others = {o.person_id for f, o in self._tracks.items() if f != fid and o.person_id}

@@ -242,6 +242,7 @@ def face_to_affect(header, face: FaceResult, au_threshold: float = 0.5):
     msg = FaceAffect()
     msg.header = header
     msg.face_id = face.face_id
+    msg.person_id = str(face.person_id)
     msg.roi = _roi(face.box)
     msg.detection_score = float(np.clip(_finite(face.detection_score), 0.0, 1.0))
     msg.landmarks = [] if face.landmarks is None else [float(v) for v in np.asarray(face.landmarks).reshape(-1)]
@@ -390,6 +391,8 @@ def result_to_messages(result: FrameResult, header, au_threshold: float = 0.5) -
     aus.faces = [f.action_units for f in faces]
     tracked.face_ids = [f.face_id for f in faces]
     tracked.rois = [f.roi for f in faces]
+    tracked.person_ids = [f.person_id for f in faces]
+    tracked.people_in_view = list(result.people_in_view)
     return {"faces/affect": affect, "faces/expression": expression, "faces/valence_arousal": va,
             "faces/action_units": aus, "faces/tracked": tracked}
 

@@ -15,6 +15,11 @@ Outputs (one message per processed image on each topic, stamped with the SOURCE 
 ``faces/tracked``; ``faces/expression_events`` only when an image produced expression events (episode
 onsets/offsets, each stamped with the image that produced it); optional ``debug_image``; ``/diagnostics`` once per ``diagnostics_period``; with
 ``hri.enabled``, the REP-155 topics under ``/humans/faces`` (``hri_publisher``).
+
+Re-identification (``perception.reid``): each face carries a ``person_id`` kept across tracks; the services
+``~/forget_person`` (``dfer_ros/srv/ForgetPerson``) and ``~/forget_all_people`` (``dfer_ros/srv/ForgetAllPeople``)
+drop one person's or everyone's descriptors, between two images. A missing descriptor model or a refused
+gallery file is a WARN in diagnostics (``reid: <reason>``), not a failure.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ from dfer_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from dfer_ros.ros.parameters import (NodeSettings, ParamSpec, all_parameter_specs, apply_pipeline_config,
                                      load_pipeline_defaults, validate_values)
 from dfer_ros.ros.session import StopSignals, ros_session
+from dfer_ros.srv import ForgetAllPeople, ForgetPerson
 
 NODE_NAME = "dfer_node"
 OUTPUT_TOPICS = ("faces/affect", "faces/expression", "faces/valence_arousal", "faces/action_units", "faces/tracked")
@@ -104,6 +110,8 @@ class DferNode(LifecycleNode):
         self._image_subs: list = []
         self._warned_at: dict[str, float] = {}
         self._config_error = ""
+        self._pipeline_lock = threading.Lock()
+        self._forget_services: list = []
 
         self.declare_parameter("pipeline_config", "", _descriptor(
             next(s for s in all_parameter_specs() if s.name == "pipeline_config")))
@@ -197,10 +205,13 @@ class DferNode(LifecycleNode):
         s = self.settings
         t0 = time.monotonic()
         try:
+            from dfer_ros.estimators.loader import load_reid_descriptor
             from dfer_ros.perception.pipeline import PerceptionPipeline
 
             self._model = build_model(s, self.get_logger())
-            self._pipeline = PerceptionPipeline(copy.deepcopy(self.pipeline_config), self._model)
+            descriptor, no_descriptor = load_reid_descriptor(self.pipeline_config, s.backend)
+            self._pipeline = PerceptionPipeline(copy.deepcopy(self.pipeline_config), self._model,
+                                                descriptor=descriptor, descriptor_missing=no_descriptor)
         except Exception as exc:  # noqa: BLE001 - any load failure must leave the node alive and unconfigured
             reason = f"model {s.model!r} on backend {s.backend!r} failed to load: {type(exc).__name__}: {exc}"
             log.error(f"configure failed: {reason}")
@@ -225,13 +236,51 @@ class DferNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="dfer_worker", daemon=True)
         self._worker.start()
         self.stats.state = "inactive"
-        missing = tuple(getattr(self._model, "missing_parts", ())) + hri_publisher.missing_parts(s.hri_enabled, self._hri)
+        missing = (tuple(getattr(self._model, "missing_parts", ()))
+                   + hri_publisher.missing_parts(s.hri_enabled, self._hri) + self._reid_problems())
+        self._forget_services = [
+            self.create_service(ForgetPerson, "~/forget_person", self._on_forget_person),
+            self.create_service(ForgetAllPeople, "~/forget_all_people", self._on_forget_all_people)]
         self.stats.on_configured(missing)
         for part in missing:
             log.warning(f"running without an optional model part: {part}")
         log.info(f"configured in {time.monotonic() - t0:.1f} s: model {self._model.name!r}, backend "
                  f"{self._model.backend}, image QoS {qos.describe(in_qos)} on {self._image_subs[0].topic_name}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _reid_problems(self) -> tuple[str, ...]:
+        """Re-identification parts that are missing or refused (diagnostics WARN), each "reid: <reason>"."""
+        status = self._pipeline.reid.status()
+        problems = []
+        if self.pipeline_config.reid.enabled and status.reason:
+            problems.append(status.reason if status.reason.startswith("reid:") else f"reid: {status.reason}")
+        if status.gallery_file_error:
+            problems.append(f"reid: gallery file refused, started with an empty gallery: {status.gallery_file_error}")
+        return tuple(problems)
+
+    def _on_forget_person(self, request, response):
+        pipeline = self._pipeline
+        if pipeline is None:
+            response.success, response.message = False, "not configured"
+            return response
+        with self._pipeline_lock:
+            found = pipeline.reid.forget(request.person_id)
+        response.success = found
+        response.message = (f"forgot {request.person_id}" if found
+                            else f"no person {request.person_id!r} in the gallery")
+        self.get_logger().info(f"forget_person: {response.message}")
+        return response
+
+    def _on_forget_all_people(self, request, response):
+        pipeline = self._pipeline
+        if pipeline is None:
+            response.forgotten, response.message = 0, "not configured"
+            return response
+        with self._pipeline_lock:
+            response.forgotten = pipeline.reid.forget_all()
+        response.message = f"forgot {response.forgotten} people"
+        self.get_logger().info(f"forget_all_people: {response.message}")
+        return response
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = True
@@ -284,6 +333,9 @@ class DferNode(LifecycleNode):
         if self._hri is not None:
             self._hri.close()
             self._hri = None
+        for service in getattr(self, "_forget_services", []):
+            self.destroy_service(service)
+        self._forget_services = []
         if self._pipeline is not None:
             self._pipeline.close()  # its stage worker thread, before the model it runs is closed
         self._pipeline = None
@@ -361,7 +413,8 @@ class DferNode(LifecycleNode):
         else:
             self._stamps.remember(stamp, msg.header.stamp)
         t0 = time.perf_counter()
-        result = self._pipeline.process(frame, stamp, encoding)
+        with self._pipeline_lock:  # the forget services change the gallery between two images, never during one
+            result = self._pipeline.process(frame, stamp, encoding)
         processing_ms = (time.perf_counter() - t0) * 1000.0
         event = getattr(result, "stamp_event", None)
         if event:
