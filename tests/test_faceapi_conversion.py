@@ -122,6 +122,14 @@ def test_onnx_passes_checker_with_dynamic_batch(net, inputs):
         net.logits(np.zeros((1, 64, 64, 3), np.uint8))
 
 
+def test_flip_average_is_the_mean_of_a_crop_and_its_mirror(net, inputs):
+    flipping = fe.FaceApiExpressionNet(temperature=3.0, flip_average=True)
+    expected = (net.logits(inputs) + net.logits(inputs[:, :, ::-1])) / 2
+    np.testing.assert_allclose(flipping.logits(inputs), expected, atol=1e-5)
+    np.testing.assert_allclose(flipping.predict(inputs), fe.softmax(expected, 3.0), atol=1e-5)
+    assert flipping.logits(inputs[:0]).shape == (0, 7)
+
+
 def test_cache_is_keyed_and_heals(tmp_path, monkeypatch):
     first = fe.converted_model_path(cache=tmp_path)
     meta = json.loads(first.with_suffix(".json").read_text())

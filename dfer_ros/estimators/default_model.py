@@ -64,10 +64,12 @@ class ExpressionNetInfo:
     description: str
     face_scale: float  # template scale of its crop (docs/default_model.md says how it was chosen)
     temperature: float  # calibration of its logits (1.0: as trained)
+    flip_average: bool = False  # also run each crop mirrored and average (face-api only)
 
 
 EXPRESSION_NETS: dict[str, ExpressionNetInfo] = {
-    "faceapi": ExpressionNetInfo("face-api expression net (ONNX)", face_scale=1.0, temperature=3.0),
+    "faceapi": ExpressionNetInfo("face-api expression net (ONNX)", face_scale=1.0, temperature=3.0,
+                                 flip_average=True),
     "fer2013": ExpressionNetInfo("FER2013 mini-Xception (ONNX)", face_scale=1.0, temperature=1.0),
 }
 
@@ -80,6 +82,7 @@ class DefaultModelConfig:
     expression_net: str = "faceapi"  # "faceapi" (default) or "fer2013" (the FER2013 mini-Xception)
     expression_face_scale: Optional[float] = None  # template scale of the expression crop (None: the net's own)
     temperature: Optional[float] = None  # logits / temperature before the softmax (None: the net's calibration)
+    flip_average: Optional[bool] = None  # average each crop's and its mirror's logits (None: the net's own)
     landmarker_size: int = 256  # side of the colour crop the landmarker gets
     # face_scale of that crop relative to the expression crop (>= 1); None: the landmarker crop at face_scale 2
     landmarker_margin: Optional[float] = None
@@ -106,6 +109,10 @@ class DefaultModelConfig:
             self.expression_face_scale = info.face_scale
         if self.temperature is None:
             self.temperature = info.temperature
+        if self.flip_average is None:
+            self.flip_average = info.flip_average
+        if self.expression_net == "fer2013" and self.flip_average:
+            raise ValueError("flip_average applies to the face-api net")
         if not self.temperature > 0 or not self.expression_face_scale > 0:
             raise ValueError("temperature and expression_face_scale must be > 0")
         if self.expression_net == "fer2013" and self.temperature != 1.0:
@@ -209,7 +216,8 @@ class DefaultFrameEncoder(FrameEncoder):
         the GIL, so the pipeline may run it on its worker thread) as separately scheduled stages."""
         n_expr = len(FER_LABELS)
         expression = EncoderStage("expression", slice(0, n_expr), ("expression", "valence_arousal"),
-                                  cost_hint_ms=1.5, max_age_seconds=0.5, min_frames_between=1,
+                                  cost_hint_ms=2.5 if getattr(self.net, "flip_average", False) else 1.5,
+                                  max_age_seconds=0.5, min_frames_between=1,
                                   crop_spec=self.expression_spec)
         if self.action_units is None:
             return (expression,)
@@ -342,7 +350,7 @@ def build_default_model(with_action_units: bool = True, backend: str = "onnxrunt
     head = DefaultTemporalHead(config, has_action_units=action_units is not None)
     parts = [EXPRESSION_NETS[config.expression_net].description]
     if config.expression_net == "faceapi":
-        parts[0] += f" T={config.temperature:g}"
+        parts[0] += f" T={config.temperature:g}" + (" +flip" if config.flip_average else "")
     if action_units is not None:
         parts.append("MediaPipe blendshape AU proxies")
     parts.append("circumplex VA")
@@ -358,5 +366,6 @@ def load_expression_net(config: DefaultModelConfig, backend: str = "onnxruntime"
                   max_batch=config.max_batch)
     if config.expression_net == "fer2013":
         return FerMiniXception(hdf5_path=config.hdf5_path, **common)
-    return FaceApiExpressionNet(manifest_path=config.faceapi_manifest_path, temperature=config.temperature, **common)
+    return FaceApiExpressionNet(manifest_path=config.faceapi_manifest_path, temperature=config.temperature,
+                                flip_average=config.flip_average, **common)
 
