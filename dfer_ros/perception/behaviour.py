@@ -24,8 +24,9 @@ from dfer_ros.perception.types import AffectEstimate
 class BehaviourOutputs:
     """Quality per face and the expression-event state of all faces."""
 
-    def __init__(self, quality: QualityConfig, events: EventConfig):
+    def __init__(self, quality: QualityConfig, events: EventConfig, detector: str = "centerface"):
         self.quality_config = quality
+        self.detector = detector  # the head-pose face model follows the detector's landmark layout
         self.events = ExpressionEvents(events)
         self._quality: dict[str, FaceQuality] = {}
 
@@ -47,7 +48,8 @@ class BehaviourOutputs:
         for tr in tracks:
             if tr.detected_now and tr.detection is not None:
                 det = tr.detection
-                self._quality[tr.face_id] = assess(frame_bgr, det.box, det.score, det.landmarks, self.quality_config)
+                self._quality[tr.face_id] = assess(frame_bgr, det.box, det.score, det.landmarks, self.quality_config,
+                                                   self.detector)
 
     def quality(self, face_id: str) -> Optional[FaceQuality]:
         return self._quality.get(face_id)

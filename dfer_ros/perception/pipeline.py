@@ -186,7 +186,7 @@ class PerceptionPipeline:
         # [behaviour] open expression episodes of the forgotten faces end; their offsets leave with the next frame
         previous = getattr(self, "behaviour", None)
         self._pending_events = previous.end_all(self._last_stamp) if previous is not None else []
-        self.behaviour = BehaviourOutputs(self.config.quality, self.config.events)
+        self.behaviour = BehaviourOutputs(self.config.quality, self.config.events, self.config.detection.detector)
         self.model.encoder.reset()
         if hasattr(self, "reid"):
             self.reid.reset()  # the tracks go; the gallery of people stays

@@ -37,33 +37,41 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-__all__ = ["QualityConfig", "FaceQuality", "HeadPose", "assess", "head_pose", "UNKNOWN_LABEL"]
-
 import cv2
 import numpy as np
 
 from dfer_ros.perception.config import QualityConfig
 
-# Generic face, one row per detector landmark (right eye, left eye, nose tip, right mouth corner, left mouth
-# corner), x to the image right, y down, z away from the camera, in units of the inter-ocular distance, origin
-# between the eyes. x and y: the mean layout of the YuNet detector's landmarks on frontal studio faces (the
-# odd-numbered neutral London faces; the even-numbered ones are held out for checking), roll and scale
-# removed and made left-right symmetric, so that a frontal face reads yaw 0 and pitch 0 for THIS detector
-# (the common ArcFace alignment template puts the mouth 17 % lower than YuNet does, which read as -10
-# degrees of pitch on these faces). z: mean depth of the same points (iris centres 468/473, nose tip 4, mouth corners 61/291)
-# relative to the eye centres in MediaPipe Face Landmarker meshes of the 102 neutral London faces: nose
-# -0.623 (sd 0.054), mouth corners -0.06 (sd 0.09). Both measured by
-# ``python -m dfer_ros.bench.quality_bench --model-depths``; re-run it when the detector changes.
-FACE_MODEL_3D = np.array([
-    [-0.5000, 0.0000, 0.000],
-    [0.5000, 0.0000, 0.000],
-    [0.0000, 0.5805, -0.623],
-    [-0.4430, 0.9868, -0.060],
-    [0.4430, 0.9868, -0.060],
-], dtype=np.float64)
+__all__ = ["QualityConfig", "FaceQuality", "HeadPose", "assess", "head_pose", "face_model", "UNKNOWN_LABEL"]
 
-_MODEL_CENTRED = FACE_MODEL_3D - FACE_MODEL_3D.mean(0)
-_MODEL_PINV = np.linalg.pinv(_MODEL_CENTRED)  # (3, 5): the least-squares affine camera is one product per face
+# Generic face per detector, one row per landmark (right eye, left eye, nose tip, right mouth corner, left
+# mouth corner), x to the image right, y down, z away from the camera, in units of the inter-ocular distance,
+# origin between the eyes. x and y: the mean layout of THAT detector's landmarks on frontal studio faces (the
+# odd-numbered neutral London faces; the even-numbered ones are held out for checking), roll and scale removed
+# and made left-right symmetric, so that a frontal face reads yaw 0 and pitch 0 with the detector in use (the
+# common ArcFace alignment template puts the mouth 17 % lower than YuNet does, which read as -10 degrees of
+# pitch). z: mean depth of the same points (iris centres 468/473, nose tip 4, mouth corners 61/291) relative to
+# the eye centres in MediaPipe Face Landmarker meshes of the 102 neutral London faces: nose -0.623 (sd 0.054),
+# mouth corners -0.06 (sd 0.09). Both measured by ``python -m dfer_ros.bench.quality_bench --model-depths``;
+# add a row when a detector is added.
+NOSE_DEPTH, MOUTH_DEPTH = -0.623, -0.060
+FACE_LAYOUTS = {  # detector -> (nose y, mouth corner |x|, mouth y)
+    "centerface": (0.5846, 0.4207, 1.0055),
+    "yunet": (0.5805, 0.4430, 0.9868),
+}
+DEFAULT_DETECTOR = "centerface"
+
+
+def face_model(detector: str = DEFAULT_DETECTOR) -> np.ndarray:
+    """The (5, 3) generic face for a detector's landmarks (an unknown detector gets the default's)."""
+    nose_y, mouth_x, mouth_y = FACE_LAYOUTS.get(detector, FACE_LAYOUTS[DEFAULT_DETECTOR])
+    return np.array([[-0.5, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, nose_y, NOSE_DEPTH],
+                     [-mouth_x, mouth_y, MOUTH_DEPTH], [mouth_x, mouth_y, MOUTH_DEPTH]], dtype=np.float64)
+
+
+FACE_MODEL_3D = face_model()
+# (3, 5) pseudo-inverse of each centred model: the least-squares affine camera is one product per face
+_MODEL_PINV = {name: np.linalg.pinv(face_model(name) - face_model(name).mean(0)) for name in FACE_LAYOUTS}
 
 UNKNOWN_LABEL = "unknown"  # the published expression of a face the pipeline abstains on
 
@@ -140,7 +148,7 @@ def pose_from_rotation(rot) -> HeadPose:
     return HeadPose(yaw=math.degrees(yaw), pitch=math.degrees(pitch), roll=math.degrees(math.atan2(rz10, rz00)))
 
 
-def head_pose(landmarks: Optional[np.ndarray]) -> Optional[HeadPose]:
+def head_pose(landmarks: Optional[np.ndarray], detector: str = DEFAULT_DETECTOR) -> Optional[HeadPose]:
     """Yaw, pitch, roll (degrees) from 5 detector landmarks in image pixels; None when they are unusable."""
     if landmarks is None:
         return None
@@ -150,7 +158,8 @@ def head_pose(landmarks: Optional[np.ndarray]) -> Optional[HeadPose]:
     image = pts - pts.mean(0)
     if float(np.abs(image).max()) < 1e-6:
         return None
-    affine = _MODEL_PINV @ image  # (3, 2): least squares of image ~ centred model @ affine
+    pinv = _MODEL_PINV.get(detector, _MODEL_PINV[DEFAULT_DETECTOR])
+    affine = pinv @ image  # (3, 2): least squares of image ~ centred model @ affine
     u, s, vt = np.linalg.svd(affine.T, full_matrices=False)  # affine.T = (2, 3) = scale * two rotation rows
     if s[-1] <= 1e-9 * max(s[0], 1e-12):
         return None
@@ -175,20 +184,24 @@ def sharpness(frame_bgr: np.ndarray, box: np.ndarray) -> float:
     return float(std[0, 0]) ** 2
 
 
-# Face box relative to the 5 landmarks on the calibration half of the London faces (YuNet): width and height in
-# units of s = max(eye distance, eye-to-mouth distance / 0.978), centre offset from the landmark centroid.
-FACE_BOX_FROM_LANDMARKS = {"width": 2.06, "height": 2.73, "dx": -0.06, "dy": -0.21, "mouth_per_eye": 0.978}
+# Face box relative to the 5 landmarks on the calibration half of the London faces, per detector: width and
+# height in units of s = max(eye distance, eye-to-mouth distance / mouth_per_eye), centre offset from the
+# landmark centroid.
+FACE_BOX_FROM_LANDMARKS = {
+    "centerface": {"width": 2.20, "height": 2.90, "dx": 0.02, "dy": -0.23, "mouth_per_eye": 1.006},
+    "yunet": {"width": 2.08, "height": 2.75, "dx": -0.06, "dy": -0.21, "mouth_per_eye": 0.987},
+}
 CUT_TOLERANCE = 0.98  # visible fraction below which a face counts as cut by the border
 
 
-def expected_face_box(landmarks: Optional[np.ndarray]) -> Optional[np.ndarray]:
+def expected_face_box(landmarks: Optional[np.ndarray], detector: str = DEFAULT_DETECTOR) -> Optional[np.ndarray]:
     """The whole face's (x, y, w, h) predicted from 5 landmarks (also the part outside the image), or None."""
     if landmarks is None:
         return None
     pts = np.asarray(landmarks, np.float64)
     if pts.shape != (5, 2) or not np.all(np.isfinite(pts)):
         return None
-    g = FACE_BOX_FROM_LANDMARKS
+    g = FACE_BOX_FROM_LANDMARKS.get(detector, FACE_BOX_FROM_LANDMARKS[DEFAULT_DETECTOR])
     (rx, ry), (lx, ly), _, (mrx, mry), (mlx, mly) = pts.tolist()
     mouth_eye = math.hypot((mrx + mlx - rx - lx) / 2.0, (mry + mly - ry - ly) / 2.0)
     scale = max(math.hypot(lx - rx, ly - ry), mouth_eye / g["mouth_per_eye"])
@@ -244,13 +257,13 @@ def abstain_reason(pose: Optional[HeadPose], size: float, sharp: float, score: f
 
 
 def assess(frame_bgr: np.ndarray, box: np.ndarray, score: float, landmarks: Optional[np.ndarray],
-           config: QualityConfig) -> FaceQuality:
+           config: QualityConfig, detector: str = DEFAULT_DETECTOR) -> FaceQuality:
     """Quality of one detected face: ``box`` unclipped (x, y, w, h), ``landmarks`` (5, 2) or None."""
     height, width = frame_bgr.shape[:2]
-    pose = head_pose(landmarks)
+    pose = head_pose(landmarks, detector)
     size = float(min(box[2], box[3]))
     sharp = sharpness(frame_bgr, box)
-    extent = expected_face_box(landmarks)
+    extent = expected_face_box(landmarks, detector)
     visible = visible_fraction(box if extent is None else extent, width, height)
     looking, score_att = attention(pose, config)
     return FaceQuality(head_pose=pose, sharpness=sharp, face_size=size, detection_score=float(score),
