@@ -173,7 +173,7 @@ def test_each_lane_has_its_own_budget():
 
 
 def test_one_stalled_call_does_not_inflate_the_cost_estimate():
-    sched = ComputeScheduler(stages(), budget_ms=8.0)
+    sched = ComputeScheduler(stages(), budget_ms=16.0)
     for _ in range(5):
         sched.observe("expression", 4, 2.0)  # 0.5 ms per face
     sched.observe("expression", 1, 100.0)  # the process was preempted during one call

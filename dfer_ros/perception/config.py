@@ -100,7 +100,9 @@ class ComputeConfig:
     ``expression_max_age`` / ``action_units_max_age`` seconds (the floor wins over the budget).
     """
 
-    budget_ms: float = setting(8.0, low=0.0, high=10000.0,
+    # 16 ms: four faces through the default expression net (2.7 ms per face, best of 200 under load 13-15,
+    # docs/default_model.md) is 10.8 ms; 1.5x margin for a busy CPU keeps them at camera rate
+    budget_ms: float = setting(16.0, low=0.0, high=10000.0,
                                description="Model milliseconds started per image on the main thread; the "
                                            "scheduler picks the faces. The worker thread (landmarker) gets at "
                                            "least this, up to the main thread's own time per image. 0 = budget "
