@@ -141,16 +141,21 @@ def _confirmed_ids(tracker, start, faces=((100, 100),)):
     return ids
 
 
+def _id_number(face_id: str) -> int:
+    """"f10" -> 10: ids compared as numbers ("f9" < "f10"), whatever other tests already issued."""
+    return int(face_id[1:])
+
+
 def test_ids_continue_across_new_trackers_and_resets():
     """A node rebuilds its tracker on cleanup/configure: the new one must not issue "f1" again."""
     seen = []
     for cycle in range(3):
         tracker = FaceTracker(TrackingConfig())
-        seen += sorted(_confirmed_ids(tracker, 0.0, faces=((100, 100), (300, 100))))
+        seen += sorted(_confirmed_ids(tracker, 0.0, faces=((100, 100), (300, 100))), key=_id_number)
         tracker.reset()
-        seen += sorted(_confirmed_ids(tracker, 0.0))
+        seen += sorted(_confirmed_ids(tracker, 0.0), key=_id_number)
     assert len(seen) == 9 and len(set(seen)) == 9, seen
-    numbers = [int(s[1:]) for s in seen]
+    numbers = [_id_number(s) for s in seen]
     assert numbers == sorted(numbers)
 
 
