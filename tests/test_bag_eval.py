@@ -25,10 +25,13 @@ EXACT = ("frame", "bbox", "detected", "expression", "frame_expression", "window_
 
 def fresh_pipeline() -> PerceptionPipeline:
     """A new model per run, as each dfer-eval run has (a model may keep per-call state, e.g. which frames
-    run the AU landmarker)."""
+    run the AU landmarker). The compute budget is off: with it, which face gets the model on a frame depends
+    on measured milliseconds, and two runs on a busy machine would differ for reasons other than the source."""
     from dfer_ros.estimators.factory import create_model
 
-    return PerceptionPipeline(PipelineConfig(), create_model("default", backend="onnxruntime"))
+    config = PipelineConfig()
+    config.compute.budget_ms = 0.0
+    return PerceptionPipeline(config.validate(), create_model("default", backend="onnxruntime"))
 
 
 @pytest.fixture(scope="module")
