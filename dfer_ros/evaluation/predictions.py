@@ -9,7 +9,8 @@ action_units_age (seconds since the model last updated that part of the face's e
 ``frame_expression`` (that frame's own top label, null when the face was not encoded) and
 ``detected``, ``abstained`` / ``abstain_reason`` (expression withheld for face quality) and ``quality``
 (yaw, pitch, roll in degrees, sharpness, face_size, visible_fraction, cut_by_border, looking_at_camera,
-attention; null when quality is off). Readers get a clear error naming the file and line for a bad record.
+attention; null when quality is off), ``relative_expression`` / ``relative_expression_probs`` (expression
+relative to the person's own resting face, ``baseline.enabled``; "" / null while off or not ready). Readers get a clear error naming the file and line for a bad record.
 
 Expression events (episode onsets and offsets, ``perception.events``) go to a sibling file
 ``<name>.events.jsonl`` (``events_path``), one JSON object per event: kind, face_id, label, episode,
@@ -66,6 +67,10 @@ def face_record(frame: int, face: FaceResult) -> dict[str, Any]:
         "abstained": bool(face.abstain_reason),
         "abstain_reason": face.abstain_reason,
         "quality": quality_record(face.quality),
+        "relative_expression": face.relative_expression,
+        "relative_expression_probs": (None if face.relative_expression_probs is None else
+                                      {k: round(float(p), 5) for k, p in zip(est.expression_labels,
+                                                                             face.relative_expression_probs)}),
     }
 
 

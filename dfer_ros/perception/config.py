@@ -182,7 +182,7 @@ class ReidConfig:
     """Re-identification (``perception.reid``, ``perception.gallery``): person ids across tracks, and what is kept.
 
     max_distance from the London set (docs/reidentification.md): at 0.35 the face-api descriptor accepts 99 %
-    of same-person pairs (neutral vs smiling) and 0.5 % of different-person pairs (0.1 % at 0.32)."""
+    of same-person pairs (neutral vs smiling) and 0.3 % of different-person pairs (0.1 % at 0.33)."""
 
     enabled: bool = setting(True, description="Give each face a person_id (p1, p2, ...) from a gallery of face "
                                               "descriptors, so a returning person gets their id back; false: no "
@@ -210,6 +210,24 @@ class ReidConfig:
 
 
 @dataclass
+class BaselineConfig:
+    """Per-person expression baselines (``perception.baseline``): expression relative to a person's own resting face."""
+
+    enabled: bool = setting(False, description="Also publish each face's expression relative to its person's running "
+                                               "baseline (resting face reads neutral); needs reid for baselines "
+                                               "that outlive a track.")
+    half_life_seconds: float = setting(30.0, low=0.1, high=86400.0,
+                                       description="Half-life of the baseline's moving average over calm frames.")
+    min_calm_seconds: float = setting(2.0, low=0.0, high=3600.0,
+                                      description="Calm seconds a baseline needs before relative expressions are "
+                                                  "published.")
+    calm_max_arousal: float = setting(0.3, low=-1.0, high=1.0,
+                                      description="Frames with smoothed arousal above this do not move the baseline.")
+    neutral_reference: float = setting(0.8, low=0.01, high=0.99,
+                                       description="Neutral probability the person's resting face maps to.")
+
+
+@dataclass
 class PipelineConfig:
     """Everything the perception pipeline needs besides the model."""
 
@@ -221,6 +239,7 @@ class PipelineConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     events: EventConfig = field(default_factory=EventConfig)
     reid: ReidConfig = field(default_factory=ReidConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
     max_frame_side: int = setting(4096, low=64, high=65536,
                                   description="Images with a larger side are rejected as corrupt.")
     encode_predicted: bool = setting(False, description="Also encode faces whose box is a tracker prediction.")

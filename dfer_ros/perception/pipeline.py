@@ -39,6 +39,7 @@ import numpy as np
 
 from dfer_ros.perception.model_interface import AffectModel, CropSpec, FaceDescriptor
 from dfer_ros.perception.aggregation import Aggregators
+from dfer_ros.perception.baseline import PersonBaselines
 from dfer_ros.perception.behaviour import BehaviourOutputs
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.detection import FaceDetector
@@ -109,6 +110,7 @@ class PerceptionPipeline:
         (``descriptor_missing`` says why, for diagnostics)."""
         self.config = config.validate()
         self.reid = Reidentifier(self.config.reid, descriptor, descriptor_missing)
+        self.baselines = PersonBaselines(self.config.baseline)
         self._clock = clock
         self.model = model
         self.front_end = FaceFrontEnd(self.config, detector)
@@ -170,7 +172,8 @@ class PerceptionPipeline:
         changed dotted names. Detector construction settings (``front_end.BUILD_TIME_FIELDS``) need a new
         pipeline; a new ``buffer.window_frames`` applies to faces that appear afterwards."""
         changed = self.front_end.reconfigure(new)
-        changed += copy_sections(self.config, new, ("buffer", "aggregation", "compute", "quality", "events", "reid"))
+        changed += copy_sections(self.config, new, ("buffer", "aggregation", "compute", "quality", "events", "reid",
+                                                    "baseline"))
         for name in ("max_frame_side", "encode_predicted", "stamp_reorder_tolerance"):
             if getattr(self.config, name) != getattr(new, name):
                 setattr(self.config, name, getattr(new, name))
@@ -513,6 +516,7 @@ class PerceptionPipeline:
         if withheld:  # the last usable estimate stays visible, without a label or any confidence
             estimate = dataclasses.replace(estimate, va_confidence=0.0)
             label, confidence = UNKNOWN_LABEL, 0.0
+        person_id = self.reid.person_of(tr.face_id)
         buf = self.buffers.get(tr.face_id) if tr.face_id in self.buffers else None
         frames = len(buf) if buf is not None else 0
         det = tr.detection if tr.detected_now else None
@@ -525,7 +529,27 @@ class PerceptionPipeline:
             window_frames=frames, window_seconds=buf.seconds if buf is not None else 0.0,
             warmed_up=frames >= self.model.head.min_frames,
             estimate_age=ages[0], action_units_age=ages[1], quality=self.behaviour.quality(tr.face_id),
-            abstain_reason=withheld, person_id=self.reid.person_of(tr.face_id))
+            abstain_reason=withheld, person_id=person_id,
+            relative_expression_probs=self._relative(person_id or tr.face_id, estimate, frame_est, withheld, stamp))
+
+    def forget_person(self, person_id: str) -> bool:
+        """Drop one person's descriptors and expression baseline (privacy); True when they were known."""
+        self.baselines.forget(person_id)
+        return self.reid.forget(person_id)
+
+    def forget_all_people(self) -> int:
+        self.baselines.forget_all()
+        return self.reid.forget_all()
+
+    def _relative(self, key: str, estimate: AffectEstimate, frame_est, withheld: str,
+                  stamp: float) -> Optional[np.ndarray]:
+        """[baseline] feed a new usable estimate to the person's baseline; their relative expression."""
+        if not self.config.baseline.enabled or not estimate.expression_labels:
+            return None
+        if frame_est is not None and not withheld:
+            self.baselines.update(key, stamp, estimate.expression_labels, estimate.expression_probs,
+                                  float(estimate.arousal))
+        return self.baselines.relative(key, estimate.expression_labels, estimate.expression_probs)
 
 
 def _set_opencv_threads(count: int) -> None:

@@ -80,6 +80,15 @@ class FaceResult:
     # the person this face belongs to (REP-155 person id, "p1", "p2", ...; perception.reid): kept across tracks,
     # "" until the face's first descriptor is in or when re-identification is off
     person_id: str = ""
+    # expression relative to the person's own resting face (perception.baseline; baseline.enabled), in the
+    # order of estimate.expression_labels; None while off or while the baseline is not ready
+    relative_expression_probs: Optional[np.ndarray] = None
+
+    @property
+    def relative_expression(self) -> str:
+        """Top label of relative_expression_probs ("" when there are none)."""
+        p = self.relative_expression_probs
+        return self.estimate.expression_labels[int(np.argmax(p))] if p is not None and p.size else ""
 
     @property
     def abstained(self) -> bool:

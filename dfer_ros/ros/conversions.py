@@ -261,6 +261,12 @@ def face_to_affect(header, face: FaceResult, au_threshold: float = 0.5):
                                               float(probs.max()) if probs.size else 0.0, face.estimate_age)
     else:
         msg.compound_expression = _expression(header, face.face_id, (), np.zeros(0, np.float32), "", 0.0)
+    rel = face.relative_expression_probs
+    if rel is not None and rel.size:
+        msg.relative_expression = _expression(header, face.face_id, est.expression_labels, rel,
+                                              face.relative_expression, float(rel.max()), face.estimate_age)
+    else:
+        msg.relative_expression = _expression(header, face.face_id, (), np.zeros(0, np.float32), "", 0.0)
     msg.quality = face_quality_msg(face.quality)
     msg.abstained = bool(face.abstain_reason)
     msg.abstain_reason = str(face.abstain_reason)

@@ -264,7 +264,7 @@ class DferNode(LifecycleNode):
             response.success, response.message = False, "not configured"
             return response
         with self._pipeline_lock:
-            found = pipeline.reid.forget(request.person_id)
+            found = pipeline.forget_person(request.person_id)
         response.success = found
         response.message = (f"forgot {request.person_id}" if found
                             else f"no person {request.person_id!r} in the gallery")
@@ -277,7 +277,7 @@ class DferNode(LifecycleNode):
             response.forgotten, response.message = 0, "not configured"
             return response
         with self._pipeline_lock:
-            response.forgotten = pipeline.reid.forget_all()
+            response.forgotten = pipeline.forget_all_people()
         response.message = f"forgot {response.forgotten} people"
         self.get_logger().info(f"forget_all_people: {response.message}")
         return response
