@@ -60,6 +60,9 @@ setup(
             "dfer-bag-replay = dfer_ros.ros.bag_replay:main",
             "dfer-bag-record = dfer_ros.ros.bag_record:main",
             "dfer-fetch-assets = dfer_ros.cli.fetch_assets:main",
+            "dfer-eval-verification = dfer_ros.cli.eval_verification:main",
+            "dfer-bench-reid = dfer_ros.cli.bench_reid:main",
+            "dfer-eval-baseline = dfer_ros.cli.eval_baseline:main",
         ],
     },
 )

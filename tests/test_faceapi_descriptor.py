@@ -17,7 +17,7 @@ from dfer_ros import assets
 from dfer_ros.estimators import faceapi_descriptor as fd
 from dfer_ros.estimators.tfjs_weights import load_weights, weight_count
 from dfer_ros.evaluation import verification as ver
-from dfer_ros.perception.config import ReidConfig
+from dfer_ros.perception.config import PipelineConfig, ReidConfig
 from dfer_ros.perception.detection import create_detector
 
 MANIFEST = assets.cached_file(assets.FACEAPI_RECOGNITION_MANIFEST)
@@ -39,7 +39,7 @@ def london_crops(descriptor):
 
     if not LONDON.is_dir():
         pytest.skip(f"the London face set is not at {LONDON}")
-    detector = create_detector("yunet")
+    detector = create_detector(PipelineConfig().detection.detector)
     people = [f"{i:03d}" for i in range(1, 9)]
     crops = []
     for condition in ("neutral", "happy"):

@@ -34,14 +34,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from dfer_ros.estimators.faceapi_descriptor import FaceApiDescriptor
     from dfer_ros.evaluation import verification as ver
-    from dfer_ros.perception.config import ReidConfig
+    from dfer_ros.perception.config import PipelineConfig, ReidConfig
     from dfer_ros.perception.detection import create_detector
 
     threshold = ReidConfig().max_distance  # the default reid.max_distance
 
     items = ver.labelled_identities(args.root)
     descriptor = FaceApiDescriptor()
-    detector = create_detector("yunet")
+    detector = create_detector(PipelineConfig().detection.detector)  # the pipeline's default detector
     scales = args.face_scale or [descriptor.crop_spec.face_scale]
     report = {"root": str(args.root), "images": len(items), "framings": []}
     for k, scale in enumerate(scales):

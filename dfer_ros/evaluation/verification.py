@@ -2,7 +2,7 @@
 
 Why: re-identification joins a returning face to a person when the distance of their descriptors is below a
 threshold; that threshold and the descriptor's quality are chosen from these numbers. Each image goes through
-the project's own detector (largest face) and 5-point alignment at the descriptor's ``CropSpec``, so what is
+the pipeline's detector (largest face) and 5-point alignment at the descriptor's ``CropSpec``, so what is
 measured is what the pipeline feeds the gallery.
 
 A set is ``ROOT/<condition>/<person>.jpg`` (the London set: ``neutral/001.jpg`` and ``happy/001.jpg`` are person
