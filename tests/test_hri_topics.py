@@ -174,6 +174,23 @@ def test_faces_appear_and_disappear_on_the_rep155_topics(ros_env, hri_prefix, fr
                 dict(zip(face.action_units.names, face.action_units.probabilities))["AU12"], abs=1e-6)
             checked += 1
         assert checked >= 3
+        # REP-155 persons: the face's person id (re-identification) is tracked, and its face_id topic names the face
+        persons = {}
+        sub_p = node.create_subscription(hri.IdsList, "/humans/persons/tracked",
+                                         lambda m: persons.__setitem__(stamp_to_seconds(m.header.stamp), m), reliable)
+        wait(lambda: sub_p.get_publisher_count() >= 1, "/humans/persons/tracked to match")
+        s = process(frames[11])
+        wait(lambda: s in persons, f"/humans/persons/tracked for stamp {s}")
+        person_id = affect[s].faces[0].person_id
+        assert person_id and list(persons[s].ids) == [person_id]
+        from rclpy.qos import DurabilityPolicy
+        from std_msgs.msg import String
+
+        face_ids = []
+        node.create_subscription(String, f"/humans/persons/{person_id}/face_id", lambda m: face_ids.append(m.data),
+                                 QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        wait(lambda: face_ids, f"the latched /humans/persons/{person_id}/face_id")
+        assert face_ids[-1] == face_id
         # lifecycle deactivate: every face ends for REP-155 consumers (empty list, per-face topics withdrawn)
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState

@@ -4,7 +4,11 @@ Existing HRI stacks (libhri / pyhri consumers, PAL robots) read faces from:
 
 * ``/humans/faces/tracked`` (``hri_msgs/IdsList``): the ids of the faces tracked in the newest image;
 * ``/humans/faces/<id>/expression`` (``hri_msgs/Expression``): expression label, valence, arousal, confidence;
-* ``/humans/faces/<id>/facs`` (``hri_msgs/FacialActionUnits``): one intensity and one confidence per FACS code.
+* ``/humans/faces/<id>/facs`` (``hri_msgs/FacialActionUnits``): one intensity and one confidence per FACS code;
+* ``/humans/persons/tracked`` (``hri_msgs/IdsList``): the person ids (re-identification, ``p1``, ...) of the faces
+  in the newest image;
+* ``/humans/persons/<id>/face_id`` (``std_msgs/String``, latched: transient local, depth 1): the face id of that
+  person now, published when it changes.
 
 The per-face publishers are created when a face id first appears and destroyed when it leaves the tracked
 list, so the per-face topics come and go with the faces, as REP-155 describes. The names are absolute (REP-155
@@ -27,6 +31,7 @@ from typing import Any, Optional
 from dfer_ros.vocabulary import canonical_expression
 
 HUMANS_FACES = "/humans/faces"
+HUMANS_PERSONS = "/humans/persons"
 AU_CODES = 99  # hri_msgs/FacialActionUnits: intensity[99] and confidence[99], indexed by FACS code
 
 # Canonical expression names (dfer_ros.vocabulary) whose hri_msgs/Expression constant is spelled differently;
@@ -79,17 +84,26 @@ def facs_arrays(names, probabilities) -> tuple[list[float], list[float]]:
     return intensity, confidence
 
 
+def _person_order(person_id: str):
+    return (len(person_id), person_id)  # p2 before p10
+
+
 class HriPublisher:
     """Publishes one image's faces on the REP-155 topics; owns the per-face publishers of ``node``."""
 
     def __init__(self, node, qos_depth: int = 10):
-        from rclpy.qos import QoSProfile
+        from rclpy.qos import DurabilityPolicy, QoSProfile
+        from std_msgs.msg import String
 
         msgs = importlib.import_module("hri_msgs.msg")
+        self._String = String
+        self._latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._IdsList, self._Expression, self._Facs = msgs.IdsList, msgs.Expression, msgs.FacialActionUnits
         self._node = node
         self._qos = QoSProfile(depth=qos_depth)
         self._tracked_pub = node.create_publisher(self._IdsList, f"{HUMANS_FACES}/tracked", self._qos)
+        self._persons_pub = node.create_publisher(self._IdsList, f"{HUMANS_PERSONS}/tracked", self._qos)
+        self._persons: dict[str, tuple[Any, str]] = {}  # person id -> (face_id publisher, face id last published)
         self._faces: dict[str, tuple[Any, Any]] = {}  # face id -> (expression publisher, facs publisher)
         self._lock = threading.Lock()  # the worker publishes while a lifecycle transition may end all faces
 
@@ -116,14 +130,31 @@ class HriPublisher:
             if len(face.action_units.names):
                 facs_pub.publish(self._facs(affect.header, face))
         self._tracked_pub.publish(self._IdsList(header=affect.header, ids=ids))
+        self._publish_persons(affect)
+
+    def _publish_persons(self, affect) -> None:
+        face_of = {face.person_id: face.face_id for face in affect.faces if getattr(face, "person_id", "")}
+        for gone in [p for p in self._persons if p not in face_of]:
+            self._node.destroy_publisher(self._persons.pop(gone)[0])
+        for person_id, face_id in face_of.items():
+            pub, last = self._persons.get(person_id, (None, ""))
+            if pub is None:
+                pub = self._node.create_publisher(self._String, f"{HUMANS_PERSONS}/{person_id}/face_id", self._latched)
+            if face_id != last:
+                pub.publish(self._String(data=face_id))
+            self._persons[person_id] = (pub, face_id)
+        self._persons_pub.publish(self._IdsList(header=affect.header, ids=sorted(face_of, key=_person_order)))
 
     def end_all(self, header=None) -> None:
         """No face any more (deactivate): an empty tracked list, and every per-face topic withdrawn."""
         with self._lock:
             for face_id in list(self._faces):
                 self._end_face(face_id)
+            for person_id in list(self._persons):
+                self._node.destroy_publisher(self._persons.pop(person_id)[0])
             if header is not None and self._tracked_pub is not None:
                 self._tracked_pub.publish(self._IdsList(header=header, ids=[]))
+                self._persons_pub.publish(self._IdsList(header=header, ids=[]))
 
     def close(self) -> None:
         """Destroy every publisher this object created (idempotent)."""
@@ -131,7 +162,8 @@ class HriPublisher:
         with self._lock:
             if self._tracked_pub is not None:
                 self._node.destroy_publisher(self._tracked_pub)
-                self._tracked_pub = None
+                self._node.destroy_publisher(self._persons_pub)
+                self._tracked_pub = self._persons_pub = None
 
     # ------------------------------------------------------------------ per face
     def _start_face(self, face_id: str):
