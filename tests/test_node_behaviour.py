@@ -7,9 +7,10 @@ and waits for each frame's result, so nothing depends on timing:
   London Set, DeBruine & Jones 2017, CC BY 4.0, doi:10.6084/m9.figshare.5047666.v5) must give exactly one
   "happy" ONSET and one OFFSET on faces/expression_events, whose onset/apex/offset are the exact source
   stamps where the published smoothed probability crossed the thresholds;
-* the webcam face of cap13 turned about 25-29 degrees to his left, with quality.max_yaw_degrees lowered to
-  20, must be published as abstained: expression "unknown", confidence 0, VA confidence 0, the reason, and
-  the head pose in FaceAffect.quality.
+* the webcam face of cap13 turned to his left (yaw about 22 degrees with CenterFace, 25-29 with YuNet),
+  with quality.max_yaw_degrees lowered to 15 (no frame of the videos reaches the default 45), must be
+  published as abstained: expression "unknown", confidence 0, VA confidence 0, the reason, and the head
+  pose in FaceAffect.quality.
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def faces():
         pytest.skip(f"cap13 video missing: {exc}")
     capture = cv2.VideoCapture(str(path))
     capture.set(cv2.CAP_PROP_POS_FRAMES, 508)
-    turned = [capture.read()[1] for _ in range(6)]  # head turned to his left, yaw 25-29 degrees
+    turned = [capture.read()[1] for _ in range(6)]  # head turned to his left, yaw about 22 degrees
     capture.release()
     return {"neutral": cv2.imread(str(LONDON / "neutral" / PERSON)),
             "happy": cv2.imread(str(LONDON / "happy" / PERSON)), "turned": turned}
@@ -112,7 +113,8 @@ def probe(ros_env, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("node") / "dfer_node.log"
     args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", f"__ns:={NS}", "-r", f"image:={IMAGE}",
             "-p", "image_qos.reliability:=reliable", "-p", "image_qos.depth:=10", "-p", "with_action_units:=false",
-            "-p", "quality.max_yaw_degrees:=20.0", "-p", "compute.budget_ms:=0.0"]
+            "-p", "quality.max_yaw_degrees:=15.0", "-p", "quality.attention_max_yaw_degrees:=10.0",
+            "-p", "compute.budget_ms:=0.0"]
     with ros_session():
         with ros_process(args, ros_env, log_path) as proc:
             p = Probe(proc, log_path)
@@ -150,7 +152,7 @@ def test_smile_then_relax_publishes_one_episode_with_exact_source_stamps(probe, 
     assert onset.duration >= 0.4 - 1e-6 and _key(onset.header.stamp) in {k for k, _ in rows}
     # the smile began at frame 15 and ended at frame 45 of the sequence
     index_of = {_key(s): i for i, s in enumerate(stamps)}
-    assert 15 <= index_of[rows[first_up][0]] <= 25 and 45 <= index_of[rows[first_down][0]] <= 70
+    assert 15 <= index_of[rows[first_up][0]] <= 35 and 45 <= index_of[rows[first_down][0]] <= 70
     assert all(a.header.frame_id == "btest_camera" for a in probe.event_arrays)
 
 
@@ -161,7 +163,7 @@ def test_a_turned_face_is_published_as_abstained_with_its_reason(probe, faces):
     assert last.expression.expression == "unknown" and last.expression.confidence == 0.0
     assert last.valence_arousal.confidence == 0.0
     q = last.quality
-    assert q.head_pose_valid and q.yaw > 20 and not q.looking_at_camera and 0.0 < q.attention < 1.0
+    assert q.head_pose_valid and q.yaw > 15 and not q.looking_at_camera and 0.0 < q.attention < 1.0
     assert q.sharpness > 70 and q.face_size > 40 and not q.cut_by_border
     assert np.isfinite([q.yaw, q.pitch, q.roll]).all()
 

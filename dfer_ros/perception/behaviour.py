@@ -29,17 +29,26 @@ class BehaviourOutputs:
         self.detector = detector  # the head-pose face model follows the detector's landmark layout
         self.events = ExpressionEvents(events)
         self._quality: dict[str, FaceQuality] = {}
+        self._person: dict[str, str] = {}  # face id -> person id (re-identification), stamped on its events
+
+    def _with_person(self, events: list[ExpressionEvent]) -> list[ExpressionEvent]:
+        for e in events:
+            e.person_id = e.person_id or self._person.get(e.face_id, "")
+        return events
 
     def end_tracks(self, face_ids: Iterable[str], stamp: float) -> list[ExpressionEvent]:
         out: list[ExpressionEvent] = []
         for face_id in face_ids:
             self._quality.pop(face_id, None)
-            out += self.events.end_track(face_id, stamp)
+            out += self._with_person(self.events.end_track(face_id, stamp))
+            self._person.pop(face_id, None)
         return out
 
     def end_all(self, stamp: Optional[float]) -> list[ExpressionEvent]:
         self._quality.clear()
-        return self.events.end_all(stamp)
+        out = self._with_person(self.events.end_all(stamp))
+        self._person.clear()
+        return out
 
     def assess(self, frame_bgr: np.ndarray, tracks) -> None:
         """Measure the faces detected in this frame (tracks with ``detected_now``)."""
@@ -59,8 +68,11 @@ class BehaviourOutputs:
         q = self._quality.get(face_id)
         return q.abstain_reason if q is not None else ""
 
-    def feed(self, face_id: str, stamp: float, smoothed: AffectEstimate) -> list[ExpressionEvent]:
-        return self.events.update(face_id, stamp, smoothed.expression_labels, smoothed.expression_probs)
+    def feed(self, face_id: str, stamp: float, smoothed: AffectEstimate, person_id: str = "") -> list[ExpressionEvent]:
+        if person_id:
+            self._person[face_id] = person_id
+        return self._with_person(self.events.update(face_id, stamp, smoothed.expression_labels,
+                                                    smoothed.expression_probs))
 
     def expire(self, stamp: float) -> list[ExpressionEvent]:
-        return self.events.expire(stamp)
+        return self._with_person(self.events.expire(stamp))

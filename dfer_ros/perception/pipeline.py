@@ -310,7 +310,7 @@ class PerceptionPipeline:
                    for tr in visible]
         for face in results:  # [behaviour] new smoothed estimates feed the expression events
             if face.frame_estimate is not None:
-                events += self.behaviour.feed(face.face_id, stamp, face.estimate)
+                events += self.behaviour.feed(face.face_id, stamp, face.estimate, face.person_id)
         events += self.behaviour.expire(stamp)
         timings["aggregate"] = _ms(t)
         timings["total"] = _ms(t_start)
