@@ -56,3 +56,37 @@ def test_only_calm_frames_move_the_baseline_and_forget_drops_it():
     assert top(b.relative("p1", LABELS, probs(surprise=0.9))) == "surprise"
     b.forget("p1")
     assert b.relative("p1", LABELS, neutral) is None and len(b) == 0
+
+
+def test_pipeline_publishes_relative_expression_per_person_and_forget_drops_it():
+    """The real default model on the webcam video, re-identification on: the relative expression appears once
+    the person's baseline has its calm seconds, in the face result and the JSONL record; forgetting the person
+    drops descriptors and baseline alike."""
+    from dfer_ros.estimators.loader import build_pipeline
+    from dfer_ros.evaluation.predictions import face_record
+    from dfer_ros.perception.config import PipelineConfig
+    from ros_helpers import sample_frames
+
+    config = PipelineConfig()
+    config.baseline.enabled = True
+    config.baseline.min_calm_seconds = 0.5
+    config.baseline.calm_max_arousal = 1.0  # every image counts as calm: the test is about the plumbing
+    pipe = build_pipeline(config, "default")
+    try:
+        if not pipe.reid.active:
+            pytest.skip(f"re-identification unavailable: {pipe.reid.status().reason}")
+        faces = []
+        for i, frame in enumerate(sample_frames(30)):
+            result = pipe.process(frame, i / 25.0)
+            faces += result.faces
+        last = faces[-1]
+        assert last.person_id and last.relative_expression in LABELS
+        assert last.relative_expression_probs.sum() == pytest.approx(1.0, abs=1e-4)
+        record = face_record(29, last)
+        assert record["relative_expression"] == last.relative_expression
+        assert set(record["relative_expression_probs"]) == set(last.estimate.expression_labels)
+        assert not any(f.relative_expression for f in faces[:5])  # not before min_calm_seconds
+        assert pipe.forget_person(last.person_id)
+        assert len(pipe.baselines) == 0 and last.person_id not in pipe.reid.gallery
+    finally:
+        pipe.close()

@@ -83,6 +83,12 @@ class PersonBaselines:
         ref[list(labels).index(NEUTRAL)] = self.config.neutral_reference
         return ref
 
+    def adopt(self, face_id: str, person_id: str) -> None:
+        """A face's person id became known: its face-keyed baseline becomes the person's (unless they have one)."""
+        entry = self._baselines.pop(face_id, None)
+        if entry is not None and person_id not in self._baselines:
+            self._baselines[person_id] = entry
+
     def forget(self, key: str) -> None:
         self._baselines.pop(key, None)
 

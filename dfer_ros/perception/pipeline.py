@@ -255,6 +255,8 @@ class PerceptionPipeline:
             self._last_output.pop(face_id, None)
         self.scheduler.forget(step.ended_ids)
         self.reid.end_tracks(step.ended_ids, stamp)
+        for face_id in step.ended_ids:
+            self.baselines.forget(face_id)  # face-keyed baselines (no person id) end with their track
         events, self._pending_events = self._pending_events, []
         events += self.behaviour.end_tracks(step.ended_ids, stamp)  # [behaviour] ended tracks close episodes
         self.buffers.check_time(state_time)
@@ -530,7 +532,8 @@ class PerceptionPipeline:
             warmed_up=frames >= self.model.head.min_frames,
             estimate_age=ages[0], action_units_age=ages[1], quality=self.behaviour.quality(tr.face_id),
             abstain_reason=withheld, person_id=person_id,
-            relative_expression_probs=self._relative(person_id or tr.face_id, estimate, frame_est, withheld, stamp))
+            relative_expression_probs=self._relative(tr.face_id, person_id or tr.face_id, estimate, frame_est,
+                                                     withheld, stamp))
 
     def forget_person(self, person_id: str) -> bool:
         """Drop one person's descriptors and expression baseline (privacy); True when they were known."""
@@ -541,11 +544,13 @@ class PerceptionPipeline:
         self.baselines.forget_all()
         return self.reid.forget_all()
 
-    def _relative(self, key: str, estimate: AffectEstimate, frame_est, withheld: str,
+    def _relative(self, face_id: str, key: str, estimate: AffectEstimate, frame_est, withheld: str,
                   stamp: float) -> Optional[np.ndarray]:
         """[baseline] feed a new usable estimate to the person's baseline; their relative expression."""
         if not self.config.baseline.enabled or not estimate.expression_labels:
             return None
+        if key != face_id:
+            self.baselines.adopt(face_id, key)
         if frame_est is not None and not withheld:
             self.baselines.update(key, stamp, estimate.expression_labels, estimate.expression_probs,
                                   float(estimate.arousal))
