@@ -11,6 +11,9 @@ their numbers into one JSON file and one markdown table.
   expression   ``expression_bench.run``: the old (``fer2013``) and new (``default``) expression nets in one
                run: ms per face of each net, pipeline fps at 640x480 with 1 and 4 faces, new/old ratios
   memory       peak RSS of this process (and RSS after each throughput scenario)
+  reid         ``reid_bench.run`` (not in the default sections: four node runs, about 3 minutes): the face
+               descriptor's ms per face, pipeline ms with re-identification off/on taking turns frame by frame,
+               node latency off/on alternating
   soak         ``soak_bench.run`` (not in the default sections: 30,000 frames take about 35 minutes on 2
                cores): node RSS at start, every 5,000 frames and at the end, slope in MB per 1,000 frames
   detector_memory  ``detector_bench memory`` (not in the default sections: 100,000 calls per detector take
@@ -229,6 +232,21 @@ def _tensorrt_tower(cfg: SuiteConfig, progress: Callable[[str], None]) -> dict:
     return res
 
 
+def run_reid(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """``reid_bench.run`` in a subprocess: descriptor ms per face, pipeline and node latency with re-id off vs on."""
+    with tempfile.TemporaryDirectory(prefix="dfer-bench-") as tmp:
+        out = Path(tmp) / "reid.json"
+        seconds = cfg.latency_seconds or 15.0
+        cmd = [sys.executable, "-m", "dfer_ros.cli.bench_reid", "--out", str(out), "--seconds", str(seconds)]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900 + 4 * seconds)
+        for line in (proc.stdout or "").splitlines():
+            if line.startswith("bench:"):
+                progress(f"  {line}")
+        if not out.exists():
+            raise RuntimeError(f"reid_bench exited with {proc.returncode}: {(proc.stderr or proc.stdout)[-1500:]}")
+        return json.loads(out.read_text())
+
+
 def run_soak(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
     """``soak_bench.run``: a node subprocess fed ``cfg.soak_frames`` frames with face churn; its RSS over time."""
     from dfer_ros.bench.soak_bench import run, summary_lines
@@ -274,6 +292,7 @@ def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> Suit
              ("behaviour", lambda: run_behaviour(cfg, progress)),
              ("streaming", lambda: run_streaming(cfg, progress)),
              ("latency", lambda: run_latency(cfg, progress)),
+             ("reid", lambda: run_reid(cfg, progress)),
              ("soak", lambda: run_soak(cfg, progress)),
              ("detector_memory", lambda: run_detector_memory(cfg, progress)),
              ("gpu", lambda: run_gpu(cfg, result.sections.get("streaming"), progress) if cfg.gpu

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 # soak and detector_memory run only when named: they take tens of minutes
-SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "soak", "detector_memory", "gpu")
+SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "reid", "soak", "detector_memory",
+            "gpu")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
