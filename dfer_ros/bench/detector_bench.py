@@ -66,6 +66,10 @@ class BlazeFaceDetector(FaceDetector):
     def has_landmarks(self) -> bool:
         return True
 
+    def close(self) -> None:
+        """Free the MediaPipe graph now (its own finaliser fails at interpreter exit)."""
+        self._detector.close()
+
     def _detect_small(self, image: np.ndarray) -> list[Detection]:
         rgb = np.ascontiguousarray(image[:, :, ::-1])
         result = self._detector.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
@@ -225,6 +229,9 @@ def compare(names: Sequence[str], video_count: int = 60, progress: bool = True) 
         for key, frames in tight.items():
             row[key] = score_any(small, frames).row()
         rows[name] = row
+        for detector in (small, native):
+            if isinstance(detector, BlazeFaceDetector):
+                detector.close()
     print(f"reference faces: {len(faced)} of {len(images)} London stills (YuNet at full resolution)")
     for name, row in rows.items():
         print(f"\n{name}")
