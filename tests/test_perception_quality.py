@@ -82,7 +82,7 @@ def test_visible_fraction():
 def test_abstain_reason_names_every_failed_check():
     cfg = QualityConfig()
     pose = head_pose(project(62, 0, 0))
-    reason = abstain_reason(pose, size=20, sharp=1.0, score=0.2, visible=0.5, config=cfg)
+    reason = abstain_reason(pose, size=10, sharp=1.0, score=0.2, visible=0.5, config=cfg)
     for words in ("head turned", "face too small", "blurred", "low detection score", "cut by the image border"):
         assert words in reason
     assert reason.count(";") == 4
@@ -91,7 +91,7 @@ def test_abstain_reason_names_every_failed_check():
     assert abstain_reason(head_pose(project(0, 50, 0)), 100, 200.0, 0.9, 1.0, cfg).startswith("head tilted")
     # no landmarks -> no pose -> no pose-based abstention; disabled -> never
     assert abstain_reason(None, 100, 200.0, 0.9, 1.0, cfg) == ""
-    assert abstain_reason(pose, 20, 1.0, 0.2, 0.5, QualityConfig(enabled=False)) == ""
+    assert abstain_reason(pose, 10, 1.0, 0.2, 0.5, QualityConfig(enabled=False)) == ""
 
 
 def test_attention_from_head_pose():
