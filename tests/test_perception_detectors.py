@@ -119,7 +119,7 @@ def test_detector_names_have_one_source():
         assert isinstance(create_detector(name), FaceDetector)
     with pytest.raises(DetectorError, match="centerface, yunet, haar"):
         create_detector("blazeface")
-    with pytest.raises(ConfigError, match="centerface, yunet, haar"):
+    with pytest.raises(ConfigError, match="'centerface', 'yunet', 'haar'"):
         PipelineConfig.from_dict({"detection": {"detector": "nope"}})
 
 
