@@ -129,6 +129,20 @@ if ! DFER_CACHE_DIR="$CACHE" "$VENV/bin/python" -m dfer_ros.cli.fetch_assets --c
     || die "fetching the sample videos / face-api weights failed (see above); retry with make assets"
 fi
 
+# --- 4b. TF.js and face-api under node, for the parity tests (tests/js/package.json); the tests run without a
+# network, so they are installed here while the registry is reachable. Optional: without npm the tests skip.
+TFJS="$CACHE/npm/faceapi-tfjs"
+TFJS_WANT=$(sha256sum "$ROOT/tests/js/package.json" | cut -d' ' -f1)
+if command -v npm >/dev/null 2>&1 && [ "$(cat "$TFJS/installed.sha256" 2>/dev/null)" != "$TFJS_WANT" ]; then
+  say "installing TF.js 4.22 and face-api under node for the parity tests into $TFJS"
+  mkdir -p "$TFJS" && cp "$ROOT/tests/js/package.json" "$TFJS/package.json"
+  if npm install --no-audit --no-fund --ignore-scripts --prefix "$TFJS" > "$TFJS/npm-install.log" 2>&1; then
+    echo "$TFJS_WANT" > "$TFJS/installed.sha256"
+  else
+    say "warning: npm install for the TF.js parity tests failed (see $TFJS/npm-install.log); those tests will skip"
+  fi
+fi
+
 # --- 5. the check the issue names: no environment variables needed -----------------------------
 env -i HOME="$HOME" PATH=/usr/bin:/bin "$VENV/bin/python" -c 'import rclpy, dfer_ros.msg' \
   || die "'import rclpy, dfer_ros.msg' fails in $VENV; remove .venv/.dfer_stamps and re-run make setup"

@@ -3,6 +3,7 @@ independent references: face-api's own code on TF.js 4.22 (CPU backend, under no
 pass written here from the architecture."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from dfer_ros.estimators.tfjs_weights import TfjsWeightsError, load_weights, rea
 
 MANIFEST = assets.cached_file(assets.FACEAPI_EXPRESSION_MANIFEST)
 JS_RUNNER = Path(__file__).parent / "js" / "faceapi_expression_tfjs.js"
-TFJS_PACKAGES = ("@tensorflow/tfjs@4.22.0", "@tensorflow/tfjs-backend-wasm@4.22.0", assets.FACEAPI_PACKAGE)
+TFJS_PACKAGE_JSON = Path(__file__).parent / "js" / "package.json"
 
 
 @pytest.fixture(scope="module")
@@ -217,24 +218,25 @@ def test_matches_numpy_reference(net, weights, inputs):
 # --------------------------------------------------------------------------------------------- reference 2: TF.js
 
 def _tfjs_modules() -> Path:
-    """node_modules with TF.js 4.22 (+ the wasm backend face-api's node build imports) and face-api, installed by
-    npm once into the cache; skips with the reason when node/npm are missing or the registry is unreachable."""
-    for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed: the TF.js parity check runs face-api's own code under node")
-    folder = assets.cache_dir() / "npm" / "faceapi-tfjs-4.22.0"
-    modules = folder / "node_modules"
-    marker = folder / "installed.json"
-    if marker.is_file() and json.loads(marker.read_text()) == list(TFJS_PACKAGES):
-        return modules
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "package.json").write_text('{"private": true}\n')
-    proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", "--no-save",
-                           "--prefix", str(folder), *TFJS_PACKAGES], capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        pytest.skip(f"npm install {' '.join(TFJS_PACKAGES)} failed (registry unreachable?): {proc.stderr[-400:]}")
-    marker.write_text(json.dumps(list(TFJS_PACKAGES)))
-    return modules
+    """node_modules with TF.js 4.22 (+ the wasm backend face-api's node build imports) and face-api, as
+    ``tests/js/package.json`` lists them; ``make setup`` installs them into the cache while the registry is
+    reachable (the tests run without a network). Skips with the reason when node or that install is missing."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the TF.js parity check runs face-api's own code under node")
+    folder = assets.cache_dir() / "npm" / "faceapi-tfjs"
+    marker = folder / "installed.sha256"
+    want = hashlib.sha256(TFJS_PACKAGE_JSON.read_bytes()).hexdigest()
+    if not marker.is_file() or marker.read_text().strip() != want:
+        pytest.skip(f"TF.js test modules are not installed in {folder} (make setup installs them when npm and "
+                    f"the registry are reachable)")
+    return folder / "node_modules"
+
+
+def test_tfjs_test_modules_pin_the_asset_version():
+    """One source for face-api's version: the parity tests must run the same package the weights come from."""
+    deps = json.loads(TFJS_PACKAGE_JSON.read_text())["dependencies"]
+    name, version = assets.FACEAPI_PACKAGE.rsplit("@", 1)
+    assert deps[name] == version
 
 
 def test_matches_tfjs_running_faceapis_own_code(net, inputs, tmp_path):
