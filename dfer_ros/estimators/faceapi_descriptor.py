@@ -26,16 +26,15 @@ package's licence and dlib's public-domain note beside it. Nothing here imports 
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 
 from dfer_ros import assets
-from dfer_ros.estimators.onnx_cache import cached_onnx
+from dfer_ros.estimators.onnx_cache import cached_tfjs_conversion
 from dfer_ros.estimators.onnx_layers import OnnxGraph
-from dfer_ros.estimators.tfjs_weights import TfjsWeightsError, load_weights, read_manifest
+from dfer_ros.estimators.tfjs_weights import manifest_sha256
 from dfer_ros.perception.model_interface import CropSpec, FaceDescriptor
 
 MEAN_RGB = (122.782, 117.001, 104.298)
@@ -154,15 +153,7 @@ def descriptor_net_to_onnx(weights: dict[str, np.ndarray]):
         producer="dfer_ros.faceapi_descriptor", version=CONVERTER_VERSION)
 
 
-def source_sha256(manifest_path: Path) -> str:
-    """One digest over the manifest and its shards, so a change to any of them makes a new cache entry."""
-    digest = hashlib.sha256(assets.sha256_of(manifest_path).encode())
-    for shards, _ in read_manifest(manifest_path):
-        for shard in shards:
-            if not shard.is_file():
-                raise DescriptorConversionError(f"{manifest_path}: weight shard {shard} is missing")
-            digest.update(assets.sha256_of(shard).encode())
-    return digest.hexdigest()
+source_sha256 = manifest_sha256  # the cache key of a conversion
 
 
 def licence_notices(prefix: str) -> dict[str, str]:
@@ -179,8 +170,8 @@ def licence_notices(prefix: str) -> dict[str, str]:
 def converted_model_path(manifest_path: Optional[Union[str, Path]] = None, cache: Optional[Path] = None) -> Path:
     """Path of the cached ONNX conversion (default: face-api's checked manifest in the asset cache).
 
-    Raises ``assets.AssetError`` (the fetched files missing or altered), ``TfjsWeightsError`` or
-    ``DescriptorConversionError`` naming the file.
+    Raises ``assets.AssetError`` (the fetched files missing or altered) or ``DescriptorConversionError`` naming the file
+    (an unreadable manifest or shard, or weights that do not fit the architecture).
     """
     if manifest_path is None:
         assets.cached_file(assets.FACEAPI_RECOGNITION_WEIGHTS)  # checks the shard's sha256
@@ -188,19 +179,14 @@ def converted_model_path(manifest_path: Optional[Union[str, Path]] = None, cache
     manifest_path = Path(manifest_path)
     if not manifest_path.is_file():
         raise DescriptorConversionError(f"face-api descriptor manifest not found: {manifest_path}")
-    sha = source_sha256(manifest_path)
 
-    def convert() -> bytes:
-        try:
-            weights = load_weights(manifest_path)
-        except TfjsWeightsError as exc:
-            raise DescriptorConversionError(str(exc)) from exc
+    def build(weights: dict):
         check_weights(weights, str(manifest_path))
-        return descriptor_net_to_onnx(weights).SerializeToString()
+        return descriptor_net_to_onnx(weights)
 
-    return cached_onnx("faceapi_descriptor", sha, CONVERTER_VERSION, convert,
-                       {"source": str(manifest_path), "package": assets.FACEAPI_PACKAGE},
-                       notices=licence_notices, cache=cache)
+    return cached_tfjs_conversion("faceapi_descriptor", manifest_path, CONVERTER_VERSION, build,
+                                  {"package": assets.FACEAPI_PACKAGE}, licence_notices,
+                                  DescriptorConversionError, cache=cache)
 
 
 class FaceApiDescriptorNet:

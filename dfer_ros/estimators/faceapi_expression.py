@@ -28,7 +28,6 @@ package's licence beside it. Nothing here imports TensorFlow, TF.js or torch.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Optional, Union
 
@@ -36,9 +35,9 @@ import numpy as np
 
 from dfer_ros import assets, vocabulary
 from dfer_ros.estimators.fer_mini_xception import FER_LABELS
-from dfer_ros.estimators.onnx_cache import cached_onnx
+from dfer_ros.estimators.onnx_cache import cached_tfjs_conversion
 from dfer_ros.estimators.onnx_layers import OnnxGraph
-from dfer_ros.estimators.tfjs_weights import TfjsWeightsError, load_weights, read_manifest
+from dfer_ros.estimators.tfjs_weights import manifest_sha256
 
 FACEAPI_LABELS = vocabulary.FACEAPI_EXPRESSION_LABELS
 # FER_LABELS[i] is face-api's class FACEAPI_TO_FER[i] (matched through the vocabulary's synonyms)
@@ -124,15 +123,7 @@ def expression_net_to_onnx(weights: dict[str, np.ndarray]):
         producer="dfer_ros.faceapi_expression", version=CONVERTER_VERSION)
 
 
-def source_sha256(manifest_path: Path) -> str:
-    """One digest over the manifest and its shards, so a change to any of them makes a new cache entry."""
-    digest = hashlib.sha256(assets.sha256_of(manifest_path).encode())
-    for shards, _ in read_manifest(manifest_path):
-        for shard in shards:
-            if not shard.is_file():
-                raise FaceApiConversionError(f"{manifest_path}: weight shard {shard} is missing")
-            digest.update(assets.sha256_of(shard).encode())
-    return digest.hexdigest()
+source_sha256 = manifest_sha256  # the cache key of a conversion
 
 
 def licence_notices(prefix: str) -> dict[str, str]:
@@ -148,8 +139,8 @@ def licence_notices(prefix: str) -> dict[str, str]:
 def converted_model_path(manifest_path: Optional[Union[str, Path]] = None, cache: Optional[Path] = None) -> Path:
     """Path of the cached ONNX conversion (default: face-api's checked manifest in the asset cache).
 
-    Raises ``assets.AssetError`` (the fetched files missing or altered), ``TfjsWeightsError`` or
-    ``FaceApiConversionError`` naming the file.
+    Raises ``assets.AssetError`` (the fetched files missing or altered) or ``FaceApiConversionError`` naming the file
+    (an unreadable manifest or shard, or weights that do not fit the architecture).
     """
     if manifest_path is None:
         assets.cached_file(assets.FACEAPI_EXPRESSION_WEIGHTS)  # checks the shard's sha256
@@ -157,19 +148,14 @@ def converted_model_path(manifest_path: Optional[Union[str, Path]] = None, cache
     manifest_path = Path(manifest_path)
     if not manifest_path.is_file():
         raise FaceApiConversionError(f"face-api expression manifest not found: {manifest_path}")
-    sha = source_sha256(manifest_path)
 
-    def convert() -> bytes:
-        try:
-            weights = load_weights(manifest_path)
-        except TfjsWeightsError as exc:
-            raise FaceApiConversionError(str(exc)) from exc
+    def build(weights: dict):
         check_weights(weights, str(manifest_path))
-        return expression_net_to_onnx(weights).SerializeToString()
+        return expression_net_to_onnx(weights)
 
-    return cached_onnx("faceapi_expression", sha, CONVERTER_VERSION, convert,
-                       {"source": str(manifest_path), "package": assets.FACEAPI_PACKAGE, "labels": list(FER_LABELS)},
-                       notices=licence_notices, cache=cache)
+    return cached_tfjs_conversion("faceapi_expression", manifest_path, CONVERTER_VERSION, build,
+                                  {"package": assets.FACEAPI_PACKAGE, "labels": list(FER_LABELS)}, licence_notices,
+                                  FaceApiConversionError, cache=cache)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

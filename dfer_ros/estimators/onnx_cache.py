@@ -91,3 +91,26 @@ def cached_onnx(stem: str, source_sha: str, version: int, convert: Callable[[], 
         if not _valid(onnx_path, onnx_path.with_suffix(".json"), source_sha, version, texts):
             _write(onnx_path, onnx_path.with_suffix(".json"), data, meta, texts)
     return onnx_path
+
+
+def cached_tfjs_conversion(stem: str, manifest_path: Path, version: int, build: Callable[[dict], "object"],
+                           meta: dict, notices: Callable[[str], dict[str, str]], error: type[Exception],
+                           cache: Optional[Path] = None) -> Path:
+    """Convert a TF.js weights manifest once: ``build(weights)`` returns the ONNX ModelProto; the entry is keyed
+    by the digest of the manifest and its shards. Reading problems are raised as ``error`` naming the file."""
+    from dfer_ros.estimators.tfjs_weights import TfjsWeightsError, load_weights, manifest_sha256
+
+    try:
+        sha = manifest_sha256(manifest_path)
+    except TfjsWeightsError as exc:
+        raise error(str(exc)) from exc
+
+    def convert() -> bytes:
+        try:
+            weights = load_weights(manifest_path)
+        except TfjsWeightsError as exc:
+            raise error(str(exc)) from exc
+        return build(weights).SerializeToString()
+
+    return cached_onnx(stem, sha, version, convert, {"source": str(manifest_path), **meta}, notices=notices,
+                       cache=cache)

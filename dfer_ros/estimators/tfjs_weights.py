@@ -14,6 +14,7 @@ shorter than its manifest says, or bytes left over, is a ``TfjsWeightsError`` na
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,20 @@ def load_weights(manifest_path: Union[str, Path]) -> dict[str, np.ndarray]:
             raise TfjsWeightsError(f"{manifest_path}: {len(data) - offset} bytes left after the last weight of "
                                    f"{[s.name for s in shards]}: manifest and shards do not belong together")
     return weights
+
+
+def manifest_sha256(manifest_path: Union[str, Path]) -> str:
+    """One digest over the manifest and its shards, so a change to any of them makes a new cache entry."""
+    from dfer_ros import assets
+
+    manifest_path = Path(manifest_path)
+    digest = hashlib.sha256(assets.sha256_of(manifest_path).encode())
+    for shards, _ in read_manifest(manifest_path):
+        for shard in shards:
+            if not shard.is_file():
+                raise TfjsWeightsError(f"{manifest_path}: weight shard {shard} is missing")
+            digest.update(assets.sha256_of(shard).encode())
+    return digest.hexdigest()
 
 
 def weight_count(weights: dict[str, np.ndarray]) -> int:
