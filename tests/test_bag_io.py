@@ -44,7 +44,9 @@ def test_custom_types_registered_from_msg_files():
     store = typestore()
     assert "sensor_msgs/msg/Image" in store.fielddefs
     fields = [f[0] for f in store.fielddefs["dfer_ros/msg/FaceAffect"][1]]
-    assert fields[:3] == ["header", "face_id", "roi"]
+    declared = [line.split()[1] for line in (msg_files[0].parent / "FaceAffect.msg").read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#") and "=" not in line.split("#")[0]]
+    assert fields == declared and fields[:2] == ["header", "face_id"]
 
 
 @pytest.mark.parametrize("name", ["mcap_raw", "sqlite_raw"])
