@@ -489,6 +489,9 @@ def main(args=None) -> int:
     """
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
+    from dfer_ros.ros.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any inference or DDS thread exists
     with StopSignals() as stop, ros_session(args if args is not None else sys.argv, signal_handlers=False):
         node = None
         try:
