@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -33,6 +32,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from dfer_ros import assets, vocabulary
+from dfer_ros.estimators.onnx_cache import atomic_write
 
 LOG = logging.getLogger(__name__)
 
@@ -273,18 +273,6 @@ def keras_h5_to_onnx(path: Union[str, Path]):
 # Cache
 # --------------------------------------------------------------------------------------------------------
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _cache_valid(onnx_path: Path, meta_path: Path, hdf5_sha: str) -> bool:
     import onnx
 
@@ -338,8 +326,8 @@ def converted_model_path(hdf5_path: Optional[Union[str, Path]] = None, cache: Op
 
 
 def _write_cache(onnx_path: Path, meta_path: Path, data: bytes, hdf5_path: Path, hdf5_sha: str) -> None:
-    _atomic_write(onnx_path, data)
-    _atomic_write(meta_path, json.dumps({
+    atomic_write(onnx_path, data)
+    atomic_write(meta_path, json.dumps({
         "source": str(hdf5_path), "hdf5_sha256": hdf5_sha, "converter_version": CONVERTER_VERSION,
         "onnx_sha256": assets.sha256_of(onnx_path), "labels": list(FER_LABELS),
     }, indent=1).encode())
