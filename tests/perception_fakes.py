@@ -29,6 +29,15 @@ class ScriptedDetector(FaceDetector):
         self.calls += 1
         return list(self.next)
 
+    def detect_regions(self, frame_bgr, regions):
+        """One call: per region, the scripted faces whose centre lies in it (still in frame pixels), as a
+        real detector finds the faces inside a region it is shown."""
+        self.calls += 1
+        def inside(det, region):
+            cx, cy = det.box[0] + det.box[2] / 2, det.box[1] + det.box[3] / 2
+            return region.x <= cx < region.x + region.w and region.y <= cy < region.y + region.h
+        return [[d for d in self.next if inside(d, region)] for region in regions]
+
 
 class BrightnessEncoder(FrameEncoder):
     """Embedding = (mean darkness, mean brightness) of the crop, both in [0, 1]."""

@@ -139,7 +139,7 @@ def test_a_new_face_gets_a_free_place_and_old_ones_keep_theirs():
         first = pipe.process(frame, i * 0.05)
     big = Detection(np.array([300, 200, 120, 120], np.float32), 0.9)
     small = Detection(np.array([20, 300, 30, 30], np.float32), 0.9)
-    for i in range(3, 6):
+    for i in range(3, 3 + 3 * cfg.detection.scan_every):  # whole-frame scans alternate with tiles at 640x480
         det.next = faces + [big, small]
         result = pipe.process(frame, i * 0.05)
     old = {f.face_id for f in first.faces}

@@ -8,9 +8,10 @@ import skimage.data
 
 from dfer_ros.perception.model_interface import AffectModel, CropSpec, FrameEncoder, TemporalHead
 from dfer_ros.perception.config import PipelineConfig
-from dfer_ros.perception.detection import FaceDetector, YuNetDetector
+from dfer_ros.perception.detection import YuNetDetector
 from dfer_ros.perception.pipeline import STAGES, PerceptionPipeline
 from dfer_ros.perception.types import AffectEstimate, Detection
+from perception_fakes import ScriptedDetector
 
 LABELS = ("neutral", "happy", "surprise")
 
@@ -195,17 +196,6 @@ def test_encoder_failure_is_logged_and_the_pipeline_survives(astronaut, caplog):
         result = pipe.process(astronaut, 0.12)
     assert "encoder failed" in caplog.text and result.skipped_reason is None
     assert len(result.faces) == 1 and result.faces[0].frame_estimate is None
-
-
-class ScriptedDetector(FaceDetector):
-    """Returns the detections a test sets, to drive the pipeline through track start/end."""
-
-    def __init__(self):
-        super().__init__(min_score=0.0, min_face_size=1, max_side=10_000)
-        self.next = []
-
-    def _detect_small(self, image):
-        return list(self.next)
 
 
 def test_detect_every_k_frames_and_buffers_freed_when_tracks_end():

@@ -163,9 +163,11 @@ def _pct(values: Sequence[float], q: float) -> float:
 
 def mode_config(base: PipelineConfig, mode: str) -> PipelineConfig:
     config = copy.deepcopy(base)
-    if mode == "budget off":
+    if mode == "budget off":  # the behaviour before the budget: every stage on every face, whole frame every frame
         config.compute.budget_ms = 0.0
         config.compute.overlap = False
+        config.detection.scan_every = 1
+        config.detection.fine_scan = False
     return config.validate()
 
 

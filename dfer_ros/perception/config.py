@@ -47,6 +47,13 @@ class DetectionConfig:
                             description="Images are downscaled to this side for detection only.")
     every: int = setting(1, low=1, high=100,
                          description="Run the detector on every k-th image; the tracker predicts in between.")
+    scan_every: int = setting(4, low=1, high=100,
+                              description="While faces are tracked, scan the whole image for new faces on every "
+                                          "k-th detector run only; the runs between re-detect each tracked face in "
+                                          "a small region around it (1: whole image every run).")
+    fine_scan: bool = setting(True, description="Images over 1.5x max_side are also scanned at twice that "
+                                                "resolution, one tile per whole-image scan in turn, so faces too "
+                                                "small for the downscaled image are found.")
     threads: int = setting(1, low=1, high=64, read_only=True,
                            description="Threads of the face detector (ONNX Runtime for centerface, OpenMP for yunet; "
                                        "1 is fastest on small shared CPUs).")

@@ -15,13 +15,14 @@ import glob
 import logging
 import os
 from abc import ABC, abstractmethod
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
 from dfer_ros.assets import CENTERFACE_ONNX, AssetError, package_file
 from dfer_ros.perception.config import DETECTORS
+from dfer_ros.perception.detection_plan import Region, cut_region, to_frame
 from dfer_ros.perception.frames import detection_view
 from dfer_ros.perception.types import Detection
 
@@ -62,6 +63,20 @@ class FaceDetector(ABC):
             out = self._detect_on_canvas(frame_bgr)
         out.sort(key=lambda d: -float(d.box[2] * d.box[3]))
         return out[: self.max_faces] if self.max_faces else out
+
+    def detect_regions(self, frame_bgr: np.ndarray, regions: Sequence[Region]) -> list[list[Detection]]:
+        """Faces in each of ``regions`` of a BGR uint8 frame (``detection_plan``), in full-resolution pixels,
+        score- and size-filtered; one detector call for all regions where the detector batches."""
+        cut = [cut_region(frame_bgr, region) for region in regions]
+        found = self._detect_batch([image for image, _ in cut])
+        return [self._accept_mapped(to_frame(dets, shown)) for dets, (_, shown) in zip(found, cut)]
+
+    def _detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """``_detect_small`` on each image; detectors that can batch override it."""
+        return [self._detect_small(image) for image in images]
+
+    def _accept_mapped(self, found: list[Detection]) -> list[Detection]:
+        return [d for d in found if d.score >= self.min_score and min(d.box[2], d.box[3]) >= self.min_face_size]
 
     def _detect_on_canvas(self, frame_bgr: np.ndarray) -> list[Detection]:
         h, w = frame_bgr.shape[:2]
@@ -214,22 +229,38 @@ class CenterFaceDetector(FaceDetector):
         return True
 
     def _detect_small(self, image: np.ndarray) -> list[Detection]:
-        h, w = image.shape[:2]
-        ph, pw = -(-h // self.MULTIPLE) * self.MULTIPLE, -(-w // self.MULTIPLE) * self.MULTIPLE
-        blob = np.zeros((1, 3, ph, pw), np.float32)
-        blob[0, :, :h, :w] = image[:, :, ::-1].transpose(2, 0, 1)  # BGR -> RGB, HWC -> CHW, raw 0..255
-        heat, scale, offset, marks = self._session.run(self._outputs, {self._input: blob})
-        ys, xs = np.nonzero(heat[0, 0] >= self.min_score)
+        return self._detect_batch([image])[0]
+
+    def _detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Images of one padded size go through the network in one batch (the re-detection regions of a
+        frame all have one size)."""
+        out: list[list[Detection]] = [[] for _ in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(images):
+            h, w = image.shape[:2]
+            groups.setdefault((-(-h // self.MULTIPLE) * self.MULTIPLE, -(-w // self.MULTIPLE) * self.MULTIPLE), []).append(i)
+        for (ph, pw), members in groups.items():
+            blob = np.zeros((len(members), 3, ph, pw), np.float32)
+            for b, i in enumerate(members):
+                h, w = images[i].shape[:2]
+                blob[b, :, :h, :w] = images[i][:, :, ::-1].transpose(2, 0, 1)  # BGR -> RGB, HWC -> CHW, raw 0..255
+            heat, scale, offset, marks = self._session.run(self._outputs, {self._input: blob})
+            for b, i in enumerate(members):
+                out[i] = self._decode(heat[b], scale[b], offset[b], marks[b])
+        return out
+
+    def _decode(self, heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, marks: np.ndarray) -> list[Detection]:
+        ys, xs = np.nonzero(heat[0] >= self.min_score)
         if len(ys) == 0:
             return []
-        score = heat[0, 0, ys, xs]
-        bh = np.exp(scale[0, 0, ys, xs]) * self.STRIDE
-        bw = np.exp(scale[0, 1, ys, xs]) * self.STRIDE
-        x1 = (xs + offset[0, 1, ys, xs] + 0.5) * self.STRIDE - bw / 2
-        y1 = (ys + offset[0, 0, ys, xs] + 0.5) * self.STRIDE - bh / 2
+        score = heat[0, ys, xs]
+        bh = np.exp(scale[0, ys, xs]) * self.STRIDE
+        bw = np.exp(scale[1, ys, xs]) * self.STRIDE
+        x1 = (xs + offset[1, ys, xs] + 0.5) * self.STRIDE - bw / 2
+        y1 = (ys + offset[0, ys, xs] + 0.5) * self.STRIDE - bh / 2
         boxes = np.stack([x1, y1, bw, bh], 1).astype(np.float32)
-        lx = marks[0, 1::2][:, ys, xs].T * bw[:, None] + x1[:, None]
-        ly = marks[0, 0::2][:, ys, xs].T * bh[:, None] + y1[:, None]
+        lx = marks[1::2][:, ys, xs].T * bw[:, None] + x1[:, None]
+        ly = marks[0::2][:, ys, xs].T * bh[:, None] + y1[:, None]
         keep = cv2.dnn.NMSBoxes(boxes.tolist(), score.astype(float).tolist(), float(self.min_score), self.NMS_IOU)
         out = []
         for i in np.asarray(keep, int).reshape(-1):

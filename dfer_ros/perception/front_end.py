@@ -17,8 +17,9 @@ import numpy as np
 from dfer_ros.perception.alignment import align_faces
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.detection import FaceDetector, create_detector
+from dfer_ros.perception.detection_plan import DetectionPlanner, Region, keep_for_region, whole_frame
 from dfer_ros.perception.model_interface import CropSpec
-from dfer_ros.perception.tracking import FaceTracker, Track
+from dfer_ros.perception.tracking import FaceTracker, Track, iou_matrix
 from dfer_ros.perception.types import Detection
 from dfer_ros.typed_config import iter_settings
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 # (``detection.max_faces``), so the reported ones can stay the same faces; a detector cut to the largest
 # few would swap faces of similar size on every frame as their boxes jitter, each time as a new track.
 MAX_TRACKED_FACES = 256
+DUPLICATE_IOU = 0.5  # two re-detections overlapping this much are one face
 
 # Settings read only when the pipeline is built (``read_only`` in their metadata): changing them needs a
 # new pipeline (a node restart), so ``reconfigure`` leaves them alone.
@@ -49,6 +51,7 @@ class FrontEndStep:
     detected: bool  # whether the detector ran on this frame
     ended_ids: list[str] = field(default_factory=list)  # confirmed face ids that ended on this frame
     timings_ms: dict[str, float] = field(default_factory=dict)  # "detect", "track"
+    regions: dict[str, int] = field(default_factory=dict)  # detector regions of this frame by kind ("scan", "roi", ...)
 
 
 class FaceFrontEnd:
@@ -58,6 +61,8 @@ class FaceFrontEnd:
         self.config = config
         self.detector = detector or build_detector(config)
         self.tracker = FaceTracker(config.tracking, high_score=config.detection.score_threshold)
+        d = config.detection
+        self.planner = DetectionPlanner(d.max_side, d.scan_every, d.fine_scan)
         self._frames_since_reset = 0
         self._reported_since: dict[str, float] = {}  # face id -> stamp it was first reported
         self._last_detector_stamp: Optional[float] = None
@@ -66,6 +71,7 @@ class FaceFrontEnd:
     def reset(self) -> None:
         """Forget all tracks (face ids keep counting up); the next frame runs the detector."""
         self.tracker.reset()
+        self.planner.reset()
         self._frames_since_reset = 0
         self._reported_since.clear()
         self._last_detector_stamp = None
@@ -75,17 +81,50 @@ class FaceFrontEnd:
         run_detector = self._frames_since_reset % self.config.detection.every == 0
         self._frames_since_reset += 1
         t = time.perf_counter()
-        detections: list[Detection] = self.detector.detect(bgr) if run_detector else []
+        regions: list[Region] = []
+        detections: list[Detection] = []
+        redetected: dict[int, Detection] = {}
+        if run_detector:
+            tracked = self.tracker.search_boxes(stamp)
+            regions = self.planner.plan(bgr.shape[1], bgr.shape[0], tracked)
+            detections, redetected = self._detect(bgr, regions, dict(tracked))
         detect_ms = _ms(t)
         if run_detector:
             self._check_detector_gap(stamp)
         t = time.perf_counter()
-        tracks = self.tracker.update(detections, stamp) if run_detector else self.tracker.predict(stamp)
+        tracks = self.tracker.update(detections, stamp, redetected) if run_detector else self.tracker.predict(stamp)
         for face_id in self.tracker.ended_ids:
             self._reported_since.pop(face_id, None)
         visible = self._reported([tr for tr in tracks if tr.visible], stamp)
+        counts: dict[str, int] = {}
+        for region in regions:
+            counts[region.kind] = counts.get(region.kind, 0) + 1
         return FrontEndStep(visible, run_detector, list(self.tracker.ended_ids),
-                            {"detect": detect_ms, "track": _ms(t)})
+                            {"detect": detect_ms, "track": _ms(t)}, counts)
+
+    def _detect(self, bgr: np.ndarray, regions: list[Region],
+                tracked: dict[int, np.ndarray]) -> tuple[list[Detection], dict[int, Detection]]:
+        """Detections of this frame's planned regions: the scans' (the whole frame at ``max_side`` through
+        the detector's own ``detect``, with its retry for frame-filling faces), and per re-detection region
+        the one detection of its own face (track key -> detection); all other regions in one batched call."""
+        h, w = bgr.shape[:2]
+        coarse = whole_frame(w, h, self.detector.max_side)
+        scanned: list[Detection] = []
+        redetected: dict[int, Detection] = {}
+        rest = [region for region in regions if region != coarse]
+        if len(rest) < len(regions):
+            scanned.extend(self.detector.detect(bgr))
+        if rest:
+            for region, found in zip(rest, self.detector.detect_regions(bgr, rest)):
+                kept = keep_for_region(found, region, tracked.get(region.key))
+                if region.kind == "roi":
+                    # two regions of faces side by side can find the same face: the first one keeps it
+                    if kept and not any(iou_matrix(kept[0].box[None], d.box[None])[0, 0] >= DUPLICATE_IOU
+                                        for d in redetected.values()):
+                        redetected[region.key] = kept[0]
+                else:
+                    scanned.extend(kept)
+        return scanned, redetected
 
     def _reported(self, visible: list[Track], stamp: float) -> list[Track]:
         """At most ``detection.max_faces`` of the visible faces, the same ones from frame to frame; largest first.
@@ -136,6 +175,9 @@ class FaceFrontEnd:
         self.detector.min_score = float(d.low_score_threshold)
         self.detector.min_face_size = int(d.min_face_size)
         self.tracker.high_score = float(d.score_threshold)
+        if self.planner.scan_every != d.scan_every or self.planner.fine_scan != d.fine_scan:
+            self.planner.scan_every, self.planner.fine_scan = int(d.scan_every), bool(d.fine_scan)
+            self.planner.reset()
         return changed
 
 

@@ -109,6 +109,7 @@ class Track:
     box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # current box (detected or predicted)
     detected_box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box of the last detection
     detected_now: bool = True  # matched a detection in the current step
+    scan_score: float = 0.0  # score of the last whole-frame detection (region re-detections score lower)
 
     @property
     def confirmed(self) -> bool:
@@ -220,48 +221,83 @@ class FaceTracker:
             t.last_stamp = stamp
             t.detected_now = False
 
+    def search_boxes(self, stamp: float) -> list[tuple[int, np.ndarray]]:
+        """(key, box) of every track, tentative ones too: where the detector should look for it on the frame
+        at ``stamp``, without changing any state. The box spans the track's prediction for ``stamp`` and its
+        last detection, since after a long interval a prediction from jittery detections can overshoot a
+        face that barely moved (as in ``association_scores``)."""
+        dt = 0.0 if self._stamp is None else max(0.0, stamp - self._stamp)
+        out = []
+        for t in self.tracks:
+            cx, cy, w, h = t.kf.x[:4] + t.kf.x[4:] * dt
+            w, h = max(w, 2.0), max(h, 2.0)
+            lx, ly, lw, lh = (float(v) for v in t.detected_box)
+            x1, y1 = min(cx - w / 2, lx), min(cy - h / 2, ly)
+            x2, y2 = max(cx + w / 2, lx + lw), max(cy + h / 2, ly + lh)
+            out.append((t.key, np.array([x1, y1, x2 - x1, y2 - y1], np.float32)))
+        return out
+
     def predict(self, stamp: float) -> list[Track]:
         """Advance all tracks to ``stamp`` without detections (detector skipped this frame)."""
         self._advance(stamp)
         self._expire(stamp)
         return self.confirmed_tracks()
 
-    def update(self, detections: Sequence[Detection], stamp: float) -> list[Track]:
-        """Advance to ``stamp`` and associate this frame's detections; returns the confirmed tracks."""
+    def update(self, detections: Sequence[Detection], stamp: float,
+               redetected: Optional[dict[int, Detection]] = None) -> list[Track]:
+        """Advance to ``stamp`` and associate this frame's detections; returns the confirmed tracks.
+
+        ``redetected``: detections found in a region cut around one track (key -> detection), which belong
+        to that track without matching; their score is not comparable with a whole-frame detection's (the
+        face fills more of a region than of a scene, and CenterFace scores such faces lower), so the track
+        reports the score of its last whole-frame detection.
+        """
         self._advance(stamp)
         cfg = self.config
-        high = [d for d in detections if d.score >= self.high_score]
-        low = [d for d in detections if d.score < self.high_score]
-        confirmed = [t for t in self.tracks if t.confirmed]
-        tentative = [t for t in self.tracks if not t.confirmed]
         for t in self.tracks:
             t.detection = None
+        redetected = redetected or {}
+        for t in self.tracks:
+            det = redetected.get(t.key)
+            if det is not None:
+                self._hit(t, Detection(box=det.box, score=max(t.scan_score, det.score), landmarks=det.landmarks), stamp)
+        free = [t for t in self.tracks if redetected.get(t.key) is None]
+        if len(free) < len(self.tracks) and detections:  # a scan may find a re-detected face again: one is enough
+            taken = np.stack([t.box for t in self.tracks if redetected.get(t.key) is not None])
+            overlap = iou_matrix(np.stack([d.box for d in detections]), taken).max(1)
+            detections = [d for d, o in zip(detections, overlap) if o < cfg.iou_threshold]
+        high = [d for d in detections if d.score >= self.high_score]
+        low = [d for d in detections if d.score < self.high_score]
+        confirmed = [t for t in free if t.confirmed]
+        tentative = [t for t in free if not t.confirmed]
 
         pairs, un_t, un_d = _match(confirmed, high, cfg.iou_threshold, stamp)
         for r, c in pairs:
-            self._hit(confirmed[r], high[c], stamp)
+            self._hit(confirmed[r], high[c], stamp, scanned=True)
         rest = [confirmed[i] for i in un_t]
         high_left = [high[j] for j in un_d]
         pairs, _, _ = _match(rest, low, max(cfg.iou_threshold, 0.5), stamp, by_distance=False)  # stricter IoU
         for r, c in pairs:
-            self._hit(rest[r], low[c], stamp)
+            self._hit(rest[r], low[c], stamp, scanned=True)
         pairs, un_tent, un_d = _match(tentative, high_left, cfg.iou_threshold, stamp)
         for r, c in pairs:
-            self._hit(tentative[r], high_left[c], stamp)
+            self._hit(tentative[r], high_left[c], stamp, scanned=True)
         missed = {tentative[i].key for i in un_tent}  # ByteTrack: a new face must be seen again at the next run
         self.tracks = [t for t in self.tracks if t.key not in missed]
         for j in un_d:
             det = high_left[j]
             t = Track(key=next(self._keys), kf=KalmanBoxFilter(det.box), first_stamp=stamp, last_stamp=stamp,
                       last_detection_stamp=stamp, detection=det, box=det.box.astype(np.float32),
-                      detected_box=det.box.astype(np.float32))
+                      detected_box=det.box.astype(np.float32), scan_score=float(det.score))
             self.tracks.append(t)
             if cfg.min_hits <= 1:
                 t.face_id = next_face_id()
         self._expire(stamp)
         return self.confirmed_tracks()
 
-    def _hit(self, track: Track, det: Detection, stamp: float) -> None:
+    def _hit(self, track: Track, det: Detection, stamp: float, scanned: bool = False) -> None:
+        if scanned:
+            track.scan_score = float(det.score)
         track.kf.update(det.box)
         track.box = det.box.astype(np.float32)
         track.detected_box = track.box.copy()
