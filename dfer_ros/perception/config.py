@@ -54,9 +54,10 @@ class DetectionConfig:
     fine_scan: bool = setting(True, description="Images over 1.5x max_side are also scanned at twice that "
                                                 "resolution, one tile per whole-image scan in turn, so faces too "
                                                 "small for the downscaled image are found.")
-    threads: int = setting(1, low=1, high=64, read_only=True,
-                           description="Threads of the face detector (ONNX Runtime for centerface, OpenMP for yunet; "
-                                       "1 is fastest on small shared CPUs).")
+    threads: int = setting(0, low=0, high=64, read_only=True,
+                           description="Threads of the face detector (ONNX Runtime for centerface, with idle threads "
+                                       "sleeping; OpenMP for yunet). 0: the fastest measured on 2 cores, 2 for "
+                                       "centerface and 1 for yunet.")
 
 
 @dataclass
@@ -102,18 +103,17 @@ class ComputeConfig:
     """How model work is scheduled per frame (``perception.scheduler``) and threaded.
 
     Detection and tracking run on every frame for every face; the model stages run on the faces the
-    scheduler picks, within ``budget_ms`` per frame (per lane: the worker thread's budget stretches to
-    the main thread's own time per frame, since it runs beside it), each face refreshed at least every
+    scheduler picks, within ``budget_ms`` per frame on each thread (the caller's, and the worker's beside
+    it on the second core), each face refreshed at least every
     ``expression_max_age`` / ``action_units_max_age`` seconds (the floor wins over the budget).
     """
 
     # 16 ms: four faces through the default expression net (2.7 ms per face, best of 200 under load 13-15,
     # docs/default_model.md) is 10.8 ms; 1.5x margin for a busy CPU keeps them at camera rate
     budget_ms: float = setting(16.0, low=0.0, high=10000.0,
-                               description="Model milliseconds started per image on the main thread; the "
-                                           "scheduler picks the faces. The worker thread (landmarker) gets at "
-                                           "least this, up to the main thread's own time per image. 0 = budget "
-                                           "off: every face, every stage, every image.")
+                               description="Model milliseconds started per image on the main thread, and as "
+                                           "many on the worker thread (landmarker); the scheduler picks the "
+                                           "faces. 0 = budget off: every face, every stage, every image.")
     expression_max_age: float = setting(0.5, low=0.001, high=600.0,
                                         description="Refresh floor: no face's expression/valence-arousal gets older "
                                                     "than this (seconds); wins over the budget.")
