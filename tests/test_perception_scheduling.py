@@ -236,3 +236,33 @@ def test_budget_and_floors_change_at_run_time(face_tile):
     pipe.process(crowd(face_tile, 15, 5), 5 / RATE)
     assert pipe.scheduler.budget_ms is None and pipe.scheduler.stages["expression"].max_age_seconds == 0.25
     assert [n for s, n in encoder.calls if s == "expression"] == [15]  # budget off: every face
+
+
+def test_quality_is_assessed_on_the_faces_picked_for_a_stage_and_on_new_faces_not_on_every_face(face_tile):
+    pipe, _ = make(4.0)  # two expression faces a frame, beyond the new ones and the refresh floor
+    plans, assessed = [], []
+    plan, assess = pipe.scheduler.plan, pipe.behaviour.assess
+
+    def record_plan(*args, **kwargs):
+        out = plan(*args, **kwargs)
+        plans[-1] |= {fid for ids in out.faces.values() for fid in ids}
+        return out
+
+    def record_assess(bgr, tracks):
+        assessed[-1].update(tr.face_id for tr in tracks)
+        return assess(bgr, tracks)
+
+    pipe.scheduler.plan, pipe.behaviour.assess = record_plan, record_assess
+    seen: set[str] = set()
+    for k in range(30):
+        plans.append(set())
+        assessed.append(set())
+        result = pipe.process(crowd(face_tile, 15, k), k / RATE)
+        ids = {f.face_id for f in result.faces}
+        new = ids - seen
+        seen |= ids
+        assert plans[-1] <= assessed[-1], "a face was encoded without the quality of this view"
+        assert assessed[-1] <= plans[-1] | new
+        if k >= 10:
+            assert len(ids) == 15 and len(assessed[-1]) < 15
+    assert all(f.quality is not None for f in result.faces)

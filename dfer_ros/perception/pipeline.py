@@ -8,8 +8,9 @@ windows in ONE call, aggregate over time. Every tracked face is reported on ever
 age of its estimate (seconds of stamp time since a model stage last updated it). Per-stage wall times
 are reported in ms.
 
-Behaviour outputs (``behaviour.py``, called at four marked points): face quality of every detected face
-after tracking; faces below the quality thresholds are withheld (not offered to the scheduler, not
+Behaviour outputs (``behaviour.py``, called at four marked points): face quality of the detected faces
+that need it now (new, withheld, or picked by the scheduler for a model stage: every estimate comes with
+the quality of the view it was computed from); faces below the quality thresholds are withheld (not offered to the scheduler, not
 aggregated, published as ``unknown`` with confidence 0); the smoothed probabilities of the others feed
 the expression events (onset/offset), which leave with ``FrameResult.events``.
 
@@ -264,7 +265,11 @@ class PerceptionPipeline:
         timings["track"] = step.timings_ms["track"] + _ms(t)
 
         t = time.perf_counter()
-        self.behaviour.assess(bgr, visible)  # [behaviour] quality of the faces detected in this frame
+        # [behaviour] quality where it decides something now: faces without one yet and withheld faces (to
+        # see them turn back); the faces picked for a model stage get theirs below, once picked
+        assessed = {tr.face_id for tr in visible if tr.detected_now and (
+            self.behaviour.quality(tr.face_id) is None or self.behaviour.withheld(tr.face_id))}
+        self.behaviour.assess(bgr, [tr for tr in visible if tr.face_id in assessed])
         timings["quality"] = _ms(t)
         t = time.perf_counter()
         self._reidentify(bgr, visible, stamp)
@@ -280,6 +285,10 @@ class PerceptionPipeline:
         # this thread's whole time per frame (as once) filled that core in crowds (50 faces: 14 landmarker
         # runs a frame where the 2 s floor needs 5), slowing this thread's expression net by a third
         plan = self.scheduler.plan(state_time, [self._demand(tr) for tr in encode])
+        t = time.perf_counter()
+        self._assess_picked(bgr, plan, encode, assessed)
+        picked_quality_ms = _ms(t)
+        timings["quality"] += picked_quality_ms
         # worker-lane stages first, so the worker starts while this thread aligns and runs the rest
         order = sorted((n for n, ids in plan.faces.items() if ids),
                        key=lambda n: self.scheduler.stages[n].lane != WORKER_LANE)
@@ -300,7 +309,7 @@ class PerceptionPipeline:
                     self.scheduler.observe(name, len(ids), elapsed)
                     updated |= self._merge_stage(name, ids, values, state_time, index)
             model_ms += _ms(t)
-        timings["align"] = _ms(t_align) - model_ms - timings["worker_wait"]
+        timings["align"] = _ms(t_align) - model_ms - timings["worker_wait"] - picked_quality_ms
         t = time.perf_counter()
         frame_estimates = self._run_head(sorted(updated & {tr.face_id for tr in visible}), index)
         timings["model"] = model_ms + _ms(t)
@@ -374,6 +383,23 @@ class PerceptionPipeline:
         return CLOCK_JUMP_RESET
 
     # ------------------------------------------------------------------ model stages
+    def _assess_picked(self, bgr: np.ndarray, plan, encode: list[Track], assessed: set[str]) -> None:
+        """Quality of the faces a stage was picked for (not yet assessed this frame), so every estimate comes
+        with the quality of the view it was computed from; a face found below the thresholds now is taken
+        out of the plan (withheld) before anything is cut or run. Faces not picked keep the quality of the
+        view of their last estimate, as old as the estimate (``estimate_age``): assessing every face on
+        every frame cost 6 ms a frame at 50 faces, for values nothing used."""
+        if not self.config.quality.enabled:
+            return
+        picked = {fid for ids in plan.faces.values() for fid in ids} - assessed
+        if not picked:
+            return
+        self.behaviour.assess(bgr, [tr for tr in encode if tr.face_id in picked])
+        withheld = {fid for fid in picked if self.behaviour.withheld(fid)}
+        if withheld:
+            for name, ids in plan.faces.items():
+                plan.faces[name] = [fid for fid in ids if fid not in withheld]
+
     def _demand(self, tr: Track) -> FaceDemand:
         """What the scheduler weighs: the face's size and, where face quality ran, its attention (head pose
         towards the camera): a face turned to the robot is refreshed sooner than one looking away."""
