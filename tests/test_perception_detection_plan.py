@@ -23,14 +23,14 @@ def kinds(regions):
 def test_without_tracked_faces_every_frame_is_a_whole_frame_scan():
     planner = dp.DetectionPlanner(max_side=320, scan_every=4)
     for _ in range(6):
-        (region,) = planner.plan(400, 300, [])
+        (region,) = planner.plan(400, 300, []).regions
         assert region == dp.whole_frame(400, 300, 320) and (region.out_w, region.out_h) == (320, 240)
 
 
 def test_tracked_faces_are_redetected_in_regions_between_scans():
     planner = dp.DetectionPlanner(max_side=320, scan_every=4)
     tracked = [(1, box(50, 50, 120)), (2, box(220, 60, 110))]  # findable at the scan's 1.25x downscale
-    plans = [planner.plan(400, 300, tracked) for _ in range(8)]
+    plans = [planner.plan(400, 300, tracked).regions for _ in range(8)]
     assert [kinds(p) for p in plans] == [["scan"], ["roi", "roi"], ["roi", "roi"], ["roi", "roi"]] * 2
     first_roi = plans[1][0]
     assert first_roi.key == 1 and (first_roi.out_w, first_roi.out_h) == (dp.ROI_SIDE, dp.ROI_SIDE)
@@ -42,18 +42,18 @@ def test_tracked_faces_are_redetected_in_regions_between_scans():
 def test_scan_every_one_scans_the_whole_frame_every_frame_and_nothing_else():
     planner = dp.DetectionPlanner(max_side=320, scan_every=1, fine_scan=False)
     for _ in range(5):
-        assert planner.plan(640, 480, [(1, box(100, 100, 150))]) == [dp.whole_frame(640, 480, 320)]
+        assert planner.plan(640, 480, [(1, box(100, 100, 150))]).regions == [dp.whole_frame(640, 480, 320)]
 
 
 def test_a_face_too_small_for_the_scan_raises_the_scans_resolution_or_gets_its_own_region():
     planner = dp.DetectionPlanner(max_side=320, scan_every=4, fine_scan=False)
     big, small = (1, box(100, 100, 150)), (2, box(400, 100, 40))  # 20 px high in the 2x downscaled scan
-    (scan,) = planner.plan(640, 480, [big, small])  # a scan frame looks as finely as the small face needs
+    (scan,) = planner.plan(640, 480, [big, small]).regions  # a scan frame looks as finely as the small face needs
     assert scan.kind == "scan" and scan.covers(small[1]) and 40 / scan.scale < 40 and scan.out_w > 320
-    assert [(r.kind, r.key) for r in planner.plan(640, 480, [big, small])] == [("roi", 1), ("roi", 2)]
+    assert [(r.kind, r.key) for r in planner.plan(640, 480, [big, small]).regions] == [("roi", 1), ("roi", 2)]
     tiny = (3, box(300, 300, 20))  # too small even at full resolution: its region upscales it
     planner.reset()
-    scan, region = planner.plan(640, 480, [big, tiny])
+    scan, region = planner.plan(640, 480, [big, tiny]).regions
     assert (scan.out_w, scan.out_h) == (640, 480) and (region.kind, region.key) == ("roi", 3)
     assert 20 / region.scale == pytest.approx(dp.ROI_SIDE / dp.ROI_CONTEXT)
 
@@ -61,7 +61,7 @@ def test_a_face_too_small_for_the_scan_raises_the_scans_resolution_or_gets_its_o
 def test_large_frames_alternate_whole_frame_scans_with_fine_tiles_that_cover_it():
     planner = dp.DetectionPlanner(max_side=320, scan_every=1)
     tiles = dp.fine_tiles(1280, 720, 320)
-    scans = [planner.plan(1280, 720, [])[0] for _ in range(2 * len(tiles))]
+    scans = [planner.plan(1280, 720, []).regions[0] for _ in range(2 * len(tiles))]
     assert scans[0::2] == [dp.whole_frame(1280, 720, 320)] * len(tiles)
     assert scans[1::2] == tiles
     covered = np.zeros((720, 1280), bool)
@@ -79,12 +79,12 @@ def test_large_frames_alternate_whole_frame_scans_with_fine_tiles_that_cover_it(
 def test_a_crowd_of_small_faces_gets_one_finer_whole_frame_scan_instead_of_fifty_regions():
     planner = dp.DetectionPlanner(max_side=320, scan_every=4, fine_scan=False)
     crowd = [(k, box(20 + 120 * (k % 10), 20 + 130 * (k // 10), 70)) for k in range(50)]
-    planner.plan(1280, 720, crowd)  # scan frame
-    (region,) = planner.plan(1280, 720, crowd)
+    planner.plan(1280, 720, crowd).regions  # scan frame
+    (region,) = planner.plan(1280, 720, crowd).regions
     assert region.kind == "scan" and 70 / region.scale == pytest.approx(dp.FINE_SCAN_FACE_PX, rel=0.02)
     assert all(region.covers(b) for _, b in crowd)
     few = crowd[:3]
-    assert kinds(planner.plan(1280, 720, few)) == ["roi"] * 3  # three regions cost less than that scan
+    assert kinds(planner.plan(1280, 720, few).regions) == ["roi"] * 3  # three regions cost less than that scan
 
 
 def test_cut_region_fills_outside_the_frame_and_maps_back_exactly():
@@ -148,3 +148,18 @@ def test_a_real_face_redetected_in_its_region_matches_the_whole_frame_detection(
     twice = detector.detect_regions(astronaut_in_a_room, [region, dp.roi(2, box(20, 20, 60)), region])
     assert len(twice[0]) == len(twice[2]) == 1 and twice[1] == []
     assert twice[0][0].box == pytest.approx(twice[2][0].box)
+
+
+def test_in_the_background_mode_scans_for_new_faces_leave_the_frame_and_every_tracked_face_gets_a_region():
+    planner = dp.DetectionPlanner(max_side=320, scan_every=4, background=True)
+    first = planner.plan(400, 300, [])  # nothing tracked yet: the first scan is the frame's own
+    assert kinds(first.regions) == ["scan"] and first.background is None
+    tracked = [(1, box(50, 50, 120)), (2, box(220, 60, 110))]
+    plans = [planner.plan(400, 300, tracked) for _ in range(7)]
+    assert [kinds(p.regions) for p in plans] == [["roi", "roi"]] * 7
+    assert [p.background for p in plans] == [None, None, None, dp.whole_frame(400, 300, 320), None, None, None]
+    # a crowd of small faces: the finer whole-frame scan localises them and finds new ones, now
+    crowd = [(k, box(20 + 120 * (k % 10), 20 + 130 * (k // 10), 70)) for k in range(50)]
+    planner.reset()
+    plan = planner.plan(1280, 720, crowd)
+    assert kinds(plan.regions) == ["scan"] and plan.background is None and plan.regions[0].scale < 4

@@ -51,6 +51,10 @@ class DetectionConfig:
                               description="While faces are tracked, scan the whole image for new faces on every "
                                           "k-th detector run only; the runs between re-detect each tracked face in "
                                           "a small region around it (1: whole image every run).")
+    background_scan: bool = setting(True, read_only=True,
+                                    description="While faces are tracked, the whole-image scans for new faces run on "
+                                                "a thread of their own beside the rest of the image (centerface); "
+                                                "their faces join on the next detector run.")
     fine_scan: bool = setting(True, description="Images over 1.5x max_side are also scanned at twice that "
                                                 "resolution, one tile per whole-image scan in turn, so faces too "
                                                 "small for the downscaled image are found.")

@@ -53,6 +53,11 @@ class FaceDetector(ABC):
     def has_landmarks(self) -> bool:
         return False
 
+    # Whether two threads may call ``detect``/``detect_regions`` at once (a background scan beside the
+    # frame's region re-detection). ONNX Runtime sessions allow concurrent runs; OpenCV's cascade and
+    # yuface's native code are not documented to.
+    concurrent = False
+
     # A face filling the whole frame (a tight face crop, a face right at the lens) has no surroundings, and
     # detectors trained on scenes often miss it. When nothing is found, the frame is searched once more
     # shrunk into the middle of a grey canvas (a border of FILL_RETRY_BORDER x its larger side all round)
@@ -188,6 +193,7 @@ class CenterFaceDetector(FaceDetector):
     STRIDE = 4
     MULTIPLE = 32
     NMS_IOU = 0.3
+    concurrent = True
 
     def __init__(self, min_score: float = 0.5, min_face_size: int = 24, max_side: int = 320,
                  max_faces: Optional[int] = None, threads: int = CENTERFACE_THREADS, model_path: Optional[str] = None):

@@ -129,13 +129,28 @@ def roi(key: int, box: np.ndarray) -> Region:
     return Region("roi", x + w / 2 - side / 2, y + h / 2 - side / 2, side, side, ROI_SIDE, ROI_SIDE, key=key)
 
 
-class DetectionPlanner:
-    """Decides each frame's regions; ``plan`` once per detector frame, ``reset`` with the tracker."""
+@dataclass
+class DetectionPlan:
+    """One frame's detector work: ``regions`` to detect now, and a whole-frame scan (or tile) for new faces
+    that may run in the ``background`` beside the rest of the frame (its faces join the tracker a frame later)."""
 
-    def __init__(self, max_side: int, scan_every: int = 1, fine_scan: bool = True):
+    regions: list[Region]
+    background: Optional[Region] = None
+
+
+class DetectionPlanner:
+    """Decides each frame's regions; ``plan`` once per detector frame, ``reset`` with the tracker.
+
+    ``background``: while faces are tracked, scans for new faces are handed out as ``DetectionPlan.background``
+    (every tracked face is then re-detected in its region, or by the finer whole-frame scan in a crowd), so
+    the frame's critical path never waits for a whole-frame scan.
+    """
+
+    def __init__(self, max_side: int, scan_every: int = 1, fine_scan: bool = True, background: bool = False):
         self.max_side = int(max_side)
         self.scan_every = int(scan_every)
         self.fine_scan = bool(fine_scan)
+        self.background = bool(background)
         self.reset()
 
     def reset(self) -> None:
@@ -144,8 +159,8 @@ class DetectionPlanner:
         self._tiles: list[Region] = []
         self._size: Optional[tuple[int, int]] = None
 
-    def plan(self, width: int, height: int, tracked: Sequence[tuple[int, np.ndarray]]) -> list[Region]:
-        """Regions for a ``width`` x ``height`` frame with ``tracked`` (key, search box) faces."""
+    def plan(self, width: int, height: int, tracked: Sequence[tuple[int, np.ndarray]]) -> DetectionPlan:
+        """The detector work for a ``width`` x ``height`` frame with ``tracked`` (key, search box) faces."""
         if self._size != (width, height):
             self._size = (width, height)
             self._tiles = fine_tiles(width, height, self.max_side) if self.fine_scan else []
@@ -153,18 +168,22 @@ class DetectionPlanner:
         scan_frame = not tracked or self.scan_every <= 1 or self._frames % self.scan_every == 0
         self._frames += 1
         scan = self._next_scan(width, height) if scan_frame else None
+        background = None
+        if scan is not None and tracked and self.background:
+            background, scan = scan, None  # tracked faces are re-detected below; the scan only finds new ones
         uncovered = [(k, b) for k, b in tracked if scan is None or not scan.covers(b)]
         if uncovered:
             fine = self._crowd_scan(width, height, [b for _, b in uncovered])
             # a whole-frame scan looks at least as finely as the faces already seen need (a crowd of small
-            # faces is then found whole, not one tile at a time); between scans, the finer whole frame
-            # replaces the regions when it costs less
-            finer_scan = scan is not None and scan.kind == "scan"
+            # faces is then found whole, not one tile at a time); otherwise the finer whole frame replaces
+            # the regions when it costs less
+            finer_scan = (scan is not None and scan.kind == "scan") or (background is not None and background.kind == "scan")
             if fine is not None and (finer_scan or fine.cost < sum(roi(k, b).cost for k, b in uncovered)):
                 scan = fine
                 uncovered = [(k, b) for k, b in uncovered if not fine.covers(b)]
+                background = None  # this scan finds the new faces too, now
         regions = [scan] if scan is not None else []
-        return regions + [roi(k, b) for k, b in uncovered]
+        return DetectionPlan(regions + [roi(k, b) for k, b in uncovered], background)
 
     def _next_scan(self, width: int, height: int) -> Region:
         """The next scan slot: the whole frame, alternating with the fine tiles in turn when there are any."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -57,19 +58,41 @@ class FrontEndStep:
 class FaceFrontEnd:
     """Detector + tracker driven by stamps; ``step`` per frame, ``crops`` for the faces to encode."""
 
-    def __init__(self, config: PipelineConfig, detector: Optional[FaceDetector] = None):
+    def __init__(self, config: PipelineConfig, detector: Optional[FaceDetector] = None, background_scan: bool = False):
+        """``background_scan``: while faces are tracked, run the scans for new faces on a thread of their own
+        beside the rest of the frame (``detection_plan.DetectionPlanner``); their faces join the tracker on
+        the next detector frame, which waits for the scan if it is not done, so results never depend on
+        thread timing. Only for detectors that allow concurrent calls (``FaceDetector.concurrent``)."""
         self.config = config
         self.detector = detector or build_detector(config)
         self.tracker = FaceTracker(config.tracking, high_score=config.detection.score_threshold)
         d = config.detection
-        self.planner = DetectionPlanner(d.max_side, d.scan_every, d.fine_scan)
+        background_scan = background_scan and self.detector.concurrent
+        self.planner = DetectionPlanner(d.max_side, d.scan_every, d.fine_scan, background_scan)
+        self._scan_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfer-scan") if background_scan else None
+        self._scan_job: Optional[Future] = None
         self._frames_since_reset = 0
         self._reported_since: dict[str, float] = {}  # face id -> stamp it was first reported
         self._last_detector_stamp: Optional[float] = None
         self._warned_detector_gap = False
 
+    def close(self) -> None:
+        """Stop the scan thread (waits for a scan in flight); the front-end must not be used afterwards."""
+        self._scan_job = None
+        if self._scan_pool is not None:
+            self._scan_pool.shutdown(wait=True)
+            self._scan_pool = None
+
+    def flush(self) -> None:
+        """Wait for a background scan in flight (its faces join on the next ``step``)."""
+        if self._scan_job is not None:
+            self._scan_job.exception()
+
     def reset(self) -> None:
         """Forget all tracks (face ids keep counting up); the next frame runs the detector."""
+        if self._scan_job is not None:  # a scan of the frames before the reset must not start tracks after it
+            self._scan_job.exception()
+            self._scan_job = None
         self.tracker.reset()
         self.planner.reset()
         self._frames_since_reset = 0
@@ -86,8 +109,13 @@ class FaceFrontEnd:
         redetected: dict[int, Detection] = {}
         if run_detector:
             tracked = self.tracker.search_boxes(stamp)
-            regions = self.planner.plan(bgr.shape[1], bgr.shape[0], tracked)
+            plan = self.planner.plan(bgr.shape[1], bgr.shape[0], tracked)
+            regions = plan.regions
             detections, redetected = self._detect(bgr, regions, dict(tracked))
+            detections += self._collect_scan()
+            if plan.background is not None:
+                self._scan_job = self._scan_pool.submit(self._scan, bgr, plan.background)
+                regions = regions + [plan.background]
         detect_ms = _ms(t)
         if run_detector:
             self._check_detector_gap(stamp)
@@ -101,6 +129,22 @@ class FaceFrontEnd:
             counts[region.kind] = counts.get(region.kind, 0) + 1
         return FrontEndStep(visible, run_detector, list(self.tracker.ended_ids),
                             {"detect": detect_ms, "track": _ms(t)}, counts)
+
+    def _scan(self, bgr: np.ndarray, region: Region) -> list[Detection]:
+        """A scan for new faces on the scan thread (the frame is only read)."""
+        return self._detect(bgr, [region], {})[0]
+
+    def _collect_scan(self) -> list[Detection]:
+        """The background scan started on the previous detector frame (waiting for it if needed)."""
+        job, self._scan_job = self._scan_job, None
+        if job is None:
+            return []
+        try:
+            return job.result()
+        except Exception as exc:  # noqa: BLE001 - one failed scan must not stop the camera
+            log.warning("background face scan failed (%s: %s); new faces are looked for on the next scan",
+                        type(exc).__name__, exc)
+            return []
 
     def _detect(self, bgr: np.ndarray, regions: list[Region],
                 tracked: dict[int, np.ndarray]) -> tuple[list[Detection], dict[int, Detection]]:

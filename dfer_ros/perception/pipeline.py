@@ -114,7 +114,7 @@ class PerceptionPipeline:
         self.baselines = PersonBaselines(self.config.baseline)
         self._clock = clock
         self.model = model
-        self.front_end = FaceFrontEnd(self.config, detector)
+        self.front_end = FaceFrontEnd(self.config, detector, background_scan=self.config.detection.background_scan)
         self.crop_spec = model.encoder.crop_spec
         self.encoder_stages = {st.name: st for st in model.encoder.stages}
         compute = self.config.compute
@@ -151,11 +151,13 @@ class PerceptionPipeline:
             self._worker.shutdown(wait=True)
             self._worker = None
             self._job = None
+        self.front_end.close()
         self.reid.close()
 
     def flush(self) -> None:
         """Wait for background work in flight (its results are merged on the next ``process``), e.g. before
         timing something else."""
+        self.front_end.flush()
         if self._job is not None:
             self._job.future.exception()  # waits; errors are handled when the result is merged
 

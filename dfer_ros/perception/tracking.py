@@ -257,15 +257,21 @@ class FaceTracker:
         for t in self.tracks:
             t.detection = None
         redetected = redetected or {}
-        for t in self.tracks:
-            det = redetected.get(t.key)
-            if det is not None:
-                self._hit(t, Detection(box=det.box, score=max(t.scan_score, det.score), landmarks=det.landmarks), stamp)
+        owners = [t for t in self.tracks if redetected.get(t.key) is not None]
+        if owners and detections:  # a scan that finds a re-detected face again only renews its score
+            overlap = iou_matrix(np.stack([d.box for d in detections]), np.stack([redetected[t.key].box for t in owners]))
+            kept = []
+            for det, row in zip(detections, overlap):
+                j = int(np.argmax(row))
+                if row[j] >= cfg.iou_threshold:
+                    owners[j].scan_score = float(det.score)
+                else:
+                    kept.append(det)
+            detections = kept
+        for t in owners:
+            det = redetected[t.key]
+            self._hit(t, Detection(box=det.box, score=max(t.scan_score, det.score), landmarks=det.landmarks), stamp)
         free = [t for t in self.tracks if redetected.get(t.key) is None]
-        if len(free) < len(self.tracks) and detections:  # a scan may find a re-detected face again: one is enough
-            taken = np.stack([t.box for t in self.tracks if redetected.get(t.key) is not None])
-            overlap = iou_matrix(np.stack([d.box for d in detections]), taken).max(1)
-            detections = [d for d, o in zip(detections, overlap) if o < cfg.iou_threshold]
         high = [d for d in detections if d.score >= self.high_score]
         low = [d for d in detections if d.score < self.high_score]
         confirmed = [t for t in free if t.confirmed]
