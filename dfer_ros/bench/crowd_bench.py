@@ -16,9 +16,12 @@ keep-newest subscription does). Per scene and mode it reports:
   * faces reported per frame, CPU utilisation of this process (cores busy = CPU seconds / wall seconds),
     CPU milliseconds per processed frame (the work done, which other processes on the cores do not
     change much), the machine's load average (other processes share the cores).
-Modes, in the same run so the ratio is measured: ``scheduled`` (the defaults: budget, worker thread) and
-``budget off`` (``compute.budget_ms: 0``, ``compute.overlap: false``: every face through every stage on
-every frame it is due, the landmarker on every 3rd frame, all on one thread: the previous behaviour).
+Modes, in the same run so the ratio is measured: ``scheduled`` (the defaults, as the node runs them: the
+budget, the worker thread, detection in regions around the tracked faces with background whole-frame
+scans, re-identification with the face-api descriptor) and ``budget off`` (``compute.budget_ms: 0``,
+``compute.overlap: false``, ``detection.scan_every: 1``, ``detection.fine_scan: false``: the whole frame
+scanned on every frame, every face through every stage on every frame it is due, the landmarker on every
+3rd frame, all on one thread: the previous behaviour).
 
 A second section, ``video``, processes the real webcam video back to back (no camera pacing) in the three
 settings the issue compared: cap12 native 400x300 1 face, 640x480 2x2 4 faces, 1280x720 1 face; fps per mode.
@@ -172,9 +175,10 @@ def mode_config(base: PipelineConfig, mode: str) -> PipelineConfig:
 
 
 def run_camera(frames: Sequence[np.ndarray], model, config: PipelineConfig, seconds: float, warmup: float,
-               name: str, faces: int, mode: str) -> CrowdResult:
-    """Feed ``frames`` (looped) as a 30 Hz camera for warmup + seconds; statistics over the last ``seconds``."""
-    pipe = PerceptionPipeline(config, model)
+               name: str, faces: int, mode: str, descriptor=None) -> CrowdResult:
+    """Feed ``frames`` (looped) as a 30 Hz camera for warmup + seconds; statistics over the last ``seconds``.
+    ``descriptor``: the re-identification descriptor, as the node loads it (None: re-identification off)."""
+    pipe = PerceptionPipeline(config, model, descriptor=descriptor)
     try:
         pipe.process(frames[0], -1.0)  # lazy initialisation outside the measurement
         pipe.flush()
@@ -234,7 +238,8 @@ def run_camera(frames: Sequence[np.ndarray], model, config: PipelineConfig, seco
         stage_ms={k: v / max(processed, 1) for k, v in stage.items()})
 
 
-def run_video(model, base: PipelineConfig, frames_count: int, progress: Callable[[str], None]) -> list[dict]:
+def run_video(model, base: PipelineConfig, frames_count: int, progress: Callable[[str], None],
+              descriptor=None) -> list[dict]:
     """The webcam video back to back (no pacing) in the issue's three settings; fps per mode."""
     from dfer_ros.assets import sample_video
     from dfer_ros.bench.perception_bench import load_frames, tile2x2
@@ -249,7 +254,7 @@ def run_video(model, base: PipelineConfig, frames_count: int, progress: Callable
     for name, frames in scenes.items():
         row = {"scene": name, "frames": len(frames)}
         for mode in MODES:
-            pipe = PerceptionPipeline(mode_config(base, mode), model)
+            pipe = PerceptionPipeline(mode_config(base, mode), model, descriptor=descriptor)
             try:
                 pipe.process(frames[0], -1.0)
                 pipe.flush()
@@ -272,12 +277,13 @@ def run(faces: Sequence[int] = FACES, resolutions=RESOLUTIONS, seconds: float = 
         video_frames: int = 300, model_name: str = "default", backend: str = "onnxruntime",
         base: Optional[PipelineConfig] = None, progress: Callable[[str], None] = print,
         checkpoint: Optional[str] = None) -> dict:
-    from dfer_ros.estimators.loader import load_model
+    from dfer_ros.estimators.loader import load_model, load_reid_descriptor
 
     base = base or PipelineConfig()
     base.detection.max_faces = max(base.detection.max_faces, max(faces))
     base.validate()
     model = load_model(model_name, backend, checkpoint)
+    descriptor, _ = load_reid_descriptor(base, backend)  # as the node runs: re-identification on by default
     progress(f"crowd: model {model.name}; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start; "
              f"budget {base.compute.budget_ms} ms, floors {base.compute.expression_max_age} s / "
              f"{base.compute.action_units_max_age} s")
@@ -286,7 +292,8 @@ def run(faces: Sequence[int] = FACES, resolutions=RESOLUTIONS, seconds: float = 
         for n in faces:
             frames = crowd_frames(n, width, height)
             for mode in MODES:
-                res = run_camera(frames, model, mode_config(base, mode), seconds, warmup, f"{width}x{height}", n, mode)
+                res = run_camera(frames, model, mode_config(base, mode), seconds, warmup, f"{width}x{height}", n, mode,
+                                 descriptor)
                 rows.append(asdict(res))
                 progress(f"  {res.size} {n:>2} faces {mode:>10}: {res.output_hz:5.1f} Hz, latency p50 "
                          f"{res.latency_ms['p50']:.0f} p99 {res.latency_ms['p99']:.0f} ms, age p50/max "
@@ -295,7 +302,7 @@ def run(faces: Sequence[int] = FACES, resolutions=RESOLUTIONS, seconds: float = 
                          f"CPU {res.cpu_cores:.2f} cores ({res.cpu_ms_per_frame:.0f} ms/frame), load "
                          f"{res.load_average:.1f}; ms/frame "
                          + " ".join(f"{k} {v:.1f}" for k, v in res.stage_ms.items()))
-    video = run_video(model, base, video_frames, progress) if video_frames > 0 else []
+    video = run_video(model, base, video_frames, progress, descriptor) if video_frames > 0 else []
     model.close()
     return {"model": model.name, "backend": model.backend, "cpus": os.cpu_count(), "camera_hz": CAMERA_HZ,
             "seconds": seconds, "config": base.to_dict(), "source": ATTRIBUTION if LONDON_FACES.is_dir()
