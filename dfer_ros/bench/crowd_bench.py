@@ -19,8 +19,8 @@ keep-newest subscription does). Per scene and mode it reports:
 Modes, in the same run so the ratio is measured: ``scheduled`` (the defaults, as the node runs them: the
 budget, the worker thread, detection in regions around the tracked faces with background whole-frame
 scans, re-identification with the face-api descriptor) and ``budget off`` (``compute.budget_ms: 0``,
-``compute.overlap: false``, ``detection.scan_every: 1``, ``detection.fine_scan: false``: the whole frame
-scanned on every frame, every face through every stage on every frame it is due, the landmarker on every
+``compute.overlap: false``, ``detection.scan_every: 1``, ``detection.fine_scan: false``, ``detection.threads:
+1``: the whole frame scanned on one thread on every frame, every face through every stage on every frame it is due, the landmarker on every
 3rd frame, all on one thread: the previous behaviour).
 
 A second section, ``video``, processes the real webcam video back to back (no camera pacing) in the three
@@ -171,6 +171,8 @@ def mode_config(base: PipelineConfig, mode: str) -> PipelineConfig:
         config.compute.overlap = False
         config.detection.scan_every = 1
         config.detection.fine_scan = False
+        config.detection.background_scan = False
+        config.detection.threads = 1
     return config.validate()
 
 
