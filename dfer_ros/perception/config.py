@@ -50,7 +50,8 @@ class DetectionConfig:
     scan_every: int = setting(4, low=1, high=100,
                               description="While faces are tracked, scan the whole image for new faces on every "
                                           "k-th detector run only; the runs between re-detect each tracked face in "
-                                          "a small region around it (1: whole image every run).")
+                                          "a small region around it (1 with background_scan false: the whole "
+                                          "image on every run, the previous behaviour).")
     background_scan: bool = setting(True, read_only=True,
                                     description="While faces are tracked, the whole-image scans for new faces run on "
                                                 "a thread of their own beside the rest of the image (centerface); "
