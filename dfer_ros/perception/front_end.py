@@ -67,7 +67,9 @@ class FaceFrontEnd:
         self.detector = detector or build_detector(config)
         self.tracker = FaceTracker(config.tracking, high_score=config.detection.score_threshold)
         d = config.detection
-        background_scan = background_scan and self.detector.concurrent
+        # a detector that only has ``detect`` (any object with it will do) scans the whole frame every time
+        self._plans = callable(getattr(self.detector, "detect_regions", None))
+        background_scan = background_scan and self._plans and bool(getattr(self.detector, "concurrent", False))
         self.planner = DetectionPlanner(d.max_side, d.scan_every, d.fine_scan, background_scan)
         self._scan_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfer-scan") if background_scan else None
         self._scan_job: Optional[Future] = None
@@ -107,7 +109,9 @@ class FaceFrontEnd:
         regions: list[Region] = []
         detections: list[Detection] = []
         redetected: dict[int, Detection] = {}
-        if run_detector:
+        if run_detector and not self._plans:
+            detections = self.detector.detect(bgr)
+        elif run_detector:
             tracked = self.tracker.search_boxes(stamp)
             plan = self.planner.plan(bgr.shape[1], bgr.shape[0], tracked)
             regions = plan.regions
