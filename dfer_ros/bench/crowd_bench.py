@@ -31,14 +31,11 @@ refreshed at least every 0.5 s, 50 faces >= 10 Hz refreshed at least every 1 s, 
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import logging
 import math
 import os
 import resource
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -342,33 +339,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="crowd_bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faces", type=int, nargs="+", default=list(FACES))
-    parser.add_argument("--sizes", nargs="+", default=[f"{w}x{h}" for w, h in RESOLUTIONS], help="e.g. 640x480")
-    parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per scene and mode")
-    parser.add_argument("--warmup", type=float, default=1.5, help="seconds fed before measuring")
-    parser.add_argument("--video-frames", type=int, default=300, help="frames of the video section (0 = skip)")
-    parser.add_argument("--config", type=Path, help="pipeline YAML (default: built-in defaults)")
-    parser.add_argument("--budget-ms", type=float, help="override compute.budget_ms of the scheduled mode")
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--backend", default="onnxruntime")
-    parser.add_argument("--out", type=Path, help="write all numbers as JSON here")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    base = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
-    if args.budget_ms is not None:
-        base.compute.budget_ms = args.budget_ms
-    sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
-    result = run(args.faces, sizes, args.seconds, args.warmup, args.video_frames, args.model, args.backend, base)
-    print()
-    print(markdown(result))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.out}")
-    return 0
+if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_crowd.py
+    from dfer_ros.commands import exec_cli
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    exec_cli("bench_crowd")

@@ -158,6 +158,6 @@ def run(out: Union[str, Path], seconds: float = 20.0, warmup: float = 3.0, rate:
 
 
 if __name__ == "__main__":  # the command line is dfer-bench-latency (dfer_ros/cli/bench_latency.py)
-    import os
+    from dfer_ros.commands import exec_cli
 
-    os.execv(sys.executable, [sys.executable, "-m", "dfer_ros.cli.bench_latency", *sys.argv[1:]])
+    exec_cli("bench_latency")
