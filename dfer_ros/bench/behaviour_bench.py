@@ -10,11 +10,8 @@ off), with the quality stage's own ms per frame. Also in ``dfer-bench`` (section
 """
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 from dfer_ros.perception.config import PipelineConfig
 
@@ -84,18 +81,7 @@ def markdown(section: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=150)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path("out/behaviour_bench.json"))
-    args = parser.parse_args(argv)
-    result = run(args.frames, args.repeats)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    print(markdown(result))
-    return 0
+if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_behaviour.py
+    from dfer_ros.commands import exec_cli
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    exec_cli("bench_behaviour")

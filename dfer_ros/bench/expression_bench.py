@@ -15,7 +15,6 @@ machine falls on both alike and the ratio is meaningful even when the absolute n
 """
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Callable
 
@@ -123,16 +122,7 @@ def markdown(res: dict) -> list[str]:
     return lines + [""]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--backend", default="onnxruntime")
-    args = parser.parse_args(argv)
-    res = run(args.frames, args.repeats, args.backend)
-    print("\n".join(markdown(res)))
-    return 0
+if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_expression.py
+    from dfer_ros.commands import exec_cli
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    exec_cli("bench_expression")
