@@ -157,23 +157,20 @@ WRITERS = {"dfew": write_dfew, "ferv39k": write_ferv39k, "mafw": write_mafw, "af
            "manifest": write_manifest}
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m dfer_ros.training.synthetic",
-                                 description="Write a tiny learnable synthetic dataset in a public layout.")
-    ap.add_argument("layout", choices=sorted(WRITERS))
-    ap.add_argument("out", help="dataset root to create")
-    ap.add_argument("--size", type=int, default=32, help="frame side in pixels")
-    ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args(argv)
-    kwargs = {"size": args.size, "seed": args.seed}
-    if args.layout == "dfew":
-        kwargs.update(clips_per_class=6, frames=6)
-    path = WRITERS[args.layout](args.out, **kwargs)
-    print(path)
-    return 0
+# what the command writes per layout beyond the writers' defaults: a DFEW large enough for
+# models/train_tiny_synthetic.yaml to learn from
+LAYOUT_OPTIONS = {"dfew": {"clips_per_class": 6, "frames": 6}}
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def write(layout: str, root, size: int = 32, seed: int = 1) -> Path:
+    """A dataset in ``layout`` (a key of ``WRITERS``) at ``root``, as ``python -m dfer_ros.training.synthetic``
+    writes it; returns what the writer returns (the dataset root or manifest)."""
+    if layout not in WRITERS:
+        raise ValueError(f"unknown layout {layout!r}: one of {', '.join(sorted(WRITERS))}")
+    return WRITERS[layout](root, size=size, seed=seed, **LAYOUT_OPTIONS.get(layout, {}))
+
+
+if __name__ == "__main__":  # the command line: dfer_ros/cli/synthetic.py
+    from dfer_ros.commands import exec_cli
+
+    exec_cli("synthetic")
