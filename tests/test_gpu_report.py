@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfer_ros.bench.gpu_report import SECTIONS, main
+from dfer_ros.bench.gpu_report import SECTIONS
+from dfer_ros.cli.gpu_report import main
 
 REPO = Path(__file__).resolve().parent.parent
 

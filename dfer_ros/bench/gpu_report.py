@@ -26,10 +26,6 @@ Without CUDA it writes a report that says it skipped and exits 0; ``--allow-cpu`
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -42,6 +38,9 @@ from typing import Any, Callable, Optional, Sequence
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = ("tower", "head", "streaming", "compile", "train", "ddp", "pytest")
 DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+DEFAULT_CONFIG = REPO / "models" / "clip_vitb16_abaw.yaml"
+# modules that need ROS cannot be collected on a GPU machine without it: run the CUDA tests regardless
+DEFAULT_PYTEST_ARGS = ("tests", "-k", "cuda", "--continue-on-collection-errors")
 
 
 class Bench:
@@ -263,24 +262,35 @@ def environment(b: Bench) -> dict:
     return env
 
 
-def run(args, log=print) -> dict:
+def run(config: Path = DEFAULT_CONFIG, sections: Sequence[str] = SECTIONS, dtypes: Sequence[str] = ("fp16", "bf16"),
+        batches: Sequence[int] = (1, 4, 8, 16, 32), faces: int = 8,
+        compile_modes: Sequence[str] = ("default", "reduce-overhead"), compile_backend: str = "inductor",
+        steps: int = 50, warmup: int = 5, train_clips_per_class: int = 10, train_batch: int = 8,
+        pytest_args: Sequence[str] = DEFAULT_PYTEST_ARGS, timeout: int = 300,
+        log: Callable[[str], None] = print) -> dict:
+    """The report of the chosen ``sections`` (in ``SECTIONS`` order) on CUDA when there is one, else on the CPU;
+    a section that fails is recorded under ``errors`` and the others still run. ``timeout``: seconds for each
+    subprocess (ddp, pytest)."""
     import torch
 
-    b = Bench(args.config, "cuda" if torch.cuda.is_available() else "cpu", args.steps, args.warmup, log)
+    unknown = sorted(set(sections) - set(SECTIONS)) + sorted(set(dtypes) - set(DTYPES))
+    if unknown:
+        raise ValueError(f"unknown section(s) or dtype(s) {unknown}: sections are {SECTIONS}, dtypes {sorted(DTYPES)}")
+    b = Bench(config, "cuda" if torch.cuda.is_available() else "cpu", steps, warmup, log)
     report: dict[str, Any] = {"environment": environment(b), "sections": {}, "errors": {}}
-    sections = [s for s in SECTIONS if s in args.sections]
+    chosen = [s for s in SECTIONS if s in sections]
     with tempfile.TemporaryDirectory(prefix="dfer_gpu_report_") as tmp:
         work = Path(tmp)
         jobs = {
-            "tower": lambda: tower_and_head(b, args.dtypes, args.batches, "tower"),
-            "head": lambda: tower_and_head(b, args.dtypes, args.batches, "head"),
-            "streaming": lambda: streaming(b, args.dtypes, args.faces),
-            "compile": lambda: compiled(b, args.dtypes[0], args.faces, args.compile_modes, args.compile_backend),
-            "train": lambda: train(b, work, args.train_clips_per_class, args.train_batch),
-            "ddp": lambda: ddp(b, work, args.train_clips_per_class, args.train_batch, args.timeout),
-            "pytest": lambda: run_pytest(shlex.split(args.pytest_args), args.timeout, log),
+            "tower": lambda: tower_and_head(b, dtypes, batches, "tower"),
+            "head": lambda: tower_and_head(b, dtypes, batches, "head"),
+            "streaming": lambda: streaming(b, dtypes, faces),
+            "compile": lambda: compiled(b, dtypes[0], faces, compile_modes, compile_backend),
+            "train": lambda: train(b, work, train_clips_per_class, train_batch),
+            "ddp": lambda: ddp(b, work, train_clips_per_class, train_batch, timeout),
+            "pytest": lambda: run_pytest(pytest_args, timeout, log),
         }
-        for name in sections:
+        for name in chosen:
             start = time.perf_counter()
             try:
                 report["sections"][name] = jobs[name]()
@@ -295,41 +305,7 @@ def run(args, log=print) -> dict:
     return report
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dfer_ros.bench.gpu_report", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("out/gpu_report.json"))
-    ap.add_argument("--config", type=Path, default=REPO / "models" / "clip_vitb16_abaw.yaml")
-    ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
-    ap.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=["fp16", "bf16"])
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16, 32])
-    ap.add_argument("--faces", type=int, default=8, help="faces per frame of the streaming and compile step")
-    ap.add_argument("--compile-modes", nargs="*", default=["default", "reduce-overhead"])
-    ap.add_argument("--compile-backend", default="inductor",
-                    help="torch.compile backend; 'eager' traces without code generation (the CPU check)")
-    ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--train-clips-per-class", type=int, default=10)
-    ap.add_argument("--train-batch", type=int, default=8)
-    # modules that need ROS cannot be collected on a GPU machine without it: run the CUDA tests regardless
-    ap.add_argument("--pytest-args", default="tests -k cuda --continue-on-collection-errors",
-                    help="one string, split like a shell would (default: %(default)s)")
-    ap.add_argument("--timeout", type=int, default=300, help="seconds for each subprocess (ddp, pytest)")
-    ap.add_argument("--allow-cpu", action="store_true", help="run on the CPU without CUDA (with a tiny --config)")
-    args = ap.parse_args(argv)
-    import torch
+if __name__ == "__main__":  # the command line: dfer_ros/cli/gpu_report.py
+    from dfer_ros.commands import exec_cli
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if not torch.cuda.is_available() and not args.allow_cpu:
-        msg = "gpu_report skipped: CUDA is not available (--allow-cpu with --config models/tiny_test.yaml runs a CPU check)"
-        print(msg)
-        args.out.write_text(json.dumps({"skipped": msg}, indent=2))
-        return 0
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    report = run(args)
-    args.out.write_text(json.dumps(report, indent=2, default=str))
-    print(f"wrote {args.out} ({len(report['sections'])} sections, {len(report['errors'])} failed)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    exec_cli("gpu_report")
