@@ -22,7 +22,7 @@ def test_every_entry_point_resolves_and_lives_at_the_edge():
     for name, target in points.items():
         module, func = target.split(":")
         assert callable(getattr(importlib.import_module(module), func)), name
-        # argument parsing lives in cli/; the node and the ROS tools parse ROS arguments in ros/
+        # argument parsing lives in cli/; the node and the video publisher take only ROS arguments (rclpy parses them)
         assert module.startswith(("dfer_ros.cli.", "dfer_ros.ros.")), (name, module)
 
 

@@ -1,12 +1,12 @@
-"""Argument helpers shared by the console scripts: the one KEY=VALUE parser and the model arguments
-(old flag and command names: ``dfer_ros.deprecation``)."""
+"""Argument helpers shared by the console scripts: the one KEY=VALUE parser, the model arguments and a ROS
+tool's own arguments split from ``--ros-args`` (old flag and command names: ``dfer_ros.deprecation``)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence
+import sys
+from typing import Any, Optional, Sequence
 
 import yaml
-
 
 
 def parse_key_values(items: Sequence[str], what: str = "option") -> dict[str, Any]:
@@ -21,6 +21,15 @@ def parse_key_values(items: Sequence[str], what: str = "option") -> dict[str, An
             raise ValueError(f"{what} {item!r} must look like KEY=VALUE")
         options[key.strip()] = yaml.safe_load(value)
     return options
+
+
+def split_ros_args(argv: Optional[Sequence[str]]) -> tuple[list[str], list[str]]:
+    """(the tool's own arguments, ``--ros-args ...``): a typo in the former is an error, not a ROS argument."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--ros-args" in argv:
+        i = argv.index("--ros-args")
+        return argv[:i], argv[i:]
+    return argv, []
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default: str = "default") -> None:

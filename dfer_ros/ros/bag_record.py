@@ -16,15 +16,13 @@ node's output topics, converted by ``conversions.result_to_messages`` and serial
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from dfer_ros.bag_io import BagError, BagWriter
+from dfer_ros.bag_io import BagWriter
 
 log = logging.getLogger("dfer_ros.bag_record")
 
@@ -115,21 +113,18 @@ class Recorder:
             self.receipt_log.close()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from dfer_ros.ros.bag_replay import inherited_domain_id, split_ros_args
+def record(out, topics: Sequence[str] = DEFAULT_TOPICS, storage: str = "mcap", count: int = 0, idle: float = 0.0,
+           duration: float = 0.0, ready_file: Optional[str] = None, receipt_log: Optional[str] = None,
+           ros_args: Sequence[str] = ()) -> dict[str, int]:
+    """Record ``topics`` into the new bag ``out`` from a node of its own (``dfer_bag_record``) in a ROS session
+    of this process (host-local DDS settings, the caller's ROS_DOMAIN_ID; ``ros_args``: ``--ros-args ...``).
 
-    parser = argparse.ArgumentParser(prog="bag_record", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="new bag folder (must not exist)")
-    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
-    parser.add_argument("--topics", nargs="+", default=DEFAULT_TOPICS, help="topics to record (default: node outputs)")
-    parser.add_argument("--count", type=int, default=0, help="stop after N messages on the first topic")
-    parser.add_argument("--idle", type=float, default=0.0, help="stop after S seconds without messages")
-    parser.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
-    parser.add_argument("--ready-file", help="touched once every topic is subscribed and has a publisher")
-    parser.add_argument("--receipt-log", help="write 'topic monotonic_ns' per received message here (latency)")
-    own, ros_args = split_ros_args(argv)
-    args = parser.parse_args(own)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    Runs until SIGINT/SIGTERM, ``count`` messages on the first topic, ``idle`` seconds without a message (once
+    one arrived) or ``duration`` seconds (0: no such limit); ``ready_file`` is written once every topic is
+    subscribed and has a publisher. The bag is always closed. Returns the messages recorded per topic; a bag
+    that cannot be written raises ``BagError``.
+    """
+    from dfer_ros.ros.bag_replay import inherited_domain_id
     from dfer_ros.ros.environment import apply_local_ros_env
 
     apply_local_ros_env(domain_id=inherited_domain_id())
@@ -143,39 +138,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def on_signal(*_):
         stop["flag"] = True
 
-    try:
-        with ros_session([sys.argv[0], *ros_args]):  # rcl skips argv[0]
-            signal.signal(signal.SIGINT, on_signal)
-            signal.signal(signal.SIGTERM, on_signal)
-            node = Node("dfer_bag_record")
-            rec = Recorder(node, args.out, args.topics, args.storage, receipt_log=args.receipt_log)
-            t0 = time.monotonic()
-            ready = False
-            try:
-                while not stop["flag"]:
-                    rclpy.spin_once(node, timeout_sec=0.05)
-                    if len(rec.subs) < len(rec.topics):
-                        rec.discover()
-                    if not ready and rec.matched():
-                        ready = True
-                        if args.ready_file:
-                            Path(args.ready_file).write_text("ready\n")
-                        log.info("all topics matched")
-                    if args.count and rec.counts[rec.topics[0]] >= args.count:
-                        break
-                    if args.idle and rec.last_message is not None and time.monotonic() - rec.last_message > args.idle:
-                        break
-                    if args.duration and time.monotonic() - t0 > args.duration:
-                        break
-            finally:
-                rec.close()
-                node.destroy_node()
-    except BagError as exc:
-        print(f"bag_record: error: {exc}", file=sys.stderr)
-        return 2
-    print("bag_record: recorded " + ", ".join(f"{t}: {n}" for t, n in rec.counts.items()), flush=True)
-    return 0
+    with ros_session(["dfer_bag_record", *ros_args]):  # rcl skips argv[0]
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        node = Node("dfer_bag_record")
+        rec = Recorder(node, out, topics, storage, receipt_log=receipt_log)
+        t0 = time.monotonic()
+        ready = False
+        try:
+            while not stop["flag"]:
+                rclpy.spin_once(node, timeout_sec=0.05)
+                if len(rec.subs) < len(rec.topics):
+                    rec.discover()
+                if not ready and rec.matched():
+                    ready = True
+                    if ready_file:
+                        Path(ready_file).write_text("ready\n")
+                    log.info("all topics matched")
+                if count and rec.counts[rec.topics[0]] >= count:
+                    break
+                if idle and rec.last_message is not None and time.monotonic() - rec.last_message > idle:
+                    break
+                if duration and time.monotonic() - t0 > duration:
+                    break
+        finally:
+            rec.close()
+            node.destroy_node()
+    return rec.counts
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the command line: dfer_ros/cli/bag_record.py (also dfer-bag-record)
+    from dfer_ros.commands import exec_cli
+
+    exec_cli("bag_record")

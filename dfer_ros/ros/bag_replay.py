@@ -13,7 +13,6 @@ frames are not lost to DDS discovery. The DDS settings come from ``local_ros_env
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import os
@@ -22,7 +21,6 @@ import time
 from typing import Optional, Sequence
 
 from dfer_ros.bag_io import BagError, bag_info, read_raw
-from dfer_ros.deprecation import add_deprecated_flag
 
 log = logging.getLogger("dfer_ros.bag_replay")
 
@@ -46,29 +44,10 @@ def replay_qos(depth: int = 100):
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def split_ros_args(argv: Optional[Sequence[str]]) -> tuple[list[str], list[str]]:
-    """(the tool's own arguments, ``--ros-args ...``): a typo in the former is an error, not a ROS argument."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--ros-args" in argv:
-        i = argv.index("--ros-args")
-        return argv[:i], argv[i:]
-    return argv, []
-
-
 def inherited_domain_id() -> Optional[int]:
     """The caller's ROS_DOMAIN_ID (a test or live evaluation picks one), else None (a fresh pick)."""
     value = os.environ.get("ROS_DOMAIN_ID", "")
     return int(value) if value.isdigit() else None
-
-
-def parse_remaps(items: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        if ":=" not in item:
-            raise BagError(f"--remap {item!r}: expected FROM:=TO")
-        src, dst = item.split(":=", 1)
-        out[src] = dst
-    return out
 
 
 def replay(node, bag, topics: Optional[Sequence[str]] = None, rate: float = 1.0, clock: bool = True,
@@ -169,26 +148,15 @@ def _bar(total: int, enabled: bool):
     return tqdm(total=total, unit="msg", desc="replay", disable=not enabled, file=sys.stderr)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="bag_replay", description=__doc__.split("\n\n")[0])
-    parser.add_argument("bag", help="rosbag2 folder (mcap or sqlite3)")
-    parser.add_argument("--topics", nargs="+", help="topics to replay (default: all)")
-    parser.add_argument("--rate", type=float, default=1.0, help="speed factor; 0 = as fast as possible")
-    parser.add_argument("--remap", nargs="*", default=[], help="FROM:=TO topic renames")
-    parser.add_argument("--no-clock", action="store_true", help="do not publish /clock")
-    parser.add_argument("--wait-subscribers", type=int, default=0, help="wait for N subscribers per topic first")
-    parser.add_argument("--wait-timeout", type=float, default=30.0)
-    parser.add_argument("--loop", type=int, default=1, help="play the bag N times")
-    parser.add_argument("--limit", type=int, help="publish at most N messages (per loop)")
-    parser.add_argument("--wait-clock-subscribers", type=int, default=0,
-                        help="also wait for N /clock subscribers (use_sim_time nodes), sending the start time")
-    parser.add_argument("--tail", type=float, default=0.0, help="tick /clock for S bag seconds after the last message")
-    parser.add_argument("--publish-log", help="write 'topic bag_ns monotonic_ns' per published message here")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_deprecated_flag(parser, "--quiet", "--no-progress", "no_progress", store_true=True)
-    own, ros_args = split_ros_args(argv)
-    args = parser.parse_args(own)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+def replay_bag(bag, topics: Optional[Sequence[str]] = None, rate: float = 1.0, clock: bool = True,
+               remap: Optional[dict[str, str]] = None, wait_subscribers: int = 0, wait_timeout: float = 30.0,
+               loops: int = 1, progress: bool = True, limit: Optional[int] = None, wait_clock_subscribers: int = 0,
+               tail_seconds: float = 0.0, publish_log: Optional[str] = None,
+               ros_args: Sequence[str] = ()) -> dict[str, int]:
+    """Replay ``bag`` from a node of its own (``dfer_bag_replay``) in a ROS session of this process, with the
+    host-local DDS settings and the caller's ROS_DOMAIN_ID; ``ros_args``: ``--ros-args ...`` for that session.
+    The arguments after ``bag`` are those of :func:`replay`. Returns the number published per (remapped) topic;
+    a bad bag, topic or rate raises ``BagError``."""
     from dfer_ros.ros.environment import apply_local_ros_env
 
     apply_local_ros_env(domain_id=inherited_domain_id())
@@ -197,28 +165,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from dfer_ros.ros.session import ros_session
 
-    try:
-        with ros_session([sys.argv[0], *ros_args]):  # rcl skips argv[0]
-            node = Node("dfer_bag_replay")
-            try:
-                counts = replay(node, args.bag, args.topics, args.rate, not args.no_clock, parse_remaps(args.remap),
-                                args.wait_subscribers, args.wait_timeout, loops=args.loop, progress=not args.no_progress,
-                                limit=args.limit, wait_clock_subscribers=args.wait_clock_subscribers,
-                                tail_seconds=args.tail, publish_log=args.publish_log)
-                # let reliable writers hand the last samples over before the process exits
-                end = time.monotonic() + 0.5
-                while time.monotonic() < end:
-                    rclpy.spin_once(node, timeout_sec=0.05)
-            finally:
-                node.destroy_node()
-    except BagError as exc:
-        print(f"bag_replay: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    print("bag_replay: published " + ", ".join(f"{t}: {n}" for t, n in counts.items()), flush=True)
-    return 0
+    with ros_session(["dfer_bag_replay", *ros_args]):  # rcl skips argv[0]
+        node = Node("dfer_bag_replay")
+        try:
+            counts = replay(node, bag, topics, rate, clock, remap, wait_subscribers, wait_timeout, loops=loops,
+                            progress=progress, limit=limit, wait_clock_subscribers=wait_clock_subscribers,
+                            tail_seconds=tail_seconds, publish_log=publish_log)
+            # let reliable writers hand the last samples over before the process exits
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.05)
+        finally:
+            node.destroy_node()
+    return counts
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the command line: dfer_ros/cli/bag_replay.py (also dfer-bag-replay)
+    from dfer_ros.commands import exec_cli
+
+    exec_cli("bag_replay")
