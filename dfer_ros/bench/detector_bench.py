@@ -20,12 +20,10 @@ London Set, doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -357,31 +355,7 @@ def regions_vs_whole_frame(frames_per_video: int = 2000) -> dict[str, dict[str, 
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("compare", help="recall and speed on real faces")
-    p.add_argument("--detectors", default="centerface,yunet,blazeface,haar")
-    p.add_argument("--video-frames", type=int, default=60, help="frames sampled from each video")
-    p = sub.add_parser("memory", help="RSS over many detector calls")
-    p.add_argument("--detector", default="centerface")
-    p.add_argument("--calls", type=int, default=100_000)
-    p.add_argument("--every", type=int, default=10_000)
-    p.add_argument("--max-side", type=int, default=320, help="detection size (memory per call does not depend on it)")
-    p.add_argument("--out", type=Path, help="also write the numbers to this JSON file")
-    p = sub.add_parser("regions", help="detection in regions around the faces vs the whole frame every frame")
-    p.add_argument("--frames", type=int, default=2000, help="frames of each webcam video")
-    args = parser.parse_args(argv)
-    if args.command == "compare":
-        compare([n for n in args.detectors.split(",") if n], args.video_frames)
-    elif args.command == "regions":
-        regions_vs_whole_frame(args.frames)
-    else:
-        run = memory_run(args.detector, args.calls, args.every, max_side=args.max_side)
-        if args.out:
-            args.out.write_text(json.dumps(asdict(run), indent=1))
-    return 0
+if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_detector.py
+    from dfer_ros.commands import exec_cli
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    exec_cli("bench_detector")
