@@ -4,6 +4,9 @@ Rules (docs/architecture.md):
 * the core (``dfer_ros.perception``) imports neither ROS, torch, ``estimators``, ``evaluation``,
   ``training`` nor ``cli``;
 * nothing outside ``cli`` imports ``cli``;
+* only ``cli`` (and ``dfer_ros.deprecation``, the argparse action that renames the CLIs' old flags) imports an
+  argument parser: library modules take typed arguments, and a documented ``python -m dfer_ros.<pkg>.<module>``
+  command runs its ``cli`` module through ``dfer_ros.commands.exec_cli``;
 * every import between packages is one of ``ALLOWED`` below;
 * no import cycles, between packages or between modules.
 
@@ -38,6 +41,8 @@ ALLOWED: dict[str, set[str]] = {
 }
 ROS_MODULES = ("rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "builtin_interfaces", "diagnostic_msgs",
                "launch", "launch_ros", "ament_index_python", "rosidl_runtime_py", "hri_msgs", "dfer_ros.msg")
+ARGUMENT_PARSERS = ("argparse", "optparse", "getopt")
+PARSER_ALLOWED_OUTSIDE_CLI = ("dfer_ros.deprecation",)
 CORE_FORBIDDEN = ROS_MODULES + ("torch", "transformers", "peft", "dfer_ros.estimators", "dfer_ros.evaluation",
                                 "dfer_ros.training", "dfer_ros.cli", "dfer_ros.ros", "dfer_ros.bench")
 
@@ -165,6 +170,15 @@ def test_nothing_imports_cli():
     _, edges = project_graph()
     bad = [where for (src, dst), wheres in edges.items() if dst == "cli" for where in wheres]
     assert bad == [], "\n".join(bad)
+
+
+def test_only_cli_parses_command_lines():
+    known = modules()
+    bad = [f"{path.relative_to(ROOT)}:{line} imports {name}"
+           for module, path in known.items()
+           if package_of(module) != "cli" and module not in PARSER_ALLOWED_OUTSIDE_CLI
+           for name, line in imports(path, known) if name.split(".")[0] in ARGUMENT_PARSERS]
+    assert bad == [], "argument parsing belongs in dfer_ros/cli (docs/architecture.md):\n" + "\n".join(bad)
 
 
 def test_every_dependency_between_packages_is_allowed(capsys):
