@@ -6,7 +6,8 @@ Rules (docs/architecture.md):
 * nothing outside ``cli`` imports ``cli``;
 * only ``cli`` (and ``dfer_ros.deprecation``, the argparse action that renames the CLIs' old flags) imports an
   argument parser: library modules take typed arguments, and a documented ``python -m dfer_ros.<pkg>.<module>``
-  command runs its ``cli`` module through ``dfer_ros.commands.exec_cli``;
+  command runs its ``cli`` module through ``dfer_ros.commands.exec_cli``; and outside ``cli`` only the modules in
+  ``ARGV_READERS`` read ``sys.argv``;
 * every import between packages is one of ``ALLOWED`` below;
 * no import cycles, between packages or between modules.
 
@@ -43,6 +44,11 @@ ROS_MODULES = ("rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "builtin_in
                "launch", "launch_ros", "ament_index_python", "rosidl_runtime_py", "hri_msgs", "dfer_ros.msg")
 ARGUMENT_PARSERS = ("argparse", "optparse", "getopt")
 PARSER_ALLOWED_OUTSIDE_CLI = ("dfer_ros.deprecation",)
+ARGV_READERS = {  # the modules outside cli that may read sys.argv, and why
+    "dfer_ros.commands": "exec_cli hands the arguments to the CLI module unread",
+    "dfer_ros.ros.node": "the node's arguments are ROS arguments, parsed by rclpy",
+    "dfer_ros.ros.video_publisher": "the publisher's arguments are ROS arguments, parsed by rclpy",
+}
 CORE_FORBIDDEN = ROS_MODULES + ("torch", "transformers", "peft", "dfer_ros.estimators", "dfer_ros.evaluation",
                                 "dfer_ros.training", "dfer_ros.cli", "dfer_ros.ros", "dfer_ros.bench")
 
@@ -179,6 +185,31 @@ def test_only_cli_parses_command_lines():
            if package_of(module) != "cli" and module not in PARSER_ALLOWED_OUTSIDE_CLI
            for name, line in imports(path, known) if name.split(".")[0] in ARGUMENT_PARSERS]
     assert bad == [], "argument parsing belongs in dfer_ros/cli (docs/architecture.md):\n" + "\n".join(bad)
+
+
+def argv_reads(path: Path) -> list[int]:
+    """Lines of the file that read ``sys.argv`` (or import ``argv`` from ``sys``)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if (isinstance(node, ast.Attribute) and node.attr == "argv" and isinstance(node.value, ast.Name)
+                and node.value.id == "sys"):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "sys" and any(a.name == "argv" for a in node.names):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_cli_reads_the_command_line():
+    bad = [f"{path.relative_to(ROOT)}:{line} reads sys.argv"
+           for module, path in modules().items() if package_of(module) != "cli" and module not in ARGV_READERS
+           for line in argv_reads(path)]
+    assert bad == [], "argument parsing belongs in dfer_ros/cli (docs/architecture.md):\n" + "\n".join(bad)
+
+
+def test_the_argv_finder_finds_reads(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import sys\nfrom sys import argv\nx = sys.argv[1:]\ny = sys.executable\n")
+    assert argv_reads(sample) == [2, 3]
 
 
 def test_every_dependency_between_packages_is_allowed(capsys):

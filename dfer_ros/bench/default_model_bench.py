@@ -57,7 +57,7 @@ def benchmark(repeats: int = 50, batches: tuple[int, ...] = (1, 4), backend: str
     return results
 
 
-if __name__ == "__main__":  # python -m dfer_ros.bench.default_model_bench [repeats]
-    import sys
+if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_default_model.py
+    from dfer_ros.commands import exec_cli
 
-    benchmark(int(sys.argv[1]) if len(sys.argv) > 1 else 50)
+    exec_cli("bench_default_model")

@@ -10,10 +10,9 @@ users of expression nodes complain about most; this is the number that shows it.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable
 
 
 def flips_per_100(records: Iterable[dict], key: str = "expression") -> float:
@@ -42,19 +41,7 @@ def summarise_file(path: Path) -> dict:
             "flips_per_100_per_frame": flips_per_100(records, "frame_expression")}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    paths = [Path(p) for p in (argv if argv is not None else sys.argv[1:])]
-    if not paths:
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
-        return 2
-    for path in paths:
-        s = summarise_file(path)
-        fmt = lambda d: ", ".join(f"{k} {100 * v:.1f}%" for k, v in d.items())  # noqa: E731
-        print(f"{s['file']}: {s['records']} records\n  published: {fmt(s['published'])}\n"
-              f"  per frame: {fmt(s['per_frame'])}\n  label flips per 100 records: published "
-              f"{s['flips_per_100_published']:.2f}, per frame {s['flips_per_100_per_frame']:.2f}")
-    return 0
+if __name__ == "__main__":  # the command line: dfer_ros/cli/label_stats.py
+    from dfer_ros.commands import exec_cli
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    exec_cli("label_stats")

@@ -280,15 +280,17 @@ def stale_generated_files(root: Path = REPO_ROOT) -> list[Path]:
             if not path.is_file() or path.read_text() != text]
 
 
-if __name__ == "__main__":
-    import sys
+def write_generated_files(root: Path = REPO_ROOT) -> list[Path]:
+    """Rewrite the stale generated files; returns the paths written."""
+    written = []
+    for path, text in generated_files(root).items():
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+            written.append(path)
+    return written
 
-    if "--write" in sys.argv:
-        for path, text in generated_files().items():
-            if not path.is_file() or path.read_text() != text:
-                path.write_text(text)
-                print(f"wrote {path}")
-    elif "--markdown" in sys.argv:
-        print(markdown_table(all_parameter_specs()), end="")
-    else:
-        print(yaml_text(all_parameter_specs()), end="")
+
+if __name__ == "__main__":  # the command line: dfer_ros/cli/parameters.py
+    from dfer_ros.commands import exec_cli
+
+    exec_cli("parameters")
