@@ -231,6 +231,21 @@ def test_diagnostics_report_counts_and_levels():
     assert calm.status[0].level == DiagnosticStatus.OK  # no new bad image in this period
 
 
+def test_diagnostics_carry_the_oldest_estimate_of_the_period_abstentions_and_events():
+    stats = NodeStats()
+    stats.state = "active"
+    stats.on_processed(10.0, 15.0, active_tracks=3)
+    stats.on_faces([0.0, 0.21, float("inf")], abstained=1, events=2)  # inf: a face without an estimate yet
+    stats.on_faces([0.05], abstained=0, events=0)
+    values = diagnostic_values(to_diagnostic_array(stats.snapshot(), "/dfer_node", Time(sec=1)))
+    assert values["estimate_age_max_s"] == "0.21" and values["abstained_faces"] == "1"
+    assert values["expression_events"] == "2"
+    stats.on_faces([float("inf")], abstained=0, events=1)
+    values = diagnostic_values(to_diagnostic_array(stats.snapshot(), "/dfer_node", Time(sec=2)))
+    assert "estimate_age_max_s" not in values  # per period: none published in this one
+    assert values["abstained_faces"] == "1" and values["expression_events"] == "3"  # totals
+
+
 def test_diagnostics_levels_tell_configure_failures_missing_parts_and_stamp_events():
     from diagnostic_msgs.msg import DiagnosticStatus
 

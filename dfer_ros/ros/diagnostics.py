@@ -8,8 +8,10 @@ failed (model, parameters, pipeline_config); WARN when the node is not active, r
 model part (e.g. no action units: the reason is in ``missing_parts``), bad images arrived or the stamps
 jumped back (tracks reset) in the last period; else OK. Stale-frame drops, repeated stamps and late frames
 dropped are normal on real cameras: they are counted (``duplicate_stamp``, ``late_frame_dropped``,
-``clock_jump_reset``) without raising the level. The latency and processing-time percentiles are
-absent from a period without processed frames.
+``clock_jump_reset``) without raising the level. The latency and processing-time percentiles and
+``estimate_age_max_s`` (the oldest expression estimate published in the period: whether the compute
+scheduler keeps ``compute.expression_max_age`` on this machine) are absent from a period without processed
+frames; ``abstained_faces`` and ``expression_events`` are totals.
 """
 from __future__ import annotations
 
@@ -48,6 +50,9 @@ class StatsSnapshot:
     stamp_events: dict[str, int] = field(default_factory=dict)  # totals per STAMP_EVENTS kind
     clock_jumps_period: int = 0
     future_stamps: int = 0  # frames stamped after the node clock: no latency recorded for them
+    estimate_age_max: float = float("nan")  # oldest expression estimate published in the period (s; nan: none)
+    abstained_faces: int = 0  # faces published as unknown for their quality (total)
+    expression_events: int = 0  # expression onsets/offsets published (total)
 
 
 STAMP_EVENTS = ("duplicate_stamp", "late_frame_dropped", "clock_jump_reset")
@@ -73,6 +78,9 @@ class NodeStats:
         self.missing_parts: tuple[str, ...] = ()
         self.stamp_events = {kind: 0 for kind in STAMP_EVENTS}
         self.future_stamps = 0
+        self.abstained_faces = 0
+        self.expression_events = 0
+        self._estimate_age_max = float("nan")
         self._clock_jumps_at_snapshot = 0
         self._latency_ms: deque[float] = deque(maxlen=window)  # source stamp -> outputs published (node clock)
         self._processing_ms: deque[float] = deque(maxlen=window)  # pipeline wall time
@@ -105,6 +113,18 @@ class NodeStats:
                 else:
                     self._latency_ms.append(float(latency_ms))
             self.active_tracks = int(active_tracks)
+
+    def on_faces(self, estimate_ages, abstained: int, events: int) -> None:
+        """What a published frame said about its faces: each face's estimate age (s; inf: none yet), how many
+        were withheld for quality, how many expression events went out. The period's oldest estimate shows
+        whether the compute scheduler keeps its refresh floor on this machine."""
+        ages = [float(a) for a in estimate_ages if np.isfinite(a)]
+        with self._lock:
+            if ages:
+                oldest = max(ages)
+                self._estimate_age_max = oldest if np.isnan(self._estimate_age_max) else max(self._estimate_age_max, oldest)
+            self.abstained_faces += int(abstained)
+            self.expression_events += int(events)
 
     def on_stamp_event(self, kind: str) -> None:
         with self._lock:
@@ -146,7 +166,9 @@ class NodeStats:
                 configure_error=self.configure_error, missing_parts=self.missing_parts,
                 stamp_events=dict(self.stamp_events),
                 clock_jumps_period=self.stamp_events.get("clock_jump_reset", 0) - self._clock_jumps_at_snapshot,
-                future_stamps=self.future_stamps)
+                future_stamps=self.future_stamps, estimate_age_max=self._estimate_age_max,
+                abstained_faces=self.abstained_faces, expression_events=self.expression_events)
+            self._estimate_age_max = float("nan")
             self._last = (now, self.received, self.processed, self.bad_images)
             self._clock_jumps_at_snapshot = self.stamp_events.get("clock_jump_reset", 0)
             self._latency_ms.clear()
@@ -200,12 +222,16 @@ def to_diagnostic_array(snap: StatsSnapshot, node_name: str, stamp) -> "object":
         "missing_parts": "; ".join(snap.missing_parts),
         **{kind: str(snap.stamp_events.get(kind, 0)) for kind in STAMP_EVENTS},
         "future_stamps": str(snap.future_stamps),
+        "abstained_faces": str(snap.abstained_faces),
+        "expression_events": str(snap.expression_events),
     }
     # percentiles only for a period with frames: absent (never "nan") when the node was idle
     for key, value in (("latency_ms_p50", snap.latency_ms_p50), ("latency_ms_max", snap.latency_ms_max),
                        ("processing_ms_p50", snap.processing_ms_p50)):
         if np.isfinite(value):
             values[key] = fmt(value, 1)
+    if np.isfinite(snap.estimate_age_max):
+        values["estimate_age_max_s"] = fmt(snap.estimate_age_max, 2)
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
     msg = DiagnosticArray()
     msg.header.stamp = stamp

@@ -442,6 +442,8 @@ class DferNode(LifecycleNode):
         now = self.get_clock().now().nanoseconds * 1e-9
         source = conversions.stamp_to_seconds(msg.header.stamp)
         self.stats.on_processed(processing_ms, (now - source) * 1000.0 if source > 0.0 else None, len(result.faces))
+        self.stats.on_faces([f.estimate_age for f in result.faces], sum(bool(f.abstain_reason) for f in result.faces),
+                            len(result.events))
 
     def _on_stamp_event(self, event: str, stamp: float, reason: Optional[str]) -> None:
         """Count a stamp irregularity the pipeline handled and say so through the ROS logger (throttled per kind)."""
