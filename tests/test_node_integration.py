@@ -169,6 +169,10 @@ def test_real_face_video_gives_stamped_results_with_a_stable_id(harness, frames)
     assert 0.0 < last.action_units.estimate_age <= 2.0 + 1e-6
     tracked = harness.outputs["faces/tracked"][stamps[-1]]
     assert list(tracked.face_ids) == [last.face_id]
+    # /diagnostics says how old the oldest published estimate of a period was (the refresh floor kept)
+    harness.wait(lambda: any("estimate_age_max_s" in d for d in harness.diagnostics), "an estimate age in /diagnostics")
+    ages = [float(d["estimate_age_max_s"]) for d in harness.diagnostics if "estimate_age_max_s" in d]
+    assert all(0.0 <= a <= 0.5 + 1e-6 for a in ages)
 
 
 def test_parameter_updates_are_validated_and_reach_the_pipeline(harness, frames):
