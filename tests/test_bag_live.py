@@ -11,7 +11,7 @@ from ros_helpers import read_log, ros_process
 
 from dfer_ros import assets
 from dfer_ros import bag_io
-from dfer_ros.evaluation.predictions import read_predictions
+from dfer_ros.evaluation.predictions import events_path, read_events, read_predictions
 
 pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not installed; run make setup")
 
@@ -81,3 +81,29 @@ def test_live_evaluation_through_the_node(ros_env, tmp_path, bag):
     assert all(ns >= START * 1e9 for ns in times)  # recorded on the bag's /clock (sim time), never at 0
     for topic in ("/faces/expression", "/faces/valence_arousal", "/faces/action_units", "/faces/tracked"):
         assert bag_io.bag_info(out_bag).topics[topic][1] == len(affect)
+    # the node's expression events go to <name>.events.jsonl as offline mode writes them (empty: none here,
+    # the first 40 frames of cap12 are neutral), and the summary counts their onsets
+    events = read_events(events_path(out))
+    assert run.summary.events == sum(e["kind"] == "onset" for e in events)
+    assert all(e["face_id"] == "f1" and round(e["stamp"], 6) in stamps for e in events)
+    assert all("abstained" in r and "person_id" in r for r in records)
+
+
+def test_event_messages_become_the_offline_event_records():
+    """Live mode reads the events back from the node's messages: the records equal offline mode's."""
+    from builtin_interfaces.msg import Time
+    from std_msgs.msg import Header
+
+    from dfer_ros.evaluation.live_eval import event_records
+    from dfer_ros.evaluation.predictions import event_record
+    from dfer_ros.perception.events import OFFSET, ONSET, ExpressionEvent
+    from dfer_ros.ros.conversions import events_to_message
+
+    onset = ExpressionEvent(ONSET, "f3", "surprise", 2, 1012.04, 1011.96, 1012.0, None, 0.08, 0.61, 0.55,
+                            person_id="p1")
+    offset = ExpressionEvent(OFFSET, "f3", "surprise", 2, 1012.92, 1011.96, 1012.44, 1012.92, 0.96, 0.74, 0.58,
+                             end_reason="relaxed", person_id="p1")
+    msg = events_to_message([onset, offset], Header(stamp=Time(sec=1012, nanosec=920_000_000), frame_id="cam"))
+    got = event_records(msg, {1012.04: 7, 1012.92: 29})
+    assert [g.pop("frame") for g in got] == [7, 29]
+    assert got == [event_record(onset), event_record(offset)]

@@ -11,7 +11,8 @@ subprocesses, all with ``local_ros_env`` (DDS on this host, a private domain id)
   3. ``bag_replay`` of the image topic with ``/clock``, after the node subscribed
 
 The recorded ``faces/affect`` messages become the same JSONL records as offline mode
-(``face_record`` fields; ``frame_expression`` is null because messages carry only the smoothed output).
+(``face_record`` fields; ``frame_expression`` is null because messages carry only the smoothed output), and
+the recorded ``faces/expression_events`` the same ``<name>.events.jsonl`` records.
 Latency per output = recorder receipt minus replay publish of its image (CLOCK_MONOTONIC, one host).
 This module starts processes but imports no rclpy itself.
 """
@@ -33,13 +34,15 @@ from dfer_ros.evaluation.bag_eval import BagRun
 from dfer_ros.bag_io import COMPRESSED, BagError, bag_info, choose_image_topic, image_stamps, read_messages
 from dfer_ros.evaluation.predictions import PredictionWriter
 from dfer_ros.evaluation.video_eval import EvalSummary
+from dfer_ros.perception.events import OFFSET, ONSET
 from dfer_ros.ros.processes import node_command, start_python, stop, wait_for_exit
 
 log = logging.getLogger(__name__)
 
 AFFECT_TOPIC = "/faces/affect"
+EVENTS_TOPIC = "/faces/expression_events"
 OUTPUT_TOPICS = ["/faces/affect", "/faces/expression", "/faces/valence_arousal", "/faces/action_units",
-                 "/faces/tracked"]
+                 "/faces/tracked", EVENTS_TOPIC]
 
 
 def affect_records(msg, frame: int) -> list[dict[str, Any]]:
@@ -53,6 +56,7 @@ def affect_records(msg, frame: int) -> list[dict[str, Any]]:
             "frame": int(frame),
             "stamp": round(float(stamp), 6),
             "face_id": str(f.face_id),
+            "person_id": str(f.person_id),
             "bbox": [float(f.roi.x_offset), float(f.roi.y_offset), float(f.roi.width), float(f.roi.height)],
             "detection_score": round(float(f.detection_score), 4),
             "detected": bool(f.detected),
@@ -68,6 +72,8 @@ def affect_records(msg, frame: int) -> list[dict[str, Any]]:
             "warmed_up": bool(f.warmed_up),
             "estimate_age": float(expr.estimate_age) if expr.estimate_age >= 0 else None,
             "action_units_age": float(aus.estimate_age) if aus.estimate_age >= 0 else None,
+            "abstained": bool(f.abstained),
+            "abstain_reason": str(f.abstain_reason),
         })
     return out
 
@@ -85,6 +91,41 @@ def records_from_output_bag(output_bag, frame_stamps: list[float],
             if writer is not None:
                 writer.write(record)
     return records, stamps
+
+
+def _seconds(time_msg) -> float:
+    return round(time_msg.sec + time_msg.nanosec * 1e-9, 6)
+
+
+def event_records(msg, frame_of: dict[float, int]) -> list[dict[str, Any]]:
+    """Event records (``predictions.event_record`` fields, with the frame of the image that produced each) of
+    one deserialized ``ExpressionEventArray``."""
+    out = []
+    for e in msg.events:
+        kind = OFFSET if e.kind == e.OFFSET else ONSET
+        stamp = _seconds(e.header.stamp)
+        out.append({"frame": frame_of.get(stamp, -1), "kind": kind, "face_id": str(e.face_id),
+                    "person_id": str(e.person_id), "label": str(e.expression), "episode": int(e.episode),
+                    "stamp": stamp, "onset": _seconds(e.onset), "apex": _seconds(e.apex),
+                    "offset": _seconds(e.offset) if kind == OFFSET else None,
+                    "duration": round(float(e.duration), 4), "peak_probability": round(float(e.peak_probability), 4),
+                    "mean_intensity": round(float(e.mean_intensity), 4), "end_reason": str(e.end_reason)})
+    return out
+
+
+def events_from_output_bag(output_bag, frame_stamps: list[float],
+                           writer: Optional[PredictionWriter] = None) -> list[dict]:
+    """The expression events a node published while recorded (none when the topic never carried one)."""
+    if EVENTS_TOPIC not in bag_info(output_bag).topics:
+        return []
+    frame_of = {round(s, 6): i for i, s in enumerate(frame_stamps)}
+    events = []
+    for _, _, _, msg in read_messages(output_bag, [EVENTS_TOPIC]):
+        for record in event_records(msg, frame_of):
+            events.append(record)
+            if writer is not None:
+                writer.write_event(record)
+    return events
 
 
 def wall_latencies(frame_stamps: list[float], output_stamps: list[float], published_log: Path,
@@ -212,6 +253,7 @@ def evaluate_live(bag: Union[str, Path], out: Optional[Union[str, Path]] = None,
         writer = PredictionWriter(out) if out is not None else None
         try:
             records, output_stamps = records_from_output_bag(rec_bag, stamps, writer)
+            events = events_from_output_bag(rec_bag, stamps, writer)
         finally:
             if writer is not None:
                 writer.close()
@@ -229,6 +271,8 @@ def evaluate_live(bag: Union[str, Path], out: Optional[Union[str, Path]] = None,
                           frames_with_faces=len({r["stamp"] for r in records}), faces=len(records),
                           tracks=len({r["face_id"] for r in records}), wall_seconds=wall,
                           fps=messages / wall if wall > 0 else 0.0, labels=dict(labels),
+                          abstained=sum(bool(r.get("abstained")) for r in records),
+                          events=sum(e["kind"] == ONSET for e in events),
                           mean_stage_ms={"end_to_end_latency": float(np.mean(latencies))} if latencies else {})
     log.info("live: %d of %d images got an output (the rest were dropped as stale by the node)", messages, sent)
     return BagRun(summary, topic, stamps, latencies,
