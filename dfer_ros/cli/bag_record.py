@@ -7,12 +7,10 @@ sqlite3) without the ``ros2`` CLI (``dfer_ros.ros.bag_record``).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Optional, Sequence
 
-from dfer_ros.bag_io import BagError
-from dfer_ros.cli.options import split_ros_args
+from dfer_ros.cli.options import run_bag_tool, split_ros_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,17 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     own, ros_args = split_ros_args(argv)
     args = build_parser().parse_args(own)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     from dfer_ros.ros.bag_record import record
 
-    try:
-        counts = record(args.out, args.topics, args.storage, args.count, args.idle, args.duration, args.ready_file,
-                        args.receipt_log, ros_args)
-    except BagError as exc:
-        print(f"bag_record: error: {exc}", file=sys.stderr)
-        return 2
-    print("bag_record: recorded " + ", ".join(f"{t}: {n}" for t, n in counts.items()), flush=True)
-    return 0
+    return run_bag_tool("bag_record", "recorded", lambda: record(
+        args.out, args.topics, args.storage, args.count, args.idle, args.duration, args.ready_file,
+        args.receipt_log, ros_args))
 
 
 if __name__ == "__main__":

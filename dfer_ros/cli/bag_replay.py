@@ -7,12 +7,10 @@ without the ``ros2`` CLI (``dfer_ros.ros.bag_replay``).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Optional, Sequence
 
-from dfer_ros.bag_io import BagError
-from dfer_ros.cli.options import split_ros_args
+from dfer_ros.cli.options import run_bag_tool, split_ros_args
 from dfer_ros.deprecation import add_deprecated_flag
 
 
@@ -47,21 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     own, ros_args = split_ros_args(argv)
     args = build_parser().parse_args(own)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     from dfer_ros.ros.bag_replay import replay_bag
 
-    try:
-        counts = replay_bag(args.bag, args.topics, args.rate, not args.no_clock, dict(args.remap),
-                            args.wait_subscribers, args.wait_timeout, loops=args.loop, progress=not args.no_progress,
-                            limit=args.limit, wait_clock_subscribers=args.wait_clock_subscribers,
-                            tail_seconds=args.tail, publish_log=args.publish_log, ros_args=ros_args)
-    except BagError as exc:
-        print(f"bag_replay: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    print("bag_replay: published " + ", ".join(f"{t}: {n}" for t, n in counts.items()), flush=True)
-    return 0
+    return run_bag_tool("bag_replay", "published", lambda: replay_bag(
+        args.bag, args.topics, args.rate, not args.no_clock, dict(args.remap), args.wait_subscribers,
+        args.wait_timeout, loops=args.loop, progress=not args.no_progress, limit=args.limit,
+        wait_clock_subscribers=args.wait_clock_subscribers, tail_seconds=args.tail, publish_log=args.publish_log,
+        ros_args=ros_args))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,25 @@ def split_ros_args(argv: Optional[Sequence[str]]) -> tuple[list[str], list[str]]
     return argv, []
 
 
+def run_bag_tool(prog: str, verb: str, call) -> int:
+    """Run a bag tool's ``call()`` (topic -> message count) and report it as the bag tools do: the counts on
+    stdout, exit 0; a ``BagError`` on stderr, exit 2; Ctrl-C, exit 130."""
+    import logging
+
+    from dfer_ros.bag_io import BagError
+
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    try:
+        counts = call()
+    except BagError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(f"{prog}: {verb} " + ", ".join(f"{t}: {n}" for t, n in counts.items()), flush=True)
+    return 0
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, default: str = "default") -> None:
     """``--model SPEC``, ``--checkpoint``, ``--backend``, ``--model-option``: the spec rule of ``estimators.loader``."""
     from dfer_ros.backends.factory import BACKENDS
