@@ -170,3 +170,27 @@ def test_a_bag_of_only_bad_images_is_an_error_with_the_reason(tmp_path, capsys):
     assert eval_cli.main(["--bag", str(bag), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "no frame of /cam/image_raw could be decoded" in err and "yuv422" in err
+
+
+def test_expression_timeline_outlines_each_episode_where_it_happened(tmp_path):
+    """The plot with events differs from the plot without them only inside the episode's time span."""
+    import cv2
+    import numpy as np
+
+    from dfer_ros.evaluation.affect_plots import plot_expression_timeline
+
+    records = [{"face_id": "f1", "stamp": 100.0 + 0.04 * i, "expression": "neutral" if not 50 <= i < 80 else "happy",
+                "expression_probs": {"neutral": 0.8 if not 50 <= i < 80 else 0.2,
+                                     "happy": 0.2 if not 50 <= i < 80 else 0.8}} for i in range(125)]
+    events = [{"kind": "onset", "face_id": "f1", "label": "happy", "episode": 1, "onset": 102.0, "apex": 102.6,
+               "offset": None, "peak_probability": 0.8},
+              {"kind": "offset", "face_id": "f1", "label": "happy", "episode": 1, "onset": 102.0, "apex": 102.6,
+               "offset": 103.2, "peak_probability": 0.8}]
+    plain = cv2.imread(str(plot_expression_timeline(records, tmp_path / "plain.png")))
+    drawn = cv2.imread(str(plot_expression_timeline(records, tmp_path / "events.png", events=events)))
+    assert plain.shape == drawn.shape
+    columns = np.nonzero(np.abs(plain.astype(int) - drawn.astype(int)).sum(axis=(0, 2)))[0]
+    assert columns.size
+    # the axes span 0..4.96 s over the plot's width: the changes lie between the onset (2.0 s) and offset (3.2 s)
+    width = plain.shape[1]
+    assert 0.2 * width < columns.min() and columns.max() < 0.8 * width

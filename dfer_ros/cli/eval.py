@@ -128,7 +128,7 @@ def _run_bag(args) -> int:
     from dfer_ros.bag_io import BagError, bag_info
     from dfer_ros.evaluation import bag_eval
     from dfer_ros.evaluation.labels import LabelError, match_predictions
-    from dfer_ros.evaluation.predictions import PredictionFormatError, read_predictions
+    from dfer_ros.evaluation.predictions import PredictionFormatError, events_path, read_events, read_predictions
     from dfer_ros.evaluation.report import compute_report, format_report, save_report
     from dfer_ros.evaluation.video_eval import VideoError
 
@@ -186,7 +186,8 @@ def _run_bag(args) -> int:
                                                   "backend": args.backend})
                 print(f"  wrote metrics to {args.report}")
         if args.plots is not None:
-            for path in bag_eval.write_plots(args.plots, records, run, report, labels):
+            events = read_events(events_path(out)) if out is not None else []
+            for path in bag_eval.write_plots(args.plots, records, run, report, labels, events):
                 print(f"  plot {path}")
     except (BagError, LabelError, PredictionFormatError, ConfigError, VideoError, ValueError,
             FileNotFoundError) as exc:

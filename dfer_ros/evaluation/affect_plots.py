@@ -68,10 +68,12 @@ def plot_va_trajectory(records: Sequence[dict], path, max_faces: int = 6, title:
 
 def plot_expression_timeline(records: Sequence[dict], path,
                              truth: Optional[tuple[np.ndarray, np.ndarray, list[str]]] = None,
-                             max_faces: int = 4, title: Optional[str] = None) -> Path:
+                             max_faces: int = 4, title: Optional[str] = None, events: Sequence[dict] = ()) -> Path:
     """Per face: stacked smoothed probabilities over time, the published label strip, and the truth.
 
     ``truth``: (stamps, class index per stamp (-1 = none), class names) of the labels, drawn as a second strip.
+    ``events``: expression event records (``predictions.event_record``): each episode is outlined from onset
+    to offset (to the end when it never ended), named, its apex marked at its peak probability.
     """
     plt = _pyplot()
     faces = list(_by_face(records).items())[:max_faces] or [("no faces", [])]
@@ -114,6 +116,7 @@ def plot_expression_timeline(records: Sequence[dict], path,
                 col = canonical.get(canonical_expression(name), "0.3")
                 t1 = stamps[k + 1] if k + 1 < len(stamps) else stamps[k] + 0.04
                 ax.axvspan(stamps[k], t1, ymin=1.12, ymax=1.20, color=col, clip_on=False, lw=0)
+        _draw_episodes(ax, [e for e in events if e.get("face_id") == face], t0, t[-1])
         ax.set_ylim(0, 1)
         t_end = max(all_t) - t0
         ax.set_xlim(0.0, t_end if t_end > 0 else 1.0)
@@ -126,6 +129,20 @@ def plot_expression_timeline(records: Sequence[dict], path,
         axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 0.95), fontsize=8)
     fig.suptitle(title or "expression over time (smoothed probabilities)", y=0.995)
     return _save(fig, plt, path)
+
+
+def _draw_episodes(ax, events: Sequence[dict], t0: float, t_end: float) -> None:
+    """Outline each episode of one face (its onset and offset records joined by episode number), dashed in
+    black over the probabilities (the label's own colour would vanish into its band)."""
+    episodes: dict[int, dict] = {}
+    for e in events:
+        episodes.setdefault(int(e["episode"]), {}).update({k: v for k, v in e.items() if v is not None})
+    for number, e in sorted(episodes.items()):
+        start = float(e["onset"]) - t0
+        end = float(e["offset"]) - t0 if "offset" in e else t_end
+        ax.axvspan(start, end, ymin=0.0, ymax=1.0, fill=False, edgecolor="k", lw=1.2, ls="--")
+        ax.plot([float(e["apex"]) - t0], [float(e["peak_probability"])], marker="v", color="k", ms=6)
+        ax.text(start, 0.98, f" {e.get('label', '')} #{number}", fontsize=7, va="top", color="k")
 
 
 def plot_latency_histogram(latencies_ms: Sequence[float], path, title: Optional[str] = None, bins: int = 40) -> Path:

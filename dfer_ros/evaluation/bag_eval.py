@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -185,8 +185,10 @@ def read_labels(run: BagRun, labels_csv: Optional[Path] = None, labels_va: Optio
     return labels
 
 
-def write_plots(folder: Path, records: list[dict], run: BagRun, report: Optional[dict], labels=None) -> list[Path]:
-    """VA trajectory, expression timeline, latency histogram, and the confusion matrix when scored."""
+def write_plots(folder: Path, records: list[dict], run: BagRun, report: Optional[dict], labels=None,
+                events: Sequence[dict] = ()) -> list[Path]:
+    """VA trajectory, expression timeline (with the expression episodes of ``events``), latency histogram, and
+    the confusion matrix when scored."""
     from dfer_ros.evaluation.affect_plots import plot_expression_timeline, plot_latency_histogram, plot_va_trajectory
     from dfer_ros.evaluation.plots import plot_confusion_matrix
 
@@ -195,7 +197,7 @@ def write_plots(folder: Path, records: list[dict], run: BagRun, report: Optional
     truth = None
     if labels is not None and labels.expr is not None:
         truth = (labels.stamps, labels.expr, list(labels.expr_classes))
-    paths.append(plot_expression_timeline(records, folder / "expression_timeline.png", truth))
+    paths.append(plot_expression_timeline(records, folder / "expression_timeline.png", truth, events=events))
     paths.append(plot_latency_histogram(run.latencies_ms, folder / "latency_histogram.png",
                                         f"{run.latency_kind} ({len(run.latencies_ms)} frames)"))
     if report and report.get("expression"):
