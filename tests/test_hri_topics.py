@@ -183,6 +183,14 @@ def test_faces_appear_and_disappear_on_the_rep155_topics(ros_env, hri_prefix, fr
         wait(lambda: s in persons, f"/humans/persons/tracked for stamp {s}")
         person_id = affect[s].faces[0].person_id
         assert person_id and list(persons[s].ids) == [person_id]
+        # ... and known to the system (/humans/persons/known: in view or not)
+        known = {}
+        sub_k = node.create_subscription(hri.IdsList, "/humans/persons/known",
+                                         lambda m: known.__setitem__(stamp_to_seconds(m.header.stamp), m), reliable)
+        wait(lambda: sub_k.get_publisher_count() >= 1, "/humans/persons/known to match")
+        s = process(frames[-1])
+        wait(lambda: s in known, f"/humans/persons/known for stamp {s}")
+        assert list(known[s].ids) == [person_id]
         from rclpy.qos import DurabilityPolicy
         from std_msgs.msg import String
 

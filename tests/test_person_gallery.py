@@ -150,6 +150,7 @@ def test_returning_person_gets_their_id_back_and_a_stranger_a_new_one():
     assert out[1] == {"f1": "p1"}
     assert out[-1] == {"f2": "p1", "f3": "p2"}
     assert reid.people_in_view(["f2", "f3"]) == ["p1", "p2"]
+    assert reid.people_in_view(["f3"]) == ["p2"] and reid.people_known() == ["p1", "p2"]  # known, in view or not
     # never on every frame: f1 once, f2 and f3 once each (max_per_frame 1: one per frame), nothing in steady state
     assert sum(desc.calls) == 3 and max(desc.calls) == 1
     reid.close()
@@ -172,6 +173,7 @@ def test_forget_one_and_all_and_the_switch():
     out = run(reid, [(t * 0.1, [("f1", 100.0), ("f2", 100.0)]) for t in range(4)], {"f1": 0, "f2": 1})
     assert out[-1] == {"f1": "p1", "f2": "p2"}
     assert reid.forget("p1") and "p1" not in reid.gallery and reid.person_of("f1") == ""
+    assert reid.people_known() == ["p2"]  # a forgotten person is no longer known
     out = run(reid, [(1.0 + t * 0.1, [("f1", 100.0), ("f2", 100.0)]) for t in range(3)], {"f1": 0, "f2": 1})
     assert out[-1] == {"f1": "p3", "f2": "p2"}  # described afresh: a new person id, p1 is gone for good
     assert reid.forget_all() == 2 and len(reid.gallery) == 0

@@ -326,7 +326,8 @@ class PerceptionPipeline:
         timings["aggregate"] = _ms(t)
         timings["total"] = _ms(t_start)
         return FrameResult(stamp=stamp, frame_index=index, faces=results, timings_ms=timings, stamp_event=stamp_event,
-                           events=events, people_in_view=self.reid.people_in_view([tr.face_id for tr in visible]))
+                           events=events, people_in_view=self.reid.people_in_view([tr.face_id for tr in visible]),
+                           people_known=self.reid.people_known())
 
     def _reidentify(self, bgr: np.ndarray, visible: list[Track], stamp: float) -> None:
         """Person ids (``perception.reid``): merge last frame's descriptors, start this frame's on the faces

@@ -106,7 +106,11 @@ class Reidentifier:
         return t.person_id if t is not None else ""
 
     def people_in_view(self, face_ids: Sequence[str]) -> list[str]:
-        return sorted({self.person_of(fid) for fid in face_ids} - {""}, key=lambda p: int(p[1:]))
+        return sorted({self.person_of(fid) for fid in face_ids} - {""}, key=person_order)
+
+    def people_known(self) -> list[str]:
+        """Every person in the gallery (seen within ``memory_seconds`` and not forgotten), in view or not."""
+        return sorted(self.gallery.people, key=person_order) if self.active else []
 
     def sync_config(self) -> None:
         g, c = self.gallery, self.config
@@ -265,3 +269,9 @@ class Reidentifier:
             self.gallery.add_view(person, vector, now)
             log.info("face %s: person %s again (distance %.3f)", fid, person, distance)
         t.person_id = person
+
+
+
+def person_order(person_id: str) -> tuple[int, str]:
+    """Sort key of person ids: p2 before p10."""
+    return len(person_id), person_id

@@ -110,6 +110,8 @@ class FrameResult:
     events: list["ExpressionEvent"] = field(default_factory=list)
     # person ids of the faces in this frame, sorted (perception.reid); empty when re-identification is off
     people_in_view: list[str] = field(default_factory=list)
+    # every person the gallery knows now, in view or not, sorted (REP-155 /humans/persons/known)
+    people_known: list[str] = field(default_factory=list)
 
 
 # FrameResult.stamp_event values:

@@ -8,7 +8,9 @@ Existing HRI stacks (libhri / pyhri consumers, PAL robots) read faces from:
 * ``/humans/persons/tracked`` (``hri_msgs/IdsList``): the person ids (re-identification, ``p1``, ...) of the faces
   in the newest image;
 * ``/humans/persons/<id>/face_id`` (``std_msgs/String``, latched: transient local, depth 1): the face id of that
-  person now, published when it changes.
+  person now, published when it changes;
+* ``/humans/persons/known`` (``hri_msgs/IdsList``): every person the re-identification gallery knows, in view
+  or not (forgotten or expired persons leave it).
 
 The per-face publishers are created when a face id first appears and destroyed when it leaves the tracked
 list, so the per-face topics come and go with the faces, as REP-155 describes. The names are absolute (REP-155
@@ -28,6 +30,7 @@ import re
 import threading
 from typing import Any, Optional
 
+from dfer_ros.perception.reid import person_order
 from dfer_ros.vocabulary import canonical_expression
 
 HUMANS_FACES = "/humans/faces"
@@ -84,10 +87,6 @@ def facs_arrays(names, probabilities) -> tuple[list[float], list[float]]:
     return intensity, confidence
 
 
-def _person_order(person_id: str):
-    return (len(person_id), person_id)  # p2 before p10
-
-
 class HriPublisher:
     """Publishes one image's faces on the REP-155 topics; owns the per-face publishers of ``node``."""
 
@@ -103,6 +102,7 @@ class HriPublisher:
         self._qos = QoSProfile(depth=qos_depth)
         self._tracked_pub = node.create_publisher(self._IdsList, f"{HUMANS_FACES}/tracked", self._qos)
         self._persons_pub = node.create_publisher(self._IdsList, f"{HUMANS_PERSONS}/tracked", self._qos)
+        self._known_pub = node.create_publisher(self._IdsList, f"{HUMANS_PERSONS}/known", self._qos)
         self._persons: dict[str, tuple[Any, str]] = {}  # person id -> (face_id publisher, face id last published)
         self._faces: dict[str, tuple[Any, Any]] = {}  # face id -> (expression publisher, facs publisher)
         self._lock = threading.Lock()  # the worker publishes while a lifecycle transition may end all faces
@@ -111,11 +111,13 @@ class HriPublisher:
     def face_ids(self) -> list[str]:
         return list(self._faces)
 
-    def publish(self, affect) -> None:
-        """Publish the faces of one ``dfer_ros/FaceAffectArray`` (one processed image)."""
+    def publish(self, affect, known_people=()) -> None:
+        """Publish the faces of one ``dfer_ros/FaceAffectArray`` (one processed image), and the persons known
+        then (``known_people``, sorted)."""
         with self._lock:
             if self._tracked_pub is not None:
                 self._publish(affect)
+                self._known_pub.publish(self._IdsList(header=affect.header, ids=list(known_people)))
 
     def _publish(self, affect) -> None:
         ids = [face.face_id for face in affect.faces]
@@ -143,7 +145,7 @@ class HriPublisher:
             if face_id != last:
                 pub.publish(self._String(data=face_id))
             self._persons[person_id] = (pub, face_id)
-        self._persons_pub.publish(self._IdsList(header=affect.header, ids=sorted(face_of, key=_person_order)))
+        self._persons_pub.publish(self._IdsList(header=affect.header, ids=sorted(face_of, key=person_order)))
 
     def end_all(self, header=None) -> None:
         """No face any more (deactivate): an empty tracked list, and every per-face topic withdrawn."""
@@ -163,7 +165,8 @@ class HriPublisher:
             if self._tracked_pub is not None:
                 self._node.destroy_publisher(self._tracked_pub)
                 self._node.destroy_publisher(self._persons_pub)
-                self._tracked_pub = self._persons_pub = None
+                self._node.destroy_publisher(self._known_pub)
+                self._tracked_pub = self._persons_pub = self._known_pub = None
 
     # ------------------------------------------------------------------ per face
     def _start_face(self, face_id: str):

@@ -433,7 +433,7 @@ class DferNode(LifecycleNode):
         if events is not None:
             self._out_pubs[EVENTS_TOPIC].publish(events)
         if self._hri is not None and self._active:  # plain publishers: lifecycle deactivation does not gate them
-            self._hri.publish(messages["faces/affect"])
+            self._hri.publish(messages["faces/affect"], result.people_known)
         if s.publish_debug_image and self._debug_pub is not None:
             from dfer_ros.perception.frames import to_bgr8
 
