@@ -87,6 +87,14 @@ def test_a_crowd_of_small_faces_gets_one_finer_whole_frame_scan_instead_of_fifty
     assert kinds(planner.plan(1280, 720, few).regions) == ["roi"] * 3  # three regions cost less than that scan
 
 
+def test_the_whole_frame_scan_downscales_large_frames_and_leaves_small_ones_as_they_are():
+    big = np.zeros((1080, 1920, 3), np.uint8)
+    image, shown = dp.cut_region(big, dp.whole_frame(1920, 1080, 320))
+    assert max(image.shape[:2]) == 320 and shown.scale == pytest.approx(6.0)
+    small = np.zeros((100, 200, 3), np.uint8)
+    assert dp.cut_region(small, dp.whole_frame(200, 100, 320))[0] is small
+
+
 def test_cut_region_fills_outside_the_frame_and_maps_back_exactly():
     frame = np.zeros((100, 200, 3), np.uint8)
     frame[40:60, 10:30] = 255  # a white square at x 10..30, y 40..60

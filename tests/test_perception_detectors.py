@@ -90,7 +90,7 @@ def test_the_padded_retry_maps_boxes_back_to_frame_pixels(london_faces):
     crop = tight_crop(image, box * np.float32([1, 1, 0.85, 0.85]) + np.float32([0.075, 0.075, 0, 0]) * box[[2, 3, 2, 3]],
                       64, grey=True)
     detector = create_detector("centerface", min_score=0.3, min_face_size=8)
-    retried = detector._detect_on_canvas(crop)
+    (retried,) = detector.detect_regions(crop, [detector._fill_retry_region(64, 64)])
     assert retried, "the canvas pass finds the face that fills a 64 px frame"
     x, y, w, h = retried[0].box
     assert -0.25 * 64 < x < 0.25 * 64 and -0.25 * 64 < y < 0.25 * 64 and 0.7 * 64 < w < 1.5 * 64

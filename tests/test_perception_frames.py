@@ -10,7 +10,7 @@ from dfer_ros.perception.model_interface import CropSpec
 from dfer_ros.perception.alignment import align_faces, similarity_transform, template_for
 from dfer_ros.perception.config import ConfigError, PipelineConfig
 from dfer_ros.perception.detection import HaarDetector, YuNetDetector, create_detector, DetectorError
-from dfer_ros.perception.frames import FrameError, detection_view, to_bgr8
+from dfer_ros.perception.frames import FrameError, to_bgr8
 from dfer_ros.perception.types import Detection
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,12 +56,7 @@ def test_encodings_and_layouts():
         to_bgr8(rgb, "yuv422")
 
 
-def test_detection_view_downscales_large_frames():
-    big = np.zeros((1080, 1920, 3), np.uint8)
-    view = detection_view(big, 320)
-    assert max(view.image.shape[:2]) == 320 and view.scale == pytest.approx(6.0)
-    small = np.zeros((100, 200, 3), np.uint8)
-    assert detection_view(small, 320).image is small
+
 
 
 # ---------------------------------------------------------------- detection on a real face

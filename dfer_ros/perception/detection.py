@@ -22,8 +22,7 @@ import numpy as np
 
 from dfer_ros.assets import CENTERFACE_ONNX, AssetError, package_file
 from dfer_ros.perception.config import DETECTORS
-from dfer_ros.perception.detection_plan import Region, cut_region, to_frame
-from dfer_ros.perception.frames import detection_view
+from dfer_ros.perception.detection_plan import Region, cut_region, to_frame, whole_frame
 from dfer_ros.perception.types import Detection
 
 log = logging.getLogger(__name__)
@@ -68,10 +67,10 @@ class FaceDetector(ABC):
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """Faces in a BGR uint8 frame, in full-resolution pixels, largest first."""
-        view = detection_view(frame_bgr, self.max_side)
-        out = self._accept(self._detect_small(view.image), view.scale, 0.0, 0.0)
+        h, w = frame_bgr.shape[:2]
+        (out,) = self.detect_regions(frame_bgr, [whole_frame(w, h, self.max_side)])
         if not out and self.fill_retry:
-            out = self._detect_on_canvas(frame_bgr)
+            (out,) = self.detect_regions(frame_bgr, [self._fill_retry_region(w, h)])
         out.sort(key=lambda d: -float(d.box[2] * d.box[3]))
         return out[: self.max_faces] if self.max_faces else out
 
@@ -80,43 +79,20 @@ class FaceDetector(ABC):
         score- and size-filtered; one detector call for all regions where the detector batches."""
         cut = [cut_region(frame_bgr, region) for region in regions]
         found = self._detect_batch([image for image, _ in cut])
-        return [self._accept_mapped(to_frame(dets, shown)) for dets, (_, shown) in zip(found, cut)]
+        return [[d for d in to_frame(dets, shown) if d.score >= self.min_score
+                 and min(d.box[2], d.box[3]) >= self.min_face_size] for dets, (_, shown) in zip(found, cut)]
 
     def _detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """``_detect_small`` on each image; detectors that can batch override it."""
         return [self._detect_small(image) for image in images]
 
-    def _accept_mapped(self, found: list[Detection]) -> list[Detection]:
-        return [d for d in found if d.score >= self.min_score and min(d.box[2], d.box[3]) >= self.min_face_size]
-
-    def _detect_on_canvas(self, frame_bgr: np.ndarray) -> list[Detection]:
-        h, w = frame_bgr.shape[:2]
-        side = max(h, w)
-        border = int(round(self.FILL_RETRY_BORDER * side))
-        canvas_side = side + 2 * border
-        scale = canvas_side / self.FILL_RETRY_SIDE  # full-resolution pixels per canvas-image pixel
-        inner_w, inner_h = max(1, int(round(w / scale))), max(1, int(round(h / scale)))
-        canvas = np.full((self.FILL_RETRY_SIDE, self.FILL_RETRY_SIDE, 3), 127, np.uint8)
-        x0, y0 = (self.FILL_RETRY_SIDE - inner_w) // 2, (self.FILL_RETRY_SIDE - inner_h) // 2
-        interpolation = cv2.INTER_AREA if scale > 1 else cv2.INTER_LINEAR
-        canvas[y0:y0 + inner_h, x0:x0 + inner_w] = cv2.resize(frame_bgr, (inner_w, inner_h), interpolation=interpolation)
-        return self._accept(self._detect_small(canvas), w / inner_w, x0, y0)
-
-    def _accept(self, found: list[Detection], scale: float, x0: float, y0: float) -> list[Detection]:
-        """Score and size filter; detection-image pixels (origin x0, y0 there) -> full-resolution pixels."""
-        out = []
-        origin = np.array([x0, y0], np.float32)
-        for det in found:
-            if det.score < self.min_score:
-                continue
-            box = det.box.astype(np.float32).copy()
-            box[:2] -= origin
-            box *= scale
-            if min(box[2], box[3]) < self.min_face_size:
-                continue
-            landmarks = None if det.landmarks is None else (det.landmarks.astype(np.float32) - origin) * scale
-            out.append(Detection(box=box, score=float(det.score), landmarks=landmarks))
-        return out
+    def _fill_retry_region(self, width: int, height: int) -> Region:
+        """The frame in the middle of a grey square (``cut_region`` fills outside the frame grey) with a
+        border of ``FILL_RETRY_BORDER`` x its larger side all round, shown at ``FILL_RETRY_SIDE`` pixels."""
+        side = max(width, height)
+        canvas = side + 2 * int(round(self.FILL_RETRY_BORDER * side))
+        return Region("scan", (width - canvas) / 2, (height - canvas) / 2, float(canvas), float(canvas),
+                      self.FILL_RETRY_SIDE, self.FILL_RETRY_SIDE)
 
     @abstractmethod
     def _detect_small(self, image: np.ndarray) -> list[Detection]:

@@ -78,10 +78,15 @@ class Region:
         if self.kind == "roi":
             return False
         x, y, w, h = (float(v) for v in box)
-        margin = [EDGE_PX * self.scale if inner else 0.0 for inner in self.inner]
-        inside = (x >= self.x + margin[0] and y >= self.y + margin[1]
-                  and x + w <= self.x + self.w - margin[2] and y + h <= self.y + self.h - margin[3])
+        left, top, right, bottom = self.inner_margins
+        inside = x >= self.x + left and y >= self.y + top and x + w <= self.x + self.w - right \
+            and y + h <= self.y + self.h - bottom
         return inside and h / self.scale >= FINDABLE_FACE_PX
+
+    @property
+    def inner_margins(self) -> tuple[float, ...]:
+        """Full-resolution margins (left, top, right, bottom) within which a face is cut by an inner tile edge."""
+        return tuple(EDGE_PX * self.scale if inner else 0.0 for inner in self.inner)
 
 
 def _padded(n: int) -> int:
@@ -216,7 +221,7 @@ def cut_region(frame_bgr: np.ndarray, region: Region) -> tuple[np.ndarray, Regio
     px, py = int(round((x0 - region.x) * sx)), int(round((y0 - region.y) * sy))
     cw = max(1, min(region.out_w - px, int(round((x1 - x0) * sx))))
     ch = max(1, min(region.out_h - py, int(round((y1 - y0) * sy))))
-    crop = frame_bgr[y0:y1, x0:x1]
+    crop = frame_bgr if (x0, y0, x1, y1) == (0, 0, w, h) else frame_bgr[y0:y1, x0:x1]  # whole frame: no copy
     if (cw, ch) != (x1 - x0, y1 - y0):
         crop = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA if cw < x1 - x0 else cv2.INTER_LINEAR)
     kx, ky = (x1 - x0) / cw, (y1 - y0) / ch  # full-resolution pixels per detection pixel, exactly
@@ -261,8 +266,7 @@ def keep_for_region(found: Sequence[Detection], region: Region, tracked_box: Opt
 
 def _clear_of_inner_edges(box: np.ndarray, region: Region) -> bool:
     x, y, w, h = (float(v) for v in box)
-    margin = EDGE_PX * region.scale
-    left, top, right, bottom = region.inner
-    return not ((left and x <= region.x + margin) or (top and y <= region.y + margin)
-                or (right and x + w >= region.x + region.w - margin)
-                or (bottom and y + h >= region.y + region.h - margin))
+    left, top, right, bottom = region.inner_margins
+    return not ((left and x <= region.x + left) or (top and y <= region.y + top)
+                or (right and x + w >= region.x + region.w - right)
+                or (bottom and y + h >= region.y + region.h - bottom))

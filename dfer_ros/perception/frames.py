@@ -6,7 +6,6 @@ was wrong (the pipeline reports it as the frame's ``skipped_reason`` instead of 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -74,23 +73,3 @@ def _to_uint8(frame: np.ndarray) -> np.ndarray:
         scale = 255.0 if top <= 1.0 else 1.0  # [0, 1] images are scaled, [0, 255] ones are kept
         return np.clip(frame * scale, 0, 255).astype(np.uint8)
     raise FrameError(f"unsupported dtype {frame.dtype}; expected uint8, uint16 or float")
-
-
-@dataclass
-class DetectionView:
-    """A possibly downscaled copy of the frame for the detector, and the factor back to full size."""
-
-    image: np.ndarray
-    scale: float  # full-resolution pixels per detection-image pixel (>= 1)
-
-
-def detection_view(frame_bgr: np.ndarray, max_side: int) -> DetectionView:
-    """Downscale frames larger than ``max_side`` for detection (cost grows with pixels, faces stay findable)."""
-    h, w = frame_bgr.shape[:2]
-    side = max(h, w)
-    if side <= max_side:
-        return DetectionView(frame_bgr, 1.0)
-    factor = max_side / side
-    size = (max(1, int(round(w * factor))), max(1, int(round(h * factor))))
-    small = cv2.resize(frame_bgr, size, interpolation=cv2.INTER_AREA)
-    return DetectionView(small, w / size[0])

@@ -167,8 +167,8 @@ class FaceFrontEnd:
                 kept = keep_for_region(found, region, tracked.get(region.key))
                 if region.kind == "roi":
                     # two regions of faces side by side can find the same face: the first one keeps it
-                    if kept and not any(iou_matrix(kept[0].box[None], d.box[None])[0, 0] >= DUPLICATE_IOU
-                                        for d in redetected.values()):
+                    taken = [d.box for d in redetected.values()]
+                    if kept and (not taken or iou_matrix(kept[0].box[None], np.stack(taken)).max() < DUPLICATE_IOU):
                         redetected[region.key] = kept[0]
                 else:
                     scanned.extend(kept)

@@ -90,7 +90,15 @@ class KalmanBoxFilter:
 
     @property
     def box(self) -> np.ndarray:
+        return self.box_at(0.0)
+
+    def box_at(self, dt: float) -> np.ndarray:
+        """The (x, y, w, h) box the filter predicts ``dt`` seconds ahead (as ``predict`` would: sizes at least
+        2 px), without changing its state."""
         cx, cy, w, h = self.x[:4]
+        if dt > 0:
+            cx, cy, w, h = self.x[:4] + self.x[4:] * dt
+            w, h = max(w, 2.0), max(h, 2.0)
         return np.array([cx - w / 2, cy - h / 2, w, h], np.float32)
 
 
@@ -226,14 +234,12 @@ class FaceTracker:
         at ``stamp``, without changing any state. The box spans the track's prediction for ``stamp`` and its
         last detection, since after a long interval a prediction from jittery detections can overshoot a
         face that barely moved (as in ``association_scores``)."""
-        dt = 0.0 if self._stamp is None else max(0.0, stamp - self._stamp)
+        dt = 0.0 if self._stamp is None else stamp - self._stamp
         out = []
         for t in self.tracks:
-            cx, cy, w, h = t.kf.x[:4] + t.kf.x[4:] * dt
-            w, h = max(w, 2.0), max(h, 2.0)
-            lx, ly, lw, lh = (float(v) for v in t.detected_box)
-            x1, y1 = min(cx - w / 2, lx), min(cy - h / 2, ly)
-            x2, y2 = max(cx + w / 2, lx + lw), max(cy + h / 2, ly + lh)
+            predicted, last = t.kf.box_at(dt), t.detected_box
+            x1, y1 = np.minimum(predicted[:2], last[:2])
+            x2, y2 = np.maximum(predicted[:2] + predicted[2:], last[:2] + last[2:])
             out.append((t.key, np.array([x1, y1, x2 - x1, y2 - y1], np.float32)))
         return out
 
