@@ -32,7 +32,7 @@ from typing import Optional, Union
 import numpy as np
 
 from dfer_ros import assets
-from dfer_ros.estimators.onnx_cache import cached_tfjs_conversion
+from dfer_ros.estimators.onnx_cache import cached_tfjs_conversion, licence_notice
 from dfer_ros.estimators.onnx_layers import OnnxGraph
 from dfer_ros.estimators.tfjs_weights import manifest_sha256
 from dfer_ros.perception.model_interface import CropSpec, FaceDescriptor
@@ -158,13 +158,13 @@ source_sha256 = manifest_sha256  # the cache key of a conversion
 
 def licence_notices(prefix: str) -> dict[str, str]:
     """The package's MIT licence and where the weights come from, shipped beside the converted file."""
-    text = assets.cached_file(assets.FACEAPI_LICENSE).read_text()
-    header = (f"{prefix}.onnx is converted from the weights of face-api's face_recognition_model, as published\n"
-              f"in the npm package {assets.FACEAPI_PACKAGE} (code under the MIT licence, below). The weights are\n"
-              "a port of dlib's dlib_face_recognition_resnet_model_v1, which its author released into the public\n"
-              "domain. The conversion to ONNX is done by dfer_ros.estimators.faceapi_descriptor; the weights are\n"
-              "unchanged apart from de-quantisation and folding each scale layer into its convolution.\n\n")
-    return {f"{prefix}.LICENSE.txt": header + text}
+    return licence_notice(prefix, f"{prefix}.onnx is converted from the weights of face-api's face_recognition_model, "
+                          f"as published\nin the npm package {assets.FACEAPI_PACKAGE} (code under the MIT licence, "
+                          "below). The weights are\na port of dlib's dlib_face_recognition_resnet_model_v1, which its "
+                          "author released into the public\ndomain. The conversion to ONNX is done by "
+                          "dfer_ros.estimators.faceapi_descriptor; the weights are\nunchanged apart from "
+                          "de-quantisation and folding each scale layer into its convolution.\n\n",
+                          assets.FACEAPI_LICENSE)
 
 
 def converted_model_path(manifest_path: Optional[Union[str, Path]] = None, cache: Optional[Path] = None) -> Path:
@@ -173,20 +173,14 @@ def converted_model_path(manifest_path: Optional[Union[str, Path]] = None, cache
     Raises ``assets.AssetError`` (the fetched files missing or altered) or ``DescriptorConversionError`` naming the file
     (an unreadable manifest or shard, or weights that do not fit the architecture).
     """
-    if manifest_path is None:
-        assets.cached_file(assets.FACEAPI_RECOGNITION_WEIGHTS)  # checks the shard's sha256
-        manifest_path = assets.cached_file(assets.FACEAPI_RECOGNITION_MANIFEST)
-    manifest_path = Path(manifest_path)
-    if not manifest_path.is_file():
-        raise DescriptorConversionError(f"face-api descriptor manifest not found: {manifest_path}")
-
-    def build(weights: dict):
-        check_weights(weights, str(manifest_path))
+    def build(weights: dict, source: Path):
+        check_weights(weights, str(source))
         return descriptor_net_to_onnx(weights)
 
     return cached_tfjs_conversion("faceapi_descriptor", manifest_path, CONVERTER_VERSION, build,
-                                  {"package": assets.FACEAPI_PACKAGE}, licence_notices,
-                                  DescriptorConversionError, cache=cache)
+                                  {"package": assets.FACEAPI_PACKAGE}, licence_notices, DescriptorConversionError,
+                                  cache=cache, what="face-api descriptor",
+                                  default=(assets.FACEAPI_RECOGNITION_WEIGHTS, assets.FACEAPI_RECOGNITION_MANIFEST))
 
 
 class FaceApiDescriptorNet:

@@ -35,7 +35,7 @@ import numpy as np
 
 from dfer_ros import assets, vocabulary
 from dfer_ros.estimators.fer_mini_xception import FER_LABELS
-from dfer_ros.estimators.onnx_cache import cached_tfjs_conversion
+from dfer_ros.estimators.onnx_cache import cached_tfjs_conversion, licence_notice
 from dfer_ros.estimators.onnx_layers import OnnxGraph
 from dfer_ros.estimators.tfjs_weights import manifest_sha256
 
@@ -128,12 +128,11 @@ source_sha256 = manifest_sha256  # the cache key of a conversion
 
 def licence_notices(prefix: str) -> dict[str, str]:
     """The package's MIT licence, shipped beside the converted file."""
-    text = assets.cached_file(assets.FACEAPI_LICENSE).read_text()
-    header = (f"{prefix}.onnx is converted from the weights of face-api's face_expression_model, as published\n"
-              f"in the npm package {assets.FACEAPI_PACKAGE} (MIT licence, below). The conversion to ONNX is\n"
-              "done by dfer_ros.estimators.faceapi_expression; the weights are unchanged apart from\n"
-              "de-quantisation and the order of the output classes.\n\n")
-    return {f"{prefix}.LICENSE.txt": header + text}
+    return licence_notice(prefix, f"{prefix}.onnx is converted from the weights of face-api's face_expression_model, "
+                          f"as published\nin the npm package {assets.FACEAPI_PACKAGE} (MIT licence, below). The "
+                          "conversion to ONNX is\ndone by dfer_ros.estimators.faceapi_expression; the weights are "
+                          "unchanged apart from\nde-quantisation and the order of the output classes.\n\n",
+                          assets.FACEAPI_LICENSE)
 
 
 def converted_model_path(manifest_path: Optional[Union[str, Path]] = None, cache: Optional[Path] = None) -> Path:
@@ -142,20 +141,14 @@ def converted_model_path(manifest_path: Optional[Union[str, Path]] = None, cache
     Raises ``assets.AssetError`` (the fetched files missing or altered) or ``FaceApiConversionError`` naming the file
     (an unreadable manifest or shard, or weights that do not fit the architecture).
     """
-    if manifest_path is None:
-        assets.cached_file(assets.FACEAPI_EXPRESSION_WEIGHTS)  # checks the shard's sha256
-        manifest_path = assets.cached_file(assets.FACEAPI_EXPRESSION_MANIFEST)
-    manifest_path = Path(manifest_path)
-    if not manifest_path.is_file():
-        raise FaceApiConversionError(f"face-api expression manifest not found: {manifest_path}")
-
-    def build(weights: dict):
-        check_weights(weights, str(manifest_path))
+    def build(weights: dict, source: Path):
+        check_weights(weights, str(source))
         return expression_net_to_onnx(weights)
 
     return cached_tfjs_conversion("faceapi_expression", manifest_path, CONVERTER_VERSION, build,
                                   {"package": assets.FACEAPI_PACKAGE, "labels": list(FER_LABELS)}, licence_notices,
-                                  FaceApiConversionError, cache=cache)
+                                  FaceApiConversionError, cache=cache, what="face-api expression",
+                                  default=(assets.FACEAPI_EXPRESSION_WEIGHTS, assets.FACEAPI_EXPRESSION_MANIFEST))
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -93,13 +93,29 @@ def cached_onnx(stem: str, source_sha: str, version: int, convert: Callable[[], 
     return onnx_path
 
 
-def cached_tfjs_conversion(stem: str, manifest_path: Path, version: int, build: Callable[[dict], "object"],
+def licence_notice(prefix: str, header: str, licence) -> dict[str, str]:
+    """{``<prefix>.LICENSE.txt``: ``header`` followed by the text of the cached ``licence`` asset}, the notice a
+    converted file is shipped with (``notices`` of ``cached_onnx``)."""
+    return {f"{prefix}.LICENSE.txt": header + assets.cached_file(licence).read_text()}
+
+
+def cached_tfjs_conversion(stem: str, manifest_path: Optional[Path], version: int,
+                           build: Callable[[dict, Path], "object"],
                            meta: dict, notices: Callable[[str], dict[str, str]], error: type[Exception],
-                           cache: Optional[Path] = None) -> Path:
-    """Convert a TF.js weights manifest once: ``build(weights)`` returns the ONNX ModelProto; the entry is keyed
-    by the digest of the manifest and its shards. Reading problems are raised as ``error`` naming the file."""
+                           cache: Optional[Path] = None, default: tuple = (), what: str = "") -> Path:
+    """Convert a TF.js weights manifest once: ``build(weights, manifest_path)`` returns the ONNX ModelProto; the entry is keyed
+    by the digest of the manifest and its shards. ``manifest_path`` None: the ``default`` (weights asset,
+    manifest asset), sha256-checked in the asset cache. A missing manifest and reading problems are raised as
+    ``error`` naming the file (``what``: the model, for the message)."""
     from dfer_ros.estimators.tfjs_weights import TfjsWeightsError, load_weights, manifest_sha256
 
+    if manifest_path is None:
+        weights_asset, manifest_asset = default
+        assets.cached_file(weights_asset)  # checks the shard's sha256
+        manifest_path = assets.cached_file(manifest_asset)
+    manifest_path = Path(manifest_path)
+    if not manifest_path.is_file():
+        raise error(f"{what} manifest not found: {manifest_path}")
     try:
         sha = manifest_sha256(manifest_path)
     except TfjsWeightsError as exc:
@@ -110,7 +126,7 @@ def cached_tfjs_conversion(stem: str, manifest_path: Path, version: int, build: 
             weights = load_weights(manifest_path)
         except TfjsWeightsError as exc:
             raise error(str(exc)) from exc
-        return build(weights).SerializeToString()
+        return build(weights, manifest_path).SerializeToString()
 
     return cached_onnx(stem, sha, version, convert, {"source": str(manifest_path), **meta}, notices=notices,
                        cache=cache)
