@@ -9,30 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
 from dfer_ros import assets
+from dfer_ros.atomic_files import atomic_write
 
 LOG = logging.getLogger(__name__)
 
 
 class CacheWriteError(OSError):
     """An explicitly named cache folder cannot be written."""
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _valid(onnx_path: Path, meta_path: Path, source_sha: str, version: int, notices: dict[str, str]) -> bool:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
 import numpy as np
+
+from dfer_ros.atomic_files import atomic_write
 
 FILE_FORMAT = "dfer_ros.person_gallery"
 FILE_VERSION = 1
@@ -141,19 +141,7 @@ class PersonGallery:
 
     def save(self, path: Union[str, Path], descriptor_name: str) -> Path:
         """Write descriptors and last-seen times (never images) to ``path``, mode 0600, replacing it atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(self.to_dict(descriptor_name)).encode()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")  # mkstemp creates it 0600
-        try:
-            os.fchmod(fd, FILE_MODE)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, json.dumps(self.to_dict(descriptor_name)).encode(), mode=FILE_MODE)
 
     def load(self, path: Union[str, Path], descriptor_name: str) -> int:
         """Replace the gallery by the file's people; the number loaded. ``GalleryFileError`` with the reason
