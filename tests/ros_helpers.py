@@ -37,6 +37,26 @@ def read_log(log_path: Path) -> str:
     return log_path.read_text(errors="replace") if log_path.exists() else ""
 
 
+class NodeProcessProbe:
+    """Base of the test nodes that talk to one ``dfer_node`` subprocess: ``spin`` once (failing with the node's
+    log if it exited), ``wait`` for a condition (failing with the tail of its log). Subclasses set ``proc``,
+    ``log_path`` and ``node``."""
+
+    timeout = 60.0
+
+    def spin(self):
+        assert self.proc.poll() is None, f"dfer_node exited with {self.proc.returncode}:\n{read_log(self.log_path)}"
+        import rclpy
+
+        rclpy.spin_once(self.node, timeout_sec=0.05)
+
+    def wait(self, condition, what, timeout=None):
+        try:
+            wait_until(condition, self.timeout if timeout is None else timeout, self.spin, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- node log (tail) ---\n{read_log(self.log_path)[-3000:]}") from None
+
+
 def sample_frames(count: int, start: int = 0) -> list:
     """``count`` frames of the real face video (cap12, one face) from frame ``start``; skips the test if missing."""
     import cv2

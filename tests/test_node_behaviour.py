@@ -30,7 +30,7 @@ from dfer_ros.msg import ExpressionEvent, ExpressionEventArray, FaceAffectArray 
 from dfer_ros.perception.config import EventConfig  # noqa: E402
 from dfer_ros.ros.conversions import array_to_image, stamp_to_seconds  # noqa: E402
 from dfer_ros.ros.session import ros_session  # noqa: E402
-from ros_helpers import read_log, ros_process, wait_until  # noqa: E402
+from ros_helpers import NodeProcessProbe, read_log, ros_process  # noqa: E402
 
 NS = "/btest"
 IMAGE = f"{NS}/camera/image"
@@ -60,7 +60,7 @@ def faces():
             "happy": cv2.imread(str(LONDON / "happy" / PERSON)), "turned": turned}
 
 
-class Probe:
+class Probe(NodeProcessProbe):
     def __init__(self, proc, log_path):
         self.proc, self.log_path = proc, log_path
         self.node = rclpy.create_node("dfer_btest_probe")
@@ -80,16 +80,6 @@ class Probe:
     def _on_events(self, msg):
         self.event_arrays.append(msg)
         self.events.extend(msg.events)
-
-    def spin(self):
-        assert self.proc.poll() is None, f"dfer_node exited with {self.proc.returncode}:\n{read_log(self.log_path)}"
-        rclpy.spin_once(self.node, timeout_sec=0.05)
-
-    def wait(self, condition, what, timeout=TIMEOUT):
-        try:
-            wait_until(condition, timeout, self.spin, what)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- node log (tail) ---\n{read_log(self.log_path)[-3000:]}") from None
 
     def process(self, frame) -> Time:
         """Publish one frame 40 ms after the previous one and wait for its faces/affect message."""

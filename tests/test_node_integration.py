@@ -26,7 +26,7 @@ from dfer_ros.msg import (FaceActionUnitsArray, FaceAffectArray, FaceExpressionA
 from dfer_ros.ros.conversions import array_to_image, stamp_to_seconds  # noqa: E402
 from dfer_ros.ros.diagnostics import diagnostic_values  # noqa: E402
 from dfer_ros.ros.session import ros_session  # noqa: E402
-from ros_helpers import read_log, ros_process, wait_until  # noqa: E402
+from ros_helpers import NodeProcessProbe, read_log, ros_process, wait_until  # noqa: E402
 
 NS = "/itest"
 IMAGE = f"{NS}/camera/image"
@@ -58,7 +58,7 @@ def frames():
     return out
 
 
-class Harness:
+class Harness(NodeProcessProbe):
     """The test side: publishes images, records every output message by stamp, reads diagnostics."""
 
     def __init__(self, proc, log_path):
@@ -82,16 +82,6 @@ class Harness:
     def _on_diag(self, msg):
         if msg.status and msg.status[0].name.startswith(f"{NS}/dfer_node"):
             self.diagnostics.append(diagnostic_values(msg))
-
-    def spin(self):
-        assert self.proc.poll() is None, f"dfer_node exited with {self.proc.returncode}:\n{read_log(self.log_path)}"
-        rclpy.spin_once(self.node, timeout_sec=0.05)
-
-    def wait(self, condition, what, timeout=TIMEOUT):
-        try:
-            wait_until(condition, timeout, self.spin, what)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- node log (tail) ---\n{read_log(self.log_path)[-3000:]}") from None
 
     def next_stamp(self, step: float = 0.04) -> float:
         self.stamp = round(self.stamp + step, 6)

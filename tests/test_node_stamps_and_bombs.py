@@ -24,7 +24,7 @@ from dfer_ros.ros.conversions import array_to_image, stamp_to_seconds  # noqa: E
 from dfer_ros.ros.diagnostics import diagnostic_values  # noqa: E402
 from dfer_ros.ros.session import ros_session  # noqa: E402
 from image_bombs import png_bomb  # noqa: E402
-from ros_helpers import read_log, ros_process, sample_frames, wait_until  # noqa: E402
+from ros_helpers import NodeProcessProbe, read_log, ros_process, sample_frames  # noqa: E402
 
 NS = "/robot_day"
 TIMEOUT = 60.0
@@ -42,7 +42,7 @@ def _rss_kib(pid: int, field: str = "VmRSS") -> int:
     raise AssertionError(f"{field} not in /proc/{pid}/status")
 
 
-class Probe:
+class Probe(NodeProcessProbe):
     def __init__(self, proc, log_path):
         self.proc, self.log_path = proc, log_path
         self.node = rclpy.create_node("robot_day_probe")
@@ -57,16 +57,6 @@ class Probe:
         self.rosout: list[str] = []
         self.node.create_subscription(Log, "/rosout", lambda m: self.rosout.append(m.msg)
                                       if m.name.endswith("dfer_node") else None, QoSProfile(depth=200))
-
-    def spin(self):
-        assert self.proc.poll() is None, f"dfer_node exited with {self.proc.returncode}:\n{read_log(self.log_path)}"
-        rclpy.spin_once(self.node, timeout_sec=0.05)
-
-    def wait(self, condition, what, timeout=TIMEOUT):
-        try:
-            wait_until(condition, timeout, self.spin, what)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- node log (tail) ---\n{read_log(self.log_path)[-3000:]}") from None
 
     def publish(self, frame, stamp: float) -> None:
         msg = array_to_image(frame, "bgr8")

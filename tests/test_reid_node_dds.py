@@ -25,7 +25,7 @@ from dfer_ros.ros.conversions import array_to_image, stamp_to_seconds  # noqa: E
 from dfer_ros.ros.diagnostics import diagnostic_values  # noqa: E402
 from dfer_ros.ros.session import ros_session  # noqa: E402
 from dfer_ros.srv import ForgetAllPeople, ForgetPerson  # noqa: E402
-from ros_helpers import read_log, ros_process, sample_frames, wait_until  # noqa: E402
+from ros_helpers import NodeProcessProbe, read_log, ros_process, sample_frames  # noqa: E402
 
 NS = "/reid_itest"
 IMAGE = f"{NS}/camera/image"
@@ -33,7 +33,7 @@ TIMEOUT = 60.0
 GREY = np.full((300, 400, 3), 128, np.uint8)
 
 
-class Probe:
+class Probe(NodeProcessProbe):
     def __init__(self, proc, log_path):
         self.proc, self.log_path = proc, log_path
         self.node = rclpy.create_node("dfer_reid_probe")
@@ -58,16 +58,6 @@ class Probe:
         if msg.status and msg.status[0].name.startswith(f"{NS}/dfer_node"):
             self.diagnostics.append({**diagnostic_values(msg), "level": int.from_bytes(msg.status[0].level, "little")
                                      if isinstance(msg.status[0].level, bytes) else int(msg.status[0].level)})
-
-    def spin(self):
-        assert self.proc.poll() is None, f"dfer_node exited with {self.proc.returncode}:\n{read_log(self.log_path)}"
-        rclpy.spin_once(self.node, timeout_sec=0.05)
-
-    def wait(self, condition, what, timeout=TIMEOUT):
-        try:
-            wait_until(condition, timeout, self.spin, what)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- node log (tail) ---\n{read_log(self.log_path)[-3000:]}") from None
 
     def process(self, frame, step: float = 0.04):
         self.stamp = round(self.stamp + step, 6)
