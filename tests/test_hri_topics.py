@@ -56,22 +56,9 @@ def hri_prefix():
 
 @pytest.fixture(scope="module")
 def frames():
-    import cv2
+    from ros_helpers import sample_frames
 
-    from dfer_ros import assets
-
-    try:
-        path = assets.sample_video()
-    except assets.AssetError as exc:
-        pytest.skip(f"sample video missing: {exc}")
-    capture = cv2.VideoCapture(str(path))
-    out = []
-    for _ in range(12):
-        ok, frame = capture.read()
-        assert ok, f"cannot read {path}"
-        out.append(frame)
-    capture.release()
-    return out
+    return sample_frames(12)
 
 
 def test_faces_appear_and_disappear_on_the_rep155_topics(ros_env, hri_prefix, frames, tmp_path):

@@ -26,7 +26,7 @@ from dfer_ros.msg import (FaceActionUnitsArray, FaceAffectArray, FaceExpressionA
 from dfer_ros.ros.conversions import array_to_image, stamp_to_seconds  # noqa: E402
 from dfer_ros.ros.diagnostics import diagnostic_values  # noqa: E402
 from dfer_ros.ros.session import ros_session  # noqa: E402
-from ros_helpers import NodeProcessProbe, read_log, ros_process, wait_until  # noqa: E402
+from ros_helpers import NodeProcessProbe, read_log, ros_process, sample_frames, wait_until  # noqa: E402
 
 NS = "/itest"
 IMAGE = f"{NS}/camera/image"
@@ -40,22 +40,7 @@ def _time(seconds: float) -> Time:
 
 @pytest.fixture(scope="module")
 def frames():
-    import cv2
-
-    from dfer_ros import assets
-
-    try:
-        path = assets.sample_video()
-    except assets.AssetError as exc:
-        pytest.skip(f"sample video missing: {exc}")
-    capture = cv2.VideoCapture(str(path))
-    out = []
-    for _ in range(40):
-        ok, frame = capture.read()
-        assert ok, f"cannot read {path}"
-        out.append(frame)
-    capture.release()
-    return out
+    return sample_frames(40)
 
 
 class Harness(NodeProcessProbe):
