@@ -175,63 +175,54 @@ def test_bad_start_up_parameter_exits_with_a_clear_error(ros_env, value, words):
 
 
 def test_low_latency_preset_layers_over_the_defaults(ros_env, tmp_path):
-    from rclpy.parameter_client import AsyncParameterClient
-
     from ros_helpers import REPO
 
+    every, half_life = started_node_parameters(ros_env, tmp_path, "preset", [
+        "--params-file", str(REPO / "config" / "dfer.yaml"),
+        "--params-file", str(REPO / "config" / "dfer_low_latency.yaml")],
+        ["detection.every", "aggregation.half_life_seconds"])
+    assert every.integer_value == 2  # from the preset
+    assert half_life.double_value == 0.4  # from dfer.yaml, untouched by the preset
+
+
+def started_node_parameters(ros_env, tmp_path, namespace: str, ros_args: list[str], names: list[str]):
+    """Start dfer_node in ``/<namespace>`` with ``ros_args``, read the parameters ``names`` through its
+    parameter service, stop it (it must exit cleanly) and return the values."""
+    from rclpy.parameter_client import AsyncParameterClient
+
     log = tmp_path / "node.log"
-    args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", "__ns:=/preset",
-            "--params-file", str(REPO / "config" / "dfer.yaml"),
-            "--params-file", str(REPO / "config" / "dfer_low_latency.yaml")]
+    args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", f"__ns:=/{namespace}", *ros_args]
     with ros_session():
-        node = rclpy.create_node("dfer_preset_probe")
+        node = rclpy.create_node(f"dfer_{namespace}_probe")
         with ros_process(args, ros_env, log) as proc:
-            client = AsyncParameterClient(node, "/preset/dfer_node")
+            client = AsyncParameterClient(node, f"/{namespace}/dfer_node")
 
             def spin():
                 assert proc.poll() is None, f"dfer_node exited with {proc.returncode}:\n{read_log(log)}"
                 rclpy.spin_once(node, timeout_sec=0.05)
 
             wait_until(lambda: client.services_are_ready(), TIMEOUT, spin, "the node's parameter services")
-            future = client.get_parameters(["detection.every", "aggregation.half_life_seconds"])
+            future = client.get_parameters(names)
             wait_until(future.done, TIMEOUT, spin, "the parameter values")
-            every, half_life = future.result().values
-            assert every.integer_value == 2  # from the preset
-            assert half_life.double_value == 0.4  # from dfer.yaml, untouched by the preset
+            values = future.result().values
         assert proc.returncode == 0, f"exit code {proc.returncode} after SIGINT:\n{read_log(log)}"
         node.destroy_node()
+    return values
 
 
 def test_pipeline_config_is_not_overridden_by_the_default_params_file(ros_env, tmp_path):
     """Under the default launch file's params file (config/dfer.yaml) the pipeline_config file gives the
     pipeline parameters; an explicit -p still wins over it."""
-    from rclpy.parameter_client import AsyncParameterClient
-
     from ros_helpers import REPO
 
     pipeline_yaml = tmp_path / "pipeline.yaml"
     pipeline_yaml.write_text("detection:\n  every: 3\naggregation:\n  half_life_seconds: 0.9\n")
-    log = tmp_path / "node.log"
-    args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", "__ns:=/pipecfg",
-            "--params-file", str(REPO / "config" / "dfer.yaml"),
-            "-p", f"pipeline_config:={pipeline_yaml}", "-p", "aggregation.half_life_seconds:=0.7"]
-    with ros_session():
-        node = rclpy.create_node("dfer_pipecfg_probe")
-        with ros_process(args, ros_env, log) as proc:
-            client = AsyncParameterClient(node, "/pipecfg/dfer_node")
-
-            def spin():
-                assert proc.poll() is None, f"dfer_node exited with {proc.returncode}:\n{read_log(log)}"
-                rclpy.spin_once(node, timeout_sec=0.05)
-
-            wait_until(lambda: client.services_are_ready(), TIMEOUT, spin, "the node's parameter services")
-            future = client.get_parameters(["detection.every", "aggregation.half_life_seconds"])
-            wait_until(future.done, TIMEOUT, spin, "the parameter values")
-            every, half_life = future.result().values
-            assert every.integer_value == 3  # from the pipeline_config file
-            assert half_life.double_value == 0.7  # the explicit -p wins over the file
-        assert proc.returncode == 0, f"exit code {proc.returncode} after SIGINT:\n{read_log(log)}"
-        node.destroy_node()
+    every, half_life = started_node_parameters(ros_env, tmp_path, "pipecfg", [
+        "--params-file", str(REPO / "config" / "dfer.yaml"),
+        "-p", f"pipeline_config:={pipeline_yaml}", "-p", "aggregation.half_life_seconds:=0.7"],
+        ["detection.every", "aggregation.half_life_seconds"])
+    assert every.integer_value == 3  # from the pipeline_config file
+    assert half_life.double_value == 0.7  # the explicit -p wins over the file
 
 
 def test_ctrl_c_while_the_model_loads_exits_cleanly(ros_env, tmp_path):
