@@ -22,7 +22,7 @@ from dfer_ros.perception.model_interface import CropSpec
 from dfer_ros.estimators.tfjs_weights import TfjsWeightsError, load_weights, read_manifest, weight_count
 
 MANIFEST = assets.cached_file(assets.FACEAPI_EXPRESSION_MANIFEST)
-JS_RUNNER = Path(__file__).parent / "js" / "faceapi_expression_tfjs.js"
+JS_RUNNER = Path(__file__).parent / "js" / "faceapi_net_tfjs.js"
 TFJS_PACKAGE_JSON = Path(__file__).parent / "js" / "package.json"
 
 
@@ -232,6 +232,21 @@ def _tfjs_modules() -> Path:
     return folder / "node_modules"
 
 
+def run_faceapi_net_tfjs(net_class: str, manifest: Path, inputs: np.ndarray, tmp_path: Path) -> tuple[np.ndarray, dict]:
+    """(outputs, the runner's report) of face-api's own ``net_class`` (TF.js CPU backend, under node) on the
+    (N, side, side, 3) RGB ``inputs``; asserts the runner worked on the pinned TF.js with the CPU backend."""
+    modules = _tfjs_modules()
+    raw = tmp_path / "inputs.f32"
+    inputs.astype("<f4").tofile(raw)
+    proc = subprocess.run(["node", str(JS_RUNNER), str(modules), str(manifest), net_class, str(raw), str(len(inputs)),
+                           str(inputs.shape[1])],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["backend"] == "cpu" and out["tfjs"] == "4.22.0"
+    return np.array(out["outputs"], np.float64), out
+
+
 def test_tfjs_test_modules_pin_the_asset_version():
     """One source for face-api's version: the parity tests must run the same package the weights come from."""
     deps = json.loads(TFJS_PACKAGE_JSON.read_text())["dependencies"]
@@ -240,15 +255,8 @@ def test_tfjs_test_modules_pin_the_asset_version():
 
 
 def test_matches_tfjs_running_faceapis_own_code(net, inputs, tmp_path):
-    modules = _tfjs_modules()
-    raw = tmp_path / "inputs.f32"
-    inputs.astype("<f4").tofile(raw)
-    proc = subprocess.run(["node", str(JS_RUNNER), str(modules), str(MANIFEST.parent), str(raw), str(len(inputs))],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout)
-    assert out["backend"] == "cpu" and out["tfjs"] == "4.22.0"
-    tfjs = np.array(out["probs"], np.float64)[:, list(fe.FACEAPI_TO_FER)]
+    probs, out = run_faceapi_net_tfjs("FaceExpressionNet", MANIFEST, inputs, tmp_path)
+    tfjs = probs[:, list(fe.FACEAPI_TO_FER)]
     ours = net.session.run({"rgb": inputs.astype(np.float32)})["probs"]
     diff = np.abs(ours - tfjs).max()
     print(f"ONNX vs TF.js {out['tfjs']} ({out['backend']} backend, face-api's FaceExpressionNet): "

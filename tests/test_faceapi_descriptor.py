@@ -4,9 +4,7 @@ DeBruine & Jones 2017, CC BY 4.0)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,6 @@ from dfer_ros.perception.config import PipelineConfig, ReidConfig
 from dfer_ros.perception.detection import create_detector
 
 MANIFEST = assets.cached_file(assets.FACEAPI_RECOGNITION_MANIFEST)
-JS_RUNNER = Path(__file__).parent / "js" / "faceapi_descriptor_tfjs.js"
 LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london_faces"
 
 
@@ -95,20 +92,12 @@ def test_same_person_closer_than_others(descriptor, london_crops):
 
 
 def test_matches_tfjs_running_faceapis_own_code(descriptor, london_crops, tmp_path):
-    from test_faceapi_conversion import _tfjs_modules  # the shared npm install of TF.js 4.22 + face-api
+    from test_faceapi_conversion import run_faceapi_net_tfjs  # the shared TF.js 4.22 + face-api runner
 
-    modules = _tfjs_modules()
     _, crops = london_crops
     rng = np.random.default_rng(5)
     inputs = np.concatenate([crops[:3], rng.integers(0, 256, (1, 150, 150, 3)).astype(np.uint8)])
-    raw = tmp_path / "inputs.f32"
-    inputs.astype("<f4").tofile(raw)
-    proc = subprocess.run(["node", str(JS_RUNNER), str(modules), str(MANIFEST.parent), str(raw), str(len(inputs))],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout)
-    assert out["backend"] == "cpu" and out["tfjs"] == "4.22.0"
-    tfjs = np.array(out["descriptors"], np.float64)
+    tfjs, out = run_faceapi_net_tfjs("FaceRecognitionNet", MANIFEST, inputs, tmp_path)
     ours = descriptor.describe(inputs)
     diff = np.abs(ours - tfjs).max()
     print(f"ONNX vs TF.js {out['tfjs']} ({out['backend']} backend, face-api's FaceRecognitionNet): "
