@@ -177,7 +177,8 @@ def run_camera(frames: Sequence[np.ndarray], model, config: PipelineConfig, seco
                name: str, faces: int, mode: str, descriptor=None) -> CrowdResult:
     """Feed ``frames`` (looped) as a 30 Hz camera for warmup + seconds; statistics over the last ``seconds``.
     ``descriptor``: the re-identification descriptor, as the node loads it (None: re-identification off)."""
-    pipe = PerceptionPipeline(config, model, descriptor=descriptor)
+    # a camera in real time, as the node runs it: the scheduler learns the stages' wall-clock costs
+    pipe = PerceptionPipeline(config, model, clock=time.perf_counter, descriptor=descriptor)
     try:
         pipe.process(frames[0], -1.0)  # lazy initialisation outside the measurement
         pipe.flush()

@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--summary-json", type=Path, help="also write the run summary as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_deprecated_flag(parser, "--quiet", "--no-progress", "no_progress", store_true=True)
+    parser.add_argument("--measured-costs", action="store_true",
+                        help="simulate the live node: the compute scheduler learns this machine's wall-clock stage "
+                             "costs (results then vary with machine load); default: nominal costs, the same "
+                             "records on any machine load")
     _add_bag_arguments(parser)
     return parser
 
@@ -97,7 +101,8 @@ def _pipeline(args):
     config = load_pipeline_config(args.pipeline_config)
     if args.video is not None and is_still_image(args.video):  # one frame: a face is confirmed by its only detection
         config = still_image_config(config)
-    return build_pipeline(config, args.model, args.backend, args.checkpoint, **parse_model_options(args.model_option))
+    return build_pipeline(config, args.model, args.backend, args.checkpoint, measured_costs=args.measured_costs,
+                          **parse_model_options(args.model_option))
 
 
 def _write_summary(args, summary) -> None:

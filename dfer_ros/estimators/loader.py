@@ -75,12 +75,18 @@ def load_model(spec: Union[str, Path, ModelSpec], backend: str = "onnxruntime",
 
 
 def build_pipeline(config, spec: Union[str, Path, ModelSpec] = "default", backend: str = "onnxruntime",
-                   checkpoint: Union[str, Path, None] = None, **model_options: Any):
-    """A ``PerceptionPipeline`` with ``config`` around the model ``spec`` names (eval, bench, demo)."""
+                   checkpoint: Union[str, Path, None] = None, measured_costs: bool = False, **model_options: Any):
+    """A ``PerceptionPipeline`` with ``config`` around the model ``spec`` names (eval, bench, demo).
+
+    ``measured_costs`` False (offline): the compute scheduler charges nominal stage costs, so the results do not
+    depend on machine load; True simulates the live node (wall-clock costs, results vary with load)."""
+    import time
+
     from dfer_ros.perception.pipeline import PerceptionPipeline
 
     descriptor, missing = load_reid_descriptor(config, backend)
-    return PerceptionPipeline(config, load_model(spec, backend, checkpoint, **model_options), descriptor=descriptor,
+    return PerceptionPipeline(config, load_model(spec, backend, checkpoint, **model_options),
+                              clock=time.perf_counter if measured_costs else None, descriptor=descriptor,
                               descriptor_missing=missing)
 
 

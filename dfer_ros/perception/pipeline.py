@@ -104,15 +104,18 @@ class PerceptionPipeline:
     """Detect -> track -> align -> encode (one batch) -> head (one call) -> aggregate."""
 
     def __init__(self, config: PipelineConfig, model: AffectModel, detector: Optional[FaceDetector] = None,
-                 clock: Callable[[], float] = time.perf_counter, descriptor: Optional[FaceDescriptor] = None,
+                 clock: Optional[Callable[[], float]] = None, descriptor: Optional[FaceDescriptor] = None,
                  descriptor_missing: str = ""):
-        """``clock`` (seconds) times the encoder stages for the scheduler's cost estimates; tests pass a fake one.
+        """``clock`` (seconds): None (the default, every offline path) charges each encoder stage its nominal
+        cost, so the compute scheduler's plan and every result depend only on the frames and stamps, never on
+        machine load or thread timing; a clock (the live node passes ``time.perf_counter``, tests a fake one)
+        times the stages and the scheduler learns their real costs, so the budget holds in wall time.
         ``descriptor``: the face descriptor for person ids (``perception.reid``); None disables re-identification
         (``descriptor_missing`` says why, for diagnostics)."""
         self.config = config.validate()
         self.reid = Reidentifier(self.config.reid, descriptor, descriptor_missing)
         self.baselines = PersonBaselines(self.config.baseline)
-        self._clock = clock
+        self._clock = clock or time.perf_counter
         self.model = model
         self.front_end = FaceFrontEnd(self.config, detector, background_scan=self.config.detection.background_scan)
         self.crop_spec = model.encoder.crop_spec
@@ -123,7 +126,8 @@ class PerceptionPipeline:
         self._job: Optional[_BackgroundJob] = None
         self._generation = 0
         _set_opencv_threads(compute.opencv_threads)
-        self.scheduler = ComputeScheduler(self._stage_specs(), budget_ms=compute.budget_ms or None)
+        self.scheduler = ComputeScheduler(self._stage_specs(), budget_ms=compute.budget_ms or None,
+                                          learn_costs=clock is not None)
         self.reset()
 
     def _stage_specs(self) -> list[StageSpec]:

@@ -23,12 +23,17 @@ How one frame is planned (``plan``):
     overrun is carried as debt and paid back by the next frames of that lane, so such work is spread
     over frames instead of piling up until the floor forces all of it at once, and the budget holds on
     average. The first pair of a new face is served even while a lane is in debt.
-Costs are learned online per stage (``observe``: exponential average of ms per face). With
-``budget_ms=None`` (budget off) every candidate is served; a large budget therefore gives exactly the
+Costs per stage come from one of two cost models:
+  * measured (``learn_costs=True``, the live node): learned online (``observe``: exponential average of the
+    wall-clock ms per face), so the budget holds in real time on whatever CPU the robot has, busy or not;
+  * nominal (``learn_costs=False``, every offline path): each stage is charged its declared cost per face
+    (``StageSpec.initial_cost_ms``, the model's cost hint) and ``observe`` learns nothing, so the plan, and
+    with it every estimate, depends only on the frames and their stamps, never on how busy the machine is.
+With ``budget_ms=None`` (budget off) every candidate is served; a large budget therefore gives exactly the
 same plan, hence the same estimates.
 
 The scheduler is ROS-free and clock-free: times are the image stamps passed in, costs are what the
-caller measured, so tests drive it with a fake clock and fake costs.
+caller measured (or the nominal ones), so tests drive it with a fake clock and fake costs.
 """
 from __future__ import annotations
 
@@ -111,7 +116,8 @@ class ComputeScheduler:
     """Chooses per frame which faces get which stage, within ``budget_ms`` (None = budget off)."""
 
     def __init__(self, stages: Sequence[StageSpec], budget_ms: Optional[float] = None,
-                 cost_smoothing: float = 0.2):
+                 cost_smoothing: float = 0.2, learn_costs: bool = True):
+        """``learn_costs`` False: the nominal cost model (see the module doc): deterministic plans."""
         if not stages:
             raise ValueError("the scheduler needs at least one stage")
         if budget_ms is not None and not budget_ms > 0:
@@ -121,6 +127,7 @@ class ComputeScheduler:
             raise ValueError(f"stage names must be unique, got {names}")
         self.stages = {s.name: s for s in stages}
         self.budget_ms = budget_ms
+        self.learn_costs = bool(learn_costs)
         self.costs = {s.name: StageCost(s.initial_cost_ms, cost_smoothing) for s in stages}
         self._faces: dict[str, dict[str, _FaceState]] = {}
         self._last_stamp: Optional[float] = None
@@ -145,8 +152,9 @@ class ComputeScheduler:
         return face_id in self._faces
 
     def observe(self, stage: str, faces: int, elapsed_ms: float) -> None:
-        """Learn a stage's cost from one measured call over ``faces`` faces."""
-        self.costs[stage].observe(faces, elapsed_ms)
+        """Learn a stage's cost from one measured call over ``faces`` faces (nothing under nominal costs)."""
+        if self.learn_costs:
+            self.costs[stage].observe(faces, elapsed_ms)
 
     def served(self, stage: str, face_ids, stamp: float) -> None:
         """Record that ``stage`` updated these faces' estimates from the image stamped ``stamp``."""

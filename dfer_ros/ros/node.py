@@ -210,8 +210,10 @@ class DferNode(LifecycleNode):
 
             self._model = build_model(s, self.get_logger())
             descriptor, no_descriptor = load_reid_descriptor(self.pipeline_config, s.backend)
+            # live: the scheduler learns the stages' wall-clock costs, so the budget holds in real time
             self._pipeline = PerceptionPipeline(copy.deepcopy(self.pipeline_config), self._model,
-                                                descriptor=descriptor, descriptor_missing=no_descriptor)
+                                                clock=time.perf_counter, descriptor=descriptor,
+                                                descriptor_missing=no_descriptor)
         except Exception as exc:  # noqa: BLE001 - any load failure must leave the node alive and unconfigured
             reason = f"model {s.model!r} on backend {s.backend!r} failed to load: {type(exc).__name__}: {exc}"
             log.error(f"configure failed: {reason}")
