@@ -18,9 +18,14 @@ and resized for the detector:
   resolution the smallest tracked face needs (so a crowd of small faces is found whole), and between
   scans that finer whole-frame scan replaces the regions when they would cost more (a crowd).
 
+- A new (tentative) face is confirmed by the same pass that found it (that scan or tile runs again on the
+  next detector frame, in the foreground), never by a region re-detection: a face that fills a 64 px region
+  scores lower there, and a small face may be findable only in its tile. After a stamp gap longer than
+  ``tracking.lost_seconds`` the whole frame is scanned at once (the tracked boxes are stale).
+
 A face is *covered* by a scan when it lies inside the scanned area and is at least ``FINDABLE_FACE_PX``
-high at the scan's resolution. Plans depend only on the frame size, the tracked boxes and the frame
-count, never on timing, so results are reproducible. Cost is counted in detector input pixels, which is
+high at the scan's resolution. Plans depend only on the frame size, the tracked boxes, the stamps and the
+frame count, never on timing, so results are reproducible. Cost is counted in detector input pixels, which is
 what the detector's time grows with.
 """
 from __future__ import annotations
@@ -164,30 +169,43 @@ class DetectionPlanner:
         self._tiles: list[Region] = []
         self._size: Optional[tuple[int, int]] = None
 
-    def plan(self, width: int, height: int, tracked: Sequence[tuple[int, np.ndarray]]) -> DetectionPlan:
-        """The detector work for a ``width`` x ``height`` frame with ``tracked`` (key, search box) faces."""
+    def plan(self, width: int, height: int, tracked: Sequence[tuple[int, np.ndarray]],
+             confirm: Sequence[Region] = (), rescan: bool = False) -> DetectionPlan:
+        """The detector work for a ``width`` x ``height`` frame with ``tracked`` (key, search box) faces.
+
+        ``confirm``: the scans (or tiles) that found the tentative faces on the previous detector frame; each
+        runs again now, in the foreground, so a new face is confirmed by the same kind of pass that found it
+        (a region re-detection can miss a face a scan found: CenterFace scores a face that fills the region
+        lower, and a tile may be the only view in which a small face is findable). ``rescan``: scan the whole
+        frame now, in the foreground, whatever the cycle (after a stamp gap the tracked boxes are stale).
+        """
         if self._size != (width, height):
             self._size = (width, height)
             self._tiles = fine_tiles(width, height, self.max_side) if self.fine_scan else []
             self._slot = 0
-        scan_frame = not tracked or self.scan_every <= 1 or self._frames % self.scan_every == 0
+        scan_frame = rescan or not tracked or self.scan_every <= 1 or self._frames % self.scan_every == 0
         self._frames += 1
         scan = self._next_scan(width, height) if scan_frame else None
+        if rescan and scan is not None and scan.kind != "scan":
+            scan = whole_frame(width, height, self.max_side)
         background = None
-        if scan is not None and tracked and self.background:
+        if scan is not None and tracked and self.background and not rescan and scan not in confirm:
             background, scan = scan, None  # tracked faces are re-detected below; the scan only finds new ones
-        uncovered = [(k, b) for k, b in tracked if scan is None or not scan.covers(b)]
+        confirming = list(dict.fromkeys(r for r in confirm if r != scan))  # the same region once
+        foreground = ([scan] if scan is not None else []) + confirming
+        uncovered = [(k, b) for k, b in tracked if not any(r.covers(b) for r in foreground)]
         if uncovered:
             fine = self._crowd_scan(width, height, [b for _, b in uncovered])
             # a whole-frame scan looks at least as finely as the faces already seen need (a crowd of small
             # faces is then found whole, not one tile at a time); otherwise the finer whole frame replaces
             # the regions when it costs less
-            finer_scan = (scan is not None and scan.kind == "scan") or (background is not None and background.kind == "scan")
+            finer_scan = any(r.kind == "scan" for r in foreground) or (background is not None and background.kind == "scan")
             if fine is not None and (finer_scan or fine.cost < sum(roi(k, b).cost for k, b in uncovered)):
                 scan = fine
                 uncovered = [(k, b) for k, b in uncovered if not fine.covers(b)]
                 background = None  # this scan finds the new faces too, now
-        regions = [scan] if scan is not None else []
+                confirming = [r for r in confirming if r.kind != "scan"]  # and what a coarser whole frame found
+        regions = ([scan] if scan is not None else []) + [r for r in confirming if r != scan]
         return DetectionPlan(regions + [roi(k, b) for k, b in uncovered], background)
 
     def _next_scan(self, width: int, height: int) -> Region:

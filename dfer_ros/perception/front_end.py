@@ -72,7 +72,7 @@ class FaceFrontEnd:
         background_scan = background_scan and self._plans and bool(getattr(self.detector, "concurrent", False))
         self.planner = DetectionPlanner(d.max_side, d.scan_every, d.fine_scan, background_scan)
         self._scan_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfer-scan") if background_scan else None
-        self._scan_job: Optional[Future] = None
+        self._scan_job: Optional[tuple[Future, Region]] = None
         self._frames_since_reset = 0
         self._reported_since: dict[str, float] = {}  # face id -> stamp it was first reported
         self._last_detector_stamp: Optional[float] = None
@@ -88,12 +88,12 @@ class FaceFrontEnd:
     def flush(self) -> None:
         """Wait for a background scan in flight (its faces join on the next ``step``)."""
         if self._scan_job is not None:
-            self._scan_job.exception()
+            self._scan_job[0].exception()
 
     def reset(self) -> None:
         """Forget all tracks (face ids keep counting up); the next frame runs the detector."""
         if self._scan_job is not None:  # a scan of the frames before the reset must not start tracks after it
-            self._scan_job.exception()
+            self._scan_job[0].exception()
             self._scan_job = None
         self.tracker.reset()
         self.planner.reset()
@@ -109,22 +109,29 @@ class FaceFrontEnd:
         regions: list[Region] = []
         detections: list[Detection] = []
         redetected: dict[int, Detection] = {}
+        origins: list[Optional[Region]] = []
         if run_detector and not self._plans:
             detections = self.detector.detect(bgr)
         elif run_detector:
-            tracked = self.tracker.search_boxes(stamp)
-            plan = self.planner.plan(bgr.shape[1], bgr.shape[0], tracked)
+            # a tentative face is confirmed by the pass that found it, not by a region re-detection
+            confirm = self.tracker.tentative_origins()
+            tracked = [(key, box) for key, box in self.tracker.search_boxes(stamp)
+                       if not self.tracker.awaits_origin(key)]
+            plan = self.planner.plan(bgr.shape[1], bgr.shape[0], tracked, confirm, rescan=self._after_gap(stamp))
             regions = plan.regions
-            detections, redetected = self._detect(bgr, regions, dict(tracked))
-            detections += self._collect_scan()
+            detections, redetected, origins = self._detect(bgr, regions, dict(tracked))
+            scanned, region = self._collect_scan()
+            # scans that overlap (a confirming scan, a tile, last frame's background scan) find a face once each
+            detections, origins = distinct_detections(detections + scanned, origins + [region] * len(scanned))
             if plan.background is not None:
-                self._scan_job = self._scan_pool.submit(self._scan, bgr, plan.background)
+                self._scan_job = (self._scan_pool.submit(self._scan, bgr, plan.background), plan.background)
                 regions = regions + [plan.background]
         detect_ms = _ms(t)
         if run_detector:
             self._check_detector_gap(stamp)
         t = time.perf_counter()
-        tracks = self.tracker.update(detections, stamp, redetected) if run_detector else self.tracker.predict(stamp)
+        tracks = (self.tracker.update(detections, stamp, redetected, origins or None) if run_detector
+                  else self.tracker.predict(stamp))
         for face_id in self.tracker.ended_ids:
             self._reported_since.pop(face_id, None)
         visible = self._reported([tr for tr in tracks if tr.visible], stamp)
@@ -138,30 +145,40 @@ class FaceFrontEnd:
         """A scan for new faces on the scan thread (the frame is only read)."""
         return self._detect(bgr, [region], {})[0]
 
-    def _collect_scan(self) -> list[Detection]:
-        """The background scan started on the previous detector frame (waiting for it if needed)."""
+    def _collect_scan(self) -> tuple[list[Detection], Optional[Region]]:
+        """The background scan started on the previous detector frame (waiting for it if needed), and its region."""
         job, self._scan_job = self._scan_job, None
         if job is None:
-            return []
+            return [], None
+        future, region = job
         try:
-            return job.result()
+            return future.result(), region
         except Exception as exc:  # noqa: BLE001 - one failed scan must not stop the camera
             log.warning("background face scan failed (%s: %s); new faces are looked for on the next scan",
                         type(exc).__name__, exc)
-            return []
+            return [], region
 
-    def _detect(self, bgr: np.ndarray, regions: list[Region],
-                tracked: dict[int, np.ndarray]) -> tuple[list[Detection], dict[int, Detection]]:
+    def _after_gap(self, stamp: float) -> bool:
+        """Whether the previous detector frame is more than ``tracking.lost_seconds`` of stamp time ago: the tracked
+        boxes are stale then (the faces may have moved anywhere), so the whole frame is scanned now."""
+        last = self._last_detector_stamp
+        return last is not None and stamp - last > self.config.tracking.lost_seconds
+
+    def _detect(self, bgr: np.ndarray, regions: list[Region], tracked: dict[int, np.ndarray]
+                ) -> tuple[list[Detection], dict[int, Detection], list[Region]]:
         """Detections of this frame's planned regions: the scans' (the whole frame at ``max_side`` through
         the detector's own ``detect``, with its retry for frame-filling faces), and per re-detection region
-        the one detection of its own face (track key -> detection); all other regions in one batched call."""
+        the one detection of its own face (track key -> detection); all other regions in one batched call.
+        The third list names the region each scanned detection came from."""
         h, w = bgr.shape[:2]
         coarse = whole_frame(w, h, self.detector.max_side)
         scanned: list[Detection] = []
+        origins: list[Region] = []
         redetected: dict[int, Detection] = {}
         rest = [region for region in regions if region != coarse]
         if len(rest) < len(regions):
             scanned.extend(self.detector.detect(bgr))
+            origins += [coarse] * len(scanned)
         if rest:
             for region, found in zip(rest, self.detector.detect_regions(bgr, rest)):
                 kept = keep_for_region(found, region, tracked.get(region.key))
@@ -172,7 +189,8 @@ class FaceFrontEnd:
                         redetected[region.key] = kept[0]
                 else:
                     scanned.extend(kept)
-        return scanned, redetected
+                    origins += [region] * len(kept)
+        return scanned, redetected, origins
 
     def _reported(self, visible: list[Track], stamp: float) -> list[Track]:
         """At most ``detection.max_faces`` of the visible faces, the same ones from frame to frame; largest first.
@@ -227,6 +245,16 @@ class FaceFrontEnd:
             self.planner.scan_every, self.planner.fine_scan = int(d.scan_every), bool(d.fine_scan)
             self.planner.reset()
         return changed
+
+
+def distinct_detections(detections: list[Detection], origins: list) -> tuple[list[Detection], list]:
+    """``detections`` without the later ones that overlap an earlier one by ``DUPLICATE_IOU`` (the same face found
+    by two overlapping scans: the earlier, this frame's own, is kept), with their ``origins``."""
+    kept: list[int] = []
+    for i, det in enumerate(detections):
+        if not kept or iou_matrix(det.box[None], np.stack([detections[j].box for j in kept])).max() < DUPLICATE_IOU:
+            kept.append(i)
+    return [detections[i] for i in kept], [origins[i] for i in kept]
 
 
 def copy_sections(cfg: PipelineConfig, new: PipelineConfig, sections: tuple[str, ...]) -> list[str]:

@@ -1,7 +1,9 @@
 """ByteTrack-style multi-face tracker driven by image stamps.
 
 * A constant-velocity Kalman filter per face on (cx, cy, w, h); prediction uses the real time step
-  between stamps, so a 5 fps and a 30 fps stream of the same motion behave the same.
+  between stamps, so a 5 fps and a 30 fps stream of the same motion behave the same. Across a gap longer
+  than ``lost_seconds`` the velocity is dropped (a face still after a 6.6 s gap was once predicted
+  hundreds of pixels away, missed, and came back with a new id).
 * Association by IoU with the Hungarian method (``scipy.optimize.linear_sum_assignment``):
   high-score detections first against the confirmed tracks, then the low-score detections against the
   confirmed tracks still unmatched (ByteTrack's second pass: a face half hidden or blurred keeps its
@@ -78,6 +80,10 @@ class KalmanBoxFilter:
         self.x[3] = max(self.x[3], 2.0)
         self.P = F @ self.P @ F.T + np.diag(q)
 
+    def hold(self) -> None:
+        """Forget the velocity (keep its uncertainty): the face is predicted where it was last estimated."""
+        self.x[4:] = 0.0
+
     def update(self, box_xywh: np.ndarray) -> None:
         x, y, w, h = [float(v) for v in box_xywh]
         z = np.array([x + w / 2, y + h / 2, w, h])
@@ -118,6 +124,7 @@ class Track:
     detected_box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box of the last detection
     detected_now: bool = True  # matched a detection in the current step
     scan_score: float = 0.0  # score of the last whole-frame detection (region re-detections score lower)
+    origin: Optional[object] = None  # what found a tentative face (the detector's region): the pass that confirms it
 
     @property
     def confirmed(self) -> bool:
@@ -223,7 +230,10 @@ class FaceTracker:
             self.reset()
         dt = 0.0 if self._stamp is None else stamp - self._stamp
         self._stamp = stamp
+        gap = dt > self.config.lost_seconds
         for t in self.tracks:
+            if gap:
+                t.kf.hold()  # a velocity from a few frames is not carried across a long gap
             t.kf.predict(dt)
             t.box = t.kf.box
             t.last_stamp = stamp
@@ -235,6 +245,8 @@ class FaceTracker:
         last detection, since after a long interval a prediction from jittery detections can overshoot a
         face that barely moved (as in ``association_scores``)."""
         dt = 0.0 if self._stamp is None else stamp - self._stamp
+        if dt > self.config.lost_seconds:
+            dt = 0.0  # after a long gap the face is looked for where it was (as ``_advance`` holds it)
         out = []
         for t in self.tracks:
             predicted, last = t.kf.box_at(dt), t.detected_box
@@ -243,6 +255,14 @@ class FaceTracker:
             out.append((t.key, np.array([x1, y1, x2 - x1, y2 - y1], np.float32)))
         return out
 
+    def tentative_origins(self) -> list:
+        """The regions (``Track.origin``) that found the tentative faces, each once, in track order."""
+        return list(dict.fromkeys(t.origin for t in self.tracks if not t.confirmed and t.origin is not None))
+
+    def awaits_origin(self, key: int) -> bool:
+        """Whether track ``key`` is tentative and waits for the pass that found it (no region re-detection)."""
+        return any(t.key == key and not t.confirmed and t.origin is not None for t in self.tracks)
+
     def predict(self, stamp: float) -> list[Track]:
         """Advance all tracks to ``stamp`` without detections (detector skipped this frame)."""
         self._advance(stamp)
@@ -250,8 +270,12 @@ class FaceTracker:
         return self.confirmed_tracks()
 
     def update(self, detections: Sequence[Detection], stamp: float,
-               redetected: Optional[dict[int, Detection]] = None) -> list[Track]:
+               redetected: Optional[dict[int, Detection]] = None,
+               origins: Optional[Sequence[object]] = None) -> list[Track]:
         """Advance to ``stamp`` and associate this frame's detections; returns the confirmed tracks.
+
+        ``origins``: per detection, what found it (the detector's region); a new tentative track keeps its
+        detection's, so the caller can confirm it by the same pass (``tentative_origins``).
 
         ``redetected``: detections found in a region cut around one track (key -> detection), which belong
         to that track without matching; their score is not comparable with a whole-frame detection's (the
@@ -263,6 +287,7 @@ class FaceTracker:
         for t in self.tracks:
             t.detection = None
         redetected = redetected or {}
+        origin_of = {id(d): o for d, o in zip(detections, origins)} if origins is not None else {}
         owners = [t for t in self.tracks if redetected.get(t.key) is not None]
         if owners and detections:  # a scan that finds a re-detected face again only renews its score
             overlap = iou_matrix(np.stack([d.box for d in detections]), np.stack([redetected[t.key].box for t in owners]))
@@ -300,7 +325,8 @@ class FaceTracker:
             det = high_left[j]
             t = Track(key=next(self._keys), kf=KalmanBoxFilter(det.box), first_stamp=stamp, last_stamp=stamp,
                       last_detection_stamp=stamp, detection=det, box=det.box.astype(np.float32),
-                      detected_box=det.box.astype(np.float32), scan_score=float(det.score))
+                      detected_box=det.box.astype(np.float32), scan_score=float(det.score),
+                      origin=origin_of.get(id(det)))
             self.tracks.append(t)
             if cfg.min_hits <= 1:
                 t.face_id = next_face_id()

@@ -1,0 +1,123 @@
+"""Faces are found whatever the detection plan: a new face is confirmed by the pass that found it, and a still face
+keeps its id across a long stamp gap.
+
+The detectors here see a face only in some kinds of pass, as real ones do: CenterFace scores a face that fills a
+64 px re-detection region lower than the same face in a scan, and a small face may be findable only in a tile at
+twice the scan's resolution. Driven frame by frame, with scripted stamps: nothing depends on timing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from perception_fakes import BrightnessEncoder, SoftmaxHead, face
+
+from dfer_ros.perception.config import PipelineConfig
+from dfer_ros.perception.detection import FaceDetector
+from dfer_ros.perception.model_interface import AffectModel
+from dfer_ros.perception.pipeline import PerceptionPipeline
+
+FRAME_DT = 1.0 / 30.0
+
+
+class PassDetector(FaceDetector):
+    """Finds each face of ``faces`` (name -> Detection) in the passes ``seen_in[name]`` allows: "scan" (a whole-frame
+    scan: the detector's own ``detect``, or a finer whole frame), "tile" or "roi"; and only where its centre lies
+    inside the region and it is at least ``min_px`` high in the region's detection image."""
+
+    concurrent = True  # the default plan runs scans for new faces on the scan thread
+
+    def __init__(self, min_px: float = 16.0):
+        super().__init__(min_score=0.0, min_face_size=1, max_side=320)
+        self.faces: dict = {}
+        self.seen_in: dict[str, set[str]] = {}
+        self.min_px = min_px
+
+    def _visible(self, kind: str) -> list:
+        return [d for name, d in self.faces.items() if kind in self.seen_in.get(name, {"scan", "tile", "roi"})]
+
+    def _detect_small(self, image):
+        raise AssertionError("detect() is overridden")
+
+    def detect(self, frame_bgr):
+        return list(self._visible("scan"))
+
+    def detect_regions(self, frame_bgr, regions):
+        out = []
+        for region in regions:
+            scale = region.w / region.out_w
+            out.append([d for d in self._visible(region.kind)
+                        if region.x <= d.box[0] + d.box[2] / 2 < region.x + region.w
+                        and region.y <= d.box[1] + d.box[3] / 2 < region.y + region.h
+                        and d.box[3] / scale >= self.min_px])
+        return out
+
+
+def make_pipeline(detector: PassDetector, config: PipelineConfig = None) -> PerceptionPipeline:
+    config = config or PipelineConfig()
+    config.quality.abstain = False  # flat test frames have no sharpness
+    config.reid.enabled = False
+    return PerceptionPipeline(config, AffectModel(BrightnessEncoder(), SoftmaxHead(), "fake", "numpy"),
+                              detector=detector)
+
+
+def frames_until_reported(pipe, detector, width, height, name, start, limit=40) -> int:
+    """Frames from the new face's first frame to its first report (the known face "a" stays in view)."""
+    frame = np.full((height, width, 3), 90, np.uint8)
+    known = {f.face_id for f in pipe.process(frame, start * FRAME_DT).faces}
+    for i in range(1, limit):
+        result = pipe.process(frame, (start + i) * FRAME_DT)
+        new = [f for f in result.faces if f.face_id not in known]
+        if new:
+            assert len(new) == 1 and abs(new[0].box[0] - detector.faces[name].box[0]) < 1
+            return i
+    return -1
+
+
+@pytest.mark.parametrize("width,height,slots", [(320, 240, 1), (640, 480, 2)])
+@pytest.mark.parametrize("phase", range(4))
+def test_a_face_found_only_by_whole_frame_scans_is_reported_within_one_scan_cycle(width, height, slots, phase):
+    """Default scan settings (scans every 4th frame while faces are tracked, on the scan thread; at 640x480 the scan
+    slots alternate with tiles): the new face is found by a scan and confirmed by the next one, never by its region."""
+    detector = PassDetector()
+    pipe = make_pipeline(detector)
+    frame = np.full((height, width, 3), 90, np.uint8)
+    detector.faces = {"a": face(20, 20, 48)}
+    for i in range(10 + phase):
+        assert len(pipe.process(frame, i * FRAME_DT).faces) == (1 if i else 0)
+    detector.faces["b"] = face(width - 120, height - 120, 80)
+    detector.seen_in["b"] = {"scan"}
+    cycle = slots * pipe.config.detection.scan_every
+    waited = frames_until_reported(pipe, detector, width, height, "b", 10 + phase)
+    assert 0 < waited <= cycle + 2, f"reported after {waited} frames, scan cycle {cycle}"
+
+
+def test_a_small_face_found_only_in_a_tile_is_confirmed_by_that_tile():
+    detector = PassDetector()
+    pipe = make_pipeline(detector)
+    frame = np.full((960, 1280, 3), 90, np.uint8)
+    detector.faces = {"a": face(40, 40, 120)}
+    for i in range(10):
+        pipe.process(frame, i * FRAME_DT)
+    detector.faces["b"] = face(900, 700, 40)  # 20 px in a tile, 10 in the scan
+    detector.seen_in["b"] = {"tile"}
+    tiles = len(pipe.front_end.planner._tiles)
+    waited = frames_until_reported(pipe, detector, 1280, 960, "b", 10, limit=2 * tiles * 4 + 10)
+    assert 0 < waited <= 2 * tiles * pipe.config.detection.scan_every + 2
+
+
+@pytest.mark.parametrize("gap", [2.0, 6.6, 30.0])
+def test_a_still_face_keeps_its_id_across_a_long_stamp_gap(gap):
+    """The face drifted 30 px/s before the gap (a velocity the filter learned) and is where it was after it: a
+    prediction carried across the gap would look for it seconds of motion away."""
+    detector = PassDetector()
+    pipe = make_pipeline(detector)
+    frame = np.full((300, 400, 3), 90, np.uint8)
+    stamp = 0.0
+    for i in range(30):
+        detector.faces = {"a": face(100 + i, 100, 60)}
+        stamp = i * FRAME_DT
+        result = pipe.process(frame, stamp)
+    (before,) = result.faces
+    for k in range(8):  # every phase of the scan cycle after the gap
+        result = pipe.process(frame, stamp + gap + k * FRAME_DT)
+        assert [f.face_id for f in result.faces] == [before.face_id], f"frame {k} after a {gap} s gap"
