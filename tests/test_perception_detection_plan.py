@@ -111,6 +111,16 @@ def test_cut_region_fills_outside_the_frame_and_maps_back_exactly():
     assert image.shape == (32, 32, 3) and shown.scale == pytest.approx(100 / 32, rel=0.02)
 
 
+def test_cut_region_upscaling_a_region_that_starts_between_pixels_and_crosses_the_frame_edge():
+    """A small face's region is magnified; its origin rounds to a pixel up to half a pixel before it, which once gave
+    a negative canvas offset and a crash (the whole frame skipped) for faces under 32 px near the frame's edge."""
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    region = dp.Region("roi", 416.318, 420.206, 73.129, 73.129, 128, 128, key=1)  # 13 px past the bottom edge
+    image, shown = dp.cut_region(frame, region)
+    assert image.shape == (128, 128, 3) and (image[:90] == 90).all() and (image[-18:] == dp.GREY).all()
+    assert shown.x == pytest.approx(region.x, abs=1.0) and shown.scale == pytest.approx(region.scale, rel=0.02)
+
+
 def test_tiles_drop_faces_cut_by_their_inner_edges_and_regions_keep_only_their_face():
     tile = dp.Region("tile", 0.0, 0.0, 100.0, 100.0, 100, 100, inner=(False, False, True, False))
     cut, whole = Detection(box(70, 10, 30), 0.9), Detection(box(20, 10, 30), 0.9)

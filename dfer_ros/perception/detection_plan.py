@@ -236,7 +236,8 @@ def cut_region(frame_bgr: np.ndarray, region: Region) -> tuple[np.ndarray, Regio
     if x1 <= x0 or y1 <= y0:  # wholly outside the frame: nothing to find
         return np.full((region.out_h, region.out_w, 3), GREY, np.uint8), region
     sx, sy = region.out_w / region.w, region.out_h / region.h
-    px, py = int(round((x0 - region.x) * sx)), int(round((y0 - region.y) * sy))
+    # x0 rounds to the nearest pixel, which may lie up to half a pixel before region.x: never a negative offset
+    px, py = max(0, int(round((x0 - region.x) * sx))), max(0, int(round((y0 - region.y) * sy)))
     cw = max(1, min(region.out_w - px, int(round((x1 - x0) * sx))))
     ch = max(1, min(region.out_h - py, int(round((y1 - y0) * sy))))
     crop = frame_bgr if (x0, y0, x1, y1) == (0, 0, w, h) else frame_bgr[y0:y1, x0:x1]  # whole frame: no copy
