@@ -117,7 +117,11 @@ class FaceFrontEnd:
             confirm = self.tracker.tentative_origins()
             tracked = [(key, box) for key, box in self.tracker.search_boxes(stamp)
                        if not self.tracker.awaits_origin(key)]
-            plan = self.planner.plan(bgr.shape[1], bgr.shape[0], tracked, confirm, rescan=self._after_gap(stamp))
+            # no face seen at the last run (only lost ones kept alive): nothing to re-detect, so the whole frame is
+            # scanned now, as with no faces at all (a face in view for a few frames is not left to the scan cycle)
+            seen = any(t.detection is not None for t in self.tracker.tracks)
+            plan = self.planner.plan(bgr.shape[1], bgr.shape[0], tracked, confirm,
+                                     rescan=self._after_gap(stamp) or (bool(tracked) and not seen))
             regions = plan.regions
             detections, redetected, origins = self._detect(bgr, regions, dict(tracked))
             scanned, region = self._collect_scan()

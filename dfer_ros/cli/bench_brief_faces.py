@@ -1,0 +1,37 @@
+"""``python -m dfer_ros.bench.brief_faces_bench``: how many real face stills shown for 0.3 s are reported, with the
+default detection plan and with the whole frame on every frame (``dfer_ros.bench.brief_faces_bench``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from dfer_ros.bench.brief_faces_bench import markdown, run
+from dfer_ros.perception.config import load_pipeline_config
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dfer_ros.bench.brief_faces_bench",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--per-kind", type=int, default=60, help="about this many stills per kind")
+    parser.add_argument("--pipeline-config", type=Path, help="pipeline YAML (default: built-in defaults)")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--out", type=Path, help="write all numbers as JSON here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    result = run(args.per_kind, args.model, args.backend, load_pipeline_config(args.pipeline_config))
+    print()
+    print(markdown(result))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
