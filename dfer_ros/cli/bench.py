@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 # soak and detector_memory run only when named: they take tens of minutes
-SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "reid", "soak", "detector_memory",
+SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "reid", "soak", "brief_faces",
+            "detector_memory",
             "gpu")
 
 

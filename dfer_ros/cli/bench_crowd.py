@@ -29,6 +29,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per scene and mode")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds fed before measuring")
     parser.add_argument("--video-frames", type=int, default=300, help="frames of the video section (0 = skip)")
+    parser.add_argument("--no-tile-crowds", action="store_true", help="skip the small-face webcam tile crowds")
     parser.add_argument("--config", type=Path, help="pipeline YAML (default: built-in defaults)")
     parser.add_argument("--budget-ms", type=float, help="override compute.budget_ms of the scheduled mode")
     parser.add_argument("--model", default="default")
@@ -39,7 +40,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     base = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
     if args.budget_ms is not None:
         base.compute.budget_ms = args.budget_ms
-    result = run(args.faces, args.sizes, args.seconds, args.warmup, args.video_frames, args.model, args.backend, base)
+    result = run(args.faces, args.sizes, args.seconds, args.warmup, args.video_frames, args.model, args.backend, base,
+                 tile_crowds=not args.no_tile_crowds)
     print()
     print(markdown(result))
     if args.out:
