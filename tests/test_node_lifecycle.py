@@ -185,6 +185,17 @@ def test_low_latency_preset_layers_over_the_defaults(ros_env, tmp_path):
     assert half_life.double_value == 0.4  # from dfer.yaml, untouched by the preset
 
 
+def test_fill_budget_preset_layers_over_the_defaults(ros_env, tmp_path):
+    from ros_helpers import REPO
+
+    fill, period, budget = started_node_parameters(ros_env, tmp_path, "fill", [
+        "--params-file", str(REPO / "config" / "dfer.yaml"),
+        "--params-file", str(REPO / "config" / "dfer_fill_budget.yaml")],
+        ["compute.fill_budget", "compute.expression_period", "compute.budget_ms"])
+    assert fill.bool_value is True and period.double_value == 0.0  # from the preset
+    assert budget.double_value == 16.0  # from dfer.yaml, untouched by the preset
+
+
 def started_node_parameters(ros_env, tmp_path, namespace: str, ros_args: list[str], names: list[str]):
     """Start dfer_node in ``/<namespace>`` with ``ros_args``, read the parameters ``names`` through its
     parameter service, stop it (it must exit cleanly) and return the values."""

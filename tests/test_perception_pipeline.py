@@ -58,8 +58,11 @@ class FakeHead(TemporalHead):
 
 
 def make_pipeline(**overrides):
+    """The pipeline's mechanics frame by frame: every face encoded on every frame (freshness targets off; they
+    are tested in test_perception_freshness.py)."""
     cfg = PipelineConfig()
     cfg.detection.max_side = 640
+    cfg.compute.expression_period = cfg.compute.action_units_period = 0.0
     for key, value in overrides.items():
         section, _, name = key.partition("__")
         setattr(getattr(cfg, section), name, value) if name else setattr(cfg, section, value)

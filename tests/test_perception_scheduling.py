@@ -95,7 +95,10 @@ def crowd(tile, faces, k):
 
 
 def make(budget_ms, overlap=False, expression_max_age=0.5, action_units_max_age=2.0):
+    """Budget and floors without freshness targets (every stage offered on every frame its rate cap allows, the
+    budget deciding); the targets are tested in test_perception_freshness.py."""
     cfg = PipelineConfig()
+    cfg.compute.expression_period = cfg.compute.action_units_period = 0.0
     cfg.detection.max_side = 640
     cfg.detection.max_faces = 64
     cfg.compute.budget_ms = budget_ms

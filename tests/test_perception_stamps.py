@@ -14,8 +14,9 @@ BRIGHT = np.full((200, 200, 3), 230, np.uint8)
 
 
 def test_repeated_stamps_keep_the_output_flowing(caplog):
-    """40 frames with one stamp after the face changed: the published label must follow the face."""
-    pipe, det = fake_pipeline()
+    """40 frames with one stamp after the face changed: the published label must follow the face (every frame
+    encoded: a uniformly brighter face is no view change, by design, so a period would only slow the test down)."""
+    pipe, det = every_frame_pipeline()
     det.next = [face(80, 80)]
     for i in range(10):
         r = pipe.process(DARK, 1.0 + i * 0.04)
@@ -35,8 +36,15 @@ def test_repeated_stamps_keep_the_output_flowing(caplog):
     assert after.stamp_event is None and [f.face_id for f in after.faces] == [face_id]
 
 
+def every_frame_pipeline():
+    """The fake pipeline encoding every face on every frame (no freshness period): the window grows by one a frame."""
+    cfg = PipelineConfig()
+    cfg.compute.expression_period = 0.0
+    return fake_pipeline(cfg)
+
+
 def test_small_reorder_drops_the_late_frame_and_keeps_the_state(caplog):
-    pipe, det = fake_pipeline()
+    pipe, det = every_frame_pipeline()
     det.next = [face(80, 80)]
     for i in range(5):
         r = pipe.process(DARK, 2.0 + i * 0.04)

@@ -34,10 +34,12 @@ def cap12():
 def test_astronaut_reads_happy(model):
     frame = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
     pipe = PerceptionPipeline(PipelineConfig(), model)
+    encoded = []
     for i in range(5):
         result = pipe.process(frame, i * 0.04)
+        encoded += [f.frame_estimate for f in result.faces if f.frame_estimate is not None]
     (face,) = result.faces
-    assert face.expression == "happy" and face.frame_estimate.top_expression == "happy"
+    assert face.expression == "happy" and encoded[-1].top_expression == "happy"
     assert face.expression_confidence > 0.5 and face.estimate.valence > 0.3 and face.warmed_up
 
 
@@ -72,15 +74,20 @@ def test_cap12_open_mouth_stretch_reads_surprise(cap12_records):
     expression net); there the expression net must read surprise, and nowhere in the calm later part."""
     _, records = cap12_records
     open_mouth = [r for r in records if r["action_units"].get("AU26", 0.0) >= 0.3]
-    assert len(open_mouth) >= 50
+    # 43 frames with the action units refreshed at compute.action_units_period 0.5 s (2 Hz) and on view changes;
+    # 50 when the landmarker ran on every 3rd frame (config/dfer_fill_budget.yaml): the slow rises near 0.3 lag
+    assert len(open_mouth) >= 40
     frames = [r["frame"] for r in open_mouth]
     assert np.median(frames) < 1337 / 2  # in this video the mouth opens in the first third (about 105-470)
-    per_frame = collections.Counter(r["frame_expression"] for r in open_mouth)
-    assert per_frame.most_common(1)[0][0] == "surprise", per_frame
+    # the frames' own labels where the (2 Hz, so lagging) jaw-open reading is high: surprise on 10 of 24 encoded
+    # frames (35 of 50 with the landmarker on every 3rd frame), against none at all in the calm part below
+    per_frame = collections.Counter(r["frame_expression"] for r in open_mouth if r["frame_expression"])  # encoded
+    assert per_frame["surprise"] >= 0.3 * sum(per_frame.values()), per_frame
     published = collections.Counter(r["expression"] for r in records if 100 <= r["frame"] <= 480)
     assert published["surprise"] >= 40, published  # the smoothed, hysteresis label also gets there
     calm = [r for r in records if r["frame"] >= 500]
     assert all(r["expression"] != "surprise" for r in calm)
+    assert sum(r["frame_expression"] == "surprise" for r in calm) <= 0.02 * len(calm)
     assert np.mean([r["expression_probs"]["surprise"] for r in open_mouth]) > \
         20 * np.mean([r["expression_probs"]["surprise"] for r in calm])
 

@@ -127,6 +127,24 @@ class ComputeConfig:
                                                     "than this (seconds); wins over the budget.")
     action_units_max_age: float = setting(2.0, low=0.001, high=600.0, description="Refresh floor of the action "
                                                                                   "units (seconds); wins over the budget.")
+    expression_period: float = setting(0.1, low=0.0, high=600.0,
+                                       description="Freshness target: refresh a still face's expression/valence-"
+                                                   "arousal this often (seconds; 0 = every image); a face whose view "
+                                                   "changes (compute.change_*), a new face or an expression onset is "
+                                                   "refreshed at once.")
+    action_units_period: float = setting(0.5, low=0.0, high=600.0,
+                                         description="Freshness target of the action units (seconds; 0 = as often "
+                                                     "as the budget and the landmarker's rate cap allow).")
+    change_motion: float = setting(0.25, low=0.0, high=100.0,
+                                   description="A face whose box moved or resized by this many face heights since a "
+                                               "stage last ran on it is refreshed now.")
+    change_appearance: float = setting(8.0, low=0.0, high=255.0,
+                                       description="A face whose 16x16 grey view differs by this much (mean absolute "
+                                                   "grey level, 0-255) from the one a stage last ran on is refreshed "
+                                                   "now.")
+    fill_budget: bool = setting(False, description="Spend the whole budget on refreshes (as fresh as the budget "
+                                                   "allows: the behaviour before freshness targets) instead of only "
+                                                   "what the periods and changes ask for.")
     overlap: bool = setting(True, read_only=True, description="Run GIL-releasing stages (the landmarker) on one worker "
                                                               "thread, overlapping the next images' detection and "
                                                               "expression net.")

@@ -38,6 +38,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from dfer_ros.perception.native_threads import name_native_thread
 from dfer_ros.perception.model_interface import AffectModel, CropSpec, FaceDescriptor
 from dfer_ros.perception.aggregation import Aggregators
 from dfer_ros.perception.baseline import PersonBaselines
@@ -51,6 +52,7 @@ from dfer_ros.perception.reid import Candidate, Reidentifier
 from dfer_ros.perception.scheduler import ComputeScheduler, FaceDemand, StageSpec
 from dfer_ros.perception.track_buffer import TrackBuffers
 from dfer_ros.perception.tracking import FaceTracker, Track
+from dfer_ros.perception.view_change import ViewChanges
 from dfer_ros.perception.types import (CLOCK_JUMP_RESET, DUPLICATE_STAMP, LATE_FRAME_DROPPED, AffectEstimate,
                                        FaceResult, FrameResult)
 
@@ -122,12 +124,15 @@ class PerceptionPipeline:
         self.encoder_stages = {st.name: st for st in model.encoder.stages}
         compute = self.config.compute
         self._overlap = compute.overlap and any(st.background for st in self.encoder_stages.values())
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfer-stage") if self._overlap else None
+        self._worker = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfer-stage",
+                                           initializer=name_native_thread, initargs=("dfer-stage",))
+                        if self._overlap else None)
         self._job: Optional[_BackgroundJob] = None
         self._generation = 0
         _set_opencv_threads(compute.opencv_threads)
         self.scheduler = ComputeScheduler(self._stage_specs(), budget_ms=compute.budget_ms or None,
-                                          learn_costs=clock is not None)
+                                          learn_costs=clock is not None, fill_budget=compute.fill_budget)
+        self.view_changes = ViewChanges(compute.change_motion, compute.change_appearance)
         self.reset()
 
     def _stage_specs(self) -> list[StageSpec]:
@@ -137,14 +142,19 @@ class PerceptionPipeline:
         for st in self.encoder_stages.values():
             max_age = (c.expression_max_age if "expression" in st.outputs
                        else c.action_units_max_age if "action_units" in st.outputs else st.max_age_seconds)
+            period = (c.expression_period if "expression" in st.outputs
+                      else c.action_units_period if "action_units" in st.outputs else 0.0)
             lane = WORKER_LANE if self._overlap and st.background else "main"
-            specs.append(StageSpec(st.name, st.cost_hint_ms, max_age, st.min_frames_between, lane))
+            specs.append(StageSpec(st.name, st.cost_hint_ms, max_age, st.min_frames_between, lane,
+                                   min(period, max_age)))
         return specs
 
     def _sync_compute_config(self) -> None:
         """Budget and floors may change at run time (node parameters): re-read them each frame."""
         c = self.config.compute
         self.scheduler.budget_ms = c.budget_ms or None
+        self.scheduler.fill_budget = c.fill_budget
+        self.view_changes.motion, self.view_changes.appearance = c.change_motion, c.change_appearance
         for spec in self._stage_specs():
             if self.scheduler.stages[spec.name] != spec:
                 self.scheduler.stages[spec.name] = spec
@@ -201,6 +211,7 @@ class PerceptionPipeline:
             self.reid.reset()  # the tracks go; the gallery of people stays
         if hasattr(self, "scheduler"):
             self.scheduler.reset()
+            self.view_changes.reset()
         self._generation += 1  # background results in flight belong to the old stream
         # last aggregated output per face id, reported on frames where the face was not re-estimated
         self._last_output: dict[str, tuple[AffectEstimate, str, float]] = {}
@@ -260,6 +271,7 @@ class PerceptionPipeline:
             self.aggregators.free(face_id)
             self._last_output.pop(face_id, None)
         self.scheduler.forget(step.ended_ids)
+        self.view_changes.forget(step.ended_ids)
         self.reid.end_tracks(step.ended_ids, stamp)
         for face_id in step.ended_ids:
             self.baselines.forget(face_id)  # face-keyed baselines (no person id) end with their track
@@ -290,9 +302,17 @@ class PerceptionPipeline:
         # the worker runs beside this thread on the second core, within the same per-frame budget: giving it
         # this thread's whole time per frame (as once) filled that core in crowds (50 faces: 14 landmarker
         # runs a frame where the 2 s floor needs 5), slowing this thread's expression net by a third
-        plan = self.scheduler.plan(state_time, [self._demand(tr) for tr in encode])
+        changed = ({} if self.config.compute.fill_budget else
+                   self.view_changes.changed(bgr, {tr.face_id: tr.box for tr in encode}, self.encoder_stages))
+        for tr in encode:  # a face whose window is still filling is refreshed every frame until it is warmed up
+            buf = self.buffers.get(tr.face_id) if tr.face_id in self.buffers else None
+            if buf is not None and len(buf) < self.model.head.min_frames:
+                changed[tr.face_id] = frozenset(self.encoder_stages)
+        plan = self.scheduler.plan(state_time, [self._demand(tr, changed.get(tr.face_id)) for tr in encode])
         t = time.perf_counter()
         self._assess_picked(bgr, plan, encode, assessed)
+        for name, ids in plan.faces.items():
+            self.view_changes.served(name, ids)
         picked_quality_ms = _ms(t)
         timings["quality"] += picked_quality_ms
         # worker-lane stages first, so the worker starts while this thread aligns and runs the rest
@@ -326,6 +346,7 @@ class PerceptionPipeline:
         for face in results:  # [behaviour] new smoothed estimates feed the expression events
             if face.frame_estimate is not None:
                 events += self.behaviour.feed(face.face_id, stamp, face.estimate, face.person_id)
+        self._refresh_after_onsets(events)
         events += self.behaviour.expire(stamp)
         timings["aggregate"] = _ms(t)
         timings["total"] = _ms(t_start)
@@ -407,12 +428,23 @@ class PerceptionPipeline:
             for name, ids in plan.faces.items():
                 plan.faces[name] = [fid for fid in ids if fid not in withheld]
 
-    def _demand(self, tr: Track) -> FaceDemand:
-        """What the scheduler weighs: the face's size and, where face quality ran, its attention (head pose
-        towards the camera): a face turned to the robot is refreshed sooner than one looking away."""
+    def _refresh_after_onsets(self, events) -> None:
+        """An expression onset refreshes that face's expression on the next frame, whatever its period: the episode's
+        rise is sampled from its start."""
+        for event in events:
+            if getattr(event, "kind", "") == "onset":
+                for name, st in self.encoder_stages.items():
+                    if "expression" in st.outputs:
+                        self.view_changes.force(event.face_id, name)
+
+    def _demand(self, tr: Track, changed: Optional[frozenset] = None) -> FaceDemand:
+        """What the scheduler weighs: the face's size, where face quality ran its attention (head pose towards the
+        camera: a face turned to the robot is refreshed sooner than one looking away), and the stages whose view of
+        the face changed enough to refresh it now (``view_change``)."""
         quality = self.behaviour.quality(tr.face_id)
         return FaceDemand(tr.face_id, float(tr.box[2] * tr.box[3]),
-                          attention=None if quality is None else float(quality.attention))
+                          attention=None if quality is None else float(quality.attention),
+                          changed=changed or frozenset())
 
     def _stage_crops(self, bgr: np.ndarray, name: str, ids: list[str], plan, track_of: dict[str, Track],
                      cache: dict) -> np.ndarray:

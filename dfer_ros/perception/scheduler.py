@@ -7,13 +7,19 @@ time grow linearly with the crowd. Instead, the model work started on one frame 
 budget, and each face's estimate is refreshed at a guaranteed minimum rate rather than on every frame.
 
 How one frame is planned (``plan``):
-  * each stage is a separate queue with its own cost estimate, refresh floor (``max_age_seconds``) and
-    rate cap (``min_frames_between``: the landmarker need not run on every frame of a face);
-  * candidates are the (stage, face) pairs the rate cap allows; they are ordered by
+  * each stage is a separate queue with its own cost estimate, freshness target (``period_seconds``), refresh
+    floor (``max_age_seconds``) and rate cap (``min_frames_between``: the landmarker need not run on every
+    frame of a face);
+  * candidates are the (stage, face) pairs the rate cap allows that need work: new, overdue, changed (the
+    face's view changed enough since the stage last saw it: ``FaceDemand.changed``) or due by the stage's
+    freshness target. A still face is refreshed at its target rate and no more often, so the budget is a
+    ceiling, not a target (``fill_budget`` offers every pair, as fresh as the budget allows). They are
+    ordered by
       1. new: never served since the track appeared (a new face gets its first estimate at once),
       2. overdue: the face's estimate for that stage would be older than ``max_age_seconds`` by the
          next frame,
-      3. staleness: age relative to the stage's floor, weighted up for larger faces and, where known,
+      3. changed,
+      4. staleness: age relative to the stage's floor, weighted up for larger faces and, where known,
          for faces with attention on the robot;
   * pairs are taken greedily while the estimated cost fits the budget of the stage's lane (stages that
     run on a worker thread, in parallel with the caller's, form their own lane with its own budget).
@@ -51,11 +57,13 @@ class StageSpec:
     max_age_seconds: float  # refresh floor: no face's estimate gets older than this (0 = serve every frame)
     min_frames_between: int = 1  # rate cap: a face gets this stage at most every n-th of its frames
     lane: str = "main"  # stages in different lanes run on different threads: each lane has its own budget
+    period_seconds: float = 0.0  # freshness target: refresh a face this often when nothing changes (0: every frame)
 
     def __post_init__(self):
-        if self.initial_cost_ms < 0 or self.max_age_seconds < 0 or self.min_frames_between < 1:
+        if self.initial_cost_ms < 0 or self.max_age_seconds < 0 or self.min_frames_between < 1 \
+                or self.period_seconds < 0:
             raise ValueError(f"stage {self.name}: need initial_cost_ms >= 0, max_age_seconds >= 0, "
-                             f"min_frames_between >= 1")
+                             f"min_frames_between >= 1, period_seconds >= 0")
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class FaceDemand:
     face_id: str
     area: float  # box area in pixels: larger faces carry more detail and usually matter more
     attention: Optional[float] = None  # in [0, 1] when something estimates it (e.g. gaze at the robot)
+    changed: frozenset = frozenset()  # stages whose view of the face changed enough to refresh it now
 
 
 @dataclass
@@ -116,8 +125,11 @@ class ComputeScheduler:
     """Chooses per frame which faces get which stage, within ``budget_ms`` (None = budget off)."""
 
     def __init__(self, stages: Sequence[StageSpec], budget_ms: Optional[float] = None,
-                 cost_smoothing: float = 0.2, learn_costs: bool = True):
-        """``learn_costs`` False: the nominal cost model (see the module doc): deterministic plans."""
+                 cost_smoothing: float = 0.2, learn_costs: bool = True, fill_budget: bool = False):
+        """``learn_costs`` False: the nominal cost model (see the module doc): deterministic plans.
+        ``fill_budget``: offer every pair the rate caps allow (as fresh as the budget allows) instead of only the
+        pairs that are new, due by their stage's period, changed or overdue."""
+        self.fill_budget = bool(fill_budget)
         if not stages:
             raise ValueError("the scheduler needs at least one stage")
         if budget_ms is not None and not budget_ms > 0:
@@ -205,9 +217,14 @@ class ComputeScheduler:
                     continue  # rate cap: served too recently
                 since = stamp - (state.first_stamp if new else state.last_served)
                 overdue = since + self._frame_dt >= spec.max_age_seconds
+                changed = name in face.changed
+                # due by the freshness target; half a frame of slack so stamp jitter does not skip a frame
+                due = spec.period_seconds <= 0 or since >= spec.period_seconds - self._frame_dt / 2
+                if not (new or overdue or changed or due or self.fill_budget):
+                    continue  # fresh enough, and nothing changed: spend nothing on it
                 staleness = (since + self._frame_dt) / spec.max_age_seconds if spec.max_age_seconds > 0 else 1.0
                 weight = 1.0 + face.area / max_area + (face.attention or 0.0)
-                key = (0 if new else 1 if overdue else 2, -staleness * weight, stage_index, order)
+                key = (0 if new else 1 if overdue else 2 if changed else 3, -staleness * weight, stage_index, order)
                 candidates.append((key, overdue, name, face.face_id))
         candidates.sort(key=lambda c: c[0])
         chosen: dict[str, list[str]] = {n: [] for n in stage_names}

@@ -1,0 +1,110 @@
+"""Did a face's view change enough since a model stage last saw it? (the refresh events of the scheduler)
+
+With freshness targets (``compute.expression_period``, ``compute.action_units_period``) a still face is re-estimated
+only that often; a face that moves, turns or changes its expression must not wait for the period. So per (face,
+stage) this module keeps the view that stage last ran on: the face's box and a 16x16 grey thumbnail of it (about
+20 us per face, no model). A stage is *changed* for a face when, since then:
+  * the box moved by more than ``compute.change_motion`` face heights, or its height changed by that fraction;
+  * the same part of the image (the old box, so the detector's box jitter, about 5 % of the face height from frame
+    to frame, does not count) differs by more than ``compute.change_appearance`` mean absolute grey levels (0-255,
+    brightness drift removed): a head turn, an opening mouth, a hand in front of the face;
+  * the caller forced it (an expression onset: the episode's shape is sampled from its start).
+ROS-free and clock-free: the same frames give the same events.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import cv2
+import numpy as np
+
+THUMB = 16  # side of the grey thumbnail compared between views
+
+
+@dataclass
+class View:
+    box: np.ndarray  # x, y, w, h in frame pixels
+    thumb: np.ndarray  # (THUMB, THUMB) float32 grey
+
+
+def view_of(bgr: np.ndarray, box: np.ndarray) -> Optional[View]:
+    """The view of the face at ``box`` in ``bgr`` (None when the box lies outside the frame)."""
+    h, w = bgr.shape[:2]
+    x, y, bw, bh = (float(v) for v in box)
+    x0, y0 = max(0, int(x)), max(0, int(y))
+    x1, y1 = min(w, int(np.ceil(x + bw))), min(h, int(np.ceil(y + bh)))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    patch = cv2.resize(bgr[y0:y1, x0:x1], (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    return View(np.asarray(box, np.float32).copy(), grey)
+
+
+def motion(a: np.ndarray, b: np.ndarray) -> float:
+    """Box change in face heights: the larger of the centre shift and the height change."""
+    height = max(float(a[3]), 1.0)
+    ca, cb = a[:2] + a[2:] / 2, b[:2] + b[2:] / 2
+    return max(float(np.linalg.norm(ca - cb)) / height, abs(float(b[3]) - float(a[3])) / height)
+
+
+def appearance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute grey difference of two thumbnails with their mean brightness removed (exposure drift is no
+    change)."""
+    return float(np.mean(np.abs((a - a.mean()) - (b - b.mean()))))
+
+
+class ViewChanges:
+    """Per (face, stage): the view the stage last ran on; ``changed`` says which stages a face's new view calls for."""
+
+    def __init__(self, motion: float, appearance: float):
+        self.motion = float(motion)
+        self.appearance = float(appearance)
+        self._bgr: Optional[np.ndarray] = None
+        self._boxes: dict[str, np.ndarray] = {}
+        self._seen: dict[tuple[str, str], View] = {}
+        self._forced: set[tuple[str, str]] = set()
+
+    def reset(self) -> None:
+        self._bgr, self._boxes = None, {}
+        self._seen.clear()
+        self._forced.clear()
+
+    def forget(self, face_ids: Iterable[str]) -> None:
+        gone = set(face_ids)
+        self._seen = {k: v for k, v in self._seen.items() if k[0] not in gone}
+        self._forced = {k for k in self._forced if k[0] not in gone}
+
+    def force(self, face_id: str, stage: str) -> None:
+        """The next ``changed`` call reports ``stage`` for this face whatever its view."""
+        self._forced.add((face_id, stage))
+
+    def changed(self, bgr: np.ndarray, faces: dict[str, np.ndarray], stages: Iterable[str]) -> dict[str, frozenset]:
+        """face id -> the stages whose last view of the face differs enough from its view now (``faces``: id -> box).
+        A face a stage never saw is not reported here (new faces are the scheduler's own first priority)."""
+        stages = tuple(stages)
+        out: dict[str, frozenset] = {}
+        self._bgr, self._boxes = bgr, dict(faces)
+        for fid, box in faces.items():
+            hit = set()
+            for stage in stages:
+                seen = self._seen.get((fid, stage))
+                if (fid, stage) in self._forced:
+                    hit.add(stage)
+                elif seen is not None:
+                    now = view_of(bgr, seen.box)  # the same part of the image as then
+                    if motion(seen.box, np.asarray(box, np.float32)) > self.motion or now is None \
+                            or appearance(seen.thumb, now.thumb) > self.appearance:
+                        hit.add(stage)
+            if hit:
+                out[fid] = frozenset(hit)
+        return out
+
+    def served(self, stage: str, face_ids: Iterable[str]) -> None:
+        """``stage`` runs on these faces' views of the frame last passed to ``changed``: they become its reference."""
+        for fid in face_ids:
+            self._forced.discard((fid, stage))
+            box = self._boxes.get(fid)
+            view = None if box is None else view_of(self._bgr, box)
+            if view is not None:
+                self._seen[(fid, stage)] = view

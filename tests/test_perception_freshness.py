@@ -1,0 +1,97 @@
+"""Freshness targets drive the model work: a still face is refreshed at its stage's period and no more often, a face
+whose view changes (moves, turns, changes expression) or that is new is refreshed at once, and ``fill_budget`` keeps
+the old "as fresh as the budget allows" behaviour. Driven with scripted stamps and frames: nothing depends on time."""
+from __future__ import annotations
+
+import numpy as np
+from perception_fakes import face, fake_pipeline
+
+from dfer_ros.perception.config import PipelineConfig
+from dfer_ros.perception.scheduler import ComputeScheduler, FaceDemand, StageSpec
+from dfer_ros.perception.view_change import ViewChanges
+
+DT = 1.0 / 30.0
+
+
+def served_frames(scheduler, frames, demand=lambda i: FaceDemand("f1", 1600.0)):
+    out = []
+    for i in range(frames):
+        plan = scheduler.plan(i * DT, [demand(i)])
+        if plan.selected("expression"):
+            scheduler.served("expression", ["f1"], i * DT)
+            out.append(i)
+    return out
+
+
+def test_a_still_face_is_refreshed_at_its_period_not_on_every_frame():
+    spec = StageSpec("expression", 1.0, max_age_seconds=0.5, period_seconds=0.1)
+    assert served_frames(ComputeScheduler([spec], budget_ms=100.0), 30) == list(range(0, 30, 3))
+    # the budget is a ceiling, not a target: fill_budget spends it (the behaviour before freshness targets)
+    assert served_frames(ComputeScheduler([spec], budget_ms=100.0, fill_budget=True), 30) == list(range(30))
+
+
+def test_a_changed_face_is_refreshed_at_once_whatever_its_period():
+    spec = StageSpec("expression", 1.0, max_age_seconds=0.5, period_seconds=0.3)
+    changed_on = {4, 5}
+    served = served_frames(ComputeScheduler([spec], budget_ms=100.0), 20,
+                           lambda i: FaceDemand("f1", 1600.0, changed=frozenset({"expression"} if i in changed_on
+                                                                                 else set())))
+    assert served == [0, 4, 5, 14]  # new, changed twice, then the period from the last refresh
+
+
+def test_view_changes_ignore_jitter_and_exposure_but_see_motion_and_appearance():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (240, 320, 3), np.uint8)
+    box = np.array([100, 60, 60, 80], np.float32)
+    changes = ViewChanges(motion=0.25, appearance=8.0)
+    assert changes.changed(frame, {"f1": box}, ["expression"]) == {}  # never seen: the scheduler's "new"
+    changes.served("expression", ["f1"])
+    jitter = box + np.array([2, -2, 1, 2], np.float32)  # a detector's box jitter, about 3 % of the face height
+    brighter = np.clip(frame.astype(np.int16) + 20, 0, 255).astype(np.uint8)  # exposure drift
+    assert changes.changed(frame, {"f1": jitter}, ["expression"]) == {}
+    assert changes.changed(brighter, {"f1": box}, ["expression"]) == {}
+    moved = box + np.array([30, 0, 0, 0], np.float32)  # 0.375 face heights
+    assert changes.changed(frame, {"f1": moved}, ["expression"]) == {"f1": frozenset({"expression"})}
+    other = frame.copy()
+    other[105:135, 115:145] = 0  # a dark patch in the lower face (a mouth opening)
+    assert changes.changed(other, {"f1": box}, ["expression"]) == {"f1": frozenset({"expression"})}
+    changes.force("f1", "expression")  # an expression onset
+    assert changes.changed(frame, {"f1": box}, ["expression"]) == {"f1": frozenset({"expression"})}
+    changes.served("expression", ["f1"])
+    assert changes.changed(frame, {"f1": box}, ["expression"]) == {}
+
+
+def _textured(seed: int) -> np.ndarray:
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    frame[40:140, 40:140] = np.random.default_rng(seed).integers(0, 255, (100, 100, 3), np.uint8)
+    return frame
+
+
+def test_through_the_pipeline_a_still_face_costs_a_third_of_the_frames_and_a_change_is_seen_at_once():
+    cfg = PipelineConfig()
+    cfg.compute.expression_period = 0.1
+    pipe, det = fake_pipeline(cfg)
+    det.next = [face(50, 50, 80)]
+    still, changed = _textured(1), _textured(2)
+    encoded, ages = [], []
+    for i in range(31):
+        result = pipe.process(changed if i == 20 else still, i * DT)
+        (f,) = result.faces if result.faces else (None,)
+        if f is not None:
+            ages.append(f.estimate_age)
+            if f.frame_estimate is not None:
+                encoded.append(i)
+    assert 20 in encoded and 21 in encoded  # the new view at once, and the old one back at once
+    still_frames = [i for i in encoded if i < 20]
+    assert 6 <= len(still_frames) <= 8, encoded  # every 3rd frame at 30 Hz with a 0.1 s period
+    assert max(ages) <= 0.1 + 1e-6
+
+
+def test_fill_budget_encodes_every_frame_as_before():
+    cfg = PipelineConfig()
+    cfg.compute.fill_budget = True
+    pipe, det = fake_pipeline(cfg)
+    det.next = [face(50, 50, 80)]
+    frame = _textured(1)
+    encoded = [i for i in range(12) if any(f.frame_estimate is not None for f in pipe.process(frame, i * DT).faces)]
+    assert encoded == list(range(1, 12))  # from the frame the face is confirmed on
