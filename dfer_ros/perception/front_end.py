@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from dfer_ros.perception.native_threads import name_native_thread
 from dfer_ros.perception.alignment import align_faces
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.detection import FaceDetector, create_detector
@@ -71,7 +72,9 @@ class FaceFrontEnd:
         self._plans = callable(getattr(self.detector, "detect_regions", None))
         background_scan = background_scan and self._plans and bool(getattr(self.detector, "concurrent", False))
         self.planner = DetectionPlanner(d.max_side, d.scan_every, d.fine_scan, background_scan)
-        self._scan_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfer-scan") if background_scan else None
+        self._scan_pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfer-scan",
+                                              initializer=name_native_thread, initargs=("dfer-scan",))
+                           if background_scan else None)
         self._scan_job: Optional[tuple[Future, Region]] = None
         self._frames_since_reset = 0
         self._reported_since: dict[str, float] = {}  # face id -> stamp it was first reported

@@ -25,6 +25,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from dfer_ros.perception.native_threads import name_native_thread
 from dfer_ros.perception.gallery import GalleryFileError, PersonGallery
 from dfer_ros.perception.model_interface import FaceDescriptor
 
@@ -199,7 +200,8 @@ class Reidentifier:
         for fid in ids:
             self._tracks[fid].pending = True
         if self._worker is None:
-            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfer-reid")
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfer-reid",
+                                              initializer=name_native_thread, initargs=("dfer-reid",))
         future = self._worker.submit(self.descriptor.describe, batch)
         self._job = _Job(future, ids, [c.area for c in chosen],
                          [c.yaw if c.yaw is not None else math.inf for c in chosen], now, self._generation)

@@ -38,6 +38,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 from dfer_ros.perception.config import ConfigError, PipelineConfig
+from dfer_ros.perception.native_threads import name_native_thread
 from dfer_ros.ros import conversions, hri_publisher, qos
 from dfer_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from dfer_ros.ros.parameters import (NodeSettings, ParamSpec, all_parameter_specs, apply_pipeline_config,
@@ -378,6 +379,7 @@ class DferNode(LifecycleNode):
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
+        name_native_thread("dfer_worker")  # per-thread CPU (top -H, the benchmarks) names this thread
         while not self._stop.is_set():
             with self._lock:
                 while self._pending is None and not self._stop.is_set():
