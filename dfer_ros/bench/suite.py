@@ -16,6 +16,8 @@ their numbers into one JSON file and one markdown table.
                node latency off/on alternating
   soak         ``soak_bench.run`` (not in the default sections: 30,000 frames take about 35 minutes on 2
                cores): node RSS at start, every 5,000 frames and at the end, slope in MB per 1,000 frames
+  loaded       ``loaded_bench.run``: the node over DDS at 30 Hz with 1, 4 and 25 faces, as the machine is and
+               beside one busy process per core: output rate, p99 latency, slowest refresh ages, node CPU
   brief_faces  ``brief_faces_bench.run`` (not in the default sections: about 8 minutes): real face stills shown
                for 0.3 s each, the share reported with the defaults and with scan_every 1, time to the first report
   detector_memory  ``detector_bench memory`` (not in the default sections: 100,000 calls per detector take
@@ -73,6 +75,8 @@ class SuiteConfig:
     crowd_seconds: float = 6.0  # measured seconds per crowd scene and mode (30 Hz camera)
     crowd_video_frames: int = 300  # frames of the crowd section's back-to-back video part
     crowd_tile_crowds: bool = True  # the crowd section's small-face webcam tile crowds (300 frames each)
+    loaded_faces: tuple[int, ...] = (1, 4, 25)  # the loaded section: faces per scene (1 or square numbers)
+    loaded_seconds: float = 10.0  # measured seconds per loaded run (two runs per scene: quiet and loaded)
     brief_faces_per_kind: int = 60  # the brief_faces section (only run when asked for): stills per kind
     soak_frames: int = 30000  # frames of the soak section (only run when asked for: --sections soak)
     # the detector_memory section (only run when asked for): calls per detector, each in its own process
@@ -81,13 +85,15 @@ class SuiteConfig:
     expression_repeats: int = 200  # calls per net in the expression section (its pipelines use ``frames``)
     behaviour_frames: int = 150  # frames per behaviour scene (quality + events on vs off)
     behaviour_repeats: int = 3  # passes over the frames per scene (the two pipelines take turns per frame)
-    sections: tuple[str, ...] = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "gpu")
+    sections: tuple[str, ...] = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "loaded",
+                                 "gpu")
 
     @classmethod
     def quick(cls) -> "SuiteConfig":
         return cls(frames=4, faces=(1, 2), resolutions=((640, 480),), streaming_config=MODELS / "tiny_test.yaml",
                    streaming_steps=2, reencode_steps=1, latency_seconds=0.0, crowd_faces=(1, 4), crowd_seconds=0.5,
-                   crowd_video_frames=4, crowd_tile_crowds=False, expression_repeats=10, behaviour_frames=4,
+                   crowd_video_frames=4, crowd_tile_crowds=False, loaded_faces=(), expression_repeats=10,
+                   behaviour_frames=4,
                    behaviour_repeats=1)
 
 
@@ -138,6 +144,13 @@ def run_crowd(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict
     return run(cfg.crowd_faces, cfg.resolutions, cfg.crowd_seconds, warmup=min(1.5, cfg.crowd_seconds),
                video_frames=cfg.crowd_video_frames, model_name=cfg.model, backend=cfg.backend, progress=progress,
                checkpoint=cfg.checkpoint, tile_crowds=cfg.crowd_tile_crowds)
+
+
+def run_loaded(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """``loaded_bench.run``: the node over DDS as it is and beside one busy process per core, 1, 4 and 25 faces."""
+    from dfer_ros.bench.loaded_bench import run
+
+    return run(cfg.loaded_faces, cfg.loaded_seconds, progress=progress)
 
 
 def run_brief_faces(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
@@ -306,6 +319,7 @@ def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> Suit
              ("reid", lambda: run_reid(cfg, progress)),
              ("soak", lambda: run_soak(cfg, progress)),
              ("brief_faces", lambda: run_brief_faces(cfg, progress)),
+             ("loaded", lambda: run_loaded(cfg, progress)),
              ("detector_memory", lambda: run_detector_memory(cfg, progress)),
              ("gpu", lambda: run_gpu(cfg, result.sections.get("streaming"), progress) if cfg.gpu
               else {"skipped": "disabled (--no-gpu)"})]
@@ -376,6 +390,11 @@ def markdown(result: SuiteResult) -> str:
                   "|---|---|---|---|---|---|---|",
                   f"| {lat.get('resolution')} | {lat.get('rate_hz')} | {lat.get('results')}/{lat.get('frames_sent')} | "
                   f"{_f(ms.get('p50'))} | {_f(ms.get('p90'))} | {_f(ms.get('p99'))} | {_f(ms.get('max'))} |", ""]
+    loaded = result.sections.get("loaded")
+    if loaded and loaded.get("rows"):
+        from dfer_ros.bench.loaded_bench import markdown as loaded_markdown
+
+        lines += ["The node beside one busy process per core (640x480 at 30 Hz over DDS)", "", loaded_markdown(loaded), ""]
     soak = result.sections.get("soak")
     if soak:
         from dfer_ros.bench.soak_bench import SoakReport, summary_lines

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 # soak and detector_memory run only when named: they take tens of minutes
-SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "reid", "soak", "brief_faces",
+SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "reid", "soak", "brief_faces", "loaded",
             "detector_memory",
             "gpu")
 

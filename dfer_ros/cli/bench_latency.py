@@ -22,11 +22,14 @@ def main(argv=None) -> int:
                    help="QoS of the image topic (node side; the publisher here is reliable)")
     p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                    help="extra node parameter, e.g. --param detection.every:=2 (repeatable)")
+    p.add_argument("--faces", type=int, default=1, help="faces in the image: 1 or a square number (a grid)")
+    p.add_argument("--competitors", type=int, default=0,
+                   help="busy processes beside the node (one per core: a loaded robot)")
     args = p.parse_args(argv)
     from dfer_ros.bench.latency_bench import run
 
     report = run(args.out, args.seconds, args.warmup, args.rate, args.width, args.height, args.backend, args.model,
-                 args.checkpoint, args.reliability, args.param)
+                 args.checkpoint, args.reliability, args.param, args.faces, args.competitors)
     return 0 if report.get("results") else 1
 
 

@@ -1,0 +1,32 @@
+"""``python -m dfer_ros.bench.loaded_bench``: the node over DDS beside one busy process per core, 1, 4 and 25 faces
+(``dfer_ros.bench.loaded_bench``). Not a test: it prints and writes numbers."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from dfer_ros.bench.loaded_bench import FACES, markdown, run
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dfer_ros.bench.loaded_bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--faces", type=int, nargs="+", default=list(FACES), help="1 or square numbers")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE", help="extra node parameter")
+    parser.add_argument("--out", type=Path, help="write all numbers as JSON here")
+    args = parser.parse_args(argv)
+    result = run(args.faces, args.seconds, node_params=args.param)
+    print()
+    print(markdown(result))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
