@@ -126,6 +126,7 @@ class EvalSummary:
     abstained: int = 0  # face records whose expression was withheld (face quality)
     label_switches: int = 0  # changes of a face's published label between two real labels (not "", "unknown")
     events: int = 0  # expression episodes (onsets; each is closed by an offset, at the latest at the end)
+    first_result_seconds: float = float("nan")  # process start -> the first frame's result (start-up, whole process)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -136,10 +137,27 @@ class EvalSummary:
         return (f"{self.source}: {self.frames} frames ({self.skipped_frames} skipped, {self.frames_with_faces} with "
                 f"faces), {self.faces} face records, {self.tracks} track(s), {self.people} person id(s), "
                 f"{self.fps:.1f} fps over "
-                f"{self.wall_seconds:.1f} s\n  mean ms per frame: {stages}\n  labels: {labels or '-'}\n"
+                f"{self.wall_seconds:.1f} s (first result {self.first_result_seconds:.2f} s after the process "
+                f"started)\n  mean ms per frame: {stages}\n  labels: {labels or '-'}\n"
                 f"  abstained: {self.abstained} of {self.faces} face records "
                 f"({100.0 * self.abstained / max(self.faces, 1):.1f} %); expression events: {self.events} "
                 f"episode(s) vs {self.label_switches} published label switch(es)")
+
+
+def process_age_seconds() -> float:
+    """Seconds since this process started (Linux /proc; NaN elsewhere): the start-up users wait for, imports and
+    model loading included."""
+    import os
+
+    try:
+        with open("/proc/self/stat") as f:
+            stat = f.read()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        started = int(stat[stat.rindex(")") + 2:].split()[19]) / os.sysconf("SC_CLK_TCK")
+        return max(0.0, uptime - started)
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def run_source(frames: Iterable[Frame], pipeline: PerceptionPipeline, writer: Optional[PredictionWriter] = None,
@@ -165,6 +183,8 @@ def run_source(frames: Iterable[Frame], pipeline: PerceptionPipeline, writer: Op
     for index, stamp, image in tqdm(frames, total=total, desc=f"dfer-eval {Path(source).name}", unit="frame",
                                     disable=not progress):
         result = pipeline.process(image, stamp)
+        if summary.frames == 0:
+            summary.first_result_seconds = process_age_seconds()
         summary.frames += 1
         if result.skipped_reason:
             summary.skipped_frames += 1
