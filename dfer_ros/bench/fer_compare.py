@@ -32,7 +32,7 @@ FER_SCRIPT = r"""
 import sys, time, json
 t_start = time.time()
 import cv2
-from fer import FER
+from fer.fer import FER  # the package root exports nothing in 25.10
 detector = FER(mtcnn=False)  # fer's default: OpenCV's Haar cascade
 capture = cv2.VideoCapture(sys.argv[1])
 frames = faces = 0
