@@ -115,10 +115,10 @@ def bag_info(path: PathLike) -> BagInfo:
 
 
 def _storage_of(folder: Path) -> str:
-    import yaml
+    from dfer_ros.user_files import read_user_yaml
 
     try:
-        meta = yaml.safe_load((folder / "metadata.yaml").read_text())
+        meta = read_user_yaml(folder / "metadata.yaml")
         return str(meta["rosbag2_bagfile_information"]["storage_identifier"])
     except Exception:  # only informational
         return "unknown"

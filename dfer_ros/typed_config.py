@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import yaml
+from dfer_ros.user_files import read_user_yaml, UserFileError
 
 __all__ = ["Setting", "SettingInfo", "build_dataclass", "check_settings", "iter_settings", "read_yaml_mapping",
            "resolve_near", "setting"]
@@ -160,9 +160,9 @@ def read_yaml_mapping(path: Union[str, Path], what: str, error: type[Exception] 
     if not path.is_file():
         raise error(f"{what} not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise error(f"{path}: not valid YAML: {exc}") from exc
+        data = read_user_yaml(path)
+    except UserFileError as exc:  # not UTF-8, not YAML, too deep or large, non-finite numbers
+        raise error(str(exc)) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -13,6 +13,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Union
+from dfer_ros.user_files import read_user_json
 
 
 def file_sha256(path: Union[str, Path], chunk: int = 1 << 20) -> str:
@@ -50,7 +51,7 @@ class EngineCache:
         if not engine.is_file() or not sidecar.is_file():
             return None
         try:
-            stored = json.loads(sidecar.read_text())
+            stored = read_user_json(sidecar)
         except (OSError, ValueError):
             return None
         return engine if stored == asdict(key) else None

@@ -9,10 +9,10 @@ is missing; exit 2 on a bad folder.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
+from dfer_ros.user_files import read_user_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"(e.g. the robot's Jetson) where TensorRT 10 and a CUDA GPU are present.", file=sys.stderr)
         return 3
     print(f"dfer-build-engine: {reason}")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_user_json(manifest_path)
     from tqdm import tqdm
 
     for part in tqdm(("image_tower", "temporal_head"), desc="engines", unit="engine"):

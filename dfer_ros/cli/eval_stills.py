@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Sequence
 
-import yaml
+from dfer_ros.user_files import parse_user_yaml
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -36,7 +36,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             parser.error(f"model option {item!r} must look like KEY=VALUE")
-        options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        options[key.strip()] = parse_user_yaml(value, f"model option {key.strip()!r}") if value.strip() else ""
     from dfer_ros.estimators.loader import build_pipeline
     from dfer_ros.evaluation.stills import evaluate_stills, labelled_images, still_pipeline_config
 

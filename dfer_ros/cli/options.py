@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any, Optional, Sequence
 
-import yaml
+from dfer_ros.user_files import parse_user_yaml
 
 
 def parse_key_values(items: Sequence[str], what: str = "option") -> dict[str, Any]:
@@ -19,7 +19,7 @@ def parse_key_values(items: Sequence[str], what: str = "option") -> dict[str, An
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"{what} {item!r} must look like KEY=VALUE")
-        options[key.strip()] = yaml.safe_load(value)
+        options[key.strip()] = parse_user_yaml(value, f"{what} {key.strip()!r}")
     return options
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from dfer_ros.clip_adapter.config import ClipAdapterConfig
+from dfer_ros.user_files import read_user_json
 
 FORMAT = "dfer_ros.clip_adapter/1"
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
@@ -204,4 +205,4 @@ def load_checkpoint(path: Union[str, Path], model: nn.Module) -> dict[str, Any]:
         raise CheckpointError(f"{path}: does not fit the model (config {meta.get('config_name')!r}): " + "; ".join(problems))
     model.load_state_dict(state, strict=False)
     json_path = _sidecars(path)[1]
-    return json.loads(json_path.read_text()) if json_path.is_file() else {}
+    return read_user_json(json_path) if json_path.is_file() else {}

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
-import yaml
 
 from dfer_ros import vocabulary
+from dfer_ros.user_files import read_user_yaml
 
 TEMPLATES = ("a photo of a {} face.", "a close-up photo of a person with a {} facial expression.")
 
@@ -87,7 +87,7 @@ def load_prompt_sets(path: Union[str, Path], labels: Optional[Sequence[str]] = N
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"prompt file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_user_yaml(path) or {}  # UserFileError (a ValueError) names the file and the reason
     classes = data.get("classes") if isinstance(data, dict) else None
     if not isinstance(classes, dict) or not classes:
         raise ValueError(f"{path}: expected a non-empty mapping under 'classes'")

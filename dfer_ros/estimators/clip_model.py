@@ -13,7 +13,6 @@ Imports no torch unless backend="torch".
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -28,6 +27,7 @@ from dfer_ros.clip_adapter.preprocess import normalize_crops
 from dfer_ros.clip_adapter.text_prompts import fuse_probabilities, softmax, zero_shot_logits
 from dfer_ros.perception.model_interface import AffectModel, CropSpec, FrameEncoder, TemporalHead
 from dfer_ros.perception.types import AffectEstimate
+from dfer_ros.user_files import read_user_json
 
 log = logging.getLogger(__name__)
 MANIFEST_FORMAT = "dfer_ros.clip_export/1"
@@ -44,9 +44,9 @@ def read_manifest(model_dir: Union[str, Path], verify_hashes: bool = True) -> di
     if not path.is_file():
         raise ClipModelError(f"{path}: not found; create the folder with dfer-export")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = read_user_json(path)
     except ValueError as exc:
-        raise ClipModelError(f"{path}: not valid JSON: {exc}") from exc
+        raise ClipModelError(str(exc)) from exc
     if manifest.get("format") != MANIFEST_FORMAT:
         raise ClipModelError(f"{path}: format {manifest.get('format')!r} is not {MANIFEST_FORMAT!r}")
     for part in ("image_tower", "temporal_head", "torch_weights", "text"):

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 
 from dfer_ros import assets
 from dfer_ros.atomic_files import atomic_write
+from dfer_ros.user_files import read_user_json
 
 LOG = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def _valid(onnx_path: Path, meta_path: Path, source_sha: str, version: int, noti
     if not onnx_path.is_file() or not meta_path.is_file():
         return False
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = read_user_json(meta_path)
         if meta.get("source_sha256") != source_sha or meta.get("converter_version") != version:
             return False
         if meta.get("onnx_sha256") != assets.sha256_of(onnx_path):

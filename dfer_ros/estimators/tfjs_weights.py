@@ -15,12 +15,12 @@ shorter than its manifest says, or bytes left over, is a ``TfjsWeightsError`` na
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+from dfer_ros.user_files import read_user_json
 
 
 class TfjsWeightsError(ValueError):
@@ -89,7 +89,7 @@ def read_manifest(path: Union[str, Path]) -> list[tuple[list[Path], list[WeightS
     """The manifest's groups: (shard paths, weight specs in storage order)."""
     path = Path(path)
     try:
-        groups = json.loads(path.read_text())
+        groups = read_user_json(path)
     except (OSError, ValueError) as exc:
         raise TfjsWeightsError(f"{path}: cannot read the weights manifest ({exc})") from exc
     if not isinstance(groups, list):

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+from dfer_ros.user_files import read_user_json
 
 STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
@@ -109,7 +110,10 @@ def load_train_state(folder, optimizer: torch.optim.Optimizer, scheduler,
     for p in (jpath, tpath):
         if not p.is_file():
             raise TrainStateError(f"{p}: training state file missing (resume needs a folder written by dfer-train)")
-    doc = json.loads(jpath.read_text())
+    try:
+        doc = read_user_json(jpath)
+    except ValueError as exc:
+        raise TrainStateError(str(exc)) from exc
     if doc.get("format") != FORMAT:
         raise TrainStateError(f"{jpath}: format {doc.get('format')!r}, expected {FORMAT!r}")
     tensors = load_file(str(tpath))
