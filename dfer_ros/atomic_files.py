@@ -2,7 +2,7 @@
 
 The data goes to a temporary file in the same folder (``tempfile.mkstemp``: mode 0600 unless ``mode`` says
 otherwise), which is then renamed over the target (atomic on POSIX). Used for converted models and their
-sidecars (``estimators.onnx_cache``) and the re-identification gallery file (``perception.gallery``).
+sidecars (``estimators.onnx_cache``) and the re-identification gallery file (``perception.gallery``, durable).
 """
 from __future__ import annotations
 
@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Optional
 
 
-def atomic_write(path: Path, data: bytes, mode: Optional[int] = None) -> Path:
-    """Write ``data`` to ``path`` (its folder created), replacing it atomically; ``mode`` for the new file."""
+def atomic_write(path: Path, data: bytes, mode: Optional[int] = None, durable: bool = False) -> Path:
+    """Write ``data`` to ``path`` (its folder created), replacing it atomically; ``mode`` for the new file.
+
+    ``durable``: the data and then the rename are synced to disk (``fsync`` of the file, then of its folder)
+    before returning, so a promise made after the call (e.g. "this person is forgotten") survives a power cut.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -22,7 +26,16 @@ def atomic_write(path: Path, data: bytes, mode: Optional[int] = None) -> Path:
             os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
+        if durable:
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -9,7 +9,7 @@ Privacy, by construction:
   * only descriptors (128 numbers per view) and times are kept, never images;
   * at most ``max_people`` people with at most ``views_per_person`` descriptors each; the person seen least
     recently is dropped first when full;
-  * a person unseen for ``memory_seconds`` (stamp time) is forgotten; ``forget(pid)`` / ``forget_all()`` drop
+  * a person unseen for ``memory_seconds`` (on the caller's clock) is forgotten; ``forget(pid)`` / ``forget_all()`` drop
     one / everyone at once;
   * ``save(path)`` writes the descriptors (no images) to a file created with mode 0600, atomically;
     ``load(path)`` refuses a file that is not exactly this format with ``GalleryFileError`` naming the reason.
@@ -25,11 +25,13 @@ from typing import Iterable, Optional, Union
 import numpy as np
 
 from dfer_ros.atomic_files import atomic_write
+from dfer_ros.user_files import UserFileError, read_user_json
 
 FILE_FORMAT = "dfer_ros.person_gallery"
 FILE_VERSION = 1
 FILE_MODE = 0o600
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a gallery of max_people x views_per_person x 128 floats is far smaller
+MAX_FILE_DEPTH = 5  # {"people": [{"descriptors": [[...]]}]}
 
 
 class GalleryFileError(ValueError):
@@ -40,7 +42,7 @@ class GalleryFileError(ValueError):
 class Person:
     person_id: str
     descriptors: list[np.ndarray] = field(default_factory=list)  # oldest first
-    last_seen: float = 0.0  # stamp seconds
+    last_seen: float = 0.0  # seconds on the caller's clock (``reid.RetentionClock``: never runs backwards)
 
     def distance(self, descriptor: np.ndarray) -> float:
         """Distance to this person's nearest stored view."""
@@ -132,34 +134,40 @@ class PersonGallery:
         return d.copy()
 
     # ------------------------------------------------------------------ persistence
-    def to_dict(self, descriptor_name: str) -> dict:
+    def to_dict(self, descriptor_name: str, time_offset: float = 0.0) -> dict:
+        """The file's content; ``last_seen`` is written as ``last_seen + time_offset`` (the caller's clock to
+        wall-clock seconds)."""
         return {"format": FILE_FORMAT, "version": FILE_VERSION, "descriptor": descriptor_name,
                 "descriptor_size": self.descriptor_size, "next_id": self._next,
-                "people": [{"person_id": p.person_id, "last_seen": p.last_seen,
+                "people": [{"person_id": p.person_id, "last_seen": p.last_seen + time_offset,
                             "descriptors": [[round(float(v), 7) for v in d] for d in p.descriptors]}
                            for p in self.people.values()]}
 
-    def save(self, path: Union[str, Path], descriptor_name: str) -> Path:
-        """Write descriptors and last-seen times (never images) to ``path``, mode 0600, replacing it atomically."""
-        return atomic_write(path, json.dumps(self.to_dict(descriptor_name)).encode(), mode=FILE_MODE)
+    def save(self, path: Union[str, Path], descriptor_name: str, time_offset: float = 0.0) -> Path:
+        """Write descriptors and last-seen times (never images) to ``path``, mode 0600, replacing it atomically
+        and synced to disk (file and folder) before returning."""
+        return atomic_write(path, json.dumps(self.to_dict(descriptor_name, time_offset)).encode(), mode=FILE_MODE,
+                            durable=True)
 
-    def load(self, path: Union[str, Path], descriptor_name: str) -> int:
+    def load(self, path: Union[str, Path], descriptor_name: str, time_offset: float = 0.0,
+             latest: float = math.inf) -> int:
         """Replace the gallery by the file's people; the number loaded. ``GalleryFileError`` with the reason
         (the gallery is then left empty) when the file is unreadable, not this format, from another descriptor,
-        or holds malformed descriptors. A missing file is not an error (0: a first start)."""
+        holds malformed descriptors, or is out of the bounds of ``user_files`` (not UTF-8, nested too deep, too
+        large, non-finite numbers). A missing file is not an error (0: a first start). A stored time ``t`` becomes
+        ``min(t - time_offset, latest)``: a "last seen" from the future (the wall clock was set back) counts as
+        now, never later."""
         path = Path(path)
         self.forget_all()
         if not path.exists():
             return 0
         try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                raise GalleryFileError(f"{path}: {path.stat().st_size} bytes, more than a gallery can hold")
-            data = json.loads(path.read_bytes())
-        except (OSError, ValueError) as exc:
-            if isinstance(exc, GalleryFileError):
-                raise
-            raise GalleryFileError(f"{path}: not a readable gallery file ({type(exc).__name__}: {exc})") from exc
+            data = read_user_json(path, max_bytes=MAX_FILE_BYTES, max_depth=MAX_FILE_DEPTH)
+        except UserFileError as exc:
+            raise GalleryFileError(f"not a readable gallery file: {exc}") from exc
         people, next_id = self._parse(data, path, descriptor_name)
+        for person in people.values():
+            person.last_seen = min(person.last_seen - time_offset, latest)
         self.people = people
         self._next = next_id
         return len(people)
@@ -192,12 +200,12 @@ class PersonGallery:
                 last_seen = float(entry["last_seen"])
                 if not math.isfinite(last_seen):
                     raise ValueError(f"last_seen {last_seen}")
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
                 raise bad(f"person entry {i} is malformed ({type(exc).__name__}: {exc})") from exc
             people[pid] = Person(pid, views, last_seen)
             highest = max(highest, number)
         try:
             next_id = max(int(data.get("next_id", 1)), highest + 1)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise bad(f"next_id {data.get('next_id')!r} is not a number") from exc
         return people, next_id
