@@ -110,11 +110,14 @@ def probe(ros_env, tmp_path_factory):
         assert proc.returncode == 0, f"dfer_node exit code {proc.returncode} after SIGINT:\n{read_log(log_path)}"
 
 
-def test_corrupt_gallery_file_is_a_warning_with_the_reason(probe):
+def test_corrupt_gallery_file_is_a_warning_with_the_reason_and_is_kept_aside(probe):
     active = [d for d in probe.diagnostics if d.get("state") == "active"][-1]
-    assert "reid: gallery file refused" in active.get("missing_parts", ""), active
-    assert "not a readable gallery file" in active["missing_parts"]
+    assert "reid gallery file refused" in active.get("notices", ""), active
+    assert "not a readable gallery file" in active["notices"] and "kept as " in active["notices"]
+    assert "reid" not in active.get("missing_parts", "")  # re-identification runs: not "active without reid"
     assert active["level"] == 1  # WARN: running, without the refused file's people
+    aside = list(probe.gallery.parent.glob("people.json.refused-*"))
+    assert len(aside) == 1 and aside[0].read_text() == "{ this is not a gallery"
 
 
 def test_person_id_survives_an_exit_and_the_forget_services_remove_it(probe):

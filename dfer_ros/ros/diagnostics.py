@@ -4,8 +4,10 @@
 worker thread (counting processed frames and latencies), so every update takes a lock. Once per
 ``diagnostics_period`` the node turns a snapshot into one DiagnosticStatus: rates over the last period,
 totals, latency percentiles, active tracks, backend, model and the last error. Level: ERROR when configure
-failed (model, parameters, pipeline_config); WARN when the node is not active, runs without an optional
-model part (e.g. no action units: the reason is in ``missing_parts``), bad images arrived or the stamps
+failed (model, parameters, pipeline_config) or a privacy promise is not kept yet (``privacy_error``: a forgotten
+person still in the gallery file); WARN when the node is not active, runs without an optional
+model part (e.g. no action units: the reason is in ``missing_parts``) or runs with a ``notice`` (e.g. a refused
+gallery file), bad images arrived or the stamps
 jumped back (tracks reset) in the last period; else OK. Stale-frame drops, repeated stamps and late frames
 dropped are normal on real cameras: they are counted (``duplicate_stamp``, ``late_frame_dropped``,
 ``clock_jump_reset``) without raising the level. The latency and processing-time percentiles and
@@ -47,6 +49,8 @@ class StatsSnapshot:
     bad_reasons: dict[str, int] = field(default_factory=dict)
     configure_error: str = ""  # why the last configure failed ('' = it did not)
     missing_parts: tuple[str, ...] = ()  # optional model parts not loaded, with the reason
+    notices: tuple[str, ...] = ()  # running with everything, but something to fix (e.g. a refused gallery file)
+    privacy_error: str = ""  # a promise about stored people is not kept yet (a forget not on disk)
     stamp_events: dict[str, int] = field(default_factory=dict)  # totals per STAMP_EVENTS kind
     clock_jumps_period: int = 0
     future_stamps: int = 0  # frames stamped after the node clock: no latency recorded for them
@@ -76,6 +80,8 @@ class NodeStats:
         self.state = "unconfigured"
         self.configure_error = ""
         self.missing_parts: tuple[str, ...] = ()
+        self.notices: tuple[str, ...] = ()
+        self.privacy_error = ""
         self.stamp_events = {kind: 0 for kind in STAMP_EVENTS}
         self.future_stamps = 0
         self.abstained_faces = 0
@@ -135,11 +141,19 @@ class NodeStats:
             self.configure_error = reason
             self.last_error = reason
 
-    def on_configured(self, missing_parts: tuple[str, ...]) -> None:
+    def on_configured(self, missing_parts: tuple[str, ...], notices: tuple[str, ...] = ()) -> None:
         with self._lock:
             self.configure_error = ""
             self.last_error = ""
             self.missing_parts = tuple(missing_parts)
+            self.notices = tuple(notices)
+
+    def on_privacy_error(self, reason: str) -> None:
+        """'' clears it."""
+        with self._lock:
+            self.privacy_error = reason
+            if reason:
+                self.last_error = reason
 
     def on_error(self, message: str) -> None:
         with self._lock:
@@ -163,7 +177,8 @@ class NodeStats:
                 processing_ms_p50=float(np.percentile(proc, 50)) if proc.size else float("nan"),
                 active_tracks=self.active_tracks, backend=self.backend, model=self.model,
                 last_error=self.last_error, bad_reasons=dict(self.bad_reasons),
-                configure_error=self.configure_error, missing_parts=self.missing_parts,
+                configure_error=self.configure_error, missing_parts=self.missing_parts, notices=self.notices,
+                privacy_error=self.privacy_error,
                 stamp_events=dict(self.stamp_events),
                 clock_jumps_period=self.stamp_events.get("clock_jump_reset", 0) - self._clock_jumps_at_snapshot,
                 future_stamps=self.future_stamps, estimate_age_max=self._estimate_age_max,
@@ -186,12 +201,18 @@ def to_diagnostic_array(snap: StatsSnapshot, node_name: str, stamp) -> "object":
     if snap.configure_error or snap.last_error.startswith("model"):
         status.level = DiagnosticStatus.ERROR
         status.message = f"{snap.state}: configure failed: {snap.configure_error or snap.last_error}"
+    elif snap.privacy_error:
+        status.level = DiagnosticStatus.ERROR
+        status.message = f"{snap.state}: privacy: {snap.privacy_error}"
     elif snap.state != "active":
         status.level = DiagnosticStatus.WARN
         status.message = f"{snap.state}" + (f": {snap.last_error}" if snap.last_error else "")
     elif snap.missing_parts:
         status.level = DiagnosticStatus.WARN
-        status.message = "active without " + "; ".join(snap.missing_parts)
+        status.message = "active without " + "; ".join(snap.missing_parts + snap.notices)
+    elif snap.notices:
+        status.level = DiagnosticStatus.WARN
+        status.message = "active; " + "; ".join(snap.notices)
     elif snap.bad_images_period:
         status.level = DiagnosticStatus.WARN
         status.message = f"{snap.bad_images_period} bad image(s) in the last period: {snap.last_error}"
@@ -220,6 +241,8 @@ def to_diagnostic_array(snap: StatsSnapshot, node_name: str, stamp) -> "object":
         "model": snap.model,
         "last_error": snap.last_error,
         "missing_parts": "; ".join(snap.missing_parts),
+        "notices": "; ".join(snap.notices),
+        "privacy_error": snap.privacy_error,
         **{kind: str(snap.stamp_events.get(kind, 0)) for kind in STAMP_EVENTS},
         "future_stamps": str(snap.future_stamps),
         "abstained_faces": str(snap.abstained_faces),

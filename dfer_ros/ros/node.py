@@ -19,7 +19,9 @@ onsets/offsets, each stamped with the image that produced it); optional ``debug_
 Re-identification (``perception.reid``): each face carries a ``person_id`` kept across tracks; the services
 ``~/forget_person`` (``dfer_ros/srv/ForgetPerson``) and ``~/forget_all_people`` (``dfer_ros/srv/ForgetAllPeople``)
 drop one person's or everyone's descriptors, between two images. A missing descriptor model or a refused
-gallery file is a WARN in diagnostics (``reid: <reason>``), not a failure.
+gallery file is a WARN in diagnostics (``reid: <reason>``), not a failure. A forget answers success only once
+it has reached the gallery file (or no file is configured); when the file cannot be written it answers
+failure with the reason and diagnostics stay at ERROR until a retry (each diagnostics period) succeeds.
 """
 from __future__ import annotations
 
@@ -119,9 +121,10 @@ class DferNode(LifecycleNode):
         base = PipelineConfig()
         try:
             base = load_pipeline_defaults(self.get_parameter("pipeline_config").value)
-        except ConfigError as exc:
-            self._config_error = str(exc)
-            self.get_logger().error(f"pipeline_config: {exc}; configure will fail until it is fixed")
+        except Exception as exc:  # noqa: BLE001 - ConfigError names the problem; anything else must not end the node
+            reason = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+            self._config_error = f"pipeline_config: {reason}"
+            self.get_logger().error(f"pipeline_config: {reason}; configure will fail until it is fixed")
         self.specs = all_parameter_specs(base)
         for spec in self.specs:
             if spec.name != "pipeline_config":
@@ -240,26 +243,44 @@ class DferNode(LifecycleNode):
         self._worker.start()
         self.stats.state = "inactive"
         missing = (tuple(getattr(self._model, "missing_parts", ()))
-                   + hri_publisher.missing_parts(s.hri_enabled, self._hri) + self._reid_problems())
+                   + hri_publisher.missing_parts(s.hri_enabled, self._hri) + self._reid_missing())
         self._forget_services = [
             self.create_service(ForgetPerson, "~/forget_person", self._on_forget_person),
             self.create_service(ForgetAllPeople, "~/forget_all_people", self._on_forget_all_people)]
-        self.stats.on_configured(missing)
+        self.stats.on_configured(missing, self._reid_notices())
+        self._update_privacy_state()
         for part in missing:
             log.warning(f"running without an optional model part: {part}")
         log.info(f"configured in {time.monotonic() - t0:.1f} s: model {self._model.name!r}, backend "
                  f"{self._model.backend}, image QoS {qos.describe(in_qos)} on {self._image_subs[0].topic_name}")
         return TransitionCallbackReturn.SUCCESS
 
-    def _reid_problems(self) -> tuple[str, ...]:
-        """Re-identification parts that are missing or refused (diagnostics WARN), each "reid: <reason>"."""
+    def _reid_missing(self) -> tuple[str, ...]:
+        """Re-identification that is off for a reason (diagnostics WARN "active without reid: <reason>")."""
         status = self._pipeline.reid.status()
-        problems = []
         if self.pipeline_config.reid.enabled and status.reason:
-            problems.append(status.reason if status.reason.startswith("reid:") else f"reid: {status.reason}")
+            return (status.reason if status.reason.startswith("reid:") else f"reid: {status.reason}",)
+        return ()
+
+    def _reid_notices(self) -> tuple[str, ...]:
+        """Re-identification runs, but its gallery file was refused or cannot be written (diagnostics WARN)."""
+        status = self._pipeline.reid.status()
+        notices = []
         if status.gallery_file_error:
-            problems.append(f"reid: gallery file refused, started with an empty gallery: {status.gallery_file_error}")
-        return tuple(problems)
+            notices.append(f"reid gallery file refused, started with an empty gallery: {status.gallery_file_error}")
+        if status.gallery_write_error:
+            notices.append(f"reid gallery file: {status.gallery_write_error}")
+        return tuple(notices)
+
+    def _update_privacy_state(self) -> str:
+        """ERROR in diagnostics while a forget has not reached the gallery file; returns that reason ('' = none)."""
+        status = self._pipeline.reid.status() if self._pipeline is not None else None
+        reason = ""
+        if status is not None and status.forget_pending:
+            reason = (f"a forgotten person is still in the gallery file: "
+                      f"{status.gallery_write_error or 'not written yet'}")
+        self.stats.on_privacy_error(reason)
+        return reason
 
     def _on_forget_person(self, request, response):
         pipeline = self._pipeline
@@ -268,10 +289,12 @@ class DferNode(LifecycleNode):
             return response
         with self._pipeline_lock:
             found = pipeline.forget_person(request.person_id)
-        response.success = found
-        response.message = (f"forgot {request.person_id}" if found
-                            else f"no person {request.person_id!r} in the gallery")
-        self.get_logger().info(f"forget_person: {response.message}")
+            not_durable = self._update_privacy_state()
+        response.success = found and not not_durable
+        response.message = (f"no person {request.person_id!r} in the gallery" if not found
+                            else f"forgot {request.person_id} in memory, NOT in the gallery file: {not_durable}"
+                            if not_durable else f"forgot {request.person_id}")
+        (self.get_logger().error if not_durable else self.get_logger().info)(f"forget_person: {response.message}")
         return response
 
     def _on_forget_all_people(self, request, response):
@@ -281,8 +304,10 @@ class DferNode(LifecycleNode):
             return response
         with self._pipeline_lock:
             response.forgotten = pipeline.forget_all_people()
-        response.message = f"forgot {response.forgotten} people"
-        self.get_logger().info(f"forget_all_people: {response.message}")
+            not_durable = self._update_privacy_state()
+        response.message = (f"forgot {response.forgotten} people in memory, NOT in the gallery file: {not_durable}"
+                             if not_durable else f"forgot {response.forgotten} people")
+        (self.get_logger().error if not_durable else self.get_logger().info)(f"forget_all_people: {response.message}")
         return response
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -463,6 +488,11 @@ class DferNode(LifecycleNode):
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
+        if self.stats.privacy_error and self._pipeline is not None:  # retry until the forget reaches the file
+            with self._pipeline_lock:
+                if self._pipeline is not None:
+                    self._pipeline.reid.save_if_forget_pending()
+                    self._update_privacy_state()
         snap = self.stats.snapshot()
         self._diag_pub.publish(to_diagnostic_array(snap, self.get_fully_qualified_name(),
                                                    self.get_clock().now().to_msg()))
