@@ -39,7 +39,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "dfer-node = dfer_ros.ros.node:main",
+            "dfer-node = dfer_ros.ros.node_entry:main",
             "dfer-eval = dfer_ros.cli.eval:main",
             "dfer-eval-stills = dfer_ros.cli.eval_stills:main",
             "dfer-bench = dfer_ros.cli.bench:main",

@@ -516,19 +516,28 @@ def _output_type(topic: str):
             "faces/tracked": msg.TrackedFaces, EVENTS_TOPIC: msg.ExpressionEventArray}[topic]
 
 
-def main(args=None) -> int:
-    """Entry point of ``dfer-node`` / ``ros2 run dfer_ros dfer_node``.
+def main(args=None, stop: Optional[StopSignals] = None) -> int:
+    """Run the node until SIGINT/SIGTERM (``dfer-node`` enters through ``node_entry``, which passes the
+    ``StopSignals`` it installed before importing this module).
 
-    Any sequence of SIGINT/SIGTERM (during the autostart configure, mid-frame, twice within a moment as
-    ``ros2 launch`` sends them) exits 0: the signals only set a flag (``StopSignals``), the loop below
+    Any sequence of SIGINT/SIGTERM (during start-up, the autostart configure, mid-frame, twice within a moment
+    as ``ros2 launch`` sends them) exits 0: the signals only set a flag (``StopSignals``), the loop below
     sees it, and the worker is stopped and the model freed while the ROS context is still valid.
     """
+    if stop is None:
+        with StopSignals() as own:
+            from dfer_ros.ros.node_entry import release_held_signals
+
+            release_held_signals()
+            return main(args, own)
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
     from dfer_ros.ros.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any inference or DDS thread exists
-    with StopSignals() as stop, ros_session(args if args is not None else sys.argv, signal_handlers=False):
+    if stop.is_set():
+        return 0
+    with ros_session(args if args is not None else sys.argv, signal_handlers=False):
         node = None
         try:
             node = DferNode(stop_requested=stop.is_set)

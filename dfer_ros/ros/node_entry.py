@@ -1,0 +1,36 @@
+"""``dfer-node`` / ``ros2 run dfer_ros dfer_node``: catch SIGINT/SIGTERM before anything heavy is imported.
+
+Why: importing the node (rclpy, DDS, numpy, OpenCV, ONNX Runtime) takes about a second. A SIGINT in that
+time used to raise ``KeyboardInterrupt`` out of an import (a traceback and exit -2), and one that arrived
+while the ROS wheels' start-up hook re-executes the interpreter (``ros_wheels_bootstrapper``) was lost, so
+the node went on to configure and run. This module imports only ``signal`` and ``threading`` (through
+``session.StopSignals``): the handler is in place first, then the node is imported and run, and a stop
+requested at any moment ends it with exit 0. Signals that ``dfer_ros_hold_signals.pth`` held back across
+that re-exec (see ``release_held_signals``) are delivered to the handler here.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+
+from dfer_ros.ros.session import STOP_SIGNALS, StopSignals
+
+
+def release_held_signals() -> None:
+    """Unblock SIGINT/SIGTERM (blocked by the start-up ``.pth`` hook so that none is lost across the
+    interpreter's re-exec); a signal pending meanwhile is delivered now, to the handler already installed."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOP_SIGNALS))
+
+
+def main(args=None) -> int:
+    with StopSignals() as stop:
+        release_held_signals()
+        if stop.is_set():  # stopped before anything started: nothing to tear down
+            return 0
+        from dfer_ros.ros.node import main as run_node  # the heavy imports, under the handler
+
+        return run_node(args, stop=stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Hostile start-up inputs leave dfer_node up with the reason, never a traceback:
+
+* a ``pipeline_config`` file that is not UTF-8, nested 50,000 deep or holds ``.inf`` (in-process: the node is
+  built, configure fails with the reason, diagnostics at ERROR);
+* a SIGINT that is already pending when the node's interpreter starts (what a SIGINT during start-up becomes
+  when the ROS wheels' start-up hook re-executes the interpreter with the signal blocked): before, the signal
+  stayed blocked and the node ran on; now it exits 0 without a traceback (real subprocess).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not installed; run make setup")
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+
+from dfer_ros.ros.diagnostics import to_diagnostic_array  # noqa: E402
+from dfer_ros.ros.node import DferNode  # noqa: E402
+from dfer_ros.ros.processes import wait_for_exit  # noqa: E402
+from dfer_ros.ros.session import ros_session  # noqa: E402
+from ros_helpers import REPO, read_log  # noqa: E402
+
+BAD_PIPELINE_CONFIGS = {
+    "not_utf8": (b"\xff\xfe", "not UTF-8"),
+    "nested_50000": (b"a: " + b"[" * 50_000 + b"]" * 50_000, "nested more than"),
+    "infinite": (b"detection:\n  min_score: .inf\n", "not a finite number"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_PIPELINE_CONFIGS))
+def test_a_hostile_pipeline_config_leaves_the_node_unconfigured_with_the_reason(tmp_path, name):
+    content, reason = BAD_PIPELINE_CONFIGS[name]
+    path = tmp_path / "pipeline.yaml"
+    path.write_bytes(content)
+    with ros_session([]):
+        node = DferNode(parameter_overrides=[Parameter("autostart", value=False),
+                                             Parameter("pipeline_config", value=str(path))])
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+            status = to_diagnostic_array(node.stats.snapshot(), "/dfer_node", Time(sec=1)).status[0]
+            assert status.level == DiagnosticStatus.ERROR
+            assert "pipeline_config" in status.message and reason in status.message and str(path) in status.message
+        finally:
+            node.destroy_node()
+
+
+def _hold_and_raise_sigint():
+    """In the child before exec: SIGINT blocked and pending, as the start-up hook hands it across its re-exec."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("module", ["dfer_ros.ros.node_entry", "dfer_ros.ros.node"])
+def test_a_sigint_pending_at_interpreter_start_ends_the_node_with_exit_0(ros_env, tmp_path, module):
+    log = tmp_path / "node.log"
+    args = [sys.executable, "-m", module, "--ros-args", "-r", "__ns:=/pending_sigint"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, env=ros_env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=_hold_and_raise_sigint)
+    try:
+        code = wait_for_exit(proc, 60.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = read_log(log)
+    assert code == 0, f"exit code {code} (None: still running 60 s after a SIGINT):\n{text}"
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text and "active: processing" not in text, text
