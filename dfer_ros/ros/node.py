@@ -45,7 +45,7 @@ from dfer_ros.ros import conversions, hri_publisher, qos
 from dfer_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from dfer_ros.ros.parameters import (NodeSettings, ParamSpec, all_parameter_specs, apply_pipeline_config,
                                      load_pipeline_defaults, validate_values)
-from dfer_ros.ros.session import StopSignals, ros_session
+from dfer_ros.ros.session import StopSignals, release_held_signals, ros_session
 from dfer_ros.srv import ForgetAllPeople, ForgetPerson
 
 NODE_NAME = "dfer_node"
@@ -526,8 +526,6 @@ def main(args=None, stop: Optional[StopSignals] = None) -> int:
     """
     if stop is None:
         with StopSignals() as own:
-            from dfer_ros.ros.node_entry import release_held_signals
-
             release_held_signals()
             return main(args, own)
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException

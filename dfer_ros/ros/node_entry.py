@@ -6,23 +6,18 @@ while the ROS wheels' start-up hook re-executes the interpreter (``ros_wheels_bo
 the node went on to configure and run. This module imports only ``signal`` and ``threading`` (through
 ``session.StopSignals``): the handler is in place first, then the node is imported and run, and a stop
 requested at any moment ends it with exit 0. Signals that ``dfer_ros_hold_signals.pth`` held back across
-that re-exec (see ``release_held_signals``) are delivered to the handler here.
+that re-exec (``session.release_held_signals``) are delivered to the handler here.
 """
 from __future__ import annotations
 
-import signal
 import sys
 
-from dfer_ros.ros.session import STOP_SIGNALS, StopSignals
-
-
-def release_held_signals() -> None:
-    """Unblock SIGINT/SIGTERM (blocked by the start-up ``.pth`` hook so that none is lost across the
-    interpreter's re-exec); a signal pending meanwhile is delivered now, to the handler already installed."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOP_SIGNALS))
+from dfer_ros.ros.memory import limit_malloc_arenas
+from dfer_ros.ros.session import StopSignals, release_held_signals
 
 
 def main(args=None) -> int:
+    limit_malloc_arenas()  # before any inference or DDS thread exists
     with StopSignals() as stop:
         release_held_signals()
         if stop.is_set():  # stopped before anything started: nothing to tear down

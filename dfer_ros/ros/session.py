@@ -52,6 +52,13 @@ class StopSignals:
             signal.signal(sig, signal.SIG_IGN if self.event.is_set() else handler)
 
 
+def release_held_signals() -> None:
+    """Unblock SIGINT/SIGTERM, blocked from interpreter start by the ``dfer_ros_hold_signals.pth`` start-up hook
+    so that none is lost across the ROS wheels' re-exec; one pending meanwhile is delivered now, to the handler
+    that must already be installed (``StopSignals``)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOP_SIGNALS))
+
+
 @contextmanager
 def ros_session(args: Optional[Sequence[str]] = None, signal_handlers: bool = True) -> Iterator[None]:
     """rclpy.init(args) ... shutdown; ``signal_handlers=False``: rclpy installs no SIGINT/SIGTERM handler."""
