@@ -8,10 +8,10 @@ import sys
 from dfer_ros.ros import memory
 
 
-def _run(code: str, **env) -> str:
+def _run(code: str, *args: str, **env) -> str:
     full = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     full.update(env)
-    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", code, *args], env=full, capture_output=True, text=True,
                           check=True).stdout.strip()
 
 
@@ -29,8 +29,44 @@ def test_a_users_malloc_arena_max_wins():
 def test_the_node_entry_point_applies_it_first():
     import inspect
 
-    from dfer_ros.ros import node
+    from dfer_ros.ros import node_entry
 
-    source = inspect.getsource(node.main)
-    assert source.index("limit_malloc_arenas()") < source.index("StopSignals()")
+    source = inspect.getsource(node_entry.main)
+    assert source.index("limit_malloc_arenas()") < source.index("StopSignals()") < source.index("import main")
     assert memory.DEFAULT_ARENAS == 2
+
+
+ARENAS = r"""
+import ctypes, re, sys, tempfile, threading
+if sys.argv[1] == "cli":
+    import dfer_ros.cli  # what every console script of the offline tools imports first
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.fopen.restype = ctypes.c_void_p
+barrier = threading.Barrier(9)
+
+def work():  # eight threads alive at once, each allocating: glibc gives each an arena up to the cap
+    libc.malloc(1000)
+    barrier.wait()
+    barrier.wait()
+
+threads = [threading.Thread(target=work) for _ in range(8)]
+[t.start() for t in threads]
+barrier.wait()
+path = tempfile.mktemp()
+handle = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, ctypes.c_void_p(handle))
+libc.fclose(ctypes.c_void_p(handle))
+barrier.wait()
+[t.join() for t in threads]
+print(len(re.findall(r"<heap nr=", open(path).read())))
+"""
+
+
+def test_the_offline_tools_cap_the_arenas_too():
+    """Counted by glibc itself (malloc_info's heaps) with eight threads allocating at once."""
+    uncapped = int(_run(ARENAS, "none"))
+    capped = int(_run(ARENAS, "cli"))
+    assert uncapped > memory.DEFAULT_ARENAS + 1, uncapped  # the control: one arena per thread
+    assert capped <= memory.DEFAULT_ARENAS, capped
+
