@@ -117,10 +117,18 @@ def test_detector_names_have_one_source():
     assert tuple(spec.choices) == DETECTORS and spec.default == "centerface"
     for name in DETECTORS:
         assert isinstance(create_detector(name), FaceDetector)
-    with pytest.raises(DetectorError, match="centerface, yunet, haar"):
+    with pytest.raises(DetectorError, match="centerface, haar"):
         create_detector("blazeface")
-    with pytest.raises(ConfigError, match="'centerface', 'yunet', 'haar'"):
+    with pytest.raises(ConfigError, match="'centerface', 'haar'"):
         PipelineConfig.from_dict({"detection": {"detector": "nope"}})
+
+
+def test_yunet_is_not_selectable_because_it_leaks():
+    """yuface keeps each call's result buffer (~36 KiB); a long-running node must not be able to pick it."""
+    with pytest.raises(ConfigError, match="detection.detector"):
+        PipelineConfig.from_dict({"detection": {"detector": "yunet"}})
+    with pytest.raises(DetectorError, match="not selectable.*leaks"):
+        create_detector("yunet")
 
 
 def test_a_missing_model_file_is_a_clear_error(tmp_path):

@@ -92,9 +92,9 @@ def face_tiles(count: int, side: int, detector=None) -> list[tuple[np.ndarray, n
         log.warning("London face set not found at %s (set DFER_LONDON_FACES): using the webcam video", LONDON_FACES)
         return _video_tiles(count, side)
     if detector is None:
-        from dfer_ros.perception.detection import create_detector
+        from dfer_ros.perception.detection import YuNetDetector
 
-        detector = create_detector("yunet", min_score=0.5, min_face_size=20, max_side=640)
+        detector = YuNetDetector(min_score=0.5, min_face_size=20, max_side=640)
     tiles = []
     for i in range(count):
         person = people[i % len(people)]

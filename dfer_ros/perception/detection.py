@@ -293,7 +293,8 @@ def create_detector(name: str, min_score: float = 0.5, min_face_size: int = 24, 
     if name == "centerface":
         return CenterFaceDetector(min_score, min_face_size, max_side, max_faces, threads=threads or CENTERFACE_THREADS)
     if name == "yunet":
-        return YuNetDetector(min_score, min_face_size, max_side, max_faces, threads=threads or 1)
+        raise DetectorError("detector 'yunet' is not selectable: yuface's native code leaks ~36 KiB per call "
+                            f"(docs/perception.md); use one of {', '.join(DETECTORS)}")
     if name == "haar":
         return HaarDetector(min_score, min_face_size, max_side, max_faces)
     raise DetectorError(f"unknown detector {name!r}; use one of {', '.join(DETECTORS)}")
