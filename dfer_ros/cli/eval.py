@@ -113,12 +113,13 @@ def _write_summary(args, summary) -> None:
 
 def _run_video(args) -> int:
     from dfer_ros.evaluation.video_eval import VideoError, evaluate_video, video_info
+    from dfer_ros.perception.detection import DetectorError  # a missing or truncated detector model
 
     try:
         video_info(args.video)  # fail fast on a missing/unreadable file, before loading the model
         summary = evaluate_video(args.video, _pipeline(args), args.out, args.max_frames, args.every,
                                  progress=not args.no_progress)
-    except (VideoError, ConfigError, ValueError, FileNotFoundError) as exc:
+    except (VideoError, ConfigError, DetectorError, ValueError, FileNotFoundError) as exc:
         print(f"dfer-eval: error: {exc}", file=sys.stderr)
         return 2
     print(summary.text())
@@ -136,6 +137,7 @@ def _run_bag(args) -> int:
     from dfer_ros.evaluation.predictions import PredictionFormatError, events_path, read_events, read_predictions
     from dfer_ros.evaluation.report import compute_report, format_report, save_report
     from dfer_ros.evaluation.video_eval import VideoError
+    from dfer_ros.perception.detection import DetectorError
 
     want_labels = any(getattr(args, k) is not None for k in LABEL_ARGS)
     if args.labels_csv is not None and any(getattr(args, k) is not None for k in LABEL_ARGS[1:]):
@@ -194,7 +196,7 @@ def _run_bag(args) -> int:
             events = read_events(events_path(out)) if out is not None else []
             for path in bag_eval.write_plots(args.plots, records, run, report, labels, events):
                 print(f"  plot {path}")
-    except (BagError, LabelError, PredictionFormatError, ConfigError, VideoError, ValueError,
+    except (BagError, LabelError, PredictionFormatError, ConfigError, VideoError, DetectorError, ValueError,
             FileNotFoundError) as exc:
         print(f"dfer-eval: error: {exc}", file=sys.stderr)
         return 2

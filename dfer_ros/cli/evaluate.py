@@ -33,7 +33,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     from dfer_ros.training.config import load_train_config
     from dfer_ros.training.trainer import evaluate_checkpoint
 
-    overrides = parse_overrides(args.set)
+    overrides = parse_overrides(args.set, "dfer-eval-checkpoint")
     if args.device:
         overrides["device"] = args.device
     checkpoint = Path(args.checkpoint)

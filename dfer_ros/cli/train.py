@@ -18,12 +18,13 @@ from typing import Optional
 from dfer_ros.cli.options import parse_key_values
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """``--set`` items (dotted keys) -> overrides; exits with the reason on a malformed item."""
+def parse_overrides(items: list[str], prog: str = "dfer-train") -> dict:
+    """``--set`` items (dotted keys) -> overrides; a malformed item is a usage error (exit 2, as argparse's)."""
     try:
         return parse_key_values(items, "--set item")
     except ValueError as exc:
-        raise SystemExit(f"{exc} (a dotted config key)") from exc
+        print(f"{prog}: error: {exc} (a dotted config key)", file=sys.stderr)
+        raise SystemExit(2) from exc
 
 
 def main(argv: Optional[list[str]] = None) -> int:
