@@ -1,10 +1,12 @@
-"""Hostile start-up inputs leave dfer_node up with the reason, never a traceback:
+"""Hostile start-up inputs leave dfer_node up with the reason (or, where ROS itself cannot start, one line
+with the reason and exit 2), never a traceback:
 
 * a ``pipeline_config`` file that is not UTF-8, nested 50,000 deep or holds ``.inf`` (in-process: the node is
   built, configure fails with the reason, diagnostics at ERROR);
 * a SIGINT that is already pending when the node's interpreter starts (what a SIGINT during start-up becomes
   when the ROS wheels' start-up hook re-executes the interpreter with the signal blocked): before, the signal
-  stayed blocked and the node ran on; now it exits 0 without a traceback (real subprocess).
+  stayed blocked and the node ran on; now it exits 0 without a traceback (real subprocess);
+* a ROS_DOMAIN_ID that is not a number, or too large for Fast DDS's ports.
 """
 from __future__ import annotations
 
@@ -74,3 +76,14 @@ def test_a_sigint_pending_at_interpreter_start_ends_the_node_with_exit_0(ros_env
     text = read_log(log)
     assert code == 0, f"exit code {code} (None: still running 60 s after a SIGINT):\n{text}"
     assert "Traceback" not in text and "KeyboardInterrupt" not in text and "active: processing" not in text, text
+
+
+@pytest.mark.parametrize("value, reason", [("abc", "is not a whole number"), ("999", "is above 232")])
+def test_a_bad_ros_domain_id_is_one_line_with_the_reason_not_a_traceback(ros_env, tmp_path, value, reason):
+    """rcl raised RCLError with a traceback for 'abc'; Fast DDS ended the process from native code for 999."""
+    proc = subprocess.run([sys.executable, "-m", "dfer_ros.ros.node_entry", "--ros-args", "-r", "__ns:=/bad_domain"],
+                          env={**ros_env, "ROS_DOMAIN_ID": value}, cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "dfer_node: cannot start ROS: ROS_DOMAIN_ID" in proc.stderr and reason in proc.stderr
+    assert "Traceback" not in proc.stderr

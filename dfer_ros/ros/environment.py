@@ -120,3 +120,22 @@ def clean_shared_memory() -> int:
         finally:
             os.close(fd)
     return removed
+
+
+MAX_DOMAIN_ID = 232  # Fast DDS computes UDP ports from the domain id; above this they overflow
+
+
+def environment_problem(environ: Optional[dict] = None) -> str:
+    """Why the ROS environment cannot work ('' when it can), checked before rclpy starts.
+
+    rcl and Fast DDS report a bad ``ROS_DOMAIN_ID`` with a traceback (not a number) or end the process
+    from native code (a number whose ports overflow); the node checks first and exits with this reason.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get("ROS_DOMAIN_ID", "")
+    if value.strip():
+        if not value.strip().isdigit():
+            return f"ROS_DOMAIN_ID={value!r} is not a whole number (0 to {MAX_DOMAIN_ID})"
+        if int(value) > MAX_DOMAIN_ID:
+            return f"ROS_DOMAIN_ID={value} is above {MAX_DOMAIN_ID}: Fast DDS cannot compute its ports"
+    return ""

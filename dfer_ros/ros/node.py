@@ -43,6 +43,7 @@ from dfer_ros.perception.config import ConfigError, PipelineConfig
 from dfer_ros.perception.native_threads import name_native_thread
 from dfer_ros.ros import conversions, hri_publisher, qos
 from dfer_ros.ros.diagnostics import NodeStats, to_diagnostic_array
+from dfer_ros.ros.environment import environment_problem
 from dfer_ros.ros.parameters import (NodeSettings, ParamSpec, all_parameter_specs, apply_pipeline_config,
                                      load_pipeline_defaults, validate_values)
 from dfer_ros.ros.session import StopSignals, release_held_signals, ros_session
@@ -528,33 +529,51 @@ def main(args=None, stop: Optional[StopSignals] = None) -> int:
         with StopSignals() as own:
             release_held_signals()
             return main(args, own)
-    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-
     from dfer_ros.ros.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any inference or DDS thread exists
     if stop.is_set():
         return 0
-    with ros_session(args if args is not None else sys.argv, signal_handlers=False):
-        node = None
-        try:
-            node = DferNode(stop_requested=stop.is_set)
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            while not stop.is_set():
-                executor.spin_once(timeout_sec=0.1)
-        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
-            # a bad value in the params file or on the command line: say which, without a traceback
-            print(f"dfer_node: invalid parameter: {exc} (check --params-file / -p values; every parameter, its type "
-                  f"and range are in config/dfer.yaml)", file=sys.stderr)
-            return 2
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass  # the context was shut down from elsewhere
-        finally:
-            if node is not None:
-                node.shutdown_cleanly()
-                node.destroy_node()
+    problem = environment_problem()
+    if problem:
+        print(f"dfer_node: cannot start ROS: {problem}", file=sys.stderr)
+        return 2
+    session = ros_session(args if args is not None else sys.argv, signal_handlers=False)
+    try:
+        session.__enter__()
+    except Exception as exc:  # noqa: BLE001 - rclpy.init raises its private RCLError (bad environment or arguments)
+        print(f"dfer_node: cannot start ROS: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _spin_node(stop)
+    finally:
+        session.__exit__(None, None, None)
+
+
+def _spin_node(stop: StopSignals) -> int:
+    """Create the node and spin it until a stop signal (the ROS context is up); the exit code."""
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+    node = None
+    try:
+        node = DferNode(stop_requested=stop.is_set)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+    except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+        # a bad value in the params file or on the command line: say which, without a traceback
+        print(f"dfer_node: invalid parameter: {exc} (check --params-file / -p values; every parameter, its type "
+              f"and range are in config/dfer.yaml)", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # the context was shut down from elsewhere
+    finally:
+        if node is not None:
+            node.shutdown_cleanly()
+            node.destroy_node()
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
