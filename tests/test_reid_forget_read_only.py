@@ -14,18 +14,12 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not i
 from dfer_ros.perception.gallery import FILE_FORMAT  # noqa: E402
 from dfer_ros.ros.session import ros_session  # noqa: E402
 from dfer_ros.srv import ForgetPerson  # noqa: E402
+from read_only_mount import PRELUDE  # noqa: E402
 from ros_helpers import read_log, ros_process  # noqa: E402
 from test_reid_node_dds import NS, Probe  # noqa: E402
 
 # Runs the node (node_entry.main) after bind-mounting sys.argv[1] read-only in a private mount namespace.
-READ_ONLY_NODE = r"""
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-folder = sys.argv[1].encode()
-if (libc.unshare(0x20000) or libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None)
-        or libc.mount(folder, folder, None, 0x1000, None) or libc.mount(None, folder, None, 0x1000 | 0x20 | 0x1, None)):
-    print("NO_READ_ONLY_MOUNT", os.strerror(ctypes.get_errno()), flush=True)
-    sys.exit(0)
+READ_ONLY_NODE = PRELUDE + r"""
 sys.argv = ["dfer_node"] + sys.argv[2:]
 from dfer_ros.ros.node_entry import main
 sys.exit(main())
