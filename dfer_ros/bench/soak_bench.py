@@ -16,6 +16,9 @@ frames after ``warmup`` frames (target: under 0.2).
     dfer-bench-soak --frames 30000 --out out/soak.json   (or: dfer-bench --sections soak --soak-frames N,
     make bench BENCH_ARGS="--sections soak")
 
+``run_offline`` (``dfer-bench-soak --offline``) feeds the same frames to an in-process pipeline, as
+``dfer-eval`` does with a long video, and samples the tool's own RSS.
+
 Not a test: it prints and writes numbers.
 """
 from __future__ import annotations
@@ -209,12 +212,65 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
     return report
 
 
+def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, people: int = 102,
+                model: str = "default", backend: str = "onnxruntime",
+                progress: Callable[[str], None] = print, progress_bar: bool = True) -> SoakReport:
+    """The same churn frames through an in-process ``PerceptionPipeline`` (what ``dfer-eval`` runs on a long
+    video), sampling this process's RSS: the offline tools' memory over a long run. Call it from a console
+    script (``dfer-bench-soak --offline``): importing ``dfer_ros.cli`` caps the malloc arenas as the tools do."""
+    import os
+
+    from dfer_ros.bench.crowd_bench import ATTRIBUTION, face_tiles
+    from dfer_ros.estimators.loader import build_pipeline
+    from dfer_ros.perception.config import PipelineConfig
+
+    warmup = min(warmup, max(0, frames - 2 * sample_every))
+    scenes = ChurnScenes(face_tiles(people, SIDE))
+    pipeline = build_pipeline(PipelineConfig(), model, backend)
+    report = SoakReport(frames=frames, processed=0, missed=0, faces_shown=0, face_ids=0, mean_faces_per_frame=0.0,
+                        seconds=0.0, warmup=warmup, attribution=ATTRIBUTION)
+    ids: set[str] = set()
+    faces_total = 0
+    bar = None
+    if progress_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=frames, desc="offline soak", unit="frame", mininterval=2.0)
+    t0 = time.monotonic()
+    try:
+        for index, frame in enumerate(scenes.frames(frames)):
+            result = pipeline.process(frame, index / RATE_HZ)
+            report.processed += not result.skipped_reason
+            faces_total += len(result.faces)
+            ids.update(f.face_id for f in result.faces)
+            done = index + 1
+            if index == 0 or done % sample_every == 0 or done == frames:
+                report.rss_mb.append((0 if index == 0 else done, round(rss_mb(os.getpid()), 1)))
+                if index == 0 or done % PRINT_EVERY == 0 or done == frames:
+                    progress(f"  frame {report.rss_mb[-1][0]:6d}: RSS {report.rss_mb[-1][1]:.1f} MB, "
+                             f"{len(ids)} face ids so far")
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        pipeline.close()
+    report.seconds = round(time.monotonic() - t0, 1)
+    report.faces_shown = scenes.faces_shown
+    report.face_ids = len(ids)
+    report.mean_faces_per_frame = round(faces_total / max(1, report.processed), 3)
+    slope, growth = slope_per_1000(report.rss_mb, warmup)
+    report.slope_mb_per_1000 = None if slope is None else round(slope, 3)
+    report.growth_mb_after_warmup = None if growth is None else round(growth, 1)
+    return report
+
+
 def summary_lines(report: SoakReport) -> list[str]:
     slope = "n/a" if report.slope_mb_per_1000 is None else f"{report.slope_mb_per_1000:.3f}"
     return [f"soak: {report.processed}/{report.frames} frames processed ({report.missed} missed) in {report.seconds} s, "
             f"{report.faces_shown} face appearances, {report.face_ids} face ids, "
             f"{report.mean_faces_per_frame} faces per frame",
-            f"soak: node RSS {report.rss_mb[0][1] if report.rss_mb else 'n/a'} MB at start -> "
+            f"soak: RSS {report.rss_mb[0][1] if report.rss_mb else 'n/a'} MB at start -> "
             f"{report.rss_mb[-1][1] if report.rss_mb else 'n/a'} MB at the end; slope after frame {report.warmup}: "
             f"{slope} MB per 1,000 frames (target < 0.2), growth {report.growth_mb_after_warmup} MB"]
 

@@ -20,6 +20,11 @@ their numbers into one JSON file and one markdown table.
                beside one busy process per core: output rate, p99 latency, slowest refresh ages, node CPU
   brief_faces  ``brief_faces_bench.run`` (not in the default sections: about 8 minutes): real face stills shown
                for 0.3 s each, the share reported with the defaults and with scan_every 1, time to the first report
+  soak_offline ``dfer-bench-soak --offline`` in its own process (not in the default sections): the soak's frames
+               through an in-process pipeline, as ``dfer-eval`` runs a long video; the tool's RSS and slope
+  startup_signals, oversized_images  ``hostile_bench`` (not in the default sections): SIGINT at given delays
+               after starting ``dfer-node``, and node RSS after oversized raw images with the rmw's reader pool
+               and with DYNAMIC readers (docs/hostile_inputs.md)
   detector_memory  ``detector_bench memory`` (not in the default sections: 100,000 calls per detector take
                tens of minutes on 2 cores): the default detector and yuface's YuNet, each in its own process,
                RSS at start, every 10 % of the calls and at the end, slope in MiB per 1,000 calls
@@ -281,6 +286,37 @@ def run_soak(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
     return asdict(report)
 
 
+def run_soak_offline(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """``dfer-bench-soak --offline`` in a process of its own (its RSS is the offline tool's alone)."""
+    with tempfile.TemporaryDirectory(prefix="dfer-bench-") as tmp:
+        path = Path(tmp) / "soak_offline.json"
+        cmd = [sys.executable, "-m", "dfer_ros.cli.bench_soak", "--offline", "--frames", str(cfg.soak_frames),
+               "--warmup", str(min(2000, cfg.soak_frames // 5)), "--no-progress", "--out", str(path)]
+        with subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+            for line in proc.stdout:
+                if line.startswith(("  frame", "soak:")):
+                    progress("  " + line.rstrip())
+        if proc.returncode != 0 or not path.is_file():
+            raise RuntimeError(f"dfer-bench-soak --offline exited with {proc.returncode}")
+        return json.loads(path.read_text())
+
+
+def run_startup_signals(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    from dfer_ros.bench.hostile_bench import startup_signals
+
+    return startup_signals(progress=progress)
+
+
+def run_oversized_images(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """Node RSS after oversized raw images with the project's Fast DDS profile (rmw's reader pool), and with
+    readers that free each sample (``hostile_bench.dynamic_reader_env``), each in a node of its own."""
+    from dfer_ros.bench.hostile_bench import dynamic_reader_env, oversized_images
+
+    with tempfile.TemporaryDirectory(prefix="dfer-bench-") as tmp:
+        return {"rmw_default_pool": oversized_images(progress=progress),
+                "dynamic_readers": oversized_images(env_overrides=dynamic_reader_env(Path(tmp)), progress=progress)}
+
+
 def run_detector_memory(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
     """``detector_bench memory`` per detector, each in its own process (a leak must not count against the
     other): RSS at start, every 10% of the calls and at the end, and the slope in MB per 1,000 calls."""
@@ -320,6 +356,9 @@ def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> Suit
              ("soak", lambda: run_soak(cfg, progress)),
              ("brief_faces", lambda: run_brief_faces(cfg, progress)),
              ("loaded", lambda: run_loaded(cfg, progress)),
+             ("soak_offline", lambda: run_soak_offline(cfg, progress)),
+             ("startup_signals", lambda: run_startup_signals(cfg, progress)),
+             ("oversized_images", lambda: run_oversized_images(cfg, progress)),
              ("detector_memory", lambda: run_detector_memory(cfg, progress)),
              ("gpu", lambda: run_gpu(cfg, result.sections.get("streaming"), progress) if cfg.gpu
               else {"skipped": "disabled (--no-gpu)"})]
@@ -402,6 +441,23 @@ def markdown(result: SuiteResult) -> str:
         lines += ["Soak (node subprocess, faces entering and leaving)", ""] + summary_lines(SoakReport(**soak)) + [
             "", "| frame | node RSS MB |", "|---|---|"] + [f"| {f} | {mb} |" for f, mb in soak["rss_mb"]
                                                      if f == 0 or f % 5000 == 0 or f == soak["frames"]] + [""]
+    offline = result.sections.get("soak_offline")
+    if offline:
+        from dfer_ros.bench.soak_bench import SoakReport, summary_lines
+
+        lines += ["Offline soak (in-process pipeline, as dfer-eval; malloc arenas capped)", ""] + summary_lines(
+            SoakReport(**offline)) + [""]
+    signals = result.sections.get("startup_signals")
+    if signals:
+        lines += ["SIGINT during dfer-node start-up (outcomes per delay)", "", "| delay s | outcomes |", "|---|---|"]
+        lines += [f"| {delay} | {outcomes} |" for delay, outcomes in signals.items()] + [""]
+    big = result.sections.get("oversized_images")
+    if big:
+        lines += ["Oversized raw images: node RSS after each, since before the first", "",
+                  "| image | rmw default reader pool | DYNAMIC readers |", "|---|---|---|"]
+        for default, dynamic in zip(big["rmw_default_pool"]["rows"], big["dynamic_readers"]["rows"]):
+            lines.append(f"| {default['size']} | {default['rss_growth_mb']:+.1f} MB | {dynamic['rss_growth_mb']:+.1f} MB |")
+        lines.append("")
     dmem = result.sections.get("detector_memory")
     if dmem:
         lines += ["Detector memory (one process per detector, a face frame alternating with a blank one)", "",

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-# soak and detector_memory run only when named: they take tens of minutes
-SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "reid", "soak", "brief_faces", "loaded",
-            "detector_memory",
-            "gpu")
+# soak, soak_offline, startup_signals, oversized_images, brief_faces and detector_memory run only when named:
+# they take minutes
+SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "reid", "soak", "soak_offline",
+            "startup_signals", "oversized_images", "brief_faces", "loaded", "detector_memory", "gpu")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,6 +1,7 @@
 """``dfer-bench-soak``: node RSS over a long run with faces entering and leaving (``dfer_ros.bench.soak_bench``).
 
     dfer-bench-soak --frames 30000 [--warmup 2000] [--sample-every 500] [--param NAME:=VALUE] [--out soak.json]
+    dfer-bench-soak --offline --frames 30000 ...   (the same frames through an in-process pipeline, as dfer-eval)
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--sample-every", type=int, default=500, help="frames between RSS samples (default 500)")
     p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                    help="node parameter, e.g. --param detection.detector:=haar (repeatable)")
+    p.add_argument("--offline", action="store_true",
+                   help="no node: an in-process pipeline (what dfer-eval runs), this process's RSS")
     p.add_argument("--out", type=Path, help="JSON report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
@@ -27,11 +30,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if any(":=" not in item for item in args.param):
         p.error("--param takes NAME:=VALUE")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from dfer_ros.bench.soak_bench import run, summary_lines
+    from dfer_ros.bench.soak_bench import run, run_offline, summary_lines
 
-    params = dict(item.split(":=", 1) for item in args.param)
-    report = run(args.frames, args.warmup, args.sample_every, node_params=params,
-                 progress=lambda line: print(line, flush=True), progress_bar=not args.no_progress)
+    if args.offline and args.param:
+        p.error("--param is for the node; --offline runs the default pipeline")
+    if args.offline:
+        report = run_offline(args.frames, args.warmup, args.sample_every,
+                             progress=lambda line: print(line, flush=True), progress_bar=not args.no_progress)
+    else:
+        params = dict(item.split(":=", 1) for item in args.param)
+        report = run(args.frames, args.warmup, args.sample_every, node_params=params,
+                     progress=lambda line: print(line, flush=True), progress_bar=not args.no_progress)
     for line in summary_lines(report):
         print(line)
     if args.out:
