@@ -14,6 +14,7 @@ help:
 	@echo "make bench   set up, then run the benchmark suite and write $(BENCH_OUT)"
 	@echo "             (the node soak: make bench BENCH_ARGS=\"--sections soak\" BENCH_OUT=out/soak.json)"
 	@echo "             (detector memory, 100,000 calls each: make bench BENCH_ARGS=\"--sections detector_memory\")"
+	@echo "             (offline soak and hostile inputs: make bench BENCH_ARGS=\"--sections soak_offline startup_signals oversized_images\")"
 	@echo "make assets  set up, then (re)check the sample face videos in the cache (dfer-fetch-assets)"
 
 setup:
