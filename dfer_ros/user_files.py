@@ -66,9 +66,11 @@ def read_user_yaml(path: Union[str, Path], max_bytes: int = MAX_BYTES, max_depth
     return parse_user_yaml(decode_text(read_bytes(path, max_bytes), str(path)), str(path), max_depth, max_nodes)
 
 
-def read_user_json(path: Union[str, Path], max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
-    """The JSON document in ``path``, within the bounds of the module docstring."""
-    return parse_user_json(decode_text(read_bytes(path, max_bytes), str(path)), str(path), max_depth)
+def read_user_json(path: Union[str, Path], max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH,
+                   finite: bool = True) -> Any:
+    """The JSON document in ``path``, within the bounds of the module docstring. ``finite=False`` accepts
+    ``Infinity``/``NaN`` (files the project's own tools write with them, e.g. a best score of -Infinity)."""
+    return parse_user_json(decode_text(read_bytes(path, max_bytes), str(path)), str(path), max_depth, finite)
 
 
 def parse_user_yaml(text: str, where: str = "<yaml>", max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> Any:
@@ -99,8 +101,8 @@ def parse_user_yaml(text: str, where: str = "<yaml>", max_depth: int = MAX_DEPTH
     return data
 
 
-def parse_user_json(text: str, where: str = "<json>", max_depth: int = MAX_DEPTH) -> Any:
-    """``json.loads(text)`` after the depth check, refusing non-finite numbers."""
+def parse_user_json(text: str, where: str = "<json>", max_depth: int = MAX_DEPTH, finite: bool = True) -> Any:
+    """``json.loads(text)`` after the depth check, refusing non-finite numbers (unless ``finite`` is False)."""
     _check_json_depth(text, where, max_depth)
 
     def constant(name: str):
@@ -113,7 +115,7 @@ def parse_user_json(text: str, where: str = "<json>", max_depth: int = MAX_DEPTH
         return value
 
     try:
-        return json.loads(text, parse_constant=constant, parse_float=number)
+        return json.loads(text, **({"parse_constant": constant, "parse_float": number} if finite else {}))
     except UserFileError:
         raise
     except RecursionError as exc:  # the depth check makes this unreachable; kept as a refusal

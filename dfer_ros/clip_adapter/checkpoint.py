@@ -205,4 +205,4 @@ def load_checkpoint(path: Union[str, Path], model: nn.Module) -> dict[str, Any]:
         raise CheckpointError(f"{path}: does not fit the model (config {meta.get('config_name')!r}): " + "; ".join(problems))
     model.load_state_dict(state, strict=False)
     json_path = _sidecars(path)[1]
-    return read_user_json(json_path) if json_path.is_file() else {}
+    return read_user_json(json_path, finite=False) if json_path.is_file() else {}

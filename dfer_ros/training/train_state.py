@@ -111,7 +111,7 @@ def load_train_state(folder, optimizer: torch.optim.Optimizer, scheduler,
         if not p.is_file():
             raise TrainStateError(f"{p}: training state file missing (resume needs a folder written by dfer-train)")
     try:
-        doc = read_user_json(jpath)
+        doc = read_user_json(jpath, finite=False)  # a best score starts at -Infinity
     except ValueError as exc:
         raise TrainStateError(str(exc)) from exc
     if doc.get("format") != FORMAT:
