@@ -51,7 +51,7 @@ class DetectionConfig:
                             description="Images are downscaled to this side for detection only.")
     every: int = setting(1, low=1, high=100,
                          description="Run the detector on every k-th image; the tracker predicts in between.")
-    scan_every: int = setting(4, low=1, high=100,
+    scan_every: int = setting(8, low=1, high=100,
                               description="While faces are tracked, scan the whole image for new faces on every "
                                           "k-th detector run only; the runs between re-detect each tracked face in "
                                           "a small region around it (1 with background_scan false: the whole "

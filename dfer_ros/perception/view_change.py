@@ -36,9 +36,11 @@ def view_of(bgr: np.ndarray, box: np.ndarray) -> Optional[View]:
     x1, y1 = min(w, int(np.ceil(x + bw))), min(h, int(np.ceil(y + bh)))
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
-    patch = cv2.resize(bgr[y0:y1, x0:x1], (THUMB, THUMB), interpolation=cv2.INTER_AREA)
-    grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    return View(np.asarray(box, np.float32).copy(), grey)
+    # every step-th pixel first (about 64 px a side): area-averaging a 250 px face down to 16 px cost 0.17 ms, 4x this
+    step = max(1, min(x1 - x0, y1 - y0) // (4 * THUMB))
+    grey = cv2.cvtColor(np.ascontiguousarray(bgr[y0:y1:step, x0:x1:step]), cv2.COLOR_BGR2GRAY)
+    thumb = cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return View(np.asarray(box, np.float32).copy(), thumb)
 
 
 def motion(a: np.ndarray, b: np.ndarray) -> float:
