@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "dfer_ros"
 
-# The layers, bottom up. "base" is the ground floor: the top-level modules (assets, typed_config,
-# vocabulary, bag_io, bag_types, ...). "datasets" is dfer_ros.training.datasets: the dataset readers,
-# which evaluation reads labels with, below the trainer that uses evaluation's metrics.
+# The layers, bottom up, one per folder of dfer_ros/. "base" is the ground floor: the top-level modules
+# (assets, typed_config, vocabulary, bag_io, bag_types, ...). "datasets" holds the dataset readers and label
+# parsers, below both evaluation (which reads labels with them) and training (which reads clips with them).
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
     "perception": {"base"},
@@ -63,8 +63,6 @@ def modules() -> dict[str, Path]:
 
 def package_of(module: str) -> str:
     parts = module.split(".")
-    if parts[:3] == ["dfer_ros", "training", "datasets"]:
-        return "datasets"
     if len(parts) >= 2 and (PACKAGE / parts[1]).is_dir() and parts[1] != "msg":
         return parts[1]
     return "base"
@@ -220,6 +218,16 @@ def test_every_dependency_between_packages_is_allowed(capsys):
     bad = [f"{src} -> {dst}: " + "; ".join(wheres[:3]) for (src, dst), wheres in sorted(edges.items())
            if dst not in ALLOWED[src]]
     assert bad == [], "\n".join(bad)
+
+
+def test_the_rules_are_layers_of_whole_folders():
+    """Each package may import only packages listed before it in ``ALLOWED`` (bottom up), and every folder of
+    dfer_ros/ is one package: no part of a folder is a layer of its own."""
+    order = list(ALLOWED)
+    for i, pkg in enumerate(order):
+        assert ALLOWED[pkg] <= set(order[:i]), (pkg, ALLOWED[pkg] - set(order[:i]))
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file() and p.name != "msg"}
+    assert folders == set(ALLOWED) - {"base"}
 
 
 def test_no_import_cycles():

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from dfer_ros.training import synthetic
-from dfer_ros.training.datasets import DatasetError, read_split
-from dfer_ros.training.datasets.common import ABAW_EXPR8, BASIC7, MAFW11, label_mapping
+from dfer_ros.datasets import DatasetError, read_split
+from dfer_ros.datasets.common import ABAW_EXPR8, BASIC7, MAFW11, label_mapping
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_malformed_manifest(tmp_path):
 
 def test_affwild2_single_task_dataset_trains_only_that_task(roots):
     from dfer_ros.training.clip_dataset import ClipDataset
-    from dfer_ros.training.datasets.common import ABAW_AU12
+    from dfer_ros.datasets.common import ABAW_AU12
 
     d = read_split("affwild2", roots["affwild2"], "train", tasks=("VA",))
     assert d.expression_labels == [] and d.au_names == [] and d.has_va

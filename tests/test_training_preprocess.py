@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dfer_ros.perception.model_interface import CropSpec
-from dfer_ros.training.datasets import read_split
+from dfer_ros.datasets import read_split
 from dfer_ros.training.preprocess import MARKER, preprocess_video, preprocess_videos
 
 

@@ -42,7 +42,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     from dfer_ros.training.config import TrainConfigError, load_train_config
-    from dfer_ros.training.datasets import DatasetError
+    from dfer_ros.datasets import DatasetError
     from dfer_ros.training.distributed import DistributedSetupError, init_distributed
     from dfer_ros.training.trainer import Trainer
 

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dfer_ros.training.datasets.common import (ABAW_AU12, ABAW_EXPR8, ClipRecord, DatasetError, DatasetSplit,
+from dfer_ros.datasets.common import (ABAW_AU12, ABAW_EXPR8, ClipRecord, DatasetError, DatasetSplit,
                                                read_text_lines)
 
 TASK_DIRS = {

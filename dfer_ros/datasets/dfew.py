@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dfer_ros.training.datasets.common import (BASIC7, ClipRecord, DatasetError, DatasetSplit, list_frames,
+from dfer_ros.datasets.common import (BASIC7, ClipRecord, DatasetError, DatasetSplit, list_frames,
                                                parse_class, read_text_lines, split_fields)
 
 DEFAULT_CLIP_DIR = "Clip/clip_224x224"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from dfer_ros.training.datasets.common import (ClipRecord, DatasetError, DatasetSplit, list_frames, parse_class,
+from dfer_ros.datasets.common import (ClipRecord, DatasetError, DatasetSplit, list_frames, parse_class,
                                                read_text_lines, split_fields)
 
 # Alphabetical, the order of the released label ids (0..6).

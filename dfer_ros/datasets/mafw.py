@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dfer_ros.training.datasets.common import (MAFW11, VIDEO_SUFFIXES, ClipRecord, DatasetError, DatasetSplit,
+from dfer_ros.datasets.common import (MAFW11, VIDEO_SUFFIXES, ClipRecord, DatasetError, DatasetSplit,
                                                list_frames, parse_class, read_text_lines, split_fields,
                                                video_frame_count)
 

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dfer_ros.training.datasets.common import (VIDEO_SUFFIXES, ClipRecord, DatasetError, DatasetSplit, list_frames,
+from dfer_ros.datasets.common import (VIDEO_SUFFIXES, ClipRecord, DatasetError, DatasetSplit, list_frames,
                                                parse_class, video_frame_count)
 
 

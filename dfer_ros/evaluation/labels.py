@@ -4,7 +4,7 @@ Two sources:
   * the Aff-Wild2 (ABAW) layout: one text file per task and video (VA: ``valence,arousal``; EXPR:
     the 8 class names then one class id per line; AU: ``AU1,...,AU26`` then 12 x 0/1 per line; -5 / -1
     = ignore). Line i+1 labels frame i of the video, i.e. the i-th image message of the bag's image
-    topic (or, for a video file, stamp = i / fps). Parsing is ``training.datasets.affwild2``'s.
+    topic (or, for a video file, stamp = i / fps). Parsing is ``dfer_ros.datasets.affwild2``'s.
   * a CSV with a header: ``stamp`` (seconds, required), optional ``face`` (a face/track id; empty =
     the most prominent face), ``expression`` (class name or index into ``--label-classes``),
     ``valence``, ``arousal`` and any ``AU<n>`` columns (0/1, -1 ignore). Empty cells are ignored.
@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dfer_ros.training.datasets.common import DatasetError, labelled_rows
+from dfer_ros.datasets.common import DatasetError, labelled_rows
 from dfer_ros.vocabulary import ABAW_AU12, ABAW_EXPR8, canonical_expression
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def read_affwild2_labels(frame_stamps: Sequence[float], va: Optional[Path] = Non
 
     Files longer than the recording are cut (with a warning), shorter ones leave the rest unlabelled.
     """
-    from dfer_ros.training.datasets.affwild2 import parse_au, parse_expr, parse_va
+    from dfer_ros.datasets.affwild2 import parse_au, parse_expr, parse_va
 
     if va is None and expr is None and au is None:
         raise LabelError("no Aff-Wild2 annotation file given (VA, EXPR or AU)")

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from dfer_ros.training.augment import AugmentConfig, augment_clip
-from dfer_ros.training.datasets.common import ClipRecord, DatasetError, DatasetSplit, label_mapping, labelled_rows
+from dfer_ros.datasets.common import ClipRecord, DatasetError, DatasetSplit, label_mapping, labelled_rows
 from dfer_ros.training.sampling import ClipItem, clip_indices, window_ends, window_indices
 
 

@@ -35,7 +35,7 @@ import cv2
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.front_end import FaceFrontEnd, build_detector
 from dfer_ros.perception.model_interface import CropSpec
-from dfer_ros.training.datasets.common import VIDEO_SUFFIXES
+from dfer_ros.datasets.common import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 

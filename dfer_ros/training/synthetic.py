@@ -74,7 +74,7 @@ def write_dfew(root, clips_per_class: int = 4, frames: int = 10, size: int = 32,
 
 
 def write_ferv39k(root, clips_per_class: int = 4, frames: int = 10, size: int = 32, seed: int = 0) -> Path:
-    from dfer_ros.training.datasets.ferv39k import FERV39K_CLASSES
+    from dfer_ros.datasets.ferv39k import FERV39K_CLASSES
 
     root, rng = Path(root), np.random.default_rng(seed)
     labels = _labels(clips_per_class * len(FERV39K_CLASSES), len(FERV39K_CLASSES), rng)

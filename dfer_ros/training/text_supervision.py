@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dfer_ros.training.datasets.common import label_mapping
+from dfer_ros.datasets.common import label_mapping
 
 
 class TextSupervision:

@@ -35,7 +35,7 @@ import yaml
 from dfer_ros.evaluation import metrics as M
 from dfer_ros.training.clip_dataset import ClipDataset, make_collate
 from dfer_ros.training.config import TrainConfig
-from dfer_ros.training.datasets import read_split
+from dfer_ros.datasets import read_split
 from dfer_ros.training.distributed import DistContext, init_distributed, resolve_device
 from dfer_ros.training.losses import LossWeights, MultiTaskLoss, au_pos_weights
 from dfer_ros.training.sampling import EpochBatchSampler, balanced_sample_weights, class_weights
