@@ -1,10 +1,13 @@
-"""``dfer-bench``: the whole benchmark suite (what ``make bench`` runs); numbers to JSON, a markdown table printed.
+"""``dfer bench``: the benchmark suite (what ``make bench`` runs); numbers to JSON, a markdown table printed.
 
-    dfer-bench --out bench.json [--quick] [--frames N]
-               [--sections throughput crowd expression behaviour streaming latency gpu]
-               [--latency-seconds S] [--no-gpu] [--model default] [--backend onnxruntime]
+    dfer bench --out bench.json [--quick] [--frames N] [--latency-seconds S] [--no-gpu] [--model default]
+    dfer bench SECTION [SECTION ...] --out bench.json [suite flags]   # the suite, only these sections
+    dfer bench SECTION [its own flags]                                # one benchmark alone: dfer bench crowd --help
 
-See ``dfer_ros.bench.suite`` for what each section measures. Not a test: it prints and writes numbers.
+Every benchmark is a section (``SECTION_COMMANDS``). One section that has a command of its own runs that command
+with its own flags (``dfer bench crowd --faces 1 4``); several sections, or a section only the suite has, run the
+suite with those sections. See ``dfer_ros.bench.suite`` for what each suite section measures. Not a test: it
+prints and writes numbers.
 """
 from __future__ import annotations
 
@@ -15,14 +18,59 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-# soak, soak_offline, startup_signals, oversized_images, brief_faces and detector_memory run only when named:
-# they take minutes
+# the suite's sections; soak, soak_offline, startup_signals, oversized_images, brief_faces and detector_memory run
+# only when named: they take minutes
 SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "reid", "soak", "soak_offline",
             "startup_signals", "oversized_images", "brief_faces", "loaded", "detector_memory", "gpu")
+# every benchmark by section name -> the CLI function that runs it alone with its own flags ("" = the suite only)
+SECTION_COMMANDS = {
+    "throughput": "dfer_ros.cli.bench_perception:main",
+    "crowd": "dfer_ros.cli.bench_crowd:main",
+    "brief_faces": "dfer_ros.cli.bench_brief_faces:main",
+    "quality": "dfer_ros.cli.bench_quality:main",
+    "detector": "dfer_ros.cli.bench_detector:main",
+    "detector_memory": "",
+    "expression": "dfer_ros.cli.bench_expression:main",
+    "default_model": "dfer_ros.cli.bench_default_model:main",
+    "behaviour": "dfer_ros.cli.bench_behaviour:main",
+    "soak": "dfer_ros.cli.bench_soak:main",
+    "soak_offline": "",
+    "startup_signals": "",
+    "oversized_images": "",
+    "latency": "dfer_ros.cli.bench_latency:main",
+    "loaded": "dfer_ros.cli.bench_loaded:main",
+    "reid": "dfer_ros.cli.bench_reid:main",
+    "streaming": "dfer_ros.cli.bench_streaming:main",
+    "training": "dfer_ros.cli.bench_training:main",
+    "gpu": "dfer_ros.cli.gpu_report:main",
+}
+SECTION_NAMES = tuple(SECTION_COMMANDS)
+
+
+def dispatch(argv: Optional[Sequence[str]] = None) -> int:
+    """``dfer bench [SECTION ...] [flags]``: one section with a command of its own runs that command with the rest
+    of the arguments; otherwise the suite runs, with the named sections (if any) as ``--sections``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    named = []
+    while argv and argv[0] in SECTION_COMMANDS:
+        named.append(argv.pop(0))
+    if len(named) == 1 and SECTION_COMMANDS[named[0]]:
+        from dfer_ros.cli.options import load_target
+
+        return load_target(SECTION_COMMANDS[named[0]])(argv)
+    alone = [name for name in named if name not in SECTIONS]
+    if alone:
+        print(f"dfer bench: error: {', '.join(alone)} run(s) only alone (dfer bench {alone[0]} --help); the suite's "
+              f"sections are {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    return main(argv + (["--sections", *named] if named else []))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="dfer-bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="dfer bench", description="\n\n".join(__doc__.split("\n\n")[:2]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="sections, each alone with its own flags (dfer bench SECTION --help): "
+                                            + ", ".join(SECTION_NAMES))
     parser.add_argument("--out", type=Path, required=True, help="JSON file for all numbers")
     parser.add_argument("--quick", action="store_true", help="smoke run: few frames, tiny model, no latency run")
     parser.add_argument("--frames", type=int, help="frames per throughput scenario")
@@ -39,7 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--streaming-config", type=Path, help="CLIP-adapter config of the streaming section")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
     parser.add_argument("--model", help="model of the throughput and latency sections: a registered name, a "
-                                        "dfer-export folder or a config YAML (default: default)")
+                                        "dfer export folder or a config YAML (default: default)")
     parser.add_argument("--checkpoint", help="training checkpoint for a config YAML --model (torch backend)")
     parser.add_argument("--backend", help="backend of the throughput and latency sections (default: onnxruntime)")
     args = parser.parse_args(argv)

@@ -1,9 +1,12 @@
-"""``dfer-eval``: run the perception pipeline offline and write per-face predictions as JSON Lines.
+"""``dfer eval video`` / ``dfer eval bag``: run the perception pipeline offline and write per-face predictions as
+JSON Lines.
 
-    dfer-eval --video PATH --out preds.jsonl [--model default] [--backend onnxruntime]
+    dfer eval video PATH --out preds.jsonl [--model default] [--backend onnxruntime]
               [--pipeline-config config/pipeline.yaml] [--max-frames N] [--every N] [--model-option KEY=VALUE]
-    dfer-eval --bag PATH [--mode offline|live] [--labels-csv F | --labels-va/--labels-expr/--labels-au F]
+    dfer eval bag PATH [--mode offline|live] [--labels-csv F | --labels-va/--labels-expr/--labels-au F]
               [--report metrics.json] [--plots DIR] [--out-bag DIR]
+
+(The old ``dfer eval video PATH`` / ``--bag PATH`` form works for one release: ``build_parser()`` with no source.)
 
 A still image (png, jpg, ...) is a one-frame video: its faces get their ids from their only detection
 (``tracking.min_hits`` 1), so every face found is reported.
@@ -37,11 +40,24 @@ def parse_model_options(items: Sequence[str]) -> dict:
     return parse_key_values(items, "model option")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dfer-eval", description=__doc__.split("\n\n")[0],
+VIDEO_HELP = "video file readable by OpenCV (stamps = frame index / fps), or a still image"
+BAG_HELP = "rosbag2 folder (mcap or sqlite3) with an image topic"
+
+
+def build_parser(source: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of ``dfer eval video`` (``source="video"``: the video is the positional PATH), ``dfer eval bag``
+    (``"bag"``), or of the old ``dfer eval`` (None: ``--video PATH`` or ``--bag PATH``)."""
+    parser = argparse.ArgumentParser(prog=f"dfer eval {source}" if source else "dfer eval",
+                                     description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_argument_group("source")
-    source.add_argument("--video", type=Path, help="video file readable by OpenCV (stamps = frame index / fps)")
+    if source == "video":
+        parser.add_argument("video", type=Path, metavar="PATH", help=VIDEO_HELP)
+        parser.set_defaults(bag=None)
+    elif source == "bag":
+        parser.add_argument("bag", type=Path, metavar="PATH", help=BAG_HELP)
+        parser.set_defaults(video=None)
+    else:
+        parser.add_argument_group("source").add_argument("--video", type=Path, help=VIDEO_HELP)
     parser.add_argument("--out", type=Path, help="predictions file to write (JSON Lines, one record per face "
                                                  "per frame); omit to print only the summary")
     add_model_arguments(parser)
@@ -57,14 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="simulate the live node: the compute scheduler learns this machine's wall-clock stage "
                              "costs (results then vary with machine load); default: nominal costs, the same "
                              "records on any machine load")
-    _add_bag_arguments(parser)
+    _add_bag_arguments(parser, source)
     return parser
 
 
-def _add_bag_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``--bag`` options (labels, metrics and plots work for videos too)."""
-    bag = parser.add_argument_group("rosbag2 source (--bag)")
-    bag.add_argument("--bag", type=Path, help="rosbag2 folder (mcap or sqlite3) with an image topic")
+def _add_bag_arguments(parser: argparse.ArgumentParser, source: Optional[str]) -> None:
+    """The bag options (labels, metrics and plots work for videos too)."""
+    bag = parser.add_argument_group("rosbag2 source")
+    if source is None:
+        bag.add_argument("--bag", type=Path, help=BAG_HELP)
     bag.add_argument("--image-topic", help="raw or compressed image topic (default: the bag's only image topic)")
     bag.add_argument("--mode", choices=("offline", "live"), default="offline",
                      help="offline: frames fed straight to the pipeline (deterministic); live: the bag replayed "
@@ -120,7 +137,7 @@ def _run_video(args) -> int:
         summary = evaluate_video(args.video, _pipeline(args), args.out, args.max_frames, args.every,
                                  progress=not args.no_progress)
     except (VideoError, ConfigError, DetectorError, ValueError, FileNotFoundError) as exc:
-        print(f"dfer-eval: error: {exc}", file=sys.stderr)
+        print(f"dfer eval: error: {exc}", file=sys.stderr)
         return 2
     print(summary.text())
     if args.out is not None:
@@ -141,7 +158,7 @@ def _run_bag(args) -> int:
 
     want_labels = any(getattr(args, k) is not None for k in LABEL_ARGS)
     if args.labels_csv is not None and any(getattr(args, k) is not None for k in LABEL_ARGS[1:]):
-        print("dfer-eval: error: give labels either as --labels-csv or as Aff-Wild2 files (--labels-va/-expr/-au), "
+        print("dfer eval: error: give labels either as --labels-csv or as Aff-Wild2 files (--labels-va/-expr/-au), "
               "not both", file=sys.stderr)
         return 2
     tmp = None
@@ -152,7 +169,7 @@ def _run_bag(args) -> int:
     try:
         if args.video is not None:
             if args.mode == "live":
-                raise ValueError("--mode live replays a bag: use --bag (make one from a video with "
+                raise ValueError("--mode live replays a bag: use dfer eval bag (make one from a video with "
                                  "dfer_ros.bag_io.video_to_bag)")
             from dfer_ros.evaluation.video_eval import video_info
 
@@ -198,7 +215,7 @@ def _run_bag(args) -> int:
                 print(f"  plot {path}")
     except (BagError, LabelError, PredictionFormatError, ConfigError, VideoError, DetectorError, ValueError,
             FileNotFoundError) as exc:
-        print(f"dfer-eval: error: {exc}", file=sys.stderr)
+        print(f"dfer eval: error: {exc}", file=sys.stderr)
         return 2
     finally:
         if tmp is not None:
@@ -206,8 +223,8 @@ def _run_bag(args) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
+def main(argv: Optional[Sequence[str]] = None, source: Optional[str] = None) -> int:
+    parser = build_parser(source)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.bag is not None and args.video is not None:
@@ -219,6 +236,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         parser.error("--max-frames must be >= 1")
     return _run_bag(args) if _needs_bag_run(args) else _run_video(args)
+
+
+def video_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``dfer eval video PATH ...``"""
+    return main(argv, "video")
+
+
+def bag_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``dfer eval bag PATH ...``"""
+    return main(argv, "bag")
 
 
 if __name__ == "__main__":

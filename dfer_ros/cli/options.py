@@ -3,10 +3,17 @@ tool's own arguments split from ``--ros-args`` (old flag and command names: ``df
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from dfer_ros.user_files import parse_user_yaml
+
+
+def load_target(target: str) -> Callable:
+    """``"module:function"`` -> the function (imports the module only now: how ``dfer`` loads a verb lazily)."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def parse_key_values(items: Sequence[str], what: str = "option") -> dict[str, Any]:
