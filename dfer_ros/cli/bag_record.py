@@ -1,7 +1,7 @@
-"""``dfer-bag-record`` / ``python -m dfer_ros.ros.bag_record``: record ROS topics into a rosbag2 bag (mcap or
+"""``dfer bag record`` / ``dfer bag record``: record ROS topics into a rosbag2 bag (mcap or
 sqlite3) without the ``ros2`` CLI (``dfer_ros.ros.bag_record``).
 
-    python -m dfer_ros.ros.bag_record --out OUT_BAG [--storage mcap|sqlite3] --topics /faces/affect ...
+    dfer bag record --out OUT_BAG [--storage mcap|sqlite3] --topics /faces/affect ...
         [--count N] [--idle 3] [--duration 60] [--ready-file PATH] [--ros-args -p use_sim_time:=true]
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dfer_ros.cli.options import run_bag_tool, split_ros_args
 def build_parser() -> argparse.ArgumentParser:
     from dfer_ros.ros.bag_record import DEFAULT_TOPICS
 
-    parser = argparse.ArgumentParser(prog="bag_record", description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser = argparse.ArgumentParser(prog="dfer bag record", description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--out", required=True, help="new bag folder (must not exist)")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--topics", nargs="+", default=DEFAULT_TOPICS, help="topics to record (default: node outputs)")

@@ -1,7 +1,7 @@
-"""``dfer-bag-replay`` / ``python -m dfer_ros.ros.bag_replay``: replay a rosbag2 bag (mcap or sqlite3) to ROS topics
+"""``dfer bag replay`` / ``dfer bag replay``: replay a rosbag2 bag (mcap or sqlite3) to ROS topics
 without the ``ros2`` CLI (``dfer_ros.ros.bag_replay``).
 
-    python -m dfer_ros.ros.bag_replay BAG [--rate 1.0] [--topics /camera/image_raw ...]
+    dfer bag replay BAG [--rate 1.0] [--topics /camera/image_raw ...]
         [--remap /camera/image_raw:=/image] [--wait-subscribers 1] [--no-clock] [--loop N] [--ros-args ...]
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ def parse_remap(item: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bag_replay", description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser = argparse.ArgumentParser(prog="dfer bag replay", description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("bag", help="rosbag2 folder (mcap or sqlite3)")
     parser.add_argument("--topics", nargs="+", help="topics to replay (default: all)")
     parser.add_argument("--rate", type=float, default=1.0, help="speed factor; 0 = as fast as possible")

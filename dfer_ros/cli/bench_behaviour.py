@@ -1,4 +1,4 @@
-"""``python -m dfer_ros.bench.behaviour_bench``: pipeline fps with face quality + expression events on vs off, same
+"""``dfer bench behaviour``: pipeline fps with face quality + expression events on vs off, same
 frames in turns (``dfer_ros.bench.behaviour_bench``). Not a test: it prints and writes numbers."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dfer_ros.bench.behaviour_bench",
+    parser = argparse.ArgumentParser(prog="dfer bench behaviour",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=150, help="frames of the webcam video")
     parser.add_argument("--repeats", type=int, default=3, help="passes over the frames")

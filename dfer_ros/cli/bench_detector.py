@@ -1,4 +1,4 @@
-"""``python -m dfer_ros.bench.detector_bench compare | memory | regions``: face detector recall and speed, memory
+"""``dfer bench detector compare | memory | regions``: face detector recall and speed, memory
 over many calls, and detection in regions vs the whole frame, on real faces (``dfer_ros.bench.detector_bench``).
 Not a test: it prints numbers."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dfer_ros.bench.detector_bench",
+    parser = argparse.ArgumentParser(prog="dfer bench detector",
                                      description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("compare", help="recall and speed on real faces")

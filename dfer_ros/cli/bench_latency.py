@@ -1,4 +1,4 @@
-"""``dfer-bench-latency``: end-to-end latency of dfer_node, image stamp -> result received in another process
+"""``dfer bench latency``: end-to-end latency of dfer_node, image stamp -> result received in another process
 (``dfer_ros.bench.latency_bench``). Not a test: it prints and writes numbers."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="dfer-bench-latency", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="dfer bench latency", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True, help="JSON report path")
     p.add_argument("--seconds", type=float, default=20.0, help="measured duration (after warm-up)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds published before measuring")

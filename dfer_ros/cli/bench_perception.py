@@ -1,4 +1,4 @@
-"""``dfer-bench-perception``: per-stage timings of the perception pipeline on the sample video (1 and 4 faces,
+"""``dfer bench throughput``: per-stage timings of the perception pipeline on the sample video (1 and 4 faces,
 native and 640x480), label flips with and without aggregation, and a memory run; see
 ``dfer_ros.bench.perception_bench`` for what is measured.
 """
@@ -21,7 +21,7 @@ from dfer_ros.perception.config import PipelineConfig
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="dfer-bench-perception", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="dfer bench throughput", description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=300, help="video frames per scenario (default %(default)s)")
     parser.add_argument("--memory-frames", type=int, default=10_000, help="frames of the memory run (0 = skip)")
     add_model_arguments(parser)

@@ -1,4 +1,4 @@
-"""``python -m dfer_ros.bench.quality_bench``: face-quality measurements behind the head-pose model and the
+"""``dfer bench quality``: face-quality measurements behind the head-pose model and the
 abstention thresholds' defaults (``dfer_ros.bench.quality_bench``). Not a test: it prints and writes numbers."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dfer_ros.perception.config import DetectionConfig
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dfer_ros.bench.quality_bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="dfer bench quality", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("out/quality/quality.json"), help="JSON report")
     parser.add_argument("--frames-dir", type=Path, default=None, help="write frames to check by eye here")
     parser.add_argument("--london", type=Path, default=LONDON, help="the London face set (default: %(default)s)")

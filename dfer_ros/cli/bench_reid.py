@@ -1,6 +1,6 @@
-"""``dfer-bench-reid``: descriptor ms per face and dfer_node latency with re-identification on vs off.
+"""``dfer bench reid``: descriptor ms per face and dfer_node latency with re-identification on vs off.
 
-    dfer-bench-reid --out out/reid.json [--seconds 20]
+    dfer bench reid --out out/reid.json [--seconds 20]
 
 This module only parses arguments and calls ``dfer_ros.bench.reid_bench.run``.
 """
@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="dfer-bench-reid", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="dfer bench reid", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("out/reid.json"), help="report JSON (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per node run")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
-"""``dfer-bench-soak``: node RSS over a long run with faces entering and leaving (``dfer_ros.bench.soak_bench``).
+"""``dfer bench soak``: node RSS over a long run with faces entering and leaving (``dfer_ros.bench.soak_bench``).
 
-    dfer-bench-soak --frames 30000 [--warmup 2000] [--sample-every 500] [--param NAME:=VALUE] [--out soak.json]
-    dfer-bench-soak --offline --frames 30000 ...   (the same frames through an in-process pipeline, as dfer-eval)
+    dfer bench soak --frames 30000 [--warmup 2000] [--sample-every 500] [--param NAME:=VALUE] [--out soak.json]
+    dfer bench soak --offline --frames 30000 ...   (the same frames through an in-process pipeline, as dfer eval)
 """
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from typing import Optional, Sequence
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="dfer-bench-soak", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="dfer bench soak", description=__doc__.split("\n")[0])
     p.add_argument("--frames", type=int, default=30000, help="frames fed to the node (default 30000)")
     p.add_argument("--warmup", type=int, default=2000, help="frames before the slope is measured (default 2000)")
     p.add_argument("--sample-every", type=int, default=500, help="frames between RSS samples (default 500)")
     p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                    help="node parameter, e.g. --param detection.detector:=haar (repeatable)")
     p.add_argument("--offline", action="store_true",
-                   help="no node: an in-process pipeline (what dfer-eval runs), this process's RSS")
+                   help="no node: an in-process pipeline (what dfer eval runs), this process's RSS")
     p.add_argument("--out", type=Path, help="JSON report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)

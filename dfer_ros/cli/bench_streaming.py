@@ -1,4 +1,4 @@
-"""``dfer-bench-streaming``: streaming (one crop per frame + head over cached embeddings) versus re-encoding
+"""``dfer bench streaming``: streaming (one crop per frame + head over cached embeddings) versus re-encoding
 the whole clip, for a CLIP-adapter config (``dfer_ros.bench.streaming_bench``)."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dfer_ros.deprecation import add_deprecated_flag
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="dfer-bench-streaming", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="dfer bench streaming", description=__doc__.split("\n")[0])
     p.add_argument("--model", default=str(REPO_MODELS / "clip_vitb16_abaw.yaml"),
                    help="CLIP-adapter model config YAML (weights ignored)")
     add_deprecated_flag(p, "--config", "--model", "model")

@@ -1,4 +1,4 @@
-"""``dfer-bench-training``: clips and frames per second of a training step (``dfer_ros.bench.training_bench``)."""
+"""``dfer bench training``: clips and frames per second of a training step (``dfer_ros.bench.training_bench``)."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +12,7 @@ from dfer_ros.deprecation import add_deprecated_flag
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="dfer-bench-training", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="dfer bench training", description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=REPO_MODELS / "clip_vitb16_abaw.yaml",
                     help="CLIP-adapter model config YAML")
     add_deprecated_flag(ap, "--config", "--model", "model", type=Path)

@@ -1,4 +1,4 @@
-"""``dfer-build-engine ONNX_DIR --fp16 --max-faces N``: TensorRT engines for an exported CLIP-adapter folder.
+"""``dfer build-engine ONNX_DIR --fp16 --max-faces N``: TensorRT engines for an exported CLIP-adapter folder.
 
 Builds (or finds in the cache) one engine per ONNX file listed in ONNX_DIR/manifest.json, with an
 optimization profile over batch 1..N. Engines go to ONNX_DIR/engines (or --cache-dir), named by the
@@ -16,8 +16,8 @@ from dfer_ros.user_files import read_user_json
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dfer-build-engine", description=__doc__.split("\n")[0])
-    p.add_argument("onnx_dir", help="folder written by dfer-export (with manifest.json)")
+    p = argparse.ArgumentParser(prog="dfer build-engine", description=__doc__.split("\n")[0])
+    p.add_argument("onnx_dir", help="folder written by dfer export (with manifest.json)")
     p.add_argument("--fp16", action="store_true", help="allow FP16 kernels (recommended on Jetson / RTX)")
     p.add_argument("--max-faces", type=int, default=8, help="largest batch (faces per frame) of the profile")
     p.add_argument("--cache-dir", help="engine cache folder (default ONNX_DIR/engines)")
@@ -29,20 +29,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     onnx_dir = Path(args.onnx_dir)
     manifest_path = onnx_dir / "manifest.json"
     if not manifest_path.is_file():
-        print(f"dfer-build-engine: error: {manifest_path} not found (export the model with dfer-export first)",
+        print(f"dfer build-engine: error: {manifest_path} not found (export the model with dfer export first)",
               file=sys.stderr)
         return 2
     if args.max_faces < 1:
-        print("dfer-build-engine: error: --max-faces must be >= 1", file=sys.stderr)
+        print("dfer build-engine: error: --max-faces must be >= 1", file=sys.stderr)
         return 2
     from dfer_ros.backends.tensorrt_backend import engine_for, tensorrt_status
 
     usable, reason = tensorrt_status()
     if not usable:
-        print(f"dfer-build-engine: cannot build TensorRT engines here: {reason}. Run this on the target machine "
+        print(f"dfer build-engine: cannot build TensorRT engines here: {reason}. Run this on the target machine "
               f"(e.g. the robot's Jetson) where TensorRT 10 and a CUDA GPU are present.", file=sys.stderr)
         return 3
-    print(f"dfer-build-engine: {reason}")
+    print(f"dfer build-engine: {reason}")
     manifest = read_user_json(manifest_path)
     from tqdm import tqdm
 

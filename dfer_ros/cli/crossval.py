@@ -1,4 +1,4 @@
-"""``dfer-crossval CONFIG --folds 1 2 3 4 5``: k-fold cross-validation (``dfer_ros.training.crossval``)."""
+"""``dfer crossval CONFIG --folds 1 2 3 4 5``: k-fold cross-validation (``dfer_ros.training.crossval``)."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +12,7 @@ from dfer_ros.cli.train import parse_overrides
 def main(argv: Optional[list[str]] = None) -> int:
     from dfer_ros.training.crossval import run_crossval
 
-    ap = argparse.ArgumentParser(prog="dfer-crossval", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="dfer crossval", description=__doc__.splitlines()[0])
     ap.add_argument("config")
     ap.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     ap.add_argument("--split", help="split each fold is scored on (default: the config's val_split)")

@@ -45,7 +45,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="dfer demo", description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     checkout = source_checkout()  # installed (colcon prefix): out/demo under the current folder
     p.add_argument("--out", type=Path, default=(checkout or Path()) / "out" / "demo",
                    help="output folder (default out/demo in the checkout, else under the current folder)")

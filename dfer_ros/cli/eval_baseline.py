@@ -1,6 +1,6 @@
-"""``dfer-eval-baseline``: the effect of per-person expression baselines on the London set.
+"""``dfer eval baseline``: the effect of per-person expression baselines on the London set.
 
-    dfer-eval-baseline DIR [--people N] [--model default]
+    dfer eval baseline DIR [--people N] [--model default]
 
 DIR holds ``neutral/NNN.jpg`` and ``happy/NNN.jpg`` of the same people. This module only parses arguments and
 calls ``dfer_ros.evaluation.baseline_effect.run``.
@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="dfer-eval-baseline", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="dfer eval baseline", description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path)
     parser.add_argument("--people", type=int, help="only the first N people")
     parser.add_argument("--model", default="default")

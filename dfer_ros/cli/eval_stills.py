@@ -1,9 +1,9 @@
-"""``dfer-eval-stills``: labelled still images through the pipeline, scored (WAR, UAR, recall, valence per class).
+"""``dfer eval stills``: labelled still images through the pipeline, scored (WAR, UAR, recall, valence per class).
 
-    dfer-eval-stills DIR [--model default] [--model-option KEY=VALUE] [--aggregation] [--json out.json]
+    dfer eval stills DIR [--model default] [--model-option KEY=VALUE] [--aggregation] [--json out.json]
 
 DIR holds one folder of images per class (``DIR/happy/*.jpg``, ``DIR/neutral/*.png``, ...). Each image runs
-through the pipeline as ``dfer-eval --video IMAGE`` runs it (one frame, a face confirmed by its only detection,
+through the pipeline as ``dfer eval video IMAGE`` runs it (one frame, a face confirmed by its only detection,
 aggregation off unless ``--aggregation``); see ``dfer_ros.evaluation.stills``. ``--model`` follows the spec rule of
 ``dfer_ros.estimators.loader``.
 """
@@ -18,9 +18,11 @@ from typing import Optional, Sequence
 
 from dfer_ros.user_files import parse_user_yaml
 
+from dfer_ros.deprecation import add_deprecated_flag
+
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="dfer-eval-stills", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="dfer eval stills", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="folder with one sub-folder of images per class")
     parser.add_argument("--model", default="default", help="model spec (default: %(default)s)")
@@ -29,7 +31,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="model builder option, value parsed as YAML (repeatable)")
     parser.add_argument("--aggregation", action="store_true", help="keep the temporal smoothing on")
     parser.add_argument("--json", type=Path, help="write the per-image results and the summary here")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_deprecated_flag(parser, "--quiet", "--no-progress", "no_progress", store_true=True)
     args = parser.parse_args(argv)
     options = {}
     for item in args.model_option:
@@ -45,9 +48,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         pipeline = build_pipeline(still_pipeline_config(aggregation=args.aggregation), args.model, args.backend,
                                   **options)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"dfer-eval-stills: error: {exc}", file=sys.stderr)
+        print(f"dfer eval stills: error: {exc}", file=sys.stderr)
         return 2
-    results, summary = evaluate_stills(items, pipeline, progress=not args.quiet)
+    results, summary = evaluate_stills(items, pipeline, progress=not args.no_progress)
     print(f"model {pipeline.model.name}")
     print(summary.text())
     if args.json is not None:

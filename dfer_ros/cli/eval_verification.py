@@ -1,6 +1,6 @@
-"""``dfer-eval-verification``: face verification accuracy of the re-identification descriptor on labelled stills.
+"""``dfer eval verification``: face verification accuracy of the re-identification descriptor on labelled stills.
 
-    dfer-eval-verification DIR [--plot roc.png] [--json out.json] [--face-scale 1.1 ...]
+    dfer eval verification DIR [--plot roc.png] [--json out.json] [--face-scale 1.1 ...]
 
 DIR holds ``DIR/<condition>/<person>.jpg`` (the London set: neutral/ and happy/ of the same 102 people).
 Prints genuine/impostor distance statistics and TAR at FAR 1 % and 0.1 %; ``--plot`` writes the ROC and the
@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dfer-eval-verification", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="dfer eval verification", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="DIR/<condition>/<person>.jpg")
     parser.add_argument("--face-scale", type=float, nargs="+", help="crop framings to compare "

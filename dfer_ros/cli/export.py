@@ -1,8 +1,8 @@
-"""``dfer-export``: turn a CLIP-adapter model (trained checkpoint or random init) into the runtime folder.
+"""``dfer export``: turn a CLIP-adapter model (trained checkpoint or random init) into the runtime folder.
 
-    dfer-export --model models/clip_vitb16_abaw.yaml --checkpoint runs/abaw/best.safetensors --out exported/vitb16
-    dfer-export --model models/tiny_test.yaml --random-init --out /tmp/tiny --tokenizer /path/to/vocab
-    dfer-export --model models/clip_vitb16_abaw.yaml --pretrained-only --prompts my_classes.yaml --out exported/zs
+    dfer export --model models/clip_vitb16_abaw.yaml --checkpoint runs/abaw/best.safetensors --out exported/vitb16
+    dfer export --model models/tiny_test.yaml --random-init --out /tmp/tiny --tokenizer /path/to/vocab
+    dfer export --model models/clip_vitb16_abaw.yaml --pretrained-only --prompts my_classes.yaml --out exported/zs
 
 Writes image_tower.onnx, temporal_head.onnx, text_embeddings.npy + text_labels.json, config.yaml,
 torch_weights.safetensors and manifest.json; prints the ONNX Runtime vs PyTorch max abs difference
@@ -18,7 +18,7 @@ from dfer_ros.deprecation import add_deprecated_flag
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dfer-export", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="dfer export", description=__doc__.split("\n")[0])
     p.add_argument("--model", help="model config YAML (models/*.yaml); required")
     add_deprecated_flag(p, "--config", "--model", "model")
     src = p.add_mutually_exclusive_group(required=True)
@@ -59,10 +59,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 tolerance=DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance,
                                 opset=args.opset)
     except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as exc:
-        print(f"dfer-export: error: {exc}", file=sys.stderr)
+        print(f"dfer export: error: {exc}", file=sys.stderr)
         return 2
     if not manifest["parity"]["ok"]:
-        print(f"dfer-export: ONNX Runtime and PyTorch differ by more than {manifest['parity']['tolerance']:.0e}",
+        print(f"dfer export: ONNX Runtime and PyTorch differ by more than {manifest['parity']['tolerance']:.0e}",
               file=sys.stderr)
         return 1
     return 0

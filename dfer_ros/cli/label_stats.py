@@ -1,5 +1,5 @@
-"""``python -m dfer_ros.evaluation.label_stats preds.jsonl [more.jsonl ...]``: label shares and label flips per
-100 records of each ``dfer-eval`` prediction file (``dfer_ros.evaluation.label_stats``)."""
+"""``dfer eval label-stats preds.jsonl [more.jsonl ...]``: label shares and label flips per
+100 records of each ``dfer eval`` prediction file (``dfer_ros.evaluation.label_stats``)."""
 from __future__ import annotations
 
 import argparse
@@ -13,9 +13,9 @@ def _shares(distribution: dict[str, float]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dfer_ros.evaluation.label_stats",
+    parser = argparse.ArgumentParser(prog="dfer eval label-stats",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("files", type=Path, nargs="+", metavar="preds.jsonl", help="dfer-eval prediction files")
+    parser.add_argument("files", type=Path, nargs="+", metavar="preds.jsonl", help="dfer eval prediction files")
     args = parser.parse_args(argv)
     from dfer_ros.evaluation.label_stats import summarise_file
 

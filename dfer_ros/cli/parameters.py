@@ -1,4 +1,4 @@
-"""``python -m dfer_ros.ros.parameters [--write | --markdown]``: the files generated from the typed settings
+"""``dfer params [--write | --markdown]``: the files generated from the typed settings
 (``dfer_ros.ros.parameters``): print config/dfer.yaml (default) or the docs/node.md table, or rewrite every stale
 generated file (config/dfer.yaml, config/pipeline.yaml, the table in docs/node.md)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dfer_ros.ros.parameters", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="dfer params", description=__doc__.split("\n")[0])
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--write", action="store_true", help="rewrite the stale generated files")
     what.add_argument("--markdown", action="store_true", help="print the parameters table of docs/node.md")

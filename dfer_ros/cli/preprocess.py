@@ -1,9 +1,9 @@
-"""dfer-preprocess VIDEOS... --out CROPS: aligned face crops of raw videos with the node's own detector,
+"""dfer preprocess VIDEOS... --out CROPS: aligned face crops of raw videos with the node's own detector,
 tracker and aligner (``dfer_ros.training.preprocess``); resumable, parallel over processes.
 
 Examples:
-  dfer-preprocess videos/ --out crops/ --model models/clip_vitb16_abaw.yaml --workers 8
-  dfer-preprocess a.mp4 b.mp4 --out crops/ --keep all
+  dfer preprocess videos/ --out crops/ --model models/clip_vitb16_abaw.yaml --workers 8
+  dfer preprocess a.mp4 b.mp4 --out crops/ --keep all
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from dfer_ros.estimators.loader import SPEC_HELP
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="dfer-preprocess", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="dfer preprocess", description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="+", help="video files or folders searched for videos")
     ap.add_argument("--out", required=True, help="output folder (one frame folder per video)")
     ap.add_argument("--model", default="models/tiny_test.yaml",
@@ -47,7 +47,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         results = preprocess_videos(find_videos(args.inputs), Path(args.out), spec, cfg, args.keep,
                                     progress=not args.no_progress, workers=args.workers)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"dfer-preprocess: {exc}", file=sys.stderr)
+        print(f"dfer preprocess: {exc}", file=sys.stderr)
         return 2
     summary = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
     print(json.dumps(summary))

@@ -1,4 +1,4 @@
-"""``python -m dfer_ros.training.synthetic LAYOUT OUT``: write a tiny learnable synthetic dataset in a public
+"""``dfer synthetic-data LAYOUT OUT``: write a tiny learnable synthetic dataset in a public
 layout (``dfer_ros.training.synthetic``), for smoke runs of the training tools."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dfer_ros.training.synthetic import WRITERS, write
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dfer_ros.training.synthetic",
+    ap = argparse.ArgumentParser(prog="dfer synthetic-data",
                                  description="Write a tiny learnable synthetic dataset in a public layout.")
     ap.add_argument("layout", choices=sorted(WRITERS))
     ap.add_argument("out", help="dataset root to create")

@@ -1,8 +1,8 @@
-"""dfer-train CONFIG: train a CLIP-adapter model as a training YAML (models/train_*.yaml) describes.
+"""dfer train CONFIG: train a CLIP-adapter model as a training YAML (models/train_*.yaml) describes.
 
 Examples:
-  dfer-train models/train_dfew.yaml --set data.root=/data/DFEW --set data.options.fold=2
-  dfer-train models/train_dfew.yaml --resume out/train_dfew_fold1/last
+  dfer train models/train_dfew.yaml --set data.root=/data/DFEW --set data.options.fold=2
+  dfer train models/train_dfew.yaml --resume out/train_dfew_fold1/last
   torchrun --standalone --nproc_per_node 4 -m dfer_ros.cli.train models/train_dfew.yaml   # 4 GPUs, DDP
 
 Under torchrun every process runs this same command; rank 0 writes the outputs and prints the summary.
@@ -28,7 +28,7 @@ def parse_overrides(items: list[str], prog: str = "dfer-train") -> dict:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="dfer-train", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="dfer train", description=__doc__.splitlines()[0])
     ap.add_argument("config", help="training YAML (models/train_*.yaml)")
     ap.add_argument("--resume", help="a last/ folder written by an earlier run: continue it exactly")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -61,10 +61,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             logging.getLogger().setLevel(logging.WARNING)
         summary = Trainer(cfg, resume=args.resume, dist=dist).fit(max_steps=args.max_steps)
     except (TrainConfigError, DatasetError, FileNotFoundError, DistributedSetupError) as exc:
-        print(f"dfer-train: {exc}", file=sys.stderr)
+        print(f"dfer train: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # model config / checkpoint errors of the model package
-        print(f"dfer-train: {exc}", file=sys.stderr)
+        print(f"dfer train: {exc}", file=sys.stderr)
         return 2
     finally:
         if dist is not None:
