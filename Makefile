@@ -2,6 +2,7 @@
 # Each installs what it needs first (`make setup`, idempotent: re-runs only what changed).
 VENV := .venv
 PY := $(VENV)/bin/python
+DFER := $(VENV)/bin/dfer
 DEMO_OUT ?= out/demo
 BENCH_OUT ?= out/bench.json
 
@@ -12,26 +13,27 @@ help:
 	@echo "make test    set up, then run the whole test suite"
 	@echo "make demo    set up, then run the node on a real face video and write results to $(DEMO_OUT)"
 	@echo "make bench   set up, then run the benchmark suite and write $(BENCH_OUT)"
-	@echo "             (the node soak: make bench BENCH_ARGS=\"--sections soak\" BENCH_OUT=out/soak.json)"
-	@echo "             (detector memory, 100,000 calls each: make bench BENCH_ARGS=\"--sections detector_memory\")"
-	@echo "             (offline soak and hostile inputs: make bench BENCH_ARGS=\"--sections soak_offline startup_signals oversized_images\")"
-	@echo "make assets  set up, then (re)check the sample face videos in the cache (dfer-fetch-assets)"
+	@echo "             (sections: make bench BENCH_ARGS=\"crowd latency\"; dfer bench --help lists them)"
+	@echo "             (the node soak: make bench BENCH_ARGS=soak BENCH_OUT=out/soak.json)"
+	@echo "             (detector memory, 100,000 calls each: make bench BENCH_ARGS=detector_memory)"
+	@echo "             (offline soak and hostile inputs: make bench BENCH_ARGS=\"soak_offline startup_signals oversized_images\")"
+	@echo "make assets  set up, then (re)check the sample face videos in the cache (dfer fetch-assets)"
 
 setup:
 	@bash scripts/setup.sh
 
 # the videos are fetched by `make setup` already; this reports them and fetches what is missing
 assets: setup
-	@$(VENV)/bin/dfer-fetch-assets
+	@$(DFER) fetch-assets
 
 test: setup
 	@bash scripts/run_tests.sh
 
 demo: setup
-	@$(PY) -m dfer_ros.cli.demo --out $(DEMO_OUT)
+	@$(DFER) demo --out $(DEMO_OUT)
 
 bench: setup
-	@$(VENV)/bin/dfer-bench --out $(BENCH_OUT) $(BENCH_ARGS)
+	@$(DFER) bench $(BENCH_ARGS) --out $(BENCH_OUT)
 
 clean:
 	rm -rf build out

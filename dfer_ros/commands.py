@@ -1,6 +1,6 @@
 """Documented commands named after a library module, run by the CLI module that parses their arguments.
 
-Commands such as ``python -m dfer_ros.bench.crowd_bench --faces 4`` are documented by the library module's
+Commands such as ``dfer bench crowd --faces 4`` are documented by the library module's
 name, while argument parsing lives in ``dfer_ros/cli`` and nothing imports a CLI module (docs/architecture.md).
 The library module's ``if __name__ == "__main__":`` block calls :func:`exec_cli`, which replaces the process
 with ``python -m dfer_ros.cli.<name>`` and the same arguments: the same process id (a caller's signals and

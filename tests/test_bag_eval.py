@@ -1,5 +1,5 @@
 """Offline bag evaluation: the frames of the real face video in mcap and sqlite3 bags give the same
-prediction records as ``dfer-eval --video`` on the same frames; ``dfer-eval --bag`` with a compressed
+prediction records as ``dfer eval video`` on the same frames; ``dfer eval bag`` with a compressed
 topic, CSV labels, a metrics report, plots and an output bag works end to end; bad input is refused
 with a clear message."""
 from __future__ import annotations
@@ -24,7 +24,7 @@ EXACT = ("frame", "bbox", "detected", "expression", "frame_expression", "window_
 
 
 def fresh_pipeline() -> PerceptionPipeline:
-    """A new model per run, as each dfer-eval run has (a model may keep per-call state, e.g. which frames
+    """A new model per run, as each dfer eval run has (a model may keep per-call state, e.g. which frames
     run the AU landmarker). The compute budget is off: with it, which face gets the model on a frame depends
     on measured milliseconds, and two runs on a busy machine would differ for reasons other than the source."""
     from dfer_ros.estimators.factory import create_model
@@ -81,8 +81,8 @@ def test_cli_compressed_bag_with_labels_report_plots_and_output_bag(tmp_path, ca
     labels.write_text("stamp,expression,valence,arousal\n" +
                       "".join(f"{s:.6f},neutral,0.0,{0.01 * i:.2f}\n" for i, s in enumerate(stamps)))
     out, out_bag, report, plots = tmp_path / "p.jsonl", tmp_path / "out_bag", tmp_path / "r.json", tmp_path / "plots"
-    code = eval_cli.main(["--bag", str(bag), "--out", str(out), "--out-bag", str(out_bag), "--labels-csv",
-                          str(labels), "--report", str(report), "--plots", str(plots), "--quiet"])
+    code = eval_cli.bag_main([str(bag), "--out", str(out), "--out-bag", str(out_bag), "--labels-csv",
+                          str(labels), "--report", str(report), "--plots", str(plots), "--no-progress"])
     text = capsys.readouterr().out
     assert code == 0, text
     assert "| expression | WAR |" in text and f"labels: {N}" in text
@@ -105,18 +105,18 @@ def test_cli_compressed_bag_with_labels_report_plots_and_output_bag(tmp_path, ca
 def test_cli_errors_are_clear(tmp_path, capsys):
     bag = tmp_path / "bag"
     bag_io.video_to_bag(assets.sample_video(), bag, limit=3)
-    assert eval_cli.main(["--bag", str(bag), "--image-topic", "/nope", "--quiet"]) == 2
+    assert eval_cli.bag_main([str(bag), "--image-topic", "/nope", "--no-progress"]) == 2
     assert "no topic '/nope' in the bag" in capsys.readouterr().err
-    assert eval_cli.main(["--bag", str(tmp_path / "missing"), "--quiet"]) == 2
+    assert eval_cli.bag_main([str(tmp_path / "missing"), "--no-progress"]) == 2
     assert "no such bag" in capsys.readouterr().err
     late = tmp_path / "late.csv"
     late.write_text("stamp,expression\n5000.0,neutral\n")
-    assert eval_cli.main(["--bag", str(bag), "--labels-csv", str(late), "--quiet"]) == 2
+    assert eval_cli.bag_main([str(bag), "--labels-csv", str(late), "--no-progress"]) == 2
     assert "the labels cover no predicted frame" in capsys.readouterr().err
-    assert eval_cli.main(["--bag", str(bag), "--labels-csv", str(late), "--labels-va", str(late)]) == 2
+    assert eval_cli.bag_main([str(bag), "--labels-csv", str(late), "--labels-va", str(late)]) == 2
     assert "either as --labels-csv or as Aff-Wild2 files" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        eval_cli.main(["--bag", str(bag), "--video", str(assets.sample_video())])
+        eval_cli.bag_main([str(bag), "--video", str(assets.sample_video())])
 
 
 def test_cli_video_with_affwild2_labels(tmp_path, capsys):
@@ -124,8 +124,8 @@ def test_cli_video_with_affwild2_labels(tmp_path, capsys):
     expr = tmp_path / "expr.txt"
     expr.write_text("Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n" + "0\n" * 8 + "-1\n" * 2)
     report = tmp_path / "r.json"
-    code = eval_cli.main(["--video", str(assets.sample_video()), "--max-frames", "10", "--labels-expr", str(expr),
-                          "--report", str(report), "--quiet"])
+    code = eval_cli.video_main([str(assets.sample_video()), "--max-frames", "10", "--labels-expr", str(expr),
+                          "--report", str(report), "--no-progress"])
     assert code == 0, capsys.readouterr().err
     rep = json.loads(report.read_text())
     assert rep["video"] == str(assets.sample_video()) and rep["labels"] == 8
@@ -160,14 +160,14 @@ def test_a_bad_image_first_or_mid_bag_is_skipped_and_counted(tmp_path, capsys, d
     _bag_with_a_bad_image(bag, bad_at, damage)
     run = evaluate_bag(bag, fresh_pipeline(), progress=False)
     assert run.summary.frames == 7 and run.summary.skipped_frames == 1
-    assert eval_cli.main(["--bag", str(bag), "--out", str(tmp_path / "p.jsonl"), "--no-progress"]) == 0
+    assert eval_cli.bag_main([str(bag), "--out", str(tmp_path / "p.jsonl"), "--no-progress"]) == 0
     assert "7 frames (1 skipped" in capsys.readouterr().out
 
 
 def test_a_bag_of_only_bad_images_is_an_error_with_the_reason(tmp_path, capsys):
     bag = tmp_path / "bag"
     _bag_with_a_bad_image(bag, 0, "encoding", count=1)
-    assert eval_cli.main(["--bag", str(bag), "--no-progress"]) == 2
+    assert eval_cli.bag_main([str(bag), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "no frame of /cam/image_raw could be decoded" in err and "yuv422" in err
 

@@ -37,7 +37,7 @@ def test_replay_to_recorder_copies_the_bag(ros_env, tmp_path, bag):
                       "/camera/image_raw", "/clock", "--count", str(N), "--duration", "120", "--ready-file",
                       str(ready)], ros_env, rec_log) as recorder:
         with ros_process(["-m", "dfer_ros.ros.bag_replay", str(bag), "--rate", "0", "--wait-subscribers", "1",
-                          "--quiet"], ros_env, rep_log) as replay:
+                          "--no-progress"], ros_env, rep_log) as replay:
             assert replay.wait(timeout=120) == 0, read_log(rep_log)
         assert recorder.wait(timeout=120) == 0, read_log(rec_log)
     assert f"published /camera/image_raw: {N}" in read_log(rep_log)
@@ -54,7 +54,7 @@ def test_replay_to_recorder_copies_the_bag(ros_env, tmp_path, bag):
 
 def test_replay_reports_unknown_topic(ros_env, tmp_path, bag):
     log = tmp_path / "replay.log"
-    with ros_process(["-m", "dfer_ros.ros.bag_replay", str(bag), "--topics", "/nope", "--quiet"], ros_env, log) as p:
+    with ros_process(["-m", "dfer_ros.ros.bag_replay", str(bag), "--topics", "/nope", "--no-progress"], ros_env, log) as p:
         assert p.wait(timeout=60) == 2
     assert "no topic(s) /nope in the bag" in read_log(log)
 

@@ -1,6 +1,6 @@
 """The node soak benchmark, short: a real node subprocess over real DDS, real faces entering and leaving;
 every frame answered, RSS sampled at the start, every ``sample_every`` frames and at the end. (The figure
-itself comes from the full run, ``dfer-bench-soak --frames 30000``; a test only checks the machinery.)"""
+itself comes from the full run, ``dfer bench soak --frames 30000``; a test only checks the machinery.)"""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Smoke test of dfer-bench's plumbing with tiny settings (the numbers themselves are not asserted:
+"""Smoke test of dfer bench's plumbing with tiny settings (the numbers themselves are not asserted:
 speed belongs in the benchmark output, not in tests)."""
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_cli_writes_json(tmp_path, capsys):
 
 
 def test_cli_model_spec_reaches_the_throughput_section(tmp_path, capsys):
-    """``dfer-bench --model`` takes any model spec: an exported folder (onnxruntime) and a model config YAML
+    """``dfer bench --model`` takes any model spec: an exported folder (onnxruntime) and a model config YAML
     (torch backend) both run the throughput section with that model; a missing path is refused up front."""
     import pytest
     from clip_helpers import TINY, export_tiny, tiny_tokenizer_dir

@@ -1,4 +1,4 @@
-"""dfer-export and the exported model at run time: ONNX parity, dynamic batch, backends agree,
+"""dfer export and the exported model at run time: ONNX parity, dynamic batch, backends agree,
 streaming through the runtime equals recomputation, torch-free runtime, tamper/bad-input refusals."""
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def test_tampered_or_missing_files_are_refused(exported, tmp_path):
     (copy / "image_tower.onnx").unlink()
     with pytest.raises(ClipModelError, match=r"image_tower\.onnx.*missing"):
         load_clip_model(copy)
-    with pytest.raises(ClipModelError, match="dfer-export"):
+    with pytest.raises(ClipModelError, match="dfer export"):
         load_clip_model(tmp_path / "nothing")
 
 
@@ -154,10 +154,10 @@ def test_export_cli_errors_and_tolerance(tmp_path, capsys):
 
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a checkpoint")
-    assert main(["--config", str(TINY), "--checkpoint", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert main(["--model", str(TINY), "--checkpoint", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "bad.safetensors" in capsys.readouterr().err
     # a zero tolerance cannot be met by float kernels: exit 1 with a message
-    assert main(["--config", str(TINY), "--random-init", "--no-text", "--tolerance", "0", "--out", str(tmp_path / "z")]) == 1
+    assert main(["--model", str(TINY), "--random-init", "--no-text", "--tolerance", "0", "--out", str(tmp_path / "z")]) == 1
     assert "differ by more than" in capsys.readouterr().err
 
 
@@ -166,7 +166,7 @@ def test_clip_model_factory_branch(exported):
 
     model = create_model("clip", backend="torch", config=str(TINY))
     assert model.backend == "torch" and model.encoder.crop_spec.size == 32 and model.encoder.crop_spec.color == "rgb"
-    with pytest.raises(ValueError, match="dfer-export"):
+    with pytest.raises(ValueError, match="dfer export"):
         create_model("clip", backend="onnxruntime", config=str(TINY))
 
 
@@ -190,7 +190,7 @@ def test_pretrained_only_export_is_self_contained(tmp_path):
     data = yaml.safe_load(TINY.read_text())
     data.update(clip_weights=str(hf), adapter={"kind": "lora", "lora_r": 2, "lora_alpha": 4})  # LoRA starts as identity
     cfg_file.write_text(yaml.safe_dump(data))
-    assert main(["--config", str(cfg_file), "--pretrained-only", "--out", str(tmp_path / "zs")]) == 0
+    assert main(["--model", str(cfg_file), "--pretrained-only", "--out", str(tmp_path / "zs")]) == 0
     shutil.rmtree(hf)
     assert yaml.safe_load((tmp_path / "zs" / "config.yaml").read_text())["clip_weights"] is None
     crops = random_crops(3)

@@ -1,4 +1,4 @@
-"""Both embedded expression nets on real labelled faces, through the pipeline the way ``dfer-eval --video`` reads a
+"""Both embedded expression nets on real labelled faces, through the pipeline the way ``dfer eval video`` reads a
 still image (detector, tracker, aligner, model, aggregation off).
 
 Data: /work/shared/datasets/london_faces (Face Research Lab London Set, DeBruine & Jones 2017, CC BY 4.0,
@@ -63,8 +63,8 @@ def test_dfer_eval_on_one_still_image(tmp_path, model, capsys):
     cv2.imwrite(str(small), cv2.resize(grey, (150, 150), interpolation=cv2.INTER_AREA))
     for image, label in ((LONDON / "neutral" / "010.jpg", "neutral"), (small, None)):
         out = tmp_path / f"{image.stem}.jsonl"
-        assert eval_cli.main(["--video", str(image), "--model", model, "--pipeline-config", str(_noagg(tmp_path)),
-                              "--out", str(out), "--quiet"]) == 0
+        assert eval_cli.video_main([str(image), "--model", model, "--pipeline-config", str(_noagg(tmp_path)),
+                              "--out", str(out), "--no-progress"]) == 0
         records = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(records) == 1, capsys.readouterr().out
         record = records[0]
@@ -81,7 +81,7 @@ def test_dfer_eval_stills_command(tmp_path, capsys):
         for stem in ("010", "020"):
             (tmp_path / "set" / label / f"{stem}.jpg").write_bytes((LONDON / label / f"{stem}.jpg").read_bytes())
     out = tmp_path / "stills.json"
-    assert eval_stills.main([str(tmp_path / "set"), "--json", str(out), "--quiet"]) == 0
+    assert eval_stills.main([str(tmp_path / "set"), "--json", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "4 images, faces found on 4" in text and "WAR" in text
     data = json.loads(out.read_text())

@@ -9,7 +9,7 @@ from dfer_ros.typed_config import iter_settings
 
 def test_no_generated_file_is_stale():
     stale = parameters.stale_generated_files()
-    assert stale == [], f"stale: {[str(p) for p in stale]}; run python -m dfer_ros.ros.parameters --write"
+    assert stale == [], f"stale: {[str(p) for p in stale]}; run dfer params --write"
 
 
 def test_generated_pipeline_yaml_is_the_defaults():

@@ -210,7 +210,7 @@ def test_config_file_lists_every_parameter_with_its_default():
     for s in specs:
         assert values[s.name] == s.default and type(values[s.name]) is type(s.default), s.name
     assert text == parameters.yaml_text(specs), \
-        "config/dfer.yaml is stale: python -m dfer_ros.ros.parameters --write"
+        "config/dfer.yaml is stale: dfer params --write"
 
 
 def test_diagnostics_report_counts_and_levels():

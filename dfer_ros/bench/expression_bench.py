@@ -1,6 +1,6 @@
 """Old vs new default expression net in one run: per-face ms of each net, and pipeline fps at 640x480.
 
-    python -m dfer_ros.bench.expression_bench [--frames 60] [--repeats 200]
+    dfer bench expression [--frames 60] [--repeats 200]
 
 Both nets are timed in the same process, interleaved (one call of each in turn), so the load of a shared
 machine falls on both alike and the ratio is meaningful even when the absolute numbers are noisy:

@@ -1,6 +1,6 @@
 """GPU figures of the torch backend and of training, in one JSON report (not a test: it measures).
 
-    python -m dfer_ros.bench.gpu_report --out out/gpu_report.json
+    dfer bench gpu --out out/gpu_report.json
 
 (run from the repository root; on the lent GPU machine, whose image has torch, transformers,
 OpenCV, PyYAML, safetensors, matplotlib and pytest: ``PYTHONUNBUFFERED=1 python3 -m
@@ -13,15 +13,15 @@ Sections (each one's failure is recorded in the report and the others still run)
   streaming  the node's per-frame step for 8 faces: encode the 8 new crops once, head over 8 windows;
   compile    that step with torch.compile (default mode; "reduce-overhead", which uses CUDA graphs)
              and with a hand-captured CUDA graph, against eager, with the largest output difference;
-  train      a short dfer-train run of the config on synthetic data at its image size: clips/s of
+  train      a short dfer train run of the config on synthetic data at its image size: clips/s of
              the second epoch and peak memory;
-  ddp        dfer-train under torchrun with ONE process: the DDP code path with nccl on one GPU;
+  ddp        dfer train under torchrun with ONE process: the DDP code path with nccl on one GPU;
   pytest     the test files that need CUDA (``pytest tests -k cuda``).
 TensorRT is not measured: it is not installed on the lent GPU machine and its wheels are larger than
 what can be carried there (the Jetson anchor is 5.7 ms per crop, ViT-B/16 fp16, batch 1).
 
 Without CUDA it writes a report that says it skipped and exits 0; ``--allow-cpu`` with
-``--config models/tiny_test.yaml`` runs every section on the CPU in a tiny configuration (the test
+``--model models/tiny_test.yaml`` runs every section on the CPU in a tiny configuration (the test
 ``tests/test_gpu_report.py`` does, so the script is known to run before a GPU is lent).
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ the wall clock at publication, and receives ``faces/affect`` from ``dfer_node`` 
 The node keeps only the newest frame, so under load some frames are skipped; the report gives both the
 latency percentiles of the results and the fraction of frames that got one.
 
-    dfer-bench-latency --out out/latency.json [--seconds 20] [--rate 30]
+    dfer bench latency --out out/latency.json [--seconds 20] [--rate 30]
 
 Not a test: it prints and writes numbers (target on the robot: p99 <= 50 ms at 30 Hz).
 """
@@ -211,7 +211,7 @@ def run(out: Union[str, Path], seconds: float = 20.0, warmup: float = 3.0, rate:
     return report
 
 
-if __name__ == "__main__":  # the command line is dfer-bench-latency (dfer_ros/cli/bench_latency.py)
+if __name__ == "__main__":  # the command line is dfer bench latency (dfer_ros/cli/bench_latency.py)
     from dfer_ros.commands import exec_cli
 
     exec_cli("bench_latency")

@@ -1,6 +1,6 @@
 """Perception benchmark: per-stage ms and end-to-end fps, label flicker, and memory over a long run.
 
-    dfer-bench-perception [--frames 300] [--memory-frames 10000] [--out bench.json]
+    dfer bench throughput [--frames 300] [--memory-frames 10000] [--out bench.json]
 
 Scenarios on the real webcam video cap12 (``assets.sample_video()``):
   * native 400x300 with 1 face, and the frame tiled 2x2 (800x600, 4 faces);

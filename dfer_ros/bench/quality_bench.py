@@ -1,6 +1,6 @@
 """Face-quality measurements behind the head-pose model and the abstention thresholds' defaults.
 
-    python -m dfer_ros.bench.quality_bench [--out out/quality/quality.json] [--frames-dir out/quality]
+    dfer bench quality [--out out/quality/quality.json] [--frames-dir out/quality]
                                            [--model-depths] [--calibrate]
 
 * London set (frontal studio faces, 102 neutral + 102 smiling, /work/shared/datasets/london_faces or

@@ -1,7 +1,7 @@
 """Re-identification cost: the descriptor's milliseconds per face, and dfer_node's end-to-end latency with
 re-identification on vs off, in one run.
 
-    dfer-bench-reid --out out/reid.json [--seconds 20]
+    dfer bench reid --out out/reid.json [--seconds 20]
 
 The descriptor is timed on real aligned faces (the London set's first image, else the webcam video) at
 batch 1, as the pipeline runs it (one face per image at most, ``reid.max_per_frame``). The node latency is

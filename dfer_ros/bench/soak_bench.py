@@ -13,7 +13,7 @@ Node RSS (``/proc/<pid>/status`` VmRSS) is sampled every ``sample_every`` frames
 at the start, every 5,000 frames and at the end, and gives the least-squares slope in MB per 1,000
 frames after ``warmup`` frames (target: under 0.2).
 
-    dfer-bench-soak --frames 30000 --out out/soak.json   (or: dfer-bench --sections soak --soak-frames N,
+    dfer bench soak --frames 30000 --out out/soak.json   (or: dfer bench --sections soak --soak-frames N,
     make bench BENCH_ARGS="--sections soak")
 
 ``run_offline`` (``dfer-bench-soak --offline``) feeds the same frames to an in-process pipeline, as

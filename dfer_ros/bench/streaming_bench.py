@@ -1,6 +1,6 @@
 """Streaming vs re-encoding benchmark for the CLIP-adapter model (not a test: it prints numbers).
 
-    dfer-bench-streaming [--model models/clip_vitb16_abaw.yaml] [--steps 8] [--out out.json]
+    dfer bench streaming [--model models/clip_vitb16_abaw.yaml] [--steps 8] [--out out.json]
 
 CPU section: a ViT-B/16-sized model with random weights (no download needed). Each step is one new
 camera frame of one tracked face:

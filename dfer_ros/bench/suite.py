@@ -1,4 +1,4 @@
-"""The benchmark suite behind ``make bench`` / ``dfer-bench --out FILE.json``.
+"""The benchmark suite behind ``make bench`` / ``dfer bench --out FILE.json``.
 
 It does not re-implement the measurements: it calls the other benchmarks' functions and collects
 their numbers into one JSON file and one markdown table.
@@ -383,10 +383,10 @@ def _f(v, digits: int = 1) -> str:
 
 
 def markdown(result: SuiteResult) -> str:
-    """The summary table(s) printed at the end of ``dfer-bench``."""
+    """The summary table(s) printed at the end of ``dfer bench``."""
     from dfer_ros.perception.pipeline import STAGES
 
-    lines = [f"## dfer-bench ({result.host['cpus']} CPU(s), {result.host['machine']})", ""]
+    lines = [f"## dfer bench ({result.host['cpus']} CPU(s), {result.host['machine']})", ""]
     thr = result.sections.get("throughput")
     if thr:
         lines += [f"Throughput ({thr['model']}, {thr['backend']}, {thr['frames']} frames per row; ms per frame)", "",

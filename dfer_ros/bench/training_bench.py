@@ -1,6 +1,6 @@
 """Training-step benchmark of a CLIP-adapter model on synthetic clips (not a test: it prints numbers).
 
-    dfer-bench-training [--model models/clip_vitb16_abaw.yaml] [--batch 8] [--steps 10]
+    dfer bench training [--model models/clip_vitb16_abaw.yaml] [--batch 8] [--steps 10]
 
 Runs the trainer's step (frozen ViT tower with adapters, temporal head, multi-task loss, AdamW,
 fp16 autocast + GradScaler) on random clips already on the GPU, so the number is the model's

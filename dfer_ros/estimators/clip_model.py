@@ -1,4 +1,4 @@
-"""CLIP-adapter models at run time: an exported folder (``dfer-export``) behind the FrameEncoder /
+"""CLIP-adapter models at run time: an exported folder (``dfer export``) behind the FrameEncoder /
 TemporalHead interface on any backend (onnxruntime, tensorrt, torch).
 
 * encoder: image-tower session; crops (N, S, S, 3) uint8 RGB -> CLIP-normalised pixels -> (N, D),
@@ -42,7 +42,7 @@ def read_manifest(model_dir: Union[str, Path], verify_hashes: bool = True) -> di
     model_dir = Path(model_dir)
     path = model_dir / "manifest.json"
     if not path.is_file():
-        raise ClipModelError(f"{path}: not found; create the folder with dfer-export")
+        raise ClipModelError(f"{path}: not found; create the folder with dfer export")
     try:
         manifest = read_user_json(path)
     except ValueError as exc:
@@ -269,8 +269,8 @@ def build_clip_model(backend: str = "onnxruntime", model_dir: Union[str, Path, N
     if model_dir is not None:
         return load_clip_model(model_dir, backend=backend, **options)
     if config is None:
-        raise ValueError("the clip model needs model_dir=<dfer-export folder> or config=<models/*.yaml>")
+        raise ValueError("the clip model needs model_dir=<dfer export folder> or config=<models/*.yaml>")
     if backend != "torch":
-        raise ValueError(f"backend {backend!r} runs exported models: run dfer-export --model {config} "
+        raise ValueError(f"backend {backend!r} runs exported models: run dfer export --model {config} "
                          f"--checkpoint ... --out DIR and pass model_dir=DIR (config+checkpoint work on 'torch')")
     return load_clip_model_from_config(config, checkpoint=checkpoint, **options)

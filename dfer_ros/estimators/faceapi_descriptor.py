@@ -222,7 +222,7 @@ class FaceApiDescriptorNet:
 
 
 # The framing that verifies best on the London set (docs/reidentification.md: TAR at FAR 0.1 % for
-# face_scale 0.9 ... 1.4 measured by dfer-eval-verification --face-scale): the 5-point template a little
+# face_scale 0.9 ... 1.4 measured by dfer eval verification --face-scale): the 5-point template a little
 # wider than the expression net's
 CROP_SPEC = CropSpec(INPUT_SIZE, 1.1, "rgb")
 

@@ -39,7 +39,7 @@ def _build_clip(backend: str, **options: Any) -> AffectModel:
 MODEL_BUILDERS: dict[str, ModelBuilder] = {
     "default": _build_default,
     "fer2013": _build_fer2013,  # the FER2013 mini-Xception (+ MediaPipe AUs) by name, whatever "default" becomes
-    "clip": _build_clip,  # model_dir=<dfer-export folder> (any backend) or config=<yaml>, checkpoint=<path> (torch)
+    "clip": _build_clip,  # model_dir=<dfer export folder> (any backend) or config=<yaml>, checkpoint=<path> (torch)
 }
 
 

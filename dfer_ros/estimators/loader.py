@@ -1,12 +1,12 @@
 """One way from a model spec (a string on a command line or in a ROS parameter) to a ready ``AffectModel``.
 
-The rule, stated once (the node's ``model`` parameter, ``dfer-eval``, ``dfer-bench``, ``dfer-demo``,
-``dfer-preprocess`` and training all follow it):
+The rule, stated once (the node's ``model`` parameter, ``dfer eval``, ``dfer bench``, ``dfer demo``,
+``dfer preprocess`` and training all follow it):
 
 * a name registered in ``estimators.factory.MODEL_BUILDERS`` is that model: ``default`` (the embedded
   model), ``fer2013`` (the FER2013 mini-Xception with MediaPipe action units, by name, whatever
   ``default`` becomes), ``clip`` (options only);
-* anything else is a path: a folder is a ``dfer-export`` folder (any backend); a file is a CLIP-adapter
+* anything else is a path: a folder is a ``dfer export`` folder (any backend); a file is a CLIP-adapter
   model config YAML (``models/*.yaml``), run on the torch backend with an optional training checkpoint.
 
 A path that happens to equal a registered name is written with a folder part (``./default``).
@@ -23,7 +23,7 @@ from dfer_ros.perception.model_interface import AffectModel, CropSpec
 
 log = logging.getLogger(__name__)
 
-SPEC_HELP = ("a registered name (default, fer2013, ...), a dfer-export folder, or a CLIP-adapter config YAML "
+SPEC_HELP = ("a registered name (default, fer2013, ...), a dfer export folder, or a CLIP-adapter config YAML "
              "(with --checkpoint)")
 
 

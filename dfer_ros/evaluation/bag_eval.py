@@ -3,7 +3,7 @@
 Every image message of the chosen topic is processed, in bag order, with its header stamp as the
 pipeline's time (the bag's receive time when the header stamp is zero). Nothing depends on the CPU
 speed: a slow machine gives the same records as a fast one, and the records equal those of
-``dfer-eval --video`` on the same frames. It reuses ``video_eval.run_source`` loop and
+``dfer eval video`` on the same frames. It reuses ``video_eval.run_source`` loop and
 ``predictions`` records; optionally the results are also written as the node's output topics into a
 new bag (``ResultsBagWriter``: ``ros.conversions`` + rclpy serialization, imported only then).
 """

@@ -1,6 +1,6 @@
-"""How often the published label changes, and how labels are distributed, in ``dfer-eval`` prediction files.
+"""How often the published label changes, and how labels are distributed, in ``dfer eval`` prediction files.
 
-    python -m dfer_ros.evaluation.label_stats preds.jsonl [more.jsonl ...]
+    dfer eval label-stats preds.jsonl [more.jsonl ...]
 
 For each file: the share of face records per published label (``expression``, after the pipeline's smoothing
 and hysteresis when aggregation is on) and per frame's own top label (``frame_expression``), and label flips

@@ -1,6 +1,6 @@
 """Prediction records: one JSON object per face per processed frame, in JSON Lines files.
 
-The same records come out of ``dfer-eval --video`` and bag evaluation, so metrics, plots and
+The same records come out of ``dfer eval video`` and bag evaluation, so metrics, plots and
 comparisons read one format. Fields: frame, stamp, face_id, person_id (re-identification: "p1", ...; "" while
 unknown or when it is off), bbox [x, y, w, h], detection_score,
 expression (published label after hysteresis), expression_probs {label: p}, valence, arousal

@@ -1,14 +1,14 @@
-"""Labelled still images through the pipeline, the way ``dfer-eval --video IMAGE`` reads each of them.
+"""Labelled still images through the pipeline, the way ``dfer eval video IMAGE`` reads each of them.
 
-The command is ``dfer-eval-stills`` (``dfer_ros.cli.eval_stills``); this module holds the library part.
+The command is ``dfer eval stills`` (``dfer_ros.cli.eval_stills``); this module holds the library part.
 
 Each image is a one-frame source (``video_eval.video_frames``) run by ``video_eval.run_source`` through one
-pipeline that is reset between images, with the settings ``dfer-eval`` uses for a still
+pipeline that is reset between images, with the settings ``dfer eval`` uses for a still
 (``still_image_config``: a face gets its id from its only detection). The face scored is the largest one found.
-So what is measured here is what a user of ``dfer-eval --video`` gets, detector included, without starting a
+So what is measured here is what a user of ``dfer eval video`` gets, detector included, without starting a
 process per image.
 
-    dfer-eval-stills DIR [--model default] [--aggregation] [--json out.json]
+    dfer eval stills DIR [--model default] [--aggregation] [--json out.json]
 
 DIR holds one folder per class (``DIR/happy/*.jpg``, ``DIR/neutral/*.jpg``, ...), folder names being labels
 of the model's label set. Prints accuracy (WAR), UAR, per-class recall, the share of images with a face, and
@@ -130,7 +130,7 @@ def evaluate_stills(items: Sequence[tuple[Path, str]], pipeline,
 
 
 def still_pipeline_config(config: Optional[PipelineConfig] = None, aggregation: bool = False) -> PipelineConfig:
-    """The settings ``dfer-eval --video IMAGE`` uses for a still (``still_image_config``), aggregation off
+    """The settings ``dfer eval video IMAGE`` uses for a still (``still_image_config``), aggregation off
     unless asked for."""
     import copy
 

@@ -4,7 +4,7 @@ Split into reusable pieces so bag evaluation plugs its own frame source into the
   ``video_frames``  a frame source: (index, stamp, BGR frame) from cv2.VideoCapture, stamps = index / fps
   ``run_source``    any frame source through a ``PerceptionPipeline``, records to a writer, with a
                     progress bar, returning an ``EvalSummary``
-  ``evaluate_video`` the two together, as ``dfer-eval --video`` uses them
+  ``evaluate_video`` the two together, as ``dfer eval video`` uses them
 """
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ def run_source(frames: Iterable[Frame], pipeline: PerceptionPipeline, writer: Op
             if writer is not None:
                 writer.write_event({"frame": frame, **event_record(event)})
 
-    for index, stamp, image in tqdm(frames, total=total, desc=f"dfer-eval {Path(source).name}", unit="frame",
+    for index, stamp, image in tqdm(frames, total=total, desc=f"dfer eval {Path(source).name}", unit="frame",
                                     disable=not progress):
         result = pipeline.process(image, stamp)
         if summary.frames == 0:

@@ -52,7 +52,7 @@ __all__ = ["QualityConfig", "FaceQuality", "HeadPose", "assess", "head_pose", "f
 # common ArcFace alignment template puts the mouth 17 % lower than YuNet does, which read as -10 degrees of
 # pitch). z: mean depth of the same points (iris centres 468/473, nose tip 4, mouth corners 61/291) relative to
 # the eye centres in MediaPipe Face Landmarker meshes of the 102 neutral London faces: nose -0.623 (sd 0.054),
-# mouth corners -0.06 (sd 0.09). Both measured by ``python -m dfer_ros.bench.quality_bench --model-depths``;
+# mouth corners -0.06 (sd 0.09). Both measured by ``dfer bench quality --model-depths``;
 # add a row when a detector is added.
 NOSE_DEPTH, MOUTH_DEPTH = -0.623, -0.060
 FACE_LAYOUTS = {  # detector -> (nose y, mouth corner |x|, mouth y)

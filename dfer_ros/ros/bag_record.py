@@ -4,7 +4,7 @@ Subscriptions are created with ``raw=True``, so rclpy hands over the CDR bytes a
 bag unchanged; the dfer_ros message definitions are registered from the ``.msg`` files so the bag is
 self-describing. A topic's type is taken from the ROS graph once a publisher appears.
 
-    python -m dfer_ros.ros.bag_record --out OUT_BAG [--storage mcap|sqlite3] --topics /faces/affect ...
+    dfer bag record --out OUT_BAG [--storage mcap|sqlite3] --topics /faces/affect ...
         [--count N] [--idle 3] [--duration 60] [--ready-file PATH] [--ros-args -p use_sim_time:=true]
 
 Stops on SIGINT/SIGTERM, after ``--count`` messages on the first topic, after ``--idle`` seconds without
@@ -167,7 +167,7 @@ def record(out, topics: Sequence[str] = DEFAULT_TOPICS, storage: str = "mcap", c
     return rec.counts
 
 
-if __name__ == "__main__":  # the command line: dfer_ros/cli/bag_record.py (also dfer-bag-record)
+if __name__ == "__main__":  # the command line: dfer_ros/cli/bag_record.py (also dfer bag record)
     from dfer_ros.commands import exec_cli
 
     exec_cli("bag_record")

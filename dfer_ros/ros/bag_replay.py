@@ -5,7 +5,7 @@ bytes), so nothing is deserialized on the way. Messages go out at the recorded p
 ``--rate`` (2 = twice as fast, 0 = as fast as possible), and ``/clock`` carries the bag time of each
 message (plus ticks in between), so a node started with ``use_sim_time:=true`` sees the recorded time.
 
-    python -m dfer_ros.ros.bag_replay BAG [--rate 1.0] [--topics /camera/image_raw ...]
+    dfer bag replay BAG [--rate 1.0] [--topics /camera/image_raw ...]
         [--remap /camera/image_raw:=/image] [--wait-subscribers 1] [--no-clock] [--loop N]
 
 ``--wait-subscribers N`` holds playback until every replayed topic has N subscribers, so the first
@@ -180,7 +180,7 @@ def replay_bag(bag, topics: Optional[Sequence[str]] = None, rate: float = 1.0, c
     return counts
 
 
-if __name__ == "__main__":  # the command line: dfer_ros/cli/bag_replay.py (also dfer-bag-replay)
+if __name__ == "__main__":  # the command line: dfer_ros/cli/bag_replay.py (also dfer bag replay)
     from dfer_ros.commands import exec_cli
 
     exec_cli("bag_replay")

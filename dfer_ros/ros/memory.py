@@ -3,7 +3,7 @@
 glibc gives each new thread that contends for the heap its own arena (up to 8 per core). The node runs
 many threads (ONNX Runtime, MediaPipe, the landmarker worker, the descriptor thread, DDS), and memory freed
 in an arena stays mapped there, so RSS wanders up and down by tens of MB as faces come and go. A 30,000-frame
-soak (`dfer-bench-soak`, README) with the default arenas read a least-squares slope of 0.21 MB per 1,000
+soak (`dfer bench soak`, README) with the default arenas read a least-squares slope of 0.21 MB per 1,000
 frames from such excursions (471-511 MB); with two arenas set here: 559.0 MB at frame 5,000, 559.5 MB at
 30,000, slope 0.019 MB per 1,000 frames, 1.1 MB growth after the warm-up.
 """

@@ -518,7 +518,7 @@ def _output_type(topic: str):
 
 
 def main(args=None, stop: Optional[StopSignals] = None) -> int:
-    """Run the node until SIGINT/SIGTERM (``dfer-node`` enters through ``node_entry``, which passes the
+    """Run the node until SIGINT/SIGTERM (``dfer node`` enters through ``node_entry``, which passes the
     ``StopSignals`` it installed before importing this module).
 
     Any sequence of SIGINT/SIGTERM (during start-up, the autostart configure, mid-frame, twice within a moment

@@ -112,7 +112,7 @@ class VideoPublisher(Node):
 
 
 def main(args=None) -> int:
-    """Entry point of ``dfer-video-publisher``; exits 0 at the end of the file (``exit_on_end``) or on Ctrl-C."""
+    """Entry point of ``dfer video-publisher``; exits 0 at the end of the file (``exit_on_end``) or on Ctrl-C."""
     with ros_session(args if args is not None else sys.argv):
         node = VideoPublisher()
         executor = SingleThreadedExecutor()

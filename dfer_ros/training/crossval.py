@@ -1,6 +1,6 @@
 """k-fold cross-validation runs (DFEW and MAFW are scored as the mean over their 5 folds).
 
-    dfer-crossval models/train_dfew.yaml --folds 1 2 3 4 5 [--set KEY=VALUE ...]
+    dfer crossval models/train_dfew.yaml --folds 1 2 3 4 5 [--set KEY=VALUE ...]
 
 Trains one model per fold (``data.options.fold = k``, output ``<output_dir>/fold<k>``), evaluates each
 fold's best checkpoint on its test split, and writes ``<output_dir>/crossval.json`` with the per-fold

@@ -17,7 +17,7 @@ Work happens in ``<name>.partial/`` and is moved into place only when the video 
 Many videos run in parallel over processes (``workers``): videos are independent (each its own
 tracker, the detector stateless), so each worker process builds one detector and takes whole videos;
 the output is the same as one process's, only the order of completion differs. The command line is
-``dfer-preprocess`` (``dfer_ros/cli/preprocess.py``).
+``dfer preprocess`` (``dfer_ros/cli/preprocess.py``).
 """
 from __future__ import annotations
 

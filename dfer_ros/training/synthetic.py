@@ -163,7 +163,7 @@ LAYOUT_OPTIONS = {"dfew": {"clips_per_class": 6, "frames": 6}}
 
 
 def write(layout: str, root, size: int = 32, seed: int = 1) -> Path:
-    """A dataset in ``layout`` (a key of ``WRITERS``) at ``root``, as ``python -m dfer_ros.training.synthetic``
+    """A dataset in ``layout`` (a key of ``WRITERS``) at ``root``, as ``dfer synthetic-data``
     writes it; returns what the writer returns (the dataset root or manifest)."""
     if layout not in WRITERS:
         raise ValueError(f"unknown layout {layout!r}: one of {', '.join(sorted(WRITERS))}")

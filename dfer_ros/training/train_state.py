@@ -109,7 +109,7 @@ def load_train_state(folder, optimizer: torch.optim.Optimizer, scheduler,
     jpath, tpath = folder / STATE_JSON, folder / STATE_TENSORS
     for p in (jpath, tpath):
         if not p.is_file():
-            raise TrainStateError(f"{p}: training state file missing (resume needs a folder written by dfer-train)")
+            raise TrainStateError(f"{p}: training state file missing (resume needs a folder written by dfer train)")
     try:
         doc = read_user_json(jpath, finite=False)  # a best score starts at -Infinity
     except ValueError as exc:
