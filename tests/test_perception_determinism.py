@@ -29,7 +29,7 @@ def cap12():
 
 
 def _records(cap12, clock_patch=None) -> list[dict]:
-    """face records of the first FRAMES frames through the default offline pipeline (as dfer-eval builds it),
+    """face records of the first FRAMES frames through the default offline pipeline (as dfer eval builds it),
     with face and person ids renamed by first appearance (the process-wide id counters run on between runs)."""
     from dfer_ros.estimators.loader import build_pipeline
 
@@ -70,7 +70,7 @@ def test_offline_records_ignore_how_slow_the_stages_seem(cap12, monkeypatch):
 
 @pytest.mark.slow
 def test_dfer_eval_records_are_byte_identical_beside_ten_busy_processes(cap12, tmp_path):
-    """The issue's reproduction: dfer-eval on a quiet machine and beside ten busy loops (load ~12 on 2 cores)."""
+    """The issue's reproduction: dfer eval on a quiet machine and beside ten busy loops (load ~12 on 2 cores)."""
     def run(out):
         subprocess.run([sys.executable, "-m", "dfer_ros.cli.eval", "--video", str(cap12), "--max-frames", str(FRAMES),
                         "--out", str(out), "--no-progress"], check=True, capture_output=True, timeout=600)
