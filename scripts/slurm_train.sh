@@ -2,7 +2,7 @@
 # dfer train on a Slurm cluster: one torchrun per node, one training process per GPU (DDP over NCCL).
 #
 #   sbatch --nodes 2 --gpus-per-node 4 scripts/slurm_train.sh models/train_abaw.yaml \
-#          --set data.root=/data/AffWild2 --output-dir /shared/out/abaw
+#          --set data.root=/data/AffWild2 --out /shared/out/abaw
 #
 # The output folder must be on a filesystem every node sees (rank 0 writes it, every rank reads
 # last/ on resume). When it already holds last/, the job resumes from there, so a requeued or
@@ -16,14 +16,14 @@
 #SBATCH --output=%x-%j.out
 set -euo pipefail
 
-CONFIG=${1:?usage: sbatch scripts/slurm_train.sh CONFIG [dfer train options, --output-dir DIR required]}
+CONFIG=${1:?usage: sbatch scripts/slurm_train.sh CONFIG [dfer train options, --out DIR required]}
 shift
 OUT=""
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
-    [[ ${args[i]} == --output-dir ]] && OUT=${args[i + 1]:-}
+    [[ ${args[i]} == --out || ${args[i]} == --output-dir ]] && OUT=${args[i + 1]:-}  # --output-dir: the old name
 done
-[[ -n $OUT ]] || { echo "slurm_train.sh: pass --output-dir on a shared filesystem" >&2; exit 2; }
+[[ -n $OUT ]] || { echo "slurm_train.sh: pass --out on a shared filesystem" >&2; exit 2; }
 
 PYTHON=${DFER_PYTHON:-.venv/bin/python}
 GPUS=${SLURM_GPUS_ON_NODE:-${SLURM_GPUS_PER_NODE:-1}}

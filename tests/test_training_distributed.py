@@ -54,8 +54,8 @@ def runs(tmp_path_factory):
     data = synthetic.write_dfew(base / "DFEW", clips_per_class=4, frames=6, size=32, seed=1)
     common = ["--set", f"data.root={data}"]
     torch.set_num_threads(1)
-    assert train_main([str(YAML), *SETTINGS, *common, "--output-dir", str(base / "one")]) == 0
-    two = _torchrun([*common, "--output-dir", str(base / "two")])
+    assert train_main([str(YAML), *SETTINGS, *common, "--out", str(base / "one")]) == 0
+    two = _torchrun([*common, "--out", str(base / "two")])
     return {"base": base, "common": common, "two_stdout": two.stdout}
 
 
@@ -87,12 +87,12 @@ def test_two_processes_reach_the_single_process_metrics(runs):
 def test_two_process_resume_gives_the_uninterrupted_weights(runs):
     base, part = runs["base"], runs["base"] / "part"
     # 3 steps per epoch: stop after 4 = inside epoch 2, then resume from last/
-    first = _torchrun([*runs["common"], "--output-dir", str(part), "--max-steps", "4"])
+    first = _torchrun([*runs["common"], "--out", str(part), "--max-steps", "4"])
     assert "stopped inside epoch 2" in first.stdout
     state = json.loads((part / "last" / "train_state.json").read_text())
     assert state["in_epoch"] == {"epoch": 1, "steps_done": 1, "sums": state["in_epoch"]["sums"],
                                  "count": 8}
-    _torchrun([*runs["common"], "--output-dir", str(part), "--resume", str(part / "last")])
+    _torchrun([*runs["common"], "--out", str(part), "--resume", str(part / "last")])
     a = load_file(str(base / "two" / "last" / "model.safetensors"))
     b = load_file(str(part / "last" / "model.safetensors"))
     assert a.keys() == b.keys()
@@ -104,7 +104,7 @@ def test_two_process_resume_gives_the_uninterrupted_weights(runs):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the nccl backend)")
 def test_cuda_torchrun_one_process_takes_nccl(runs):
     out = runs["base"] / "cuda"
-    proc = _torchrun([*runs["common"], "--output-dir", str(out), "--device", "cuda"], processes=1, cuda=True)
+    proc = _torchrun([*runs["common"], "--out", str(out), "--device", "cuda"], processes=1, cuda=True)
     assert "backend nccl, device cuda:0" in proc.stdout + proc.stderr
     assert len(_history(out)) == 2 and (out / "best" / "model.safetensors").is_file()
 

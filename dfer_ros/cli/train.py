@@ -16,6 +16,7 @@ import sys
 from typing import Optional
 
 from dfer_ros.cli.options import parse_key_values
+from dfer_ros.deprecation import add_deprecated_flag
 
 
 def parse_overrides(items: list[str], prog: str = "dfer-train") -> dict:
@@ -33,7 +34,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--resume", help="a last/ folder written by an earlier run: continue it exactly")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config value, e.g. optim.epochs=3 or data.root=/data/DFEW")
-    ap.add_argument("--output-dir", help="shorthand for --set output_dir=...")
+    ap.add_argument("--out", dest="output_dir", help="output folder: shorthand for --set output_dir=...")
+    add_deprecated_flag(ap, "--output-dir", "--out", "output_dir")
     ap.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bars (log files)")
     ap.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (last/ is written; "
