@@ -1,4 +1,5 @@
-"""Console entry points (dfer eval, dfer bench, ...): thin argparse layers over the library.
+"""The ``dfer`` command (``main.py``: the table of verbs) and one module per verb: thin argparse layers over the
+library.
 
 Importing this package caps glibc's malloc arenas (``ros.memory.limit_malloc_arenas``, as the node does) before
 any tool starts an inference or loader thread: offline runs over long videos otherwise grow their heap with
