@@ -1,5 +1,5 @@
 """What can be checked of the launch files without ROS 2's launch packages (see test_launch.py for the real run):
-they compile, define generate_launch_description, and declare the arguments the README documents."""
+they compile, define generate_launch_description, and declare the arguments docs/camera.md documents."""
 from __future__ import annotations
 
 import ast
