@@ -149,3 +149,13 @@ def test_bash_completion_offers_verbs_and_sub_verbs(capsys, tmp_path):
     assert complete("eval", "st") == ["stills"]
     assert complete("bench", "cr") == ["crowd"]
     assert complete("bag", "") == ["record", "replay"]
+
+
+def test_dfer_help_loads_no_verb_module():
+    """Verbs load lazily (the ros2cli pattern): ``dfer --help`` imports no verb, no numpy, OpenCV or rclpy."""
+    code = ("import sys; from dfer_ros.cli.main import main; main(['--help']); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('dfer_ros.', 'numpy', 'cv2', 'rclpy')))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.splitlines()[-1].split())
+    assert loaded <= {"dfer_ros.cli", "dfer_ros.cli.main", "dfer_ros.cli.options", "dfer_ros.deprecation"}, loaded
