@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The README's picture from the output of `make demo`: one annotated frame beside the timeline.
 
-    .venv/bin/python scripts/demo_figure.py [out/demo] [docs/figures/demo.png]
+    .venv/bin/python docs/figures/demo_figure.py [out/demo] [docs/figures/demo.png]
 
 The frame is the one at the apex of the strongest expression episode (events.jsonl), found in annotated.mp4
 by its stamp relative to the first message (messages.jsonl) at the video's frame rate. A repository tool,
