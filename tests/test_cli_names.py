@@ -159,3 +159,14 @@ def test_dfer_help_loads_no_verb_module():
     assert done.returncode == 0, done.stderr
     loaded = set(done.stdout.splitlines()[-1].split())
     assert loaded <= {"dfer_ros.cli", "dfer_ros.cli.main", "dfer_ros.cli.options", "dfer_ros.deprecation"}, loaded
+
+
+def test_ros_verbs_hand_rclpy_the_full_argv(monkeypatch, capsys):
+    """``dfer node`` and the old ``dfer-node`` give the node its program name first, then the ROS arguments."""
+    calls = []
+    monkeypatch.setattr(dfer, "load", lambda target: lambda argv: calls.append((target, argv)) or 0)
+    assert dfer.main(["node", "--ros-args", "-p", "model:=fer2013"]) == 0
+    assert dfer.dfer_node(["--ros-args", "-r", "image:=/cam"]) == 0
+    assert calls == [("dfer_ros.ros.node:main", ["dfer node", "--ros-args", "-p", "model:=fer2013"]),
+                     ("dfer_ros.ros.node:main", ["dfer-node", "--ros-args", "-r", "image:=/cam"])]
+    assert "dfer-node is deprecated" in capsys.readouterr().err

@@ -26,7 +26,8 @@ class Verb:
     help: str
     target: str = ""
     verbs: dict[str, "Verb"] = field(default_factory=dict)
-    ros: bool = False  # the target takes a full argv (program name first) and parses only ROS arguments
+    ros: str = ""  # a ROS tool: the target takes a full argv and parses only ROS arguments; this says where they
+    # are documented (its --help)
 
 
 VERBS: dict[str, Verb] = {
@@ -65,10 +66,11 @@ VERBS: dict[str, Verb] = {
     }),
     "params": Verb("the generated parameter files: config/dfer.yaml, the docs table (--write, --markdown)",
                    "dfer_ros.cli.parameters:main"),
-    "node": Verb("the ROS 2 lifecycle node (ROS arguments: --ros-args -p model:=...)", "dfer_ros.ros.node_entry:main",
-                 ros=True),
-    "video-publisher": Verb("a video file as an image topic (ROS arguments)",
-                            "dfer_ros.ros.video_publisher:main", ros=True),
+    "node": Verb("the ROS 2 lifecycle node (ROS arguments: --ros-args -p model:=...)",
+                 "dfer_ros.ros.node_entry:main",
+                 ros="Every parameter, its type, range and default: config/dfer.yaml (dfer params)."),
+    "video-publisher": Verb("a video file as an image topic (ROS arguments)", "dfer_ros.ros.video_publisher:main",
+                            ros="Parameters (video, rate, loop, exit_on_end, ...): docs/node.md, 'Video publisher'."),
 }
 
 # old console script -> (its new form, the function it runs); kept for one release, each warns once
@@ -131,7 +133,7 @@ def run(argv: Sequence[str], prog: str = PROG, verbs: Optional[dict[str, Verb]] 
         own = rest[:rest.index("--ros-args")] if "--ros-args" in rest else rest
         if own and own[0] in ("-h", "--help"):  # rclpy parses only ROS arguments: the help is ours
             print(f"usage: {prog} {name} [--ros-args -p NAME:=VALUE ... --params-file FILE ...]\n\n{verb.help}\n\n"
-                  "Every parameter, its type, range and default: config/dfer.yaml (dfer params).")
+                  f"{verb.ros}")
             return 0
         return load(verb.target)([f"{prog} {name}", *rest])
     return load(verb.target)(rest)
