@@ -1,6 +1,6 @@
 """Brief faces: real face stills each shown for 3 frames at 10 frames/s; how many are ever reported.
 
-    python -m dfer_ros.bench.brief_faces_bench [--per-kind 60] [--out out/brief_faces.json]
+    dfer bench brief_faces [--per-kind 60] [--out out/brief_faces.json]
 
 A face in view for 0.3 s must still get an id: a new track needs ``tracking.min_hits`` detections, and with
 detection in regions the confirming detection once came from a 64 px region around the face, where CenterFace

@@ -1,4 +1,4 @@
-"""``python -m dfer_ros.bench.brief_faces_bench``: how many real face stills shown for 0.3 s are reported, with the
+"""``dfer bench brief_faces``: how many real face stills shown for 0.3 s are reported, with the
 default detection plan and with the whole frame on every frame (``dfer_ros.bench.brief_faces_bench``)."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dfer_ros.perception.config import load_pipeline_config
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dfer_ros.bench.brief_faces_bench",
+    parser = argparse.ArgumentParser(prog="dfer bench brief_faces",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--per-kind", type=int, default=60, help="about this many stills per kind")
     parser.add_argument("--pipeline-config", type=Path, help="pipeline YAML (default: built-in defaults)")
