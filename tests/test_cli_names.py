@@ -170,3 +170,17 @@ def test_ros_verbs_hand_rclpy_the_full_argv(monkeypatch, capsys):
     assert calls == [("dfer_ros.ros.node:main", ["dfer node", "--ros-args", "-p", "model:=fer2013"]),
                      ("dfer_ros.ros.node:main", ["dfer-node", "--ros-args", "-r", "image:=/cam"])]
     assert "dfer-node is deprecated" in capsys.readouterr().err
+
+
+def test_every_cli_module_is_a_verb_or_a_bench_section():
+    """A new command module (a benchmark, a tool) cannot be left reachable only as ``python -m``."""
+    targets = {t.partition(":")[0] for t in bench_cli.SECTION_COMMANDS.values() if t}
+    todo = list(dfer.VERBS.values())
+    while todo:
+        verb = todo.pop()
+        todo += verb.verbs.values()
+        if verb.target:
+            targets.add(verb.target.partition(":")[0])
+    modules = {f"dfer_ros.cli.{p.stem}" for p in (REPO / "dfer_ros" / "cli").glob("*.py")}
+    assert modules - targets == {"dfer_ros.cli.__init__", "dfer_ros.cli.main", "dfer_ros.cli.options"}
+    assert set(bench_cli.SECTIONS) <= set(bench_cli.SECTION_COMMANDS)  # every suite section is a section name
