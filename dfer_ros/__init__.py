@@ -8,8 +8,9 @@ Layers (each a subpackage; docs/architecture.md, enforced by tests/test_layering
   clip_adapter CLIP-adapter temporal models (PyTorch; training, export)
   backends     inference backends: torch, onnxruntime, tensorrt
   datasets     dataset readers and label parsers (below training and evaluation)
+  scoring      metrics and their plots (below training and evaluation)
   training     preprocessing, sampling, losses, trainer
-  evaluation   metrics, video and bag evaluation, plots
+  evaluation   video and bag evaluation, reports, affect plots
   ros          the node, message conversion, parameters, diagnostics, video/bag tools
   bench        benchmarks that print numbers
   cli          the dfer command: one table of verbs (cli/main.py), one module per verb

@@ -23,22 +23,23 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "dfer_ros"
 
 # The layers, bottom up, one per folder of dfer_ros/. "base" is the ground floor: the top-level modules
-# (assets, typed_config, vocabulary, bag_io, bag_types, ...). "datasets" holds the dataset readers and label
-# parsers, below both evaluation (which reads labels with them) and training (which reads clips with them).
+# (assets, typed_config, vocabulary, bag_io, bag_types, ...). "datasets" (dataset readers and label parsers)
+# and "scoring" (metrics and their plots) sit below both evaluation and training, which are siblings.
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
     "perception": {"base"},
     "backends": {"base"},
     "datasets": {"base"},
+    "scoring": {"base"},
     "clip_adapter": {"base", "backends"},
     "estimators": {"base", "perception", "backends", "clip_adapter"},
     "ros": {"base", "perception", "backends", "estimators"},
-    "evaluation": {"base", "perception", "datasets", "ros"},
-    "training": {"base", "perception", "backends", "clip_adapter", "estimators", "datasets", "evaluation"},
-    "bench": {"base", "perception", "backends", "clip_adapter", "estimators", "datasets", "ros", "evaluation",
-              "training"},
-    "cli": {"base", "perception", "backends", "clip_adapter", "estimators", "datasets", "ros", "evaluation",
-            "training", "bench"},
+    "evaluation": {"base", "perception", "datasets", "scoring", "ros"},
+    "training": {"base", "perception", "backends", "clip_adapter", "estimators", "datasets", "scoring"},
+    "bench": {"base", "perception", "backends", "clip_adapter", "estimators", "datasets", "scoring", "ros",
+              "evaluation", "training"},
+    "cli": {"base", "perception", "backends", "clip_adapter", "estimators", "datasets", "scoring", "ros",
+            "evaluation", "training", "bench"},
 }
 ROS_MODULES = ("rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "builtin_interfaces", "diagnostic_msgs",
                "launch", "launch_ros", "ament_index_python", "rosidl_runtime_py", "hri_msgs", "dfer_ros.msg")

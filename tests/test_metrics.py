@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from dfer_ros.evaluation import metrics as m
+from dfer_ros.scoring import metrics as m
 
 
 def test_war_uar_confusion_by_hand():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfer_ros.evaluation.metrics import ccc
+from dfer_ros.scoring.metrics import ccc
 from dfer_ros.training.augment import AugmentConfig, augment_clip
 from dfer_ros.training.losses import MultiTaskLoss, au_loss, au_pos_weights, ccc_loss, expression_loss
 from dfer_ros.training.sampling import (balanced_sample_weights, class_weights, clip_indices, epoch_order,

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dfer_ros.evaluation.plots import _pyplot, _save
+from dfer_ros.scoring.plots import _pyplot, _save
 
 CIRCUMPLEX_WORDS = [(0, 1, "excited"), (0.75, 0.75, "happy"), (1, 0, "pleased"), (0.75, -0.75, "relaxed"),
                     (0, -1, "calm"), (-0.75, -0.75, "bored"), (-1, 0, "sad"), (-0.75, 0.75, "angry / afraid")]

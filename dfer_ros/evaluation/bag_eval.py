@@ -190,7 +190,7 @@ def write_plots(folder: Path, records: list[dict], run: BagRun, report: Optional
     """VA trajectory, expression timeline (with the expression episodes of ``events``), latency histogram, and
     the confusion matrix when scored."""
     from dfer_ros.evaluation.affect_plots import plot_expression_timeline, plot_latency_histogram, plot_va_trajectory
-    from dfer_ros.evaluation.plots import plot_confusion_matrix
+    from dfer_ros.scoring.plots import plot_confusion_matrix
 
     folder = Path(folder)
     paths = [plot_va_trajectory(records, folder / "va_trajectory.png")]

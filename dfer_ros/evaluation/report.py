@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from dfer_ros.evaluation import metrics as M
+from dfer_ros.scoring import metrics as M
 from dfer_ros.evaluation.labels import Matched
 
 

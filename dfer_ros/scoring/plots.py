@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dfer_ros.evaluation.metrics import format_table
+from dfer_ros.scoring.metrics import format_table
 
 
 def _save(fig, plt, path) -> Path:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import yaml
 
-from dfer_ros.evaluation import metrics as M
+from dfer_ros.scoring import metrics as M
 from dfer_ros.training.clip_dataset import ClipDataset, make_collate
 from dfer_ros.training.config import TrainConfig
 from dfer_ros.datasets import read_split
@@ -322,7 +322,7 @@ def selection_value(metrics: dict[str, Any], name: str, per_frame: bool) -> tupl
 def write_report(pred: dict[str, np.ndarray], metrics: dict[str, Any], labels: list[str], folder: Path,
                  title: str) -> None:
     """metrics.json, per-class table, confusion-matrix PNG and the raw predictions of one evaluation."""
-    from dfer_ros.evaluation.plots import plot_confusion_matrix, write_per_class_table
+    from dfer_ros.scoring.plots import plot_confusion_matrix, write_per_class_table
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -597,7 +597,7 @@ class Trainer:
                                    "epochs_run": len(self.history), "output_dir": str(self.out),
                                    "best_checkpoint": str(self.out / "best" / MODEL_FILE)}
         if self.history and main:
-            from dfer_ros.evaluation.plots import plot_training_curves
+            from dfer_ros.scoring.plots import plot_training_curves
 
             keys = [k for k in self.history[-1] if k in ("train_loss", "val_war", "val_uar", "val_macro_f1",
                                                          "val_ccc_mean", "val_au_f1")]
