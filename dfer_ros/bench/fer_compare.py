@@ -1,10 +1,10 @@
-"""dfer-eval against the ``fer`` package, whole process, side by side: the time a Python user waits for a video.
+"""dfer eval against the ``fer`` package, whole process, side by side: the time a Python user waits for a video.
 
-    python -m dfer_ros.bench.fer_compare [--video PATH] [--repeats 3] [--fer-python .fer-venv/bin/python]
+    dfer bench fer_compare [--video PATH] [--repeats 3] [--fer-python .fer-venv/bin/python]
 
 ``fer`` (PyPI, MIT; TensorFlow, its default Haar face detector and its FER2013 mini-Xception) is what most Python
 users reach for to read expressions from a video. It needs TensorFlow, which this project's environment does not
-carry, so it runs from a virtual environment of its own; without one this prints how to make it and times dfer-eval
+carry, so it runs from a virtual environment of its own; without one this prints how to make it and times dfer eval
 alone. Both processes are started in turn ``--repeats`` times on the same video (400x300 webcam video cap12 by
 default); each is timed as a whole (interpreter start, imports, model loading, every frame) and reports when its
 first frame's result was ready. Not a test: it prints and writes numbers, with the load average beside them.
@@ -70,8 +70,8 @@ def run(video: Optional[Path] = None, repeats: int = 3, fer_python: Optional[Pat
     video = Path(video or sample_video())
     fer_python = fer_python or default_fer_python()
     if fer_python is None:
-        progress("fer_compare: no fer environment (.fer-venv, or DFER_FER_PYTHON): timing dfer-eval alone; see "
-                 "python -m dfer_ros.bench.fer_compare --help for how to make one")
+        progress("fer_compare: no fer environment (.fer-venv, or DFER_FER_PYTHON): timing dfer eval alone; see "
+                 "dfer bench fer_compare --help for how to make one")
     rows = {"dfer": [], "fer": []}
     with tempfile.TemporaryDirectory(prefix="dfer-fer-") as tmp:
         summary = Path(tmp) / "summary.json"
@@ -81,7 +81,7 @@ def run(video: Optional[Path] = None, repeats: int = 3, fer_python: Optional[Pat
             s = json.loads(summary.read_text())
             rows["dfer"].append({"wall_s": wall, "frames": s["frames"], "first_result_s": s["first_result_seconds"],
                                  "load": os.getloadavg()[0]})
-            progress(f"  dfer-eval run {i + 1}: {wall:.1f} s, {s['frames']} frames, first result after "
+            progress(f"  dfer eval run {i + 1}: {wall:.1f} s, {s['frames']} frames, first result after "
                      f"{s['first_result_seconds']:.2f} s, load {os.getloadavg()[0]:.1f}")
             if fer_python is not None:
                 env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -95,7 +95,7 @@ def run(video: Optional[Path] = None, repeats: int = 3, fer_python: Optional[Pat
     first = {k: statistics.median(x["first_result_s"] for x in v) for k, v in rows.items() if v}
     result = {"video": str(video), "repeats": repeats, "runs": rows, "median_wall_s": med, "median_first_result_s": first,
               "ratio_dfer_to_fer": med["dfer"] / med["fer"] if "fer" in med else None}
-    progress(f"fer_compare: median whole process dfer-eval {med['dfer']:.1f} s"
+    progress(f"fer_compare: median whole process dfer eval {med['dfer']:.1f} s"
              + (f", fer {med['fer']:.1f} s: {result['ratio_dfer_to_fer']:.2f}x fer's time" if "fer" in med else "")
              + f"; first result after {first['dfer']:.2f} s" + (f" (fer {first['fer']:.2f} s)" if "fer" in first else ""))
     return result

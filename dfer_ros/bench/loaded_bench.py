@@ -1,6 +1,6 @@
 """The node on a busy robot: dfer_node over DDS at 30 Hz beside one busy competitor per core, 1, 4 and 25 faces.
 
-    python -m dfer_ros.bench.loaded_bench [--faces 1 4 25] [--seconds 10] [--out out/loaded.json]
+    dfer bench loaded [--faces 1 4 25] [--seconds 10] [--out out/loaded.json]
 
 On a robot the node shares the CPU with navigation, SLAM, speech and planning. Each scene runs the latency
 benchmark (``latency_bench.run``: 640x480 frames of the webcam video, 1 face or a grid of copies, published at

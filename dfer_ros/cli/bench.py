@@ -42,6 +42,7 @@ SECTION_COMMANDS = {
     "reid": "dfer_ros.cli.bench_reid:main",
     "streaming": "dfer_ros.cli.bench_streaming:main",
     "training": "dfer_ros.cli.bench_training:main",
+    "fer_compare": "dfer_ros.cli.bench_fer_compare:main",
     "gpu": "dfer_ros.cli.gpu_report:main",
 }
 SECTION_NAMES = tuple(SECTION_COMMANDS)

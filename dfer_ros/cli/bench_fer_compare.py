@@ -1,4 +1,4 @@
-"""``python -m dfer_ros.bench.fer_compare``: dfer-eval and the fer package on the same video, whole process, side by
+"""``dfer bench fer_compare``: dfer eval and the fer package on the same video, whole process, side by
 side (``dfer_ros.bench.fer_compare``). Not a test: it prints and writes numbers."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dfer_ros.bench import fer_compare
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dfer_ros.bench.fer_compare", description=fer_compare.__doc__,
+    parser = argparse.ArgumentParser(prog="dfer bench fer_compare", description=fer_compare.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, help="video file (default: the webcam video cap12, 400x300)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each, taking turns (median reported)")
