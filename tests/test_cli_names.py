@@ -152,13 +152,15 @@ def test_bash_completion_offers_verbs_and_sub_verbs(capsys, tmp_path):
 
 
 def test_dfer_help_loads_no_verb_module():
-    """Verbs load lazily (the ros2cli pattern): ``dfer --help`` imports no verb, no numpy, OpenCV or rclpy."""
+    """Verbs load lazily (the ros2cli pattern): ``dfer --help`` imports no verb, no numpy, OpenCV or rclpy (only the
+    malloc arena cap that importing ``cli`` applies, ``ros.memory``: ctypes and os)."""
     code = ("import sys; from dfer_ros.cli.main import main; main(['--help']); "
             "print(' '.join(sorted(m for m in sys.modules if m.startswith(('dfer_ros.', 'numpy', 'cv2', 'rclpy')))))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0, done.stderr
     loaded = set(done.stdout.splitlines()[-1].split())
-    assert loaded <= {"dfer_ros.cli", "dfer_ros.cli.main", "dfer_ros.cli.options", "dfer_ros.deprecation"}, loaded
+    assert loaded <= {"dfer_ros.cli", "dfer_ros.cli.main", "dfer_ros.cli.options", "dfer_ros.deprecation",
+                      "dfer_ros.ros", "dfer_ros.ros.memory", "dfer_ros.user_files"}, loaded
 
 
 def test_ros_verbs_hand_rclpy_the_full_argv(monkeypatch, capsys):
@@ -167,8 +169,8 @@ def test_ros_verbs_hand_rclpy_the_full_argv(monkeypatch, capsys):
     monkeypatch.setattr(dfer, "load", lambda target: lambda argv: calls.append((target, argv)) or 0)
     assert dfer.main(["node", "--ros-args", "-p", "model:=fer2013"]) == 0
     assert dfer.dfer_node(["--ros-args", "-r", "image:=/cam"]) == 0
-    assert calls == [("dfer_ros.ros.node:main", ["dfer node", "--ros-args", "-p", "model:=fer2013"]),
-                     ("dfer_ros.ros.node:main", ["dfer-node", "--ros-args", "-r", "image:=/cam"])]
+    assert calls == [("dfer_ros.ros.node_entry:main", ["dfer node", "--ros-args", "-p", "model:=fer2013"]),
+                     ("dfer_ros.ros.node_entry:main", ["dfer-node", "--ros-args", "-r", "image:=/cam"])]
     assert "dfer-node is deprecated" in capsys.readouterr().err
 
 

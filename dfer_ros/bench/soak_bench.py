@@ -16,8 +16,8 @@ frames after ``warmup`` frames (target: under 0.2).
     dfer bench soak --frames 30000 --out out/soak.json   (or: dfer bench --sections soak --soak-frames N,
     make bench BENCH_ARGS="--sections soak")
 
-``run_offline`` (``dfer-bench-soak --offline``) feeds the same frames to an in-process pipeline, as
-``dfer-eval`` does with a long video, and samples the tool's own RSS.
+``run_offline`` (``dfer bench soak --offline``) feeds the same frames to an in-process pipeline, as
+``dfer eval`` does with a long video, and samples the tool's own RSS.
 
 Not a test: it prints and writes numbers.
 """
@@ -215,9 +215,9 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
 def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, people: int = 102,
                 model: str = "default", backend: str = "onnxruntime",
                 progress: Callable[[str], None] = print, progress_bar: bool = True) -> SoakReport:
-    """The same churn frames through an in-process ``PerceptionPipeline`` (what ``dfer-eval`` runs on a long
+    """The same churn frames through an in-process ``PerceptionPipeline`` (what ``dfer eval`` runs on a long
     video), sampling this process's RSS: the offline tools' memory over a long run. Call it from a console
-    script (``dfer-bench-soak --offline``): importing ``dfer_ros.cli`` caps the malloc arenas as the tools do."""
+    script (``dfer bench soak --offline``): importing ``dfer_ros.cli`` caps the malloc arenas as the tools do."""
     import os
 
     from dfer_ros.bench.crowd_bench import ATTRIBUTION, face_tiles

@@ -20,10 +20,10 @@ their numbers into one JSON file and one markdown table.
                beside one busy process per core: output rate, p99 latency, slowest refresh ages, node CPU
   brief_faces  ``brief_faces_bench.run`` (not in the default sections: about 8 minutes): real face stills shown
                for 0.3 s each, the share reported with the defaults and with scan_every 1, time to the first report
-  soak_offline ``dfer-bench-soak --offline`` in its own process (not in the default sections): the soak's frames
-               through an in-process pipeline, as ``dfer-eval`` runs a long video; the tool's RSS and slope
+  soak_offline ``dfer bench soak --offline`` in its own process (not in the default sections): the soak's frames
+               through an in-process pipeline, as ``dfer eval`` runs a long video; the tool's RSS and slope
   startup_signals, oversized_images  ``hostile_bench`` (not in the default sections): SIGINT at given delays
-               after starting ``dfer-node``, and node RSS after oversized raw images with the rmw's reader pool
+               after starting ``dfer node``, and node RSS after oversized raw images with the rmw's reader pool
                and with DYNAMIC readers (docs/hostile_inputs.md)
   detector_memory  ``detector_bench memory`` (not in the default sections: 100,000 calls per detector take
                tens of minutes on 2 cores): the default detector and yuface's YuNet, each in its own process,
@@ -287,7 +287,7 @@ def run_soak(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
 
 
 def run_soak_offline(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
-    """``dfer-bench-soak --offline`` in a process of its own (its RSS is the offline tool's alone)."""
+    """``dfer bench soak --offline`` in a process of its own (its RSS is the offline tool's alone)."""
     with tempfile.TemporaryDirectory(prefix="dfer-bench-") as tmp:
         path = Path(tmp) / "soak_offline.json"
         cmd = [sys.executable, "-m", "dfer_ros.cli.bench_soak", "--offline", "--frames", str(cfg.soak_frames),
@@ -297,7 +297,7 @@ def run_soak_offline(cfg: SuiteConfig, progress: Callable[[str], None] = print) 
                 if line.startswith(("  frame", "soak:")):
                     progress("  " + line.rstrip())
         if proc.returncode != 0 or not path.is_file():
-            raise RuntimeError(f"dfer-bench-soak --offline exited with {proc.returncode}")
+            raise RuntimeError(f"dfer bench soak --offline exited with {proc.returncode}")
         return json.loads(path.read_text())
 
 
@@ -445,11 +445,11 @@ def markdown(result: SuiteResult) -> str:
     if offline:
         from dfer_ros.bench.soak_bench import SoakReport, summary_lines
 
-        lines += ["Offline soak (in-process pipeline, as dfer-eval; malloc arenas capped)", ""] + summary_lines(
+        lines += ["Offline soak (in-process pipeline, as dfer eval; malloc arenas capped)", ""] + summary_lines(
             SoakReport(**offline)) + [""]
     signals = result.sections.get("startup_signals")
     if signals:
-        lines += ["SIGINT during dfer-node start-up (outcomes per delay)", "", "| delay s | outcomes |", "|---|---|"]
+        lines += ["SIGINT during dfer node start-up (outcomes per delay)", "", "| delay s | outcomes |", "|---|---|"]
         lines += [f"| {delay} | {outcomes} |" for delay, outcomes in signals.items()] + [""]
     big = result.sections.get("oversized_images")
     if big:

@@ -19,7 +19,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
     try:
-        summary = run_crossval(args.config, args.folds, parse_overrides(args.set, "dfer-crossval"), args.split)
+        summary = run_crossval(args.config, args.folds, parse_overrides(args.set, "dfer crossval"), args.split)
     except (ValueError, FileNotFoundError) as exc:
         print(f"crossval: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ JSON Lines.
     dfer eval bag PATH [--mode offline|live] [--labels-csv F | --labels-va/--labels-expr/--labels-au F]
               [--report metrics.json] [--plots DIR] [--out-bag DIR]
 
-(The old ``dfer eval video PATH`` / ``--bag PATH`` form works for one release: ``build_parser()`` with no source.)
+(The old ``dfer-eval --video PATH`` / ``--bag PATH`` form works for one release: ``build_parser()`` with no source.)
 
 A still image (png, jpg, ...) is a one-frame video: its faces get their ids from their only detection
 (``tracking.min_hits`` 1), so every face found is reported.
@@ -46,8 +46,8 @@ BAG_HELP = "rosbag2 folder (mcap or sqlite3) with an image topic"
 
 def build_parser(source: Optional[str] = None) -> argparse.ArgumentParser:
     """The parser of ``dfer eval video`` (``source="video"``: the video is the positional PATH), ``dfer eval bag``
-    (``"bag"``), or of the old ``dfer eval`` (None: ``--video PATH`` or ``--bag PATH``)."""
-    parser = argparse.ArgumentParser(prog=f"dfer eval {source}" if source else "dfer eval",
+    (``"bag"``), or of the old ``dfer-eval`` (None: ``--video PATH`` or ``--bag PATH``)."""
+    parser = argparse.ArgumentParser(prog=f"dfer eval {source}" if source else "dfer-eval",
                                      description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     if source == "video":

@@ -19,7 +19,7 @@ from dfer_ros.cli.options import parse_key_values
 from dfer_ros.deprecation import add_deprecated_flag
 
 
-def parse_overrides(items: list[str], prog: str = "dfer-train") -> dict:
+def parse_overrides(items: list[str], prog: str = "dfer train") -> dict:
     """``--set`` items (dotted keys) -> overrides; a malformed item is a usage error (exit 2, as argparse's)."""
     try:
         return parse_key_values(items, "--set item")
