@@ -8,7 +8,7 @@
                     whether each oversized image reached the callback (``received`` grew) and the node's RSS
                     after it, relative to before the first one.
 
-    dfer-bench --sections startup_signals oversized_images --out out/hostile.json
+    dfer bench --sections startup_signals oversized_images --out out/hostile.json
 
 Run inside a loopback-only network namespace (``unshare -rn``) or with the project's host-local DDS settings
 (``ros.environment``, applied here). Not a test: it prints and returns numbers (docs/hostile_inputs.md).
