@@ -48,6 +48,11 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 
+def _us(seconds: float) -> int:
+    """``seconds`` in whole microseconds (see ``ComputeScheduler.plan``)."""
+    return round(seconds * 1e6)
+
+
 @dataclass(frozen=True)
 class StageSpec:
     """One separately scheduled model stage (a queue)."""
@@ -216,10 +221,13 @@ class ComputeScheduler:
                 if not new and state.frames - 1 - state.last_served_frame < spec.min_frames_between:
                     continue  # rate cap: served too recently
                 since = stamp - (state.first_stamp if new else state.last_served)
-                overdue = since + self._frame_dt >= spec.max_age_seconds
+                # times compared in whole microseconds: the same frames must give the same plan whether their
+                # stamps came as index / fps (a video) or as sec + nanosec (a bag), which differ by ~1e-17 s, and
+                # at 25 fps a 0.5 s floor or a 0.1 s period minus half a frame falls exactly on a frame
+                overdue = _us(since + self._frame_dt) >= _us(spec.max_age_seconds)
                 changed = name in face.changed
                 # due by the freshness target; half a frame of slack so stamp jitter does not skip a frame
-                due = spec.period_seconds <= 0 or since >= spec.period_seconds - self._frame_dt / 2
+                due = spec.period_seconds <= 0 or _us(since) >= _us(spec.period_seconds - self._frame_dt / 2)
                 if not (new or overdue or changed or due or self.fill_budget):
                     continue  # fresh enough, and nothing changed: spend nothing on it
                 staleness = (since + self._frame_dt) / spec.max_age_seconds if spec.max_age_seconds > 0 else 1.0
