@@ -31,3 +31,14 @@ def pytest_sessionfinish(session, exitstatus):
 def ros_env() -> dict:
     """The environment for ROS subprocesses started by tests."""
     return dict(ROS_ENV)
+
+
+@pytest.fixture(scope="session")
+def cap12():
+    """The real webcam face video cap12 (400x300, 25 fps, 1337 frames); the test skips when it is not fetched."""
+    from dfer_ros.assets import AssetError, sample_video
+
+    try:
+        return sample_video()
+    except AssetError as exc:
+        pytest.skip(f"sample video missing: {exc}")

@@ -12,20 +12,11 @@ import time
 
 import pytest
 
-from dfer_ros.assets import AssetError, sample_video
 from dfer_ros.evaluation.predictions import face_record
 from dfer_ros.evaluation.video_eval import video_frames
 from dfer_ros.perception.config import PipelineConfig
 
 FRAMES = 150  # cap12's first 6 s: the face appears, settles and starts to open its mouth
-
-
-@pytest.fixture(scope="module")
-def cap12():
-    try:
-        return sample_video()
-    except AssetError as exc:
-        pytest.skip(f"sample video missing: {exc}")
 
 
 def _records(cap12, clock_patch=None) -> list[dict]:

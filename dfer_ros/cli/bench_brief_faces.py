@@ -3,13 +3,13 @@ default detection plan and with the whole frame on every frame (``dfer_ros.bench
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from dfer_ros.bench.brief_faces_bench import markdown, run
+from dfer_ros.cli.options import report_result
 from dfer_ros.perception.config import load_pipeline_config
 
 
@@ -24,13 +24,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     result = run(args.per_kind, args.model, args.backend, load_pipeline_config(args.pipeline_config))
-    print()
-    print(markdown(result))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.out}")
-    return 0
+    return report_result(result, markdown(result), args.out)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,13 @@ scheduler on vs budget off (``dfer_ros.bench.crowd_bench``). Not a test: it prin
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from dfer_ros.bench.crowd_bench import FACES, RESOLUTIONS, markdown, run
+from dfer_ros.cli.options import report_result
 from dfer_ros.deprecation import add_deprecated_flag
 from dfer_ros.perception.config import PipelineConfig
 
@@ -44,13 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         base.compute.budget_ms = args.budget_ms
     result = run(args.faces, args.sizes, args.seconds, args.warmup, args.video_frames, args.model, args.backend, base,
                  tile_crowds=not args.no_tile_crowds)
-    print()
-    print(markdown(result))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.out}")
-    return 0
+    return report_result(result, markdown(result), args.out)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@ side (``dfer_ros.bench.fer_compare``). Not a test: it prints and writes numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from dfer_ros.bench import fer_compare
+from dfer_ros.cli.options import report_result
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -21,11 +21,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", type=Path, help="write all numbers as JSON here")
     args = parser.parse_args(argv)
     result = fer_compare.run(args.video, args.repeats, args.fer_python)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.out}")
-    return 0
+    return report_result(result, None, args.out)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from dfer_ros.bench.loaded_bench import FACES, markdown, run
+from dfer_ros.cli.options import report_result
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -19,13 +19,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", type=Path, help="write all numbers as JSON here")
     args = parser.parse_args(argv)
     result = run(args.faces, args.seconds, node_params=args.param)
-    print()
-    print(markdown(result))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.out}")
-    return 0
+    return report_result(result, markdown(result), args.out)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from dfer_ros.user_files import parse_user_yaml
@@ -69,3 +71,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, default: str = "default
                         help=f"inference backend: {', '.join(BACKENDS)} (default: %(default)s)")
     parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                         help="model builder option, value parsed as YAML (repeatable), e.g. with_action_units=false")
+
+
+def report_result(result: dict, text: Optional[str], out: Optional[Path]) -> int:
+    """A benchmark's end: its markdown ``text`` (if any) after a blank line, and all its numbers as JSON at ``out``."""
+    if text is not None:
+        print()
+        print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {out}")
+    return 0
