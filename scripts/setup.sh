@@ -143,6 +143,22 @@ if command -v npm >/dev/null 2>&1 && [ "$(cat "$TFJS/installed.sha256" 2>/dev/nu
   fi
 fi
 
+# --- 4c. the real ROS 2 launch system, ros2 tools and hri_msgs for the tests, from the upstream sources that CI
+# keeps in ../shared/ros2_sources (none of them is on PyPI): checked against SHA256SUMS, pure-Python packages
+# pip-installed --no-deps, composition_interfaces and hri_msgs built with cmake (tests/ros2_stack.py; it keeps
+# its own stamp). Without the sources it says so and the tests that need them skip with the reason.
+"$VENV/bin/python" "$ROOT/tests/ros2_stack.py" install || die "installing the ROS 2 sources failed (see above)"
+
+# --- 4d. colcon from PyPI, in a venv of its own (requirements/colcon.txt says why), for tests/test_colcon.py
+COLCON_VENV="$VENV/opt/colcon"
+h="$(inputs_hash requirements/colcon.txt)"
+if ! stamp_ok colcon "$h" || [ ! -x "$COLCON_VENV/bin/colcon" ]; then
+  say "installing colcon (requirements/colcon.txt) into $COLCON_VENV"
+  rm -rf "$COLCON_VENV" && "$PYTHON" -m venv "$COLCON_VENV"
+  "$COLCON_VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements/colcon.txt" || explain_pip_failure
+  stamp_set colcon "$h"
+fi
+
 # --- 5. the check the issue names: no environment variables needed -----------------------------
 env -i HOME="$HOME" PATH=/usr/bin:/bin "$VENV/bin/python" -c 'import rclpy, dfer_ros.msg' \
   || die "'import rclpy, dfer_ros.msg' fails in $VENV; remove .venv/.dfer_stamps and re-run make setup"
