@@ -3,7 +3,7 @@
 Launch arguments:
   image          image topic to subscribe to (default /camera/image_raw)
   params_file    parameters YAML (default: the installed config/dfer.yaml, every parameter with its default)
-  model          'default', a dfer export folder or a CLIP-adapter config YAML
+  model          'default', 'fer2013', a dfer export folder or a CLIP-adapter config YAML
   backend        onnxruntime | torch | tensorrt
   namespace      namespace of the node and its output topics (default: none)
   debug_image    publish the annotated debug_image (true/false)
@@ -32,7 +32,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("image", default_value="/camera/image_raw", description="image topic (sensor_msgs/Image)"),
         DeclareLaunchArgument("params_file", default_value=default_params, description="node parameters YAML"),
         DeclareLaunchArgument("model", default_value="default",
-                              description="'default', a dfer export folder or a CLIP-adapter config YAML"),
+                              description="a registered model ('default', 'fer2013'), a dfer export folder or a "
+                                          "CLIP-adapter config YAML"),
         DeclareLaunchArgument("backend", default_value="onnxruntime", description="onnxruntime | torch | tensorrt"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
         DeclareLaunchArgument("debug_image", default_value="false", description="publish the annotated debug_image"),

@@ -3,11 +3,18 @@ DDS on this host only (project Fast DDS profile, LOCALHOST discovery), logs unde
 a private domain id for this test run."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# ROS 2's launch package, imported by the launch_testing / launch_pytest pytest plugins (installed with the real
+# launch system), makes every logger created after its import a LaunchLogger that does not propagate: the
+# project's log records would then reach neither caplog nor a handler on "dfer_ros". Loggers created from here
+# on are plain ones again (launch's own loggers then also propagate; nothing here depends on them not doing so).
+logging.setLoggerClass(logging.Logger)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))

@@ -44,6 +44,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from dfer_ros import assets, vocabulary
+from dfer_ros.native_logs import native_stderr_to_log
 
 LOG = logging.getLogger(__name__)
 
@@ -113,7 +114,8 @@ class BlendshapeActionUnits:
             output_face_blendshapes=True,
         )
         try:
-            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            with native_stderr_to_log(LOG, "mediapipe"):  # its C++ log lines, at DEBUG (DFER_NATIVE_LOGS=1: as is)
+                self._landmarker = vision.FaceLandmarker.create_from_options(options)
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError variants for bad task files
             raise ActionUnitsUnavailable(f"MediaPipe cannot load the face landmarker {path}: {exc}") from exc
         # close the graph before interpreter teardown (mediapipe's own __del__ fails that late)

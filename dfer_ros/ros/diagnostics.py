@@ -57,6 +57,7 @@ class StatsSnapshot:
     estimate_age_max: float = float("nan")  # oldest expression estimate published in the period (s; nan: none)
     abstained_faces: int = 0  # faces published as unknown for their quality (total)
     expression_events: int = 0  # expression onsets/offsets published (total)
+    core_warnings: int = 0  # warnings and errors the core logged through Python logging (total)
 
 
 STAMP_EVENTS = ("duplicate_stamp", "late_frame_dropped", "clock_jump_reset")
@@ -86,6 +87,7 @@ class NodeStats:
         self.future_stamps = 0
         self.abstained_faces = 0
         self.expression_events = 0
+        self.core_warnings = 0
         self._estimate_age_max = float("nan")
         self._clock_jumps_at_snapshot = 0
         self._latency_ms: deque[float] = deque(maxlen=window)  # source stamp -> outputs published (node clock)
@@ -155,6 +157,11 @@ class NodeStats:
             if reason:
                 self.last_error = reason
 
+    def on_core_warning(self) -> None:
+        """A warning or error logged by the core (Python logging, bridged to the ROS logger)."""
+        with self._lock:
+            self.core_warnings += 1
+
     def on_error(self, message: str) -> None:
         with self._lock:
             self.last_error = message
@@ -182,7 +189,8 @@ class NodeStats:
                 stamp_events=dict(self.stamp_events),
                 clock_jumps_period=self.stamp_events.get("clock_jump_reset", 0) - self._clock_jumps_at_snapshot,
                 future_stamps=self.future_stamps, estimate_age_max=self._estimate_age_max,
-                abstained_faces=self.abstained_faces, expression_events=self.expression_events)
+                abstained_faces=self.abstained_faces, expression_events=self.expression_events,
+                core_warnings=self.core_warnings)
             self._estimate_age_max = float("nan")
             self._last = (now, self.received, self.processed, self.bad_images)
             self._clock_jumps_at_snapshot = self.stamp_events.get("clock_jump_reset", 0)
@@ -247,6 +255,7 @@ def to_diagnostic_array(snap: StatsSnapshot, node_name: str, stamp) -> "object":
         "future_stamps": str(snap.future_stamps),
         "abstained_faces": str(snap.abstained_faces),
         "expression_events": str(snap.expression_events),
+        "core_warnings": str(snap.core_warnings),
     }
     # percentiles only for a period with frames: absent (never "nan") when the node was idle
     for key, value in (("latency_ms_p50", snap.latency_ms_p50), ("latency_ms_max", snap.latency_ms_max),

@@ -44,6 +44,7 @@ from dfer_ros.perception.native_threads import name_native_thread
 from dfer_ros.ros import conversions, hri_publisher, qos
 from dfer_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from dfer_ros.ros.environment import environment_problem
+from dfer_ros.ros.log_bridge import RosLogBridge
 from dfer_ros.ros.parameters import (NodeSettings, ParamSpec, all_parameter_specs, apply_pipeline_config,
                                      load_pipeline_defaults, validate_values)
 from dfer_ros.ros.session import StopSignals, release_held_signals, ros_session
@@ -99,6 +100,8 @@ class DferNode(LifecycleNode):
         self._rclpy_change_state = self._service_change_state.callback
         self._service_change_state.callback = self._on_change_state_request
         self.stats = NodeStats()
+        # the core's Python logging records -> this node's ROS logger (name, level, /rosout), counted in diagnostics
+        self._log_bridge = RosLogBridge(self.get_logger(), on_warning=lambda record: self.stats.on_core_warning())
         self._lock = threading.Condition()
         self._pending: Optional[tuple[Any, str]] = None  # newest unprocessed (msg, kind)
         self._pending_config: Optional[PipelineConfig] = None
@@ -230,7 +233,9 @@ class DferNode(LifecycleNode):
         out_qos = qos.output_qos(s.output_qos_depth)
         self._out_pubs = {t: self.create_lifecycle_publisher(_output_type(t), t, out_qos)
                           for t in OUTPUT_TOPICS + (EVENTS_TOPIC,)}
-        self._debug_pub = self.create_lifecycle_publisher(Image, "debug_image", qos.output_qos(2))
+        # advertised only when it is published (publish_debug_image is read-only for that reason)
+        self._debug_pub = (self.create_lifecycle_publisher(Image, "debug_image", qos.output_qos(2))
+                           if s.publish_debug_image else None)
         self._hri = hri_publisher.create_if_enabled(self, s.hri_enabled)
         in_qos = qos.image_qos(s.image_qos_reliability, s.image_qos_depth)
         overrides = QoSOverridingOptions.with_default_policies()
@@ -501,6 +506,10 @@ class DferNode(LifecycleNode):
     def shutdown_cleanly(self) -> None:
         """Stop the worker and free the model (Ctrl-C path)."""
         self._teardown()
+
+    def destroy_node(self):
+        self._log_bridge.close()
+        return super().destroy_node()
 
 
 def _diagnostic_type():

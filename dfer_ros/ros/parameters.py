@@ -74,8 +74,8 @@ class NodeSettings:
                                 "(ROS4HRI) topics /humans/faces/tracked and /humans/faces/<id>/{expression,facs} "
                                 "(needs the hri_msgs package; off by default because REP-155 has one face detector "
                                 "own the face ids, which another node may already do).")
-    publish_debug_image: bool = setting(False, description="Publish an annotated bgr8 image (boxes, ids, label, VA) "
-                                                           "on debug_image.")
+    publish_debug_image: bool = setting(False, read_only=True, description="Publish an annotated bgr8 image (boxes, "
+                                        "ids, label, VA) on debug_image (only then is the topic advertised).")
     max_image_pixels: int = setting(3840 * 2160, low=1, high=200_000_000, description="Images with more pixels "
                                     "(width*height) are rejected before decoding.")
     au_threshold: float = setting(0.5, low=0.0, high=1.0, description="Action-unit probability at or above which "
