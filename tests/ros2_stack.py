@@ -25,6 +25,7 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -232,3 +233,78 @@ def main(argv: list) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
+
+
+# --- running the ros2 command and ros2 launch as a user does ---------------------------------------------------
+def ros2_env(base: dict) -> dict:
+    """``base`` (the test ROS environment) as a sourced workspace has it: this venv on AMENT_PREFIX_PATH and PATH."""
+    env = dict(base)
+    if (VENV / "share" / "ament_index").is_dir():
+        env["AMENT_PREFIX_PATH"] = os.pathsep.join(filter(None, [str(VENV), base.get("AMENT_PREFIX_PATH", "")]))
+        env["PATH"] = os.pathsep.join([str(VENV / "bin"), base.get("PATH", os.defpath)])
+    return env
+
+
+NOT_DISCOVERED_YET = ("Node not found", "waiting for service to become available", "Could not determine the type")
+
+
+def run_ros2(args: list, env: dict, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """``ros2 ARGS...`` (stdout and stderr together in ``.stdout``), repeated while the output says the node or
+    service has not been discovered yet (each call discovers the graph anew: ``--no-daemon`` or none), until
+    ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(deadline - time.monotonic(), 1.0)
+        try:
+            result = subprocess.run([ros2_executable(), *args], env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, timeout=left)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"ros2 {' '.join(args)} did not finish within {timeout:.0f} s:\n"
+                                 f"{(exc.stdout or b'')[-2000:]}") from None
+        if not any(text in result.stdout for text in NOT_DISCOVERED_YET) or time.monotonic() > deadline:
+            return result
+
+
+class LaunchProcess:
+    """``ros2 launch ARGS...`` in a session of its own (its processes form one group, like a terminal's foreground
+    job), output to ``log_path``; ``ctrl_c`` sends SIGINT to the whole group as a terminal's Ctrl-C does. Leaving
+    the ``with`` block kills whatever is still running."""
+
+    def __init__(self, args: list, env: dict, log_path: Path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen([ros2_executable(), "launch", *args], env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def __enter__(self) -> "LaunchProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self._log.close()
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def ctrl_c(self, timeout: float = 60.0) -> int:
+        """SIGINT to the process group; the launch's exit code (fails the test if it does not end in time)."""
+        import signal
+
+        os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"ros2 launch still running {timeout:.0f} s after Ctrl-C:\n{self.output()[-3000:]}") \
+                from None
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"ros2 launch still running after {timeout:.0f} s (it must end by itself):\n"
+                                 f"{self.output()[-3000:]}") from None
