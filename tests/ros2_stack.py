@@ -245,7 +245,9 @@ def ros2_env(base: dict) -> dict:
     return env
 
 
-NOT_DISCOVERED_YET = ("Node not found", "waiting for service to become available", "Could not determine the type")
+# what a ros2 verb prints (and then exits) when it has not discovered the node or topic yet; `ros2 service call`
+# waits for its service by itself
+NOT_DISCOVERED_YET = ("Node not found", "Could not determine the type")
 
 
 def run_ros2(args: list, env: dict, timeout: float = 60.0) -> subprocess.CompletedProcess:

@@ -77,16 +77,31 @@ def test_installed_package_imports_from_the_prefix(prefix):
 EXECUTABLES = ("dfer_node", "video_publisher", "bag_replay", "bag_record", "fetch_assets", "demo")
 
 
-def _launch_executables(share: Path) -> set[tuple[str, str]]:
-    """(package, executable) of every Node / LifecycleNode the installed launch files start."""
+def _launch_executables(share: Path, ament_prefix_path: str) -> set[tuple[str, str]]:
+    """(package, executable) of every Node / LifecycleNode the installed launch files start, read by loading each
+    launch file with the real launch system (tests/ros2_stack.py; skips where it is not installed)."""
+    import pytest
+
     sys.path.insert(0, str(REPO / "tests"))
-    from launch_stand_in import entities_of_type, load_launch_description
+    import ros2_stack
+
+    ros2_stack.require(pytest, "launch", "launch_ros")
+    from launch.launch_description_sources import get_launch_description_from_python_launch_file
+    from launch_ros.actions import Node
 
     found = set()
-    for launch_file in sorted((share / "launch").glob("*.launch.py")):
-        _, description = load_launch_description(launch_file, share)
-        for node in entities_of_type(description, "Node") + entities_of_type(description, "LifecycleNode"):
-            found.add((node.kwargs["package"], node.kwargs["executable"]))
+    saved = os.environ.get("AMENT_PREFIX_PATH")
+    os.environ["AMENT_PREFIX_PATH"] = ament_prefix_path  # the launch files look up their own share folder
+    try:
+        for launch_file in sorted((share / "launch").glob("*.launch.py")):
+            description = get_launch_description_from_python_launch_file(str(launch_file))
+            for node in (e for e in description.entities if isinstance(e, Node)):  # LifecycleNode is a Node
+                found.add((node.node_package, node.node_executable))
+    finally:
+        if saved is None:
+            os.environ.pop("AMENT_PREFIX_PATH", None)
+        else:
+            os.environ["AMENT_PREFIX_PATH"] = saved
     return found
 
 
@@ -105,7 +120,7 @@ def test_colcon_prefix_has_the_executables_and_the_launch_files_resolve_them(pre
         assert os.access(exe, os.X_OK), exe
         assert exe.read_text().splitlines()[0] == "#!/usr/bin/env python3"  # the robot's system Python
     assert _package_prefix(f"{prefix}:{VENV}") == prefix
-    wanted = _launch_executables(prefix / "share" / "dfer_ros")
+    wanted = _launch_executables(prefix / "share" / "dfer_ros", f"{prefix}:{VENV}")
     assert {("dfer_ros", "dfer_node"), ("dfer_ros", "video_publisher")} <= wanted
     for package, executable in wanted:
         assert os.access(prefix / "lib" / package / executable, os.X_OK), f"{package}/{executable}"
@@ -120,7 +135,7 @@ def test_make_setup_installs_the_executables_into_the_venv_prefix(ros_env, tmp_p
         assert os.access(exe, os.X_OK), f"{exe} missing: re-run make setup"
         assert Path(exe.read_text().splitlines()[0][2:]).resolve() == Path(sys.executable).resolve()
     assert _package_prefix(str(VENV)) == VENV
-    for package, executable in _launch_executables(REPO):
+    for package, executable in _launch_executables(VENV / "share" / "dfer_ros", str(VENV)):
         assert os.access(VENV / "lib" / package / executable, os.X_OK), f"{package}/{executable}"
     # the installed executable runs with rclpy and dfer_ros: a missing video is refused with the reason
     result = subprocess.run([str(VENV / "lib" / "dfer_ros" / "video_publisher"), "--ros-args",
