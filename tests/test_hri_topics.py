@@ -1,7 +1,8 @@
-"""REP-155 (ROS4HRI) output of dfer_node over real DDS, against a stand-in hri_msgs built here.
+"""REP-155 (ROS4HRI) output of dfer_node over real DDS, against the real hri_msgs 2.0.0.
 
-``hri_msgs`` is not installable here, so tests/hri_msgs_stand_in (the three messages, written from the hri_msgs
-documentation) is built with cmake/rosidl into build/test_hri_msgs (cached). The node runs as a subprocess with
+``hri_msgs`` has no wheel; ``make setup`` builds it from the upstream sources in ../shared/ros2_sources into a
+prefix of its own (tests/ros2_stack.py; a robot's installed package is used where it is importable, and the tests
+skip with the reason where neither exists). The node runs as a subprocess with
 ``hri.enabled:=true``; this process feeds it real face frames (cap12) with stamps it chooses, then blank frames
 until the face ends, and checks that /humans/faces/tracked and the per-face topics appear and disappear with the
 face, carrying the same values as the node's own faces/affect message for the same image, and that a lifecycle
@@ -44,14 +45,9 @@ def test_facs_arrays_are_indexed_by_au_code():
 # --- over DDS ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def hri_prefix():
-    import hri_msgs_build
+    import ros2_stack
 
-    try:
-        return hri_msgs_build.build()
-    except RuntimeError as exc:
-        if "cmake is not installed" in str(exc):
-            pytest.skip(str(exc))
-        raise
+    return ros2_stack.hri_msgs_prefix(pytest)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +59,7 @@ def frames():
 
 def test_faces_appear_and_disappear_on_the_rep155_topics(ros_env, hri_prefix, frames, tmp_path):
     rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not installed; run make setup")
-    import hri_msgs_build
+    import ros2_stack
     from builtin_interfaces.msg import Time
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -73,13 +69,13 @@ def test_faces_appear_and_disappear_on_the_rep155_topics(ros_env, hri_prefix, fr
     from dfer_ros.ros.session import ros_session
     from ros_helpers import read_log, ros_process, wait_until
 
-    hri = hri_msgs_build.import_into_this_process(hri_prefix)
+    hri = ros2_stack.import_hri_msgs(hri_prefix)
     log_path = tmp_path / "dfer_node.log"
     args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", f"__ns:={NS}", "-r", f"image:={IMAGE}",
             "-p", "hri.enabled:=true", "-p", "image_qos.reliability:=reliable", "-p", "image_qos.depth:=10",
             "-p", "tracking.lost_seconds:=0.5"]
     reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-    with ros_session(), ros_process(args, hri_msgs_build.hri_env(hri_prefix, ros_env), log_path) as proc:
+    with ros_session(), ros_process(args, ros2_stack.hri_env(hri_prefix, ros_env), log_path) as proc:
         node = rclpy.create_node("dfer_hri_probe")
         affect, tracked, expressions, facs = {}, {}, {}, {}
         node.create_subscription(FaceAffectArray, f"{NS}/faces/affect",
@@ -263,3 +259,20 @@ def test_node_without_hri_msgs_runs_and_says_why_in_diagnostics(ros_env, tmp_pat
         node.destroy_node()
     assert "hri_msgs" in read_log(log_path)
     assert proc.returncode == 0
+
+
+def test_the_real_hri_msgs_agrees_with_the_publisher(hri_prefix):
+    """Against the real hri_msgs 2.0.0: FacialActionUnits has fixed float32[99] arrays (the publisher fills 99), and
+    every label of the two shipped models (face-api's, FER2013's) is published as one of hri_msgs/Expression's
+    string constants."""
+    import ros2_stack
+
+    hri = ros2_stack.import_hri_msgs(hri_prefix)
+    fields = hri.FacialActionUnits.get_fields_and_field_types()
+    assert fields["intensity"] == fields["confidence"] == f"float[{AU_CODES}]"
+    constants = {value for name, value in vars(hri.Expression).items()
+                 if name.isupper() and isinstance(value, str)}
+    from dfer_ros import vocabulary
+
+    ours = {rep155_expression(label) for label in vocabulary.FACEAPI_EXPRESSION_LABELS + vocabulary.FER2013_LABELS}
+    assert len(ours) == 7 and ours <= constants, sorted(ours - constants)
