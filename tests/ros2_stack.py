@@ -169,6 +169,12 @@ def require(pytest, *modules: str) -> None:
         pytest.skip(_unavailable_reason(", ".join(modules)))
 
 
+def colcon_executable() -> Optional[str]:
+    """colcon from PyPI, installed by ``make setup`` into a venv of its own (requirements/colcon.txt), else PATH's."""
+    local = VENV / "opt" / "colcon" / "bin" / "colcon"
+    return str(local) if local.is_file() else shutil.which("colcon")
+
+
 def ros2_executable() -> str:
     """The ``ros2`` command of this venv (or of the sourced ROS install)."""
     local = VENV / "bin" / "ros2"
@@ -272,10 +278,11 @@ class LaunchProcess:
     job), output to ``log_path``; ``ctrl_c`` sends SIGINT to the whole group as a terminal's Ctrl-C does. Leaving
     the ``with`` block kills whatever is still running."""
 
-    def __init__(self, args: list, env: dict, log_path: Path):
+    def __init__(self, args: list, env: dict, log_path: Path, command: Optional[list] = None):
+        """``command`` replaces ``ros2 launch ARGS...`` (e.g. a shell that sources a workspace first)."""
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen([ros2_executable(), "launch", *args], env=env, stdout=self._log,
+        self.proc = subprocess.Popen(command or [ros2_executable(), "launch", *args], env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def __enter__(self) -> "LaunchProcess":
