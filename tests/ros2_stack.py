@@ -273,6 +273,20 @@ def run_ros2(args: list, env: dict, timeout: float = 60.0) -> subprocess.Complet
             return result
 
 
+def stop_group(proc: subprocess.Popen, timeout: float = 30.0) -> int:
+    """Ctrl-C for a process started with ``start_new_session``: SIGINT to its group, SIGKILL after ``timeout``."""
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=timeout)
+    return proc.returncode
+
+
 class LaunchProcess:
     """``ros2 launch ARGS...`` in a session of its own (its processes form one group, like a terminal's foreground
     job), output to ``log_path``; ``ctrl_c`` sends SIGINT to the whole group as a terminal's Ctrl-C does. Leaving

@@ -9,9 +9,7 @@ six REP-155 topics, and ``ros2 topic hz`` a rate to measure. The tests run in fi
 """
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -45,13 +43,7 @@ def node_process(env, tmp_path_factory):
     try:
         yield proc, log_path
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+        ros2_stack.stop_group(proc)
 
 
 @pytest.fixture
@@ -208,11 +200,7 @@ def test_ros2_topic_hz_of_faces_affect(node_process, env, face_feed):
             assert proc.poll() is None, "".join(lines)
             time.sleep(0.2)  # polling the reader's output, not a timing assumption
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        ros2_stack.stop_group(proc)
         reader.join(timeout=10)
     rates = [float(m.group(1)) for line in lines for m in [re.search(r"average rate: ([\d.]+)", line)] if m]
     assert rates, f"ros2 topic hz printed no rate within 90 s:\n{''.join(lines)}"
