@@ -9,7 +9,7 @@ ros2node, ros2param, ros2service, ros2lifecycle, ros2interface, rosidl_runtime_p
 ``scripts/setup.sh`` builds this project's messages: ``composition_interfaces`` (imported by launch_ros) into
 the venv prefix, ``hri_msgs`` into a prefix of its own (``<venv>/opt/hri_msgs``) so that the rest of the suite
 still runs without ``hri_msgs`` (the node's "hri.enabled but no hri_msgs" path is tested too). Idempotent: a
-stamp in ``<venv>/.dfer_stamps`` holds the hash of SHA256SUMS and of this file.
+stamp in ``<venv>/.dfer_stamps`` holds the hash of SHA256SUMS and of the package lists below.
 
 Tests call ``require_launch()``, ``require_ros2_cli()`` or ``hri_msgs_prefix()``: they skip with the reason
 where neither an installed ROS (a robot: ``source /opt/ros/jazzy/setup.bash``) nor the sources provide them.
@@ -97,8 +97,9 @@ def verify_sources(folder: Optional[Path] = None) -> dict[str, Path]:
 
 
 def _wanted_stamp(folder: Path) -> str:
+    """The checksums and what is installed from them (not this file: editing its test helpers re-installs nothing)."""
     digest = hashlib.sha256((folder / "SHA256SUMS").read_bytes())
-    digest.update(Path(__file__).read_bytes())
+    digest.update(repr((PURE_PYTHON, [(archive, sub) for archive, sub, _ in INTERFACES])).encode())
     return digest.hexdigest()
 
 
