@@ -184,12 +184,14 @@ def ros2_executable() -> str:
 
 # --- hri_msgs: the real REP-155 messages ---------------------------------------------------------------------
 def hri_msgs_prefix(pytest) -> Optional[Path]:
-    """Where ``hri_msgs`` is: None when this interpreter imports it already (a robot's ROS install), else the
-    prefix built by ``install`` (skips the calling test with the reason when there is none)."""
-    if importable("hri_msgs"):
-        return None
+    """Where ``hri_msgs`` is: the prefix built by ``install``, else None when this interpreter imports it from
+    elsewhere (a robot's ROS install); skips the calling test with the reason when there is neither. The built
+    prefix is checked first: once ``import_hri_msgs`` has put it on this process's sys.path, hri_msgs is
+    importable here, but child processes still need ``hri_env``."""
     if (site_dir(HRI_PREFIX) / "hri_msgs" / "msg").is_dir():
         return HRI_PREFIX
+    if importable("hri_msgs"):
+        return None
     pytest.skip(_unavailable_reason("hri_msgs"))
 
 
