@@ -165,9 +165,10 @@ def _unavailable_reason(what: str) -> str:
 
 
 def require(pytest, *modules: str) -> None:
-    """Skip the calling test (with the reason) unless every module is importable."""
+    """Skip the calling test, or the calling test module when called at its top, with the reason unless every
+    module is importable."""
     if not importable(*modules):
-        pytest.skip(_unavailable_reason(", ".join(modules)))
+        pytest.skip(_unavailable_reason(", ".join(modules)), allow_module_level=True)
 
 
 def colcon_executable() -> Optional[str]:
