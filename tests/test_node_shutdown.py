@@ -38,7 +38,8 @@ def _assert_clean_exit(proc, log) -> None:
 
 def _start(ns: str, ros_env, log):
     args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", f"__ns:={ns}", "-p", "image_qos.reliability:=reliable"]
-    return start_python(args, ros_env, log, cwd=REPO)
+    # MediaPipe's own "InitGoogle" line marks configure loading the landmarker: let it through (dfer_ros.native_logs)
+    return start_python(args, dict(ros_env, DFER_NATIVE_LOGS="1"), log, cwd=REPO)
 
 
 @pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGINT, signal.SIGINT), (signal.SIGTERM,)],
