@@ -23,8 +23,9 @@ How one frame is planned (``plan``):
          for faces with attention on the robot;
   * pairs are taken greedily while the estimated cost fits the budget of the stage's lane (stages that
     run on a worker thread, in parallel with the caller's, form their own lane with its own budget).
-    Overdue pairs are served even when the budget is spent (the floor wins over the budget, so an
-    overloaded machine shows up as a lower frame rate, never as a frozen estimate). A pair dearer than
+    Overdue pairs are served even when the budget is spent, up to ``OVERDUE_BUDGET_FACTOR`` budgets (the floor
+    wins over the budget, so an overloaded machine shows up as a lower frame rate, never as a frozen estimate;
+    the cap keeps a crowd's slow frames from making every face overdue on every frame). A pair dearer than
     the whole budget (the landmarker under a small budget) is still served when nothing else was: the
     overrun is carried as debt and paid back by the next frames of that lane, so such work is spread
     over frames instead of piling up until the floor forces all of it at once, and the budget holds on
@@ -46,6 +47,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
+
+
+OVERDUE_BUDGET_FACTOR = 4.0  # overdue pairs are served beyond the budget up to this many budgets per frame
 
 
 def _us(seconds: float) -> int:
@@ -246,9 +250,14 @@ class ComputeScheduler:
             cost = self.costs[name].ms_per_face
             debt = self._debt.get(lane, 0.0)
             fits = self.budget_ms is None or spent.get(lane, 0.0) + cost <= budgets[lane] - debt
+            # the floor wins over the budget, up to OVERDUE_BUDGET_FACTOR x the budget: beyond that a crowd's slow
+            # frames made every face overdue on every frame (the interval to the next frame grows with the work),
+            # which kept the frames slow: 50 faces fell from 15 to 3 Hz and never came back
+            forced_ok = overdue and (self.budget_ms is None
+                                     or spent.get(lane, 0.0) + cost <= OVERDUE_BUDGET_FACTOR * budgets[lane])
             # one pair per lane that does not fit (paid back later); a new face's first pair even in debt
             progress = served.get(lane, 0) == 0 and (debt == 0.0 or key[0] == 0)
-            if not (fits or overdue or progress):
+            if not (fits or forced_ok or progress):
                 continue  # a cheaper pair further down may still fit
             chosen[name].append(fid)
             spent[lane] = spent.get(lane, 0.0) + cost
