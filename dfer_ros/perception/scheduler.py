@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 
-OVERDUE_BUDGET_FACTOR = 4.0  # overdue pairs are served beyond the budget up to this many budgets per frame
+OVERDUE_BUDGET_FACTOR = 4.0  # overdue pairs are served beyond the budget up to this many budgets a frame (+1 pair)
 
 
 def _us(seconds: float) -> int:
@@ -245,6 +245,9 @@ class ComputeScheduler:
         forced = 0
         budgets = {lane: (lane_budget_ms or {}).get(lane, self.budget_ms) for lane in
                    {s.lane for s in self.stages.values()}} if self.budget_ms is not None else {}
+        dearest: dict[str, float] = {}
+        for spec in self.stages.values():
+            dearest[spec.lane] = max(dearest.get(spec.lane, 0.0), self.costs[spec.name].ms_per_face)
         for key, overdue, name, fid in candidates:
             lane = self.stages[name].lane
             cost = self.costs[name].ms_per_face
@@ -253,8 +256,9 @@ class ComputeScheduler:
             # the floor wins over the budget, up to OVERDUE_BUDGET_FACTOR x the budget: beyond that a crowd's slow
             # frames made every face overdue on every frame (the interval to the next frame grows with the work),
             # which kept the frames slow: 50 faces fell from 15 to 3 Hz and never came back
-            forced_ok = overdue and (self.budget_ms is None
-                                     or spent.get(lane, 0.0) + cost <= OVERDUE_BUDGET_FACTOR * budgets[lane])
+            # (plus the lane's dearest pair, so one expensive stage cannot lock the lane's cheap ones out)
+            forced_ok = overdue and (self.budget_ms is None or spent.get(lane, 0.0) + cost
+                                     <= OVERDUE_BUDGET_FACTOR * budgets[lane] + dearest.get(lane, 0.0))
             # one pair per lane that does not fit (paid back later); a new face's first pair even in debt
             progress = served.get(lane, 0) == 0 and (debt == 0.0 or key[0] == 0)
             if not (fits or forced_ok or progress):
