@@ -43,7 +43,9 @@ def test_view_changes_ignore_jitter_and_exposure_but_see_motion_and_appearance()
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (240, 320, 3), np.uint8)
     box = np.array([100, 60, 60, 80], np.float32)
-    changes = ViewChanges(motion=0.25, appearance=8.0)
+    config = PipelineConfig().compute
+    config.change_motion, config.change_appearance = 0.25, 8.0
+    changes = ViewChanges(config)
     assert changes.changed(frame, {"f1": box}, ["expression"]) == {}  # never seen: the scheduler's "new"
     changes.served("expression", ["f1"])
     jitter = box + np.array([2, -2, 1, 2], np.float32)  # a detector's box jitter, about 3 % of the face height

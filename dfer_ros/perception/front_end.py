@@ -118,8 +118,8 @@ class FaceFrontEnd:
         elif run_detector:
             # a tentative face is confirmed by the pass that found it, not by a region re-detection
             confirm = self.tracker.tentative_origins()
-            tracked = [(key, box) for key, box in self.tracker.search_boxes(stamp)
-                       if not self.tracker.awaits_origin(key)]
+            waiting = self.tracker.awaiting_origin()
+            tracked = [(key, box) for key, box in self.tracker.search_boxes(stamp) if key not in waiting]
             # no face seen at the last run (only lost ones kept alive): nothing to re-detect, so the whole frame is
             # scanned now, as with no faces at all (a face in view for a few frames is not left to the scan cycle)
             seen = any(t.detection is not None for t in self.tracker.tracks)

@@ -45,6 +45,7 @@ from dfer_ros.perception.baseline import PersonBaselines
 from dfer_ros.perception.behaviour import BehaviourOutputs
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.detection import FaceDetector
+from dfer_ros.perception.events import ONSET
 from dfer_ros.perception.frames import FrameError, to_bgr8
 from dfer_ros.perception.front_end import FaceFrontEnd, copy_sections
 from dfer_ros.perception.quality import UNKNOWN_LABEL
@@ -132,7 +133,7 @@ class PerceptionPipeline:
         _set_opencv_threads(compute.opencv_threads)
         self.scheduler = ComputeScheduler(self._stage_specs(), budget_ms=compute.budget_ms or None,
                                           learn_costs=clock is not None, fill_budget=compute.fill_budget)
-        self.view_changes = ViewChanges(compute.change_motion, compute.change_appearance)
+        self.view_changes = ViewChanges(compute)
         self.reset()
 
     def _stage_specs(self) -> list[StageSpec]:
@@ -140,10 +141,10 @@ class PerceptionPipeline:
         c = self.config.compute
         specs = []
         for st in self.encoder_stages.values():
-            max_age = (c.expression_max_age if "expression" in st.outputs
-                       else c.action_units_max_age if "action_units" in st.outputs else st.max_age_seconds)
-            period = (c.expression_period if "expression" in st.outputs
-                      else c.action_units_period if "action_units" in st.outputs else 0.0)
+            # a stage feeding the expression takes its floor and period; one feeding only the action units, theirs
+            max_age, period = ((c.expression_max_age, c.expression_period) if "expression" in st.outputs
+                               else (c.action_units_max_age, c.action_units_period) if "action_units" in st.outputs
+                               else (st.max_age_seconds, 0.0))
             lane = WORKER_LANE if self._overlap and st.background else "main"
             specs.append(StageSpec(st.name, st.cost_hint_ms, max_age, st.min_frames_between, lane,
                                    min(period, max_age)))
@@ -154,7 +155,6 @@ class PerceptionPipeline:
         c = self.config.compute
         self.scheduler.budget_ms = c.budget_ms or None
         self.scheduler.fill_budget = c.fill_budget
-        self.view_changes.motion, self.view_changes.appearance = c.change_motion, c.change_appearance
         for spec in self._stage_specs():
             if self.scheduler.stages[spec.name] != spec:
                 self.scheduler.stages[spec.name] = spec
@@ -432,7 +432,7 @@ class PerceptionPipeline:
         """An expression onset refreshes that face's expression on the next frame, whatever its period: the episode's
         rise is sampled from its start."""
         for event in events:
-            if getattr(event, "kind", "") == "onset":
+            if event.kind == ONSET:
                 for name, st in self.encoder_stages.items():
                     if "expression" in st.outputs:
                         self.view_changes.force(event.face_id, name)

@@ -259,9 +259,9 @@ class FaceTracker:
         """The regions (``Track.origin``) that found the tentative faces, each once, in track order."""
         return list(dict.fromkeys(t.origin for t in self.tracks if not t.confirmed and t.origin is not None))
 
-    def awaits_origin(self, key: int) -> bool:
-        """Whether track ``key`` is tentative and waits for the pass that found it (no region re-detection)."""
-        return any(t.key == key and not t.confirmed and t.origin is not None for t in self.tracks)
+    def awaiting_origin(self) -> set[int]:
+        """Keys of the tentative tracks that wait for the pass that found them (no region re-detection)."""
+        return {t.key for t in self.tracks if not t.confirmed and t.origin is not None}
 
     def predict(self, stamp: float) -> list[Track]:
         """Advance all tracks to ``stamp`` without detections (detector skipped this frame)."""

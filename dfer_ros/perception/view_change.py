@@ -19,6 +19,8 @@ from typing import Iterable, Optional
 import cv2
 import numpy as np
 
+from dfer_ros.perception.config import ComputeConfig
+
 THUMB = 16  # side of the grey thumbnail compared between views
 
 
@@ -59,16 +61,18 @@ def appearance(a: np.ndarray, b: np.ndarray) -> float:
 class ViewChanges:
     """Per (face, stage): the view the stage last ran on; ``changed`` says which stages a face's new view calls for."""
 
-    def __init__(self, motion: float, appearance: float):
-        self.motion = float(motion)
-        self.appearance = float(appearance)
+    def __init__(self, config: ComputeConfig):
+        """``config``: the pipeline's compute section itself (``change_motion``, ``change_appearance``), so a
+        reconfigured threshold applies from the next frame."""
+        self.config = config
         self._bgr: Optional[np.ndarray] = None
         self._boxes: dict[str, np.ndarray] = {}
+        self._views: dict[str, View] = {}  # this frame's view of each face, cut once for all stages that run on it
         self._seen: dict[tuple[str, str], View] = {}
         self._forced: set[tuple[str, str]] = set()
 
     def reset(self) -> None:
-        self._bgr, self._boxes = None, {}
+        self._bgr, self._boxes, self._views = None, {}, {}
         self._seen.clear()
         self._forced.clear()
 
@@ -86,7 +90,7 @@ class ViewChanges:
         A face a stage never saw is not reported here (new faces are the scheduler's own first priority)."""
         stages = tuple(stages)
         out: dict[str, frozenset] = {}
-        self._bgr, self._boxes = bgr, dict(faces)
+        self._bgr, self._boxes, self._views = bgr, dict(faces), {}
         for fid, box in faces.items():
             hit = set()
             for stage in stages:
@@ -95,8 +99,8 @@ class ViewChanges:
                     hit.add(stage)
                 elif seen is not None:
                     now = view_of(bgr, seen.box)  # the same part of the image as then
-                    if motion(seen.box, np.asarray(box, np.float32)) > self.motion or now is None \
-                            or appearance(seen.thumb, now.thumb) > self.appearance:
+                    if motion(seen.box, np.asarray(box, np.float32)) > self.config.change_motion or now is None \
+                            or appearance(seen.thumb, now.thumb) > self.config.change_appearance:
                         hit.add(stage)
             if hit:
                 out[fid] = frozenset(hit)
@@ -106,7 +110,8 @@ class ViewChanges:
         """``stage`` runs on these faces' views of the frame last passed to ``changed``: they become its reference."""
         for fid in face_ids:
             self._forced.discard((fid, stage))
-            box = self._boxes.get(fid)
-            view = None if box is None else view_of(self._bgr, box)
+            if fid not in self._views and fid in self._boxes:
+                self._views[fid] = view_of(self._bgr, self._boxes[fid])
+            view = self._views.get(fid)
             if view is not None:
                 self._seen[(fid, stage)] = view
