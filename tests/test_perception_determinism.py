@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from dfer_ros.bench.latency_bench import busy_competitors
 from dfer_ros.evaluation.predictions import face_record
 from dfer_ros.evaluation.video_eval import video_frames
 from dfer_ros.perception.config import PipelineConfig
@@ -68,7 +69,7 @@ def test_dfer_eval_records_are_byte_identical_beside_ten_busy_processes(cap12, t
         return out.read_bytes()
 
     quiet = run(tmp_path / "quiet.jsonl")
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(10)]
+    busy = busy_competitors(10)
     try:
         loaded = run(tmp_path / "busy.jsonl")
     finally:

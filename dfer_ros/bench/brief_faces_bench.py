@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
-from dfer_ros.bench.crowd_bench import ATTRIBUTION, LONDON_FACES
+from dfer_ros.bench.crowd_bench import ATTRIBUTION, LONDON_FACES, whole_frame_every_frame
 from dfer_ros.perception.config import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -90,9 +90,7 @@ def webcam_stills(count: int) -> list[np.ndarray]:
 def setting_config(base: PipelineConfig, setting: str) -> PipelineConfig:
     config = copy.deepcopy(base)
     if setting == "scan_every 1":
-        config.detection.scan_every = 1
-        config.detection.fine_scan = False
-        config.detection.background_scan = False
+        whole_frame_every_frame(config)
     return config.validate()
 
 

@@ -226,14 +226,21 @@ def _pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
+def whole_frame_every_frame(config: PipelineConfig) -> PipelineConfig:
+    """``config`` (changed in place) with the detection before regions: the whole frame at ``max_side`` on every
+    detector frame, on the caller's thread, no tiles; the benchmarks' baseline for the detection plan."""
+    config.detection.scan_every = 1
+    config.detection.fine_scan = False
+    config.detection.background_scan = False
+    return config
+
+
 def mode_config(base: PipelineConfig, mode: str) -> PipelineConfig:
     config = copy.deepcopy(base)
     if mode == "budget off":  # the behaviour before the budget: every stage on every face, whole frame every frame
         config.compute.budget_ms = 0.0
         config.compute.overlap = False
-        config.detection.scan_every = 1
-        config.detection.fine_scan = False
-        config.detection.background_scan = False
+        whole_frame_every_frame(config)
         config.detection.threads = 1
     return config.validate()
 

@@ -320,6 +320,7 @@ def regions_vs_whole_frame(frames_per_video: int = 2000) -> dict[str, dict[str, 
     frame on every frame, on the webcam videos (all frames, stamps at 25 fps)."""
     from tqdm import tqdm
 
+    from dfer_ros.bench.crowd_bench import whole_frame_every_frame
     from dfer_ros.estimators.loader import load_model
     from dfer_ros.perception.config import PipelineConfig
     from dfer_ros.perception.pipeline import PerceptionPipeline
@@ -334,7 +335,7 @@ def regions_vs_whole_frame(frames_per_video: int = 2000) -> dict[str, dict[str, 
             for name in ("regions", "whole frame"):
                 cfg = PipelineConfig()
                 if name == "whole frame":
-                    cfg.detection.scan_every, cfg.detection.fine_scan, cfg.detection.background_scan = 1, False, False
+                    whole_frame_every_frame(cfg)
                 pipe = PerceptionPipeline(cfg.validate(), model)
                 try:
                     runs[name] = [pipe.process(f, i / 25.0).faces[:1]

@@ -13,6 +13,7 @@ Not a test: it prints and writes numbers (target on the robot: p99 <= 50 ms at 3
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -179,7 +180,7 @@ def run(out: Union[str, Path], seconds: float = 20.0, warmup: float = 3.0, rate:
                 "node_processing_ms_p50": round(float(np.median(processing_ms)), 2) if processing_ms else None,
                 "node_stamp_to_publish_ms_p50": round(float(np.median(node_latency_ms)), 2) if node_latency_ms else None,
                 "node_dropped_stale": diag.get("dropped_stale"),
-                "faces": faces, "competitors": competitors, "load_average": round(__import__("os").getloadavg()[0], 2),
+                "faces": faces, "competitors": competitors, "load_average": round(os.getloadavg()[0], 2),
                 "output_hz": round(lat.size / seconds, 2),
                 "faces_per_result": round(float(np.mean(face_counts)), 2) if face_counts else 0.0,
                 "node_cpu_share_of_core": round((c1 - c0) / (w1 - w0), 3),
@@ -188,7 +189,7 @@ def run(out: Union[str, Path], seconds: float = 20.0, warmup: float = 3.0, rate:
                                      "max": round(float(np.max(expr_ages)), 3)} if expr_ages else {},
                 "action_units_age_s": {"mean": round(float(np.mean(au_ages)), 3),
                                        "max": round(float(np.max(au_ages)), 3)} if au_ages else {},
-                "host": {"machine": platform.machine(), "cpus": __import__("os").cpu_count(),
+                "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
                          "python": platform.python_version()},
                 "target_p99_ms": 50.0,
             }
