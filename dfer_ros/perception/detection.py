@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 # 2-core machine everywhere measured (crowd_bench 50 faces 640x480: 12.9 vs 8.5 Hz; the webcam video back to
 # back: 103 vs 96 fps); spinning threads took the core from the landmarker and the expression net instead
 CENTERFACE_THREADS = 2
+# ... but not for small inputs: a frame's re-detection regions (one 64x64 region per tracked face) ran no faster on
+# 2 threads and cost 1.2 vs 0.8 ms of CPU a region (at load 4: 2.4 vs 1.5 ms wall); batches up to this many input
+# pixels (4 regions) go to a session of their own with one thread (the 1-face node: 4 % of a core less)
+SINGLE_THREAD_MAX_PIXELS = 4 * 64 * 64
 
 
 class DetectorError(RuntimeError):
@@ -199,20 +203,27 @@ class CenterFaceDetector(FaceDetector):
                 for dim, name in zip(dims, ("batch", None, "height", "width")):
                     if name:
                         dim.dim_param = name
+        graph = model.SerializeToString()
+        self._session = self._new_session(ort, graph, int(threads))
+        # small batches (the regions of a few tracked faces) on one thread: see SINGLE_THREAD_MAX_PIXELS
+        self._small_session = self._new_session(ort, graph, 1) if int(threads) > 1 else self._session
+        self._input = self._session.get_inputs()[0].name
+        self._outputs = [o.name for o in self._session.get_outputs()]  # heatmap, scale, offset, landmarks
+        if len(self._outputs) != 4:
+            raise DetectorError(f"{path} is not the CenterFace model (expected 4 outputs, got {len(self._outputs)})")
+        self.threads = int(threads)
+
+    @staticmethod
+    def _new_session(ort, graph: bytes, threads: int):
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.enable_cpu_mem_arena = False
         options.enable_mem_pattern = False
         options.log_severity_level = 3  # the file's initializers-as-inputs warnings are harmless noise
         if threads > 1:  # idle pool threads would otherwise spin on the core the other stages need
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
-        self._outputs = [o.name for o in self._session.get_outputs()]  # heatmap, scale, offset, landmarks
-        if len(self._outputs) != 4:
-            raise DetectorError(f"{path} is not the CenterFace model (expected 4 outputs, got {len(self._outputs)})")
-        self.threads = int(threads)
+        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     @property
     def has_landmarks(self) -> bool:
@@ -234,7 +245,8 @@ class CenterFaceDetector(FaceDetector):
             for b, i in enumerate(members):
                 h, w = images[i].shape[:2]
                 blob[b, :, :h, :w] = images[i][:, :, ::-1].transpose(2, 0, 1)  # BGR -> RGB, HWC -> CHW, raw 0..255
-            heat, scale, offset, marks = self._session.run(self._outputs, {self._input: blob})
+            session = self._small_session if blob.shape[0] * ph * pw <= SINGLE_THREAD_MAX_PIXELS else self._session
+            heat, scale, offset, marks = session.run(self._outputs, {self._input: blob})
             for b, i in enumerate(members):
                 out[i] = self._decode(heat[b], scale[b], offset[b], marks[b])
         return out
