@@ -97,3 +97,63 @@ def test_fill_budget_encodes_every_frame_as_before():
     frame = _textured(1)
     encoded = [i for i in range(12) if any(f.frame_estimate is not None for f in pipe.process(frame, i * DT).faces)]
     assert encoded == list(range(1, 12))  # from the frame the face is confirmed on
+
+
+def _run_still(config, frames=60, moved_on=None):
+    """A still face at 30 Hz (moved by half a face from frame ``moved_on`` on): per frame (detected, encoded, age)."""
+    pipe, det = fake_pipeline(config)
+    det.next = [face(50, 50, 80)]
+    frame = _textured(1)
+    out = []
+    for i in range(frames):
+        if moved_on is not None and i == moved_on:
+            det.next = [face(90, 50, 80)]
+            frame = np.roll(frame, 40, axis=1)
+        (f,) = pipe.process(frame, i * DT).faces or (None,)
+        out.append(None if f is None else (f.detected, f.frame_estimate is not None, f.estimate_age))
+    pipe.close()
+    return out
+
+
+def test_a_still_face_is_detected_only_when_a_stage_looks_at_it_and_reported_on_every_frame():
+    cfg = PipelineConfig()  # detection.redetect_period 0.1, expression_period 0.1
+    every = PipelineConfig()
+    every.detection.redetect_period = 0.0
+    coasting, detecting = _run_still(cfg), _run_still(every)
+    assert all(r is not None for r in coasting[1:])  # published on every frame, detected or predicted
+    steady = coasting[10:]
+    detected = sum(d for d, _, _ in steady)
+    assert detected <= len(steady) / 2 and all(d for d, _, _ in detecting[10:])
+    assert all(d for d, e, _ in steady if e)  # only detected frames are encoded
+    # and no estimate got older than on every frame: the frames a stage falls due on are detected
+    assert max(a for _, _, a in steady) == max(a for _, _, a in detecting[10:]) <= 0.1 + 1e-6
+    assert _run_still(cfg) == coasting  # stamps, not time, decide which frames coast
+
+
+def test_a_face_that_moves_while_coasting_is_detected_at_once():
+    cfg = PipelineConfig()
+    still = _run_still(cfg, moved_on=None)
+    coasting_frames = [i for i, r in enumerate(still) if i > 10 and r is not None and not r[0]]
+    moved_on = coasting_frames[0]
+    moved = _run_still(cfg, moved_on=moved_on)
+    assert moved[moved_on][0] and moved[moved_on][1]  # detected and encoded on the frame it moved
+
+
+def test_a_coasting_track_is_not_missed_and_a_scan_may_still_match_it():
+    from dfer_ros.perception.tracking import FaceTracker
+    from dfer_ros.perception.config import TrackingConfig
+
+    tracker = FaceTracker(TrackingConfig())
+    for k in range(3):
+        tracks = tracker.update([face(50, 50, 80)], k * DT)
+    (t,) = tracks
+    assert t.confirmed
+    # the next run does not look for it: no detection, yet it stays visible with its last one
+    (t,) = tracker.update([], 3 * DT, coasting={t.key})
+    assert t.visible and not t.detected_now
+    # a whole-frame scan that finds it renews it as usual
+    (t,) = tracker.update([face(52, 50, 80)], 4 * DT, coasting={t.key})
+    assert t.detected_now
+    # without coasting a run that does not find it misses it
+    (t,) = tracker.update([], 5 * DT)
+    assert not t.visible

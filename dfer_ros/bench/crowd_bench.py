@@ -228,7 +228,8 @@ def _pct(values: Sequence[float], q: float) -> float:
 
 def whole_frame_every_frame(config: PipelineConfig) -> PipelineConfig:
     """``config`` (changed in place) with the detection before regions: the whole frame at ``max_side`` on every
-    detector frame, on the caller's thread, no tiles; the benchmarks' baseline for the detection plan."""
+    frame, on the caller's thread, no tiles; the benchmarks' baseline for the detection plan."""
+    config.detection.redetect_period = 0.0
     config.detection.scan_every = 1
     config.detection.fine_scan = False
     config.detection.background_scan = False

@@ -51,6 +51,15 @@ class DetectionConfig:
                             description="Images are downscaled to this side for detection only.")
     every: int = setting(1, low=1, high=100,
                          description="Run the detector on every k-th image; the tracker predicts in between.")
+    # 0.05 s: at 30 Hz every 2nd image is detected (25 Hz: every 2nd, 15 Hz: every one). The 1-face node's CPU fell
+    # by a third, and labels agreed with the every-frame behaviour as often as with detection on every image
+    # (docs/perception.md#detection-plan, `dfer bench freshness`)
+    redetect_period: float = setting(0.1, low=0.0, high=10.0,
+                                     description="While every tracked face was found at the last detector run, "
+                                                 "the next run waits this long (stamp seconds): the tracker "
+                                                 "predicts the boxes between and the model stages wait for the "
+                                                 "run. New, unconfirmed or missed faces and scans for new faces "
+                                                 "are looked for on the next image. 0: every image.")
     scan_every: int = setting(8, low=1, high=100,
                               description="While faces are tracked, scan the whole image for new faces on every "
                                           "k-th detector run only; the runs between re-detect each tracked face in "

@@ -170,7 +170,7 @@ class DetectionPlanner:
         self._size: Optional[tuple[int, int]] = None
 
     def plan(self, width: int, height: int, tracked: Sequence[tuple[int, np.ndarray]],
-             confirm: Sequence[Region] = (), rescan: bool = False) -> DetectionPlan:
+             confirm: Sequence[Region] = (), rescan: bool = False, coasting: int = 0) -> DetectionPlan:
         """The detector work for a ``width`` x ``height`` frame with ``tracked`` (key, search box) faces.
 
         ``confirm``: the scans (or tiles) that found the tentative faces on the previous detector frame; each
@@ -178,18 +178,21 @@ class DetectionPlanner:
         (a region re-detection can miss a face a scan found: CenterFace scores a face that fills the region
         lower, and a tile may be the only view in which a small face is findable). ``rescan``: scan the whole
         frame now, in the foreground, whatever the cycle (after a stamp gap the tracked boxes are stale).
+        ``coasting``: tracked faces not re-detected on this frame (not in ``tracked``; they count as tracked faces for
+        the scan cycle).
         """
         if self._size != (width, height):
             self._size = (width, height)
             self._tiles = fine_tiles(width, height, self.max_side) if self.fine_scan else []
             self._slot = 0
-        scan_frame = rescan or not tracked or self.scan_every <= 1 or self._frames % self.scan_every == 0
+        tracking = bool(tracked) or coasting > 0
+        scan_frame = rescan or self.scan_due(tracking)
         self._frames += 1
         scan = self._next_scan(width, height) if scan_frame else None
         if rescan and scan is not None and scan.kind != "scan":
             scan = whole_frame(width, height, self.max_side)
         background = None
-        if scan is not None and tracked and self.background and not rescan and scan not in confirm:
+        if scan is not None and tracking and self.background and not rescan and scan not in confirm:
             background, scan = scan, None  # tracked faces are re-detected below; the scan only finds new ones
         confirming = list(dict.fromkeys(r for r in confirm if r != scan))  # the same region once
         foreground = ([scan] if scan is not None else []) + confirming
@@ -207,6 +210,25 @@ class DetectionPlanner:
                 confirming = [r for r in confirming if r.kind != "scan"]  # and what a coarser whole frame found
         regions = ([scan] if scan is not None else []) + [r for r in confirming if r != scan]
         return DetectionPlan(regions + [roi(k, b) for k, b in uncovered], background)
+
+    def scan_due(self, tracking: bool) -> bool:
+        """Whether the next planned frame scans for new faces (always when nothing is ``tracking``)."""
+        return not tracking or self.scan_every <= 1 or self._frames % self.scan_every == 0
+
+    def background_scan(self, width: int, height: int) -> Region:
+        """The scan due on a frame the detector skips (``scan_due``), for the scan thread; the frame counts as
+        ``skip`` counts it."""
+        if self._size != (width, height):
+            self._size = (width, height)
+            self._tiles = fine_tiles(width, height, self.max_side) if self.fine_scan else []
+            self._slot = 0
+        self._frames += 1
+        return self._next_scan(width, height)
+
+    def skip(self) -> None:
+        """A frame the detector skipped while tracking (``detection.redetect_period``): it counts in the scan cycle,
+        so new faces are looked for every ``scan_every`` frames whatever the re-detection rate."""
+        self._frames += 1
 
     def _next_scan(self, width: int, height: int) -> Region:
         """The next scan slot: the whole frame, alternating with the fine tiles in turn when there are any."""

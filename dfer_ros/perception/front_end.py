@@ -11,7 +11,7 @@ import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from dfer_ros.perception.types import Detection
 from dfer_ros.typed_config import iter_settings
 
 log = logging.getLogger(__name__)
+STAMP_TOLERANCE = 1e-6  # seconds: stamps summed from frame intervals must not miss the re-detection period by 1e-15
 
 # Faces the detector hands to the tracker: every face is tracked, however many are reported
 # (``detection.max_faces``), so the reported ones can stay the same faces; a detector cut to the largest
@@ -104,40 +105,58 @@ class FaceFrontEnd:
         self._reported_since.clear()
         self._last_detector_stamp = None
 
-    def step(self, bgr: np.ndarray, stamp: float) -> FrontEndStep:
-        """Detect (on every ``detection.every``-th frame since the reset) and track at ``stamp``."""
-        run_detector = self._frames_since_reset % self.config.detection.every == 0
-        self._frames_since_reset += 1
+    def step(self, bgr: np.ndarray, stamp: float,
+             may_coast: Optional[Callable[[dict[str, np.ndarray]], set]] = None) -> FrontEndStep:
+        """Detect (on every ``detection.every``-th frame since the reset) and track at ``stamp``. Faces may coast
+        (``detection.redetect_period``, see ``_coasting``): they are not re-detected on this frame and the tracker
+        predicts their boxes; when all do and no scan needs the foreground, the detector does not run at all.
+        ``may_coast``: given the predicted boxes (face id -> box), the ids of the faces the caller can do without
+        detecting on this frame (None: all)."""
         t = time.perf_counter()
         regions: list[Region] = []
+        run_detector = self._frames_since_reset % self.config.detection.every == 0
+        coasting: set[int] = set()
+        if run_detector:
+            coasting = self._coasting(stamp, may_coast)
+            if coasting and len(coasting) == len(self.tracker.tracks):  # no face to look at now
+                started = self._scan_beside(bgr)
+                run_detector = started is None
+                regions += started or []
+        self._frames_since_reset += 1
         detections: list[Detection] = []
         redetected: dict[int, Detection] = {}
         origins: list[Optional[Region]] = []
         if run_detector and not self._plans:
+            coasting = set()
             detections = self.detector.detect(bgr)
         elif run_detector:
             # a tentative face is confirmed by the pass that found it, not by a region re-detection
             confirm = self.tracker.tentative_origins()
             waiting = self.tracker.awaiting_origin()
-            tracked = [(key, box) for key, box in self.tracker.search_boxes(stamp) if key not in waiting]
+            tracked = [(key, box) for key, box in self.tracker.search_boxes(stamp)
+                       if key not in waiting and key not in coasting]
             # no face seen at the last run (only lost ones kept alive): nothing to re-detect, so the whole frame is
             # scanned now, as with no faces at all (a face in view for a few frames is not left to the scan cycle)
             seen = any(t.detection is not None for t in self.tracker.tracks)
-            plan = self.planner.plan(bgr.shape[1], bgr.shape[0], tracked, confirm,
-                                     rescan=self._after_gap(stamp) or (bool(tracked) and not seen))
+            rescan = self._after_gap(stamp) or (bool(tracked) and not seen)
+            if rescan:
+                coasting = set()
+                tracked = [(key, box) for key, box in self.tracker.search_boxes(stamp) if key not in waiting]
+            plan = self.planner.plan(bgr.shape[1], bgr.shape[0], tracked, confirm, rescan=rescan,
+                                     coasting=len(coasting))
             regions = plan.regions
             detections, redetected, origins = self._detect(bgr, regions, dict(tracked))
             scanned, region = self._collect_scan()
             # scans that overlap (a confirming scan, a tile, last frame's background scan) find a face once each
             detections, origins = distinct_detections(detections + scanned, origins + [region] * len(scanned))
             if plan.background is not None:
-                self._scan_job = (self._scan_pool.submit(self._scan, bgr, plan.background), plan.background)
+                self._start_scan(bgr, plan.background)
                 regions = regions + [plan.background]
         detect_ms = _ms(t)
         if run_detector:
             self._check_detector_gap(stamp)
         t = time.perf_counter()
-        tracks = (self.tracker.update(detections, stamp, redetected, origins or None) if run_detector
+        tracks = (self.tracker.update(detections, stamp, redetected, origins or None, coasting) if run_detector
                   else self.tracker.predict(stamp))
         for face_id in self.tracker.ended_ids:
             self._reported_since.pop(face_id, None)
@@ -164,6 +183,39 @@ class FaceFrontEnd:
             log.warning("background face scan failed (%s: %s); new faces are looked for on the next scan",
                         type(exc).__name__, exc)
             return [], region
+
+    def _start_scan(self, bgr: np.ndarray, region: Region) -> None:
+        """A scan for new faces on the scan thread; its faces join on the next detector frame."""
+        self._scan_job = (self._scan_pool.submit(self._scan, bgr, region), region)
+
+    def _coasting(self, stamp: float, may_coast: Optional[Callable[[dict[str, np.ndarray]], set]]) -> set[int]:
+        """Keys of the tracks that skip re-detection on this frame (``detection.redetect_period``): confirmed faces
+        found at the last run, detected less than the period ago, that the caller can do without now. New,
+        unconfirmed and missed faces are always looked for."""
+        period = self.config.detection.redetect_period
+        if period <= 0 or not self.tracker.tracks:
+            return set()
+        candidates = {t.face_id: t.key for t in self.tracker.tracks if t.confirmed and t.detection is not None
+                      and stamp - t.last_detection_stamp < period - STAMP_TOLERANCE}
+        if not candidates:
+            return set()
+        if may_coast is not None:
+            boxes = self.tracker.predicted_boxes(stamp)
+            allowed = may_coast({fid: boxes[fid] for fid in candidates})
+            candidates = {fid: key for fid, key in candidates.items() if fid in allowed}
+        return set(candidates.values())
+
+    def _scan_beside(self, bgr: np.ndarray) -> Optional[list[Region]]:
+        """On a frame where every face coasts: the regions started (a scan for new faces due now, on the scan thread,
+        or none); None when a due scan cannot start there, so the detector must run."""
+        if not self.planner.scan_due(True):
+            self.planner.skip()
+            return []
+        if self._scan_pool is None or self._scan_job is not None:
+            return None
+        region = self.planner.background_scan(bgr.shape[1], bgr.shape[0])
+        self._start_scan(bgr, region)
+        return [region]
 
     def _after_gap(self, stamp: float) -> bool:
         """Whether the previous detector frame is more than ``tracking.lost_seconds`` of stamp time ago: the tracked

@@ -264,7 +264,7 @@ class PerceptionPipeline:
         state_time = self._state_time(stamp, stamp_event)
         self._last_stamp = stamp
 
-        step = self.front_end.step(bgr, state_time)
+        step = self.front_end.step(bgr, state_time, may_coast=lambda boxes: self._may_coast(bgr, boxes, state_time))
         t = time.perf_counter()
         for face_id in step.ended_ids:
             self.buffers.free(face_id)
@@ -353,6 +353,21 @@ class PerceptionPipeline:
         return FrameResult(stamp=stamp, frame_index=index, faces=results, timings_ms=timings, stamp_event=stamp_event,
                            events=events, people_in_view=self.reid.people_in_view([tr.face_id for tr in visible]),
                            people_known=self.reid.people_known())
+
+    def _may_coast(self, bgr: np.ndarray, boxes: dict[str, np.ndarray], state_time: float) -> set[str]:
+        """The faces of ``boxes`` (face id -> predicted box) that need no detection on this frame
+        (``detection.redetect_period``). Only detected faces are encoded, so a face is detected when a model stage
+        would run on it: still filling its window, a stage's period or refresh floor falling due, or a view change at
+        its predicted box (the rules of ``view_change``: a moving face, a turning head, an expression onset).
+        ``compute.fill_budget`` never coasts (every stage on every image, the behaviour before freshness targets)."""
+        if self.config.compute.fill_budget:
+            return set()
+        need = self.model.head.min_frames
+        quiet = {fid for fid in boxes if self.behaviour.withheld(fid)}  # not encoded: looked at by the period
+        ready = {fid for fid in boxes if fid not in quiet and fid in self.buffers and len(self.buffers.get(fid)) >= need}
+        ready -= self.scheduler.wanted(state_time, ready)
+        ready -= set(self.view_changes.changed(bgr, {fid: boxes[fid] for fid in ready}, self.encoder_stages))
+        return quiet | ready
 
     def _reidentify(self, bgr: np.ndarray, visible: list[Track], stamp: float) -> None:
         """Person ids (``perception.reid``): merge last frame's descriptors, start this frame's on the faces

@@ -53,8 +53,20 @@ OVERDUE_BUDGET_FACTOR = 4.0  # overdue pairs are served beyond the budget up to 
 
 
 def _us(seconds: float) -> int:
-    """``seconds`` in whole microseconds (see ``ComputeScheduler.plan``)."""
+    """``seconds`` in whole microseconds (see ``_timing``)."""
     return round(seconds * 1e6)
+
+
+def _timing(spec: "StageSpec", state: "_FaceState", stamp: float, frame_dt: float) -> tuple[float, bool, bool]:
+    """(seconds since the stage last served the face, or since it was first seen; overdue: its refresh floor passes
+    before the next frame; due: its freshness period has passed). Times are compared in whole microseconds: the same
+    frames must give the same plan whether their stamps came as index / fps (a video) or as sec + nanosec (a bag),
+    which differ by ~1e-17 s, and at 25 fps a 0.5 s floor or a 0.1 s period minus half a frame falls exactly on a
+    frame. The period has half a frame of slack, so stamp jitter does not skip a frame."""
+    since = stamp - (state.first_stamp if state.last_served is None else state.last_served)
+    overdue = _us(since + frame_dt) >= _us(spec.max_age_seconds)
+    due = spec.period_seconds <= 0 or _us(since) >= _us(spec.period_seconds - frame_dt / 2)
+    return since, overdue, due
 
 
 @dataclass(frozen=True)
@@ -192,6 +204,23 @@ class ComputeScheduler:
             return math.inf
         return max(0.0, float(stamp) - state.last_served)
 
+    def wanted(self, stamp: float, face_ids) -> set[str]:
+        """The faces of ``face_ids`` a stage must see on the frame stamped ``stamp``: one never served by a stage, or
+        a period or refresh floor falling due (as ``plan`` decides it). A face no stage wants may skip detection
+        (``detection.redetect_period``), since only detected faces are encoded."""
+        stamp = float(stamp)
+        last = self._last_stamp
+        frame_dt = stamp - last if last is not None and stamp > last else self._frame_dt
+        out = set()
+        for fid in face_ids:
+            states = self._faces.get(fid, {})
+            for name, spec in self.stages.items():
+                state = states.get(name)
+                if state is None or state.last_served is None or any(_timing(spec, state, stamp, frame_dt)[1:]):
+                    out.add(fid)
+                    break
+        return out
+
     def estimated_ms(self, stage: str) -> float:
         return self.costs[stage].ms_per_face
 
@@ -224,14 +253,8 @@ class ComputeScheduler:
                 new = state.last_served is None
                 if not new and state.frames - 1 - state.last_served_frame < spec.min_frames_between:
                     continue  # rate cap: served too recently
-                since = stamp - (state.first_stamp if new else state.last_served)
-                # times compared in whole microseconds: the same frames must give the same plan whether their
-                # stamps came as index / fps (a video) or as sec + nanosec (a bag), which differ by ~1e-17 s, and
-                # at 25 fps a 0.5 s floor or a 0.1 s period minus half a frame falls exactly on a frame
-                overdue = _us(since + self._frame_dt) >= _us(spec.max_age_seconds)
+                since, overdue, due = _timing(spec, state, stamp, self._frame_dt)
                 changed = name in face.changed
-                # due by the freshness target; half a frame of slack so stamp jitter does not skip a frame
-                due = spec.period_seconds <= 0 or _us(since) >= _us(spec.period_seconds - self._frame_dt / 2)
                 if not (new or overdue or changed or due or self.fill_budget):
                     continue  # fresh enough, and nothing changed: spend nothing on it
                 staleness = (since + self._frame_dt) / spec.max_age_seconds if spec.max_age_seconds > 0 else 1.0

@@ -21,7 +21,7 @@ import itertools
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import AbstractSet, Optional, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -271,7 +271,7 @@ class FaceTracker:
 
     def update(self, detections: Sequence[Detection], stamp: float,
                redetected: Optional[dict[int, Detection]] = None,
-               origins: Optional[Sequence[object]] = None) -> list[Track]:
+               origins: Optional[Sequence[object]] = None, coasting: AbstractSet[int] = frozenset()) -> list[Track]:
         """Advance to ``stamp`` and associate this frame's detections; returns the confirmed tracks.
 
         ``origins``: per detection, what found it (the detector's region); a new tentative track keeps its
@@ -281,11 +281,16 @@ class FaceTracker:
         to that track without matching; their score is not comparable with a whole-frame detection's (the
         face fills more of a region than of a scene, and CenterFace scores such faces lower), so the track
         reports the score of its last whole-frame detection.
+
+        ``coasting``: keys of tracks the detector did not look for on this frame (``detection.redetect_period``): a
+        scan's detection may still match one, but without one it is not missed; it stays visible with its last
+        detection and a predicted box.
         """
         self._advance(stamp)
         cfg = self.config
         for t in self.tracks:
-            t.detection = None
+            if t.key not in coasting:  # a coasting face keeps its last detection: it was not looked for
+                t.detection = None
         redetected = redetected or {}
         origin_of = {id(d): o for d, o in zip(detections, origins)} if origins is not None else {}
         owners = [t for t in self.tracks if redetected.get(t.key) is not None]
@@ -355,6 +360,11 @@ class FaceTracker:
             else:
                 keep.append(t)
         self.tracks = keep
+
+    def predicted_boxes(self, stamp: float) -> dict[str, np.ndarray]:
+        """face id -> the box each confirmed track's filter predicts for ``stamp`` (no state changes)."""
+        dt = 0.0 if self._stamp is None else max(0.0, stamp - self._stamp)
+        return {t.face_id: t.kf.box_at(dt) for t in self.tracks if t.confirmed}
 
     def confirmed_tracks(self) -> list[Track]:
         return [t for t in self.tracks if t.confirmed]
