@@ -189,6 +189,27 @@ class QualityConfig:
 
 
 @dataclass
+class EngagementConfig:
+    """Engagement levels (``perception.engagement``): head-pose angle and duration hystereses of REP-155's
+    EngagementLevel (published per person with ``hri.mode: producer``).
+
+    Defaults from the measurements in docs/rep155.md (engagement): off-axis angles of the webcam videos and of the
+    London faces turned synthetically."""
+
+    engage_max_degrees: float = setting(20.0, low=0.0, high=90.0,
+                                        description="A face starts looking at the camera when its head pose is at "
+                                                    "most this many degrees off the camera ray (nose direction vs "
+                                                    "camera ray; head pose, not eye gaze).")
+    disengage_min_degrees: float = setting(30.0, low=0.0, high=90.0,
+                                           description="... and stops looking only beyond this angle (hysteresis; "
+                                                       "must be >= engagement.engage_max_degrees).")
+    engage_seconds: float = setting(1.0, low=0.0, high=600.0,
+                                    description="Looking for this long (stamp time) turns ENGAGING into ENGAGED.")
+    disengage_seconds: float = setting(1.0, low=0.0, high=600.0,
+                                       description="Looking away for this long turns DISENGAGING into DISENGAGED.")
+
+
+@dataclass
 class EventConfig:
     """Expression episodes (``perception.events``): hysteresis and minimum duration.
 
@@ -276,6 +297,7 @@ class PipelineConfig:
     events: EventConfig = field(default_factory=EventConfig)
     reid: ReidConfig = field(default_factory=ReidConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    engagement: EngagementConfig = field(default_factory=EngagementConfig)
     max_frame_side: int = setting(4096, low=64, high=65536,
                                   description="Images with a larger side are rejected as corrupt.")
     encode_predicted: bool = setting(False, description="Also encode faces whose box is a tracker prediction.")
@@ -292,6 +314,10 @@ class PipelineConfig:
         if d.low_score_threshold > d.score_threshold:
             raise ConfigError(f"pipeline config: detection.low_score_threshold = {d.low_score_threshold!r} "
                               f"must be in [0, detection.score_threshold]")
+        g = self.engagement
+        if g.disengage_min_degrees < g.engage_max_degrees:
+            raise ConfigError(f"pipeline config: engagement.disengage_min_degrees = {g.disengage_min_degrees!r} "
+                              f"must be in [engagement.engage_max_degrees, 90]")
         e = self.events
         if e.offset_threshold > e.onset_threshold:
             raise ConfigError(f"pipeline config: events.offset_threshold = {e.offset_threshold!r} "
