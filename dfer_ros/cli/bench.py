@@ -29,6 +29,7 @@ SECTION_COMMANDS = {
     "brief_faces": "dfer_ros.cli.bench_brief_faces:main",
     "freshness": "dfer_ros.cli.bench_freshness:main",
     "quality": "dfer_ros.cli.bench_quality:main",
+    "hri": "dfer_ros.cli.bench_hri:main",
     "detector": "dfer_ros.cli.bench_detector:main",
     "detector_memory": "",
     "expression": "dfer_ros.cli.bench_expression:main",
