@@ -193,14 +193,17 @@ class EngagementConfig:
     """Engagement levels (``perception.engagement``): head-pose angle and duration hystereses of REP-155's
     EngagementLevel (published per person with ``hri.mode: producer``).
 
-    Defaults from the measurements in docs/rep155.md (engagement): off-axis angles of the webcam videos and of the
-    London faces turned synthetically."""
+    Defaults from the off-axis angles measured in docs/rep155.md (engagement): London frontal faces read at most 6.2
+    degrees and the three webcam videos, whose subjects face the camera, a median of 5.7 / 6.6 / 9.0 (95th
+    percentiles 11.0 / 14.9 / 17.3), so 15 starts looking; the videos' most turned frames read 22.5 (cap13's head turn) and 26.4 (franck, for 0.12 s
+    at most above 25), so with 22 and 1 s no frame of them is DISENGAGED; disengage_seconds 1 s exceeds every run
+    above 22 in them (0.36 s at most). engage_seconds is the same 1 s by symmetry, not measured."""
 
-    engage_max_degrees: float = setting(20.0, low=0.0, high=90.0,
+    engage_max_degrees: float = setting(15.0, low=0.0, high=90.0,
                                         description="A face starts looking at the camera when its head pose is at "
                                                     "most this many degrees off the camera ray (nose direction vs "
-                                                    "camera ray; head pose, not eye gaze).")
-    disengage_min_degrees: float = setting(30.0, low=0.0, high=90.0,
+                                                    "camera ray, 5-landmark head pose; not eye gaze).")
+    disengage_min_degrees: float = setting(22.0, low=0.0, high=90.0,
                                            description="... and stops looking only beyond this angle (hysteresis; "
                                                        "must be >= engagement.engage_max_degrees).")
     engage_seconds: float = setting(1.0, low=0.0, high=600.0,
