@@ -10,7 +10,8 @@ Three parts:
   the engagement state machine: the off-axis angle per image and the levels it walks.
 * ``cost``: the node's added cost per image with ``hri.enabled`` (``HriPublisher.publish``: building and publishing
   every REP-155 message) at 1, 4 and 25 faces (real pipeline results on London face grids), in beside mode, in
-  producer mode without subscribers, and in producer mode with every per-face and per-person topic subscribed by
+  producer mode without subscribers, and in producer mode with every per-face and per-person topic but the images,
+  then every one, subscribed by
   another process (so cropped and aligned are cut and sent).
 
 ``turned_view`` is the synthetic head turn: the face's own 3-D mesh (MediaPipe Face Landmarker) rotated about the
@@ -307,7 +308,8 @@ def _affect_for(faces: int, model, descriptor) -> tuple:
     return affect, frames[11 % len(frames)], tuple(result.people_known)
 
 
-def _topics(node_name_filter: str, node) -> list[str]:
+def _topics(node) -> list[str]:
+    """Every per-face and per-person topic the bench node publishes, as the subscriber process takes them."""
     out = []
     for name, types in node.get_topic_names_and_types():
         if name.startswith("/humans/") and name not in ("/humans/faces/tracked", "/humans/persons/tracked",
@@ -333,8 +335,9 @@ def measure_cost(faces: Sequence[int] = FACES, frames: int = 100, progress: Call
             affect, image, known = _affect_for(n, model, descriptor)
             persons = len({f.person_id for f in affect.faces if f.person_id})
             size = (image.shape[1], image.shape[0])
-            for mode, subscribed in (("beside", False), ("producer", False), ("producer", True)):
-                node = rclpy.create_node(f"hri_bench_{mode}_{int(subscribed)}_{n}")
+            for mode, subscribed in (("beside", "none"), ("producer", "none"), ("producer", "all but images"),
+                                     ("producer", "all")):
+                node = rclpy.create_node(f"hri_bench_{mode}_{subscribed.replace(' ', '_')}_{n}")
                 hri = HriPublisher(node, mode=mode)
                 stamp = [1000.0]
 
@@ -345,13 +348,16 @@ def measure_cost(faces: Sequence[int] = FACES, frames: int = 100, progress: Call
 
                 once()  # creates the per-face and per-person publishers
                 sub = None
-                if subscribed:
-                    topics = _topics("", node)
+                if subscribed != "none":
+                    topics = [t for t in _topics(node) if subscribed == "all"
+                              or not t.split("=")[0].endswith(("/cropped", "/aligned"))]
                     sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, *topics], stdout=subprocess.PIPE,
                                            text=True)
                     assert sub.stdout.readline().strip() == "ready"
                     deadline = time.monotonic() + 30
-                    pubs = [p for face in hri._faces.values() for p in face.values()]
+                    wanted = {t.split("=")[0] for t in topics}
+                    pubs = [p for p in hri.topic_publishers() if p.topic_name in wanted
+                            and not p.topic_name.endswith(("/face_id", "/anonymous"))]
                     while time.monotonic() < deadline and any(p.get_subscription_count() == 0 for p in pubs):
                         time.sleep(0.05)
                 made_before = hri.images_made
@@ -384,7 +390,7 @@ def markdown(report: dict) -> str:
     rows = ["| faces | persons | mode | per-face topics subscribed | images cut / frame | wall ms median | wall ms p95 | "
             "CPU ms mean | load |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in report.get("results", []):
-        rows.append(f"| {r['faces']} | {r['persons']} | {r['mode']} | {'all' if r['subscribed'] else 'none'} | "
+        rows.append(f"| {r['faces']} | {r['persons']} | {r['mode']} | {r['subscribed']} | "
                     f"{r['images_per_frame']} | {r['wall_ms_median']} | {r['wall_ms_p95']} | {r['cpu_ms_mean']} | "
                     f"{r['load_average']} |")
     return "\n".join(rows) + "\n"

@@ -17,7 +17,7 @@ PARTS = ("angles", "walk", "cost")
 HRI_PREFIX = REPO_ROOT / ".venv" / "opt" / "hri_msgs"  # where `make setup` builds hri_msgs
 
 
-def _reexec_with_hri_msgs(prefix: Path) -> None:
+def _reexec_with_hri_msgs(prefix: Path, argv: Sequence[str]) -> None:
     """Start this command again with ``prefix``'s hri_msgs importable (its libraries are found only through
     LD_LIBRARY_PATH, read at process start), unless hri_msgs is importable already."""
     from dfer_ros.ros.hri_publisher import hri_msgs_available
@@ -30,7 +30,7 @@ def _reexec_with_hri_msgs(prefix: Path) -> None:
     env = dict(os.environ, DFER_HRI_REEXEC="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(prefix / "lib"), env.get("LD_LIBRARY_PATH", "")]))
-    os.execve(sys.executable, [sys.executable, "-m", "dfer_ros.cli.bench_hri", *sys.argv[1:]], env)
+    os.execve(sys.executable, [sys.executable, "-m", "dfer_ros.cli.bench_hri", *argv], env)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -41,6 +41,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--frames", type=int, default=100, help="images timed per cost case")
     parser.add_argument("--london-step", type=int, default=3, help="angles: every k-th London person")
     parser.add_argument("--hri-prefix", type=Path, default=HRI_PREFIX, help="hri_msgs install prefix")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     parts = args.parts or list(PARTS)
@@ -48,7 +49,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}: choose from {', '.join(PARTS)}")
     if "cost" in parts:
-        _reexec_with_hri_msgs(args.hri_prefix)
+        _reexec_with_hri_msgs(args.hri_prefix, argv)
     from dfer_ros.bench import hri_bench
 
     report: dict = {}

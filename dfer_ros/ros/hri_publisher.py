@@ -195,6 +195,12 @@ class HriPublisher:
     def face_ids(self) -> list[str]:
         return list(self._faces)
 
+    def topic_publishers(self) -> list:
+        """The per-face and per-person publishers now (for benchmarks that wait for their subscribers)."""
+        with self._lock:
+            return [pub for group in list(self._faces.values()) + list(self._persons.values())
+                    for name, pub in group.items() if name != "last" and not name.endswith("_msg")]
+
     def set_engagement_config(self, config) -> None:
         """A run-time change of the engagement.* parameters (the states so far are kept)."""
         self.engagement.config = config
@@ -219,8 +225,9 @@ class HriPublisher:
             pubs = self._faces.get(face.face_id)
             if pubs is None:
                 pubs = self._faces[face.face_id] = self._start_face(face.face_id)
-            pubs["expression"].publish(self._expression(affect.header, face))
-            if len(face.action_units.names):
+            if _wanted(pubs["expression"]):
+                pubs["expression"].publish(self._expression(affect.header, face))
+            if len(face.action_units.names) and _wanted(pubs["facs"]):
                 pubs["facs"].publish(self._facs(affect.header, face))
             if self.producer and image_size is not None:
                 self._publish_producer(pubs, affect.header, face, image_size, images)
@@ -236,20 +243,28 @@ class HriPublisher:
     def _publish_producer(self, pubs, header, face, image_size, images) -> None:
         width, height = image_size
         r = face.roi
-        xmin, ymin, xmax, ymax = normalized_box(r.x_offset, r.y_offset, r.width, r.height, width, height)
-        pubs["roi"].publish(self._msgs.NormalizedRegionOfInterest2D(
-            header=header, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax,
-            c=min(1.0, max(0.0, float(face.detection_score)))))
-        points = [self._msgs.NormalizedPointOfInterest2D() for _ in range(LANDMARKS)]
-        for slot, (x, y, c) in zip(self._slots, landmark_points(face.landmarks, face.detection_score, width, height)):
-            points[slot] = self._msgs.NormalizedPointOfInterest2D(x=x, y=y, c=c)
-        pubs["landmarks"].publish(self._msgs.FacialLandmarks(header=header, landmarks=points, height=int(height),
-                                                             width=int(width)))
+        if _wanted(pubs["roi"]):
+            xmin, ymin, xmax, ymax = normalized_box(r.x_offset, r.y_offset, r.width, r.height, width, height)
+            pubs["roi"].publish(self._msgs.NormalizedRegionOfInterest2D(
+                header=header, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax,
+                c=min(1.0, max(0.0, float(face.detection_score)))))
+        if _wanted(pubs["landmarks"]):
+            # one message per face, reused: only our five slots change (the publish serialises it at once)
+            msg = pubs.get("landmarks_msg")
+            if msg is None:
+                msg = pubs["landmarks_msg"] = self._msgs.FacialLandmarks(
+                    landmarks=[self._msgs.NormalizedPointOfInterest2D() for _ in range(LANDMARKS)])
+            msg.header, msg.width, msg.height = header, int(width), int(height)
+            for slot, (x, y, c) in zip(self._slots, landmark_points(face.landmarks, face.detection_score, width,
+                                                                    height)):
+                point = msg.landmarks[slot]
+                point.x, point.y, point.c = x, y, c
+            pubs["landmarks"].publish(msg)
         box = (r.x_offset, r.y_offset, r.width, r.height)
         for name, make in (("cropped", lambda img: cropped_face(img, box, self.face_side)),
                            ("aligned", lambda img: aligned_face(img, box, face.landmarks, self.face_side))):
             pub = pubs[name]
-            if pub.get_subscription_count() == 0 or images.get() is None:
+            if not _wanted(pub) or images.get() is None:
                 continue  # nobody asks: no image is cut
             crop = make(images.get())
             self.images_made += 1
@@ -267,7 +282,7 @@ class HriPublisher:
             if face_id != pubs["last"]:
                 pubs["face_id"].publish(self._String(data=face_id))
                 pubs["last"] = face_id
-            if self.producer:
+            if self.producer and _wanted(pubs["engagement_status"]):
                 level = int(self.engagement.level(face_id))
                 pubs["engagement_status"].publish(self._msgs.EngagementLevel(header=affect.header, level=level))
         self._persons_pub.publish(self._IdsList(header=affect.header, ids=sorted(face_of, key=person_order)))
@@ -303,8 +318,9 @@ class HriPublisher:
         return {name: self._node.create_publisher(kind, f"{root}/{name}", self._qos) for name, kind in types.items()}
 
     def _end_face(self, face_id: str) -> None:
-        for pub in self._faces.pop(face_id).values():
-            self._node.destroy_publisher(pub)
+        for name, pub in self._faces.pop(face_id).items():
+            if not name.endswith("_msg"):
+                self._node.destroy_publisher(pub)
         self.engagement.end(face_id)
 
     def _start_person(self, person_id: str) -> dict[str, Any]:
@@ -333,6 +349,12 @@ class HriPublisher:
     def _facs(self, header, face):
         intensity, confidence = facs_arrays(face.action_units.names, face.action_units.probabilities)
         return self._Facs(header=header, intensity=intensity, confidence=confidence)
+
+
+def _wanted(publisher) -> bool:
+    """Whether a volatile topic has a subscriber: a message nobody receives is not built (REP-155 consumers such as
+    libhri subscribe to the per-face topics they use)."""
+    return publisher.get_subscription_count() > 0
 
 
 class _LazyFrame:
