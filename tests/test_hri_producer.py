@@ -316,3 +316,51 @@ def test_engagement_walks_the_levels_as_a_real_face_turns_to_the_camera_and_away
         assert all(levels[k].header.stamp == p.affect[k].header.stamp for k in levels)
         p.node.destroy_node()
     assert proc.returncode == 0
+
+
+def test_an_unknown_hri_mode_is_refused_with_the_choices():
+    from dfer_ros.ros.parameters import all_parameter_specs, validate_values
+
+    specs = all_parameter_specs()
+    current = {s.name: s.default for s in specs}
+    assert current["hri.mode"] == "beside"
+    problem, _ = validate_values(current, {"hri.mode": "only"}, specs)
+    assert problem == "hri.mode = 'only' is not one of beside, producer"
+    assert validate_values(current, {"hri.mode": "producer"}, specs)[0] is None
+
+
+def test_engagement_settings_changed_at_run_time_apply_to_the_next_image(hri_prefix):
+    """In this process, over real DDS: a face held at 18 degrees stays ENGAGED under the default disengage angle
+    (22); lowering it to 15 (the node's on-set-parameters path calls ``set_engagement_config``) turns it away."""
+    rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not installed; run make setup")
+    import ros2_stack
+    from sensor_msgs.msg import RegionOfInterest
+    from std_msgs.msg import Header
+
+    from dfer_ros.msg import FaceAffect, FaceAffectArray, FaceQuality
+    from dfer_ros.perception.config import EngagementConfig
+    from dfer_ros.perception.engagement import Level
+    from dfer_ros.ros.hri_publisher import HriPublisher
+    from dfer_ros.ros.session import ros_session
+
+    ros2_stack.import_hri_msgs(hri_prefix)
+    face = FaceAffect(face_id="f1", person_id="p1", roi=RegionOfInterest(x_offset=10, y_offset=10, width=50, height=60),
+                      quality=FaceQuality(head_pose_valid=True, yaw=0.0, pitch=0.0))
+    affect = FaceAffectArray(header=Header(frame_id="cam"), faces=[face])
+    with ros_session():
+        node = rclpy.create_node("hri_engagement_settings")
+        hri = HriPublisher(node, mode="producer")
+
+        def images(yaw, start, count):
+            face.quality.yaw = yaw
+            for i in range(count):
+                hri.publish(affect, (), image_size=(400, 300), frame=None, stamp=start + 0.1 * i)
+            return hri.engagement.level("f1")
+
+        assert images(0.0, 0.0, 12) == Level.ENGAGED
+        assert images(18.0, 1.2, 20) == Level.ENGAGED  # within the 22 degree hysteresis
+        hri.set_engagement_config(EngagementConfig(engage_max_degrees=10.0, disengage_min_degrees=15.0))
+        assert images(18.0, 3.2, 1) == Level.DISENGAGING
+        assert images(18.0, 3.3, 11) == Level.DISENGAGED
+        hri.close()
+        node.destroy_node()
