@@ -1,6 +1,6 @@
-"""REP-155 (ROS4HRI) output: the node's per-face results as ``hri_msgs`` topics under ``/humans/faces``.
+"""REP-155 (ROS4HRI) output: the node's per-face results as ``hri_msgs`` topics under ``/humans`` (docs/rep155.md).
 
-Existing HRI stacks (libhri / pyhri consumers, PAL robots) read faces from:
+Both modes (``hri.mode``) publish:
 
 * ``/humans/faces/tracked`` (``hri_msgs/IdsList``): the ids of the faces tracked in the newest image;
 * ``/humans/faces/<id>/expression`` (``hri_msgs/Expression``): expression label, valence, arousal, confidence;
@@ -12,11 +12,17 @@ Existing HRI stacks (libhri / pyhri consumers, PAL robots) read faces from:
 * ``/humans/persons/known`` (``hri_msgs/IdsList``): every person the re-identification gallery knows, in view
   or not (forgotten or expired persons leave it).
 
-The per-face publishers are created when a face id first appears and destroyed when it leaves the tracked
-list, so the per-face topics come and go with the faces, as REP-155 describes. The names are absolute (REP-155
-puts every human under ``/humans``), so the node's namespace does not apply to them. REP-155 names no QoS;
-the publishers use the ROS 2 default profile (reliable, volatile, keep last 10), which every subscriber QoS
-matches, including libhri's ``SystemDefaultsQoS``.
+"producer" (the stack's only face producer) adds per face ``roi`` (``NormalizedRegionOfInterest2D``),
+``landmarks`` (``FacialLandmarks``: our five points in the message's slots, the rest c = 0), ``cropped`` and
+``aligned`` (``sensor_msgs/Image``, 128 x 128 bgr8, cut only for subscribers), and per person ``anonymous``
+(latched ``std_msgs/Bool``) and ``engagement_status`` (``EngagementLevel`` from ``perception.engagement``).
+
+The per-face and per-person publishers are created when a face id (person id) first appears and destroyed when
+it leaves, so their topics come and go with the faces, as REP-155 describes. A volatile per-face or per-person
+topic nobody subscribes to gets no message built. The names are absolute (REP-155 puts every human under
+``/humans``), so the node's namespace does not apply to them. REP-155 names no QoS; the publishers use the ROS 2
+default profile (reliable, volatile, keep last 10), which every subscriber QoS matches, including libhri's
+``SystemDefaultsQoS``.
 
 Everything is derived from the ``FaceAffectArray`` the node publishes on ``faces/affect`` for the same image
 (same header, same values), so the two outputs cannot disagree. ``hri_msgs`` is optional: this module imports
