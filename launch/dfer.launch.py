@@ -9,7 +9,9 @@ Launch arguments:
   debug_image    publish the annotated debug_image (true/false)
   autostart      configure+activate by itself (false: leave it to a lifecycle manager)
   use_sim_time   use /clock (bag replay)
-  hri            also publish the REP-155 (ROS4HRI) topics under /humans/faces (needs hri_msgs)
+  hri            also publish the REP-155 (ROS4HRI) topics under /humans (needs hri_msgs)
+  hri_mode       beside (next to hri_face_detect: expression, facs and person ids only) | producer (this node is
+                 the stack's only face producer: also roi, landmarks, cropped, aligned, engagement_status, anonymous)
 
 The node is a ``launch_ros.actions.LifecycleNode``, so a lifecycle manager or ``ros2 lifecycle set`` can
 drive it when autostart is false. Values given here override the params file. Every value is given its
@@ -41,6 +43,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (bag replay)"),
         DeclareLaunchArgument("hri", default_value="false",
                               description="publish REP-155 /humans/faces topics (needs the hri_msgs package)"),
+        DeclareLaunchArgument("hri_mode", default_value="beside", choices=["beside", "producer"],
+                              description="beside: next to hri_face_detect (expression, facs, person ids); producer: "
+                                          "the only face producer (also roi, landmarks, cropped, aligned, "
+                                          "engagement_status, anonymous)"),
     ]
     node = LifecycleNode(
         package="dfer_ros",
@@ -58,6 +64,7 @@ def generate_launch_description() -> LaunchDescription:
                 "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
                 "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
                 "hri.enabled": ParameterValue(LaunchConfiguration("hri"), value_type=bool),
+                "hri.mode": ParameterValue(LaunchConfiguration("hri_mode"), value_type=str),
             },
         ],
         remappings=[("image", LaunchConfiguration("image")),

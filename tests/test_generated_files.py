@@ -34,7 +34,9 @@ def test_validation_ranges_are_the_parameter_ranges():
 
     for spec in parameters.pipeline_parameter_specs():
         if spec.low is None or spec.name in ("detection.low_score_threshold", "detection.score_threshold",
-                                             "events.onset_threshold", "events.offset_threshold"):  # cross-field
+                                             "events.onset_threshold", "events.offset_threshold",
+                                             "engagement.engage_max_degrees",
+                                             "engagement.disengage_min_degrees"):  # cross-field
             continue
         for value, ok in ((spec.low, True), (spec.high, True), (spec.high * 2 + 1, False)):
             flat = {**PipelineConfig().to_flat(), spec.name: type(spec.default)(value)}
@@ -46,3 +48,6 @@ def test_validation_ranges_are_the_parameter_ranges():
     # the cross-field rule of the event thresholds: offset above onset is rejected naming the offset
     with pytest.raises(ConfigError, match="events.offset_threshold"):
         PipelineConfig.from_flat({**PipelineConfig().to_flat(), "events.onset_threshold": 0.2})
+    # ... and of the engagement angles: a disengage angle below the engage angle is rejected naming it
+    with pytest.raises(ConfigError, match="engagement.disengage_min_degrees"):
+        PipelineConfig.from_flat({**PipelineConfig().to_flat(), "engagement.engage_max_degrees": 89.0})

@@ -152,6 +152,7 @@ CASES = {
         "autostart": ("true", "state", "active"),
         "use_sim_time": ("true", "use_sim_time", True),
         "hri": ("true", "hri.enabled", True),
+        "hri_mode": ("producer", "hri.mode", "producer"),
     }),
     "left unconfigured": ("/args_idle/dfer_node", None, {
         "namespace": ("args_idle", "node", "/args_idle/dfer_node"),
@@ -170,6 +171,7 @@ CASES = {
         "autostart": (None, "state", "active"),
         "use_sim_time": (None, "use_sim_time", False),
         "hri": (None, "hri.enabled", False),
+        "hri_mode": (None, "hri.mode", "beside"),
     }),
 }
 READ_OTHERWISE = ("subscription", "node", "state", "debug_image publisher")

@@ -24,4 +24,4 @@ def test_main_launch_file_declares_the_documented_arguments():
     declared = {node.args[0].value for node in ast.walk(tree)
                 if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"}
     assert {"image", "params_file", "model", "backend", "namespace", "debug_image", "autostart",
-            "use_sim_time"} <= declared
+            "use_sim_time", "hri", "hri_mode"} <= declared

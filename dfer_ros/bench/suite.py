@@ -28,6 +28,9 @@ their numbers into one JSON file and one markdown table.
   detector_memory  ``detector_bench memory`` (not in the default sections: 100,000 calls per detector take
                tens of minutes on 2 cores): the default detector and yuface's YuNet, each in its own process,
                RSS at start, every 10 % of the calls and at the end, slope in MiB per 1,000 calls
+  hri          ``dfer bench hri cost`` in its own process (not in the default sections: about 2 minutes): what
+               ``hri.enabled`` adds per image at 1, 4 and 25 faces, beside / producer, no subscribers / every
+               REP-155 topic subscribed (docs/rep155.md)
   gpu          CUDA (torch): the GPU streaming section; TensorRT (when installed): the ViT image tower
                exported to ONNX and built as an fp16 engine, ms per batch of 1/4/8 crops. Skipped with
                the reason when there is no GPU.
@@ -83,6 +86,8 @@ class SuiteConfig:
     loaded_faces: tuple[int, ...] = (1, 4, 25)  # the loaded section: faces per scene (1 or square numbers)
     loaded_seconds: float = 10.0  # measured seconds per loaded run (two runs per scene: quiet and loaded)
     brief_faces_per_kind: int = 60  # the brief_faces section (only run when asked for): stills per kind
+    hri_faces: tuple[int, ...] = (1, 4, 25)  # the hri section (only run when asked for): faces per case
+    hri_frames: int = 100  # images timed per hri case
     soak_frames: int = 30000  # frames of the soak section (only run when asked for: --sections soak)
     # the detector_memory section (only run when asked for): calls per detector, each in its own process
     detector_memory_calls: int = 100_000
@@ -276,6 +281,22 @@ def run_reid(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
         return json.loads(out.read_text())
 
 
+def run_hri(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
+    """``dfer bench hri cost`` in a subprocess (it starts itself again with hri_msgs importable)."""
+    with tempfile.TemporaryDirectory(prefix="dfer-bench-") as tmp:
+        out = Path(tmp) / "hri.json"
+        cmd = [sys.executable, "-m", "dfer_ros.cli.bench_hri", "cost", "--out", str(out), "--frames",
+               str(cfg.hri_frames), "--faces", *map(str, cfg.hri_faces)]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
+        if not out.exists():
+            raise RuntimeError(f"dfer bench hri exited with {proc.returncode}: {(proc.stderr or proc.stdout)[-1500:]}")
+        report = json.loads(out.read_text())["cost"]
+        for row in report["results"]:
+            progress(f"  {row['faces']} faces, {row['mode']}, subscribed {row['subscribed']}: "
+                     f"{row['wall_ms_median']} ms an image")
+        return report
+
+
 def run_soak(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
     """``soak_bench.run``: a node subprocess fed ``cfg.soak_frames`` frames with face churn; its RSS over time."""
     from dfer_ros.bench.soak_bench import run, summary_lines
@@ -353,6 +374,7 @@ def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> Suit
              ("streaming", lambda: run_streaming(cfg, progress)),
              ("latency", lambda: run_latency(cfg, progress)),
              ("reid", lambda: run_reid(cfg, progress)),
+             ("hri", lambda: run_hri(cfg, progress)),
              ("soak", lambda: run_soak(cfg, progress)),
              ("brief_faces", lambda: run_brief_faces(cfg, progress)),
              ("loaded", lambda: run_loaded(cfg, progress)),
@@ -434,6 +456,11 @@ def markdown(result: SuiteResult) -> str:
         from dfer_ros.bench.loaded_bench import markdown as loaded_markdown
 
         lines += ["The node beside one busy process per core (640x480 at 30 Hz over DDS)", "", loaded_markdown(loaded), ""]
+    hri = result.sections.get("hri")
+    if hri and hri.get("results"):
+        from dfer_ros.bench.hri_bench import markdown as hri_markdown
+
+        lines += ["REP-155 output: what hri.enabled adds per image (HriPublisher.publish)", "", hri_markdown(hri), ""]
     soak = result.sections.get("soak")
     if soak:
         from dfer_ros.bench.soak_bench import SoakReport, summary_lines

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-# the suite's sections; soak, soak_offline, startup_signals, oversized_images, brief_faces and detector_memory run
+# the suite's sections; soak, soak_offline, startup_signals, oversized_images, brief_faces, detector_memory and hri run
 # only when named: they take minutes
 SECTIONS = ("throughput", "crowd", "expression", "behaviour", "streaming", "latency", "reid", "soak", "soak_offline",
-            "startup_signals", "oversized_images", "brief_faces", "loaded", "detector_memory", "gpu")
+            "startup_signals", "oversized_images", "brief_faces", "loaded", "detector_memory", "hri", "gpu")
 # every benchmark by section name -> the CLI function that runs it alone with its own flags ("" = the suite only)
 SECTION_COMMANDS = {
     "throughput": "dfer_ros.cli.bench_perception:main",
@@ -29,6 +29,7 @@ SECTION_COMMANDS = {
     "brief_faces": "dfer_ros.cli.bench_brief_faces:main",
     "freshness": "dfer_ros.cli.bench_freshness:main",
     "quality": "dfer_ros.cli.bench_quality:main",
+    "hri": "dfer_ros.cli.bench_hri:main",
     "detector": "dfer_ros.cli.bench_detector:main",
     "detector_memory": "",
     "expression": "dfer_ros.cli.bench_expression:main",

@@ -198,6 +198,30 @@ class QualityConfig:
 
 
 @dataclass
+class EngagementConfig:
+    """Engagement levels (``perception.engagement``): head-pose angle and duration hystereses of REP-155's
+    EngagementLevel (published per person with ``hri.mode: producer``).
+
+    Defaults from the off-axis angles measured in docs/rep155.md (engagement): London frontal faces read at most 6.2
+    degrees and the three webcam videos, whose subjects face the camera, a median of 5.7 / 6.6 / 9.0 (95th
+    percentiles 11.0 / 14.9 / 17.3), so 15 starts looking; the videos' most turned frames read 22.5 (cap13's head turn) and 26.4 (franck, for 0.12 s
+    at most above 25), so with 22 and 1 s no frame of them is DISENGAGED; disengage_seconds 1 s exceeds every run
+    above 22 in them (0.36 s at most). engage_seconds is the same 1 s by symmetry, not measured."""
+
+    engage_max_degrees: float = setting(15.0, low=0.0, high=90.0,
+                                        description="A face starts looking at the camera when its head pose is at "
+                                                    "most this many degrees off the camera ray (nose direction vs "
+                                                    "camera ray, 5-landmark head pose; not eye gaze).")
+    disengage_min_degrees: float = setting(22.0, low=0.0, high=90.0,
+                                           description="... and stops looking only beyond this angle (hysteresis; "
+                                                       "must be >= engagement.engage_max_degrees).")
+    engage_seconds: float = setting(1.0, low=0.0, high=600.0,
+                                    description="Looking for this long (stamp time) turns ENGAGING into ENGAGED.")
+    disengage_seconds: float = setting(1.0, low=0.0, high=600.0,
+                                       description="Looking away for this long turns DISENGAGING into DISENGAGED.")
+
+
+@dataclass
 class EventConfig:
     """Expression episodes (``perception.events``): hysteresis and minimum duration.
 
@@ -285,6 +309,7 @@ class PipelineConfig:
     events: EventConfig = field(default_factory=EventConfig)
     reid: ReidConfig = field(default_factory=ReidConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    engagement: EngagementConfig = field(default_factory=EngagementConfig)
     max_frame_side: int = setting(4096, low=64, high=65536,
                                   description="Images with a larger side are rejected as corrupt.")
     encode_predicted: bool = setting(False, description="Also encode faces whose box is a tracker prediction.")
@@ -301,6 +326,10 @@ class PipelineConfig:
         if d.low_score_threshold > d.score_threshold:
             raise ConfigError(f"pipeline config: detection.low_score_threshold = {d.low_score_threshold!r} "
                               f"must be in [0, detection.score_threshold]")
+        g = self.engagement
+        if g.disengage_min_degrees < g.engage_max_degrees:
+            raise ConfigError(f"pipeline config: engagement.disengage_min_degrees = {g.disengage_min_degrees!r} "
+                              f"must be in [engagement.engage_max_degrees, 90]")
         e = self.events
         if e.offset_threshold > e.onset_threshold:
             raise ConfigError(f"pipeline config: events.offset_threshold = {e.offset_threshold!r} "

@@ -236,7 +236,8 @@ class DferNode(LifecycleNode):
         # advertised only when it is published (publish_debug_image is read-only for that reason)
         self._debug_pub = (self.create_lifecycle_publisher(Image, "debug_image", qos.output_qos(2))
                            if s.publish_debug_image else None)
-        self._hri = hri_publisher.create_if_enabled(self, s.hri_enabled)
+        self._hri = hri_publisher.create_if_enabled(self, s.hri_enabled, s.hri_mode,
+                                                    copy.deepcopy(self.pipeline_config.engagement))
         in_qos = qos.image_qos(s.image_qos_reliability, s.image_qos_depth)
         overrides = QoSOverridingOptions.with_default_policies()
         self._image_subs = [self.create_subscription(Image, "image", self._on_image, in_qos,
@@ -422,6 +423,8 @@ class DferNode(LifecycleNode):
             try:
                 if new_config is not None and self._pipeline is not None:
                     changed = apply_pipeline_config(self._pipeline, new_config)
+                    if self._hri is not None:  # engagement.* is the REP-155 output's, not the pipeline's
+                        self._hri.set_engagement_config(copy.deepcopy(new_config.engagement))
                     if changed:
                         self.get_logger().info(f"pipeline parameters updated: {', '.join(changed)}")
                 self._process(msg, kind)
@@ -468,7 +471,8 @@ class DferNode(LifecycleNode):
         if events is not None:
             self._out_pubs[EVENTS_TOPIC].publish(events)
         if self._hri is not None and self._active:  # plain publishers: lifecycle deactivation does not gate them
-            self._hri.publish(messages["faces/affect"], result.people_known)
+            self._hri.publish(messages["faces/affect"], result.people_known, image_size=_image_size(frame),
+                              frame=lambda: _bgr8(frame, encoding), stamp=stamp)
         if s.publish_debug_image and self._debug_pub is not None:
             from dfer_ros.perception.frames import to_bgr8
 
@@ -510,6 +514,17 @@ class DferNode(LifecycleNode):
     def destroy_node(self):
         self._log_bridge.close()
         return super().destroy_node()
+
+
+def _image_size(frame) -> tuple[int, int]:
+    """(width, height) of a decoded image array."""
+    return int(frame.shape[1]), int(frame.shape[0])
+
+
+def _bgr8(frame, encoding: str):
+    from dfer_ros.perception.frames import to_bgr8
+
+    return to_bgr8(frame, encoding, 1 << 30)
 
 
 def _diagnostic_type():

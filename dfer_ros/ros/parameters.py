@@ -71,9 +71,15 @@ class NodeSettings:
     output_qos_depth: int = setting(10, low=1, high=1000, read_only=True, name="output_qos.depth",
                                     description="History depth of the reliable output publishers.")
     hri_enabled: bool = setting(False, read_only=True, name="hri.enabled", description="Also publish the REP-155 "
-                                "(ROS4HRI) topics /humans/faces/tracked and /humans/faces/<id>/{expression,facs} "
-                                "(needs the hri_msgs package; off by default because REP-155 has one face detector "
-                                "own the face ids, which another node may already do).")
+                                "(ROS4HRI) topics under /humans (hri.mode says which; needs the hri_msgs package; off "
+                                "by default because REP-155 has one face detector own the face ids, which another "
+                                "node may already do).")
+    hri_mode: str = setting("beside", read_only=True, name="hri.mode", choices=("beside", "producer"),
+                            description="beside: next to hri_face_detect, only /humans/faces/tracked, "
+                                        "/humans/faces/<id>/{expression,facs} and the person ids; producer: this node "
+                                        "is the stack's only face producer and also publishes /humans/faces/<id>/"
+                                        "{roi,landmarks,cropped,aligned} and /humans/persons/<id>/{anonymous,"
+                                        "engagement_status}.")
     publish_debug_image: bool = setting(False, read_only=True, description="Publish an annotated bgr8 image (boxes, "
                                         "ids, label, VA) on debug_image (only then is the topic advertised).")
     max_image_pixels: int = setting(3840 * 2160, low=1, high=200_000_000, description="Images with more pixels "
