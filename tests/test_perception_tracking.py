@@ -178,3 +178,31 @@ def test_ids_are_unique_across_threads():
         t.join()
     every = [i for ids in out for i in ids]
     assert len(every) == 16000 and len(set(every)) == 16000
+
+
+def test_matching_without_competition_is_the_hungarian_optimum_and_needs_no_scipy_at_start_up():
+    import subprocess
+    import sys
+
+    from scipy.optimize import linear_sum_assignment
+
+    from dfer_ros.perception import tracking
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # faces apart (each detection near one track) and faces competing for detections
+        n = int(rng.integers(1, 6))
+        tracks = [tracking.Track(key=k, kf=tracking.KalmanBoxFilter(np.array([k * 60.0, 0, 40, 40])), first_stamp=0.0,
+                                 last_stamp=0.0, last_detection_stamp=0.0,
+                                 box=np.array([k * 60.0, 0, 40, 40], np.float32),
+                                 detected_box=np.array([k * 60.0, 0, 40, 40], np.float32)) for k in range(n)]
+        spread = 60.0 if rng.random() < 0.5 else 15.0
+        dets = [Detection(box=np.array([k * spread + rng.normal(0, 3), rng.normal(0, 3), 40, 40], np.float32), score=0.9)
+                for k in range(int(rng.integers(1, 6)))]
+        pairs, _, _ = tracking._match(tracks, dets, 0.3, 0.0)
+        score = tracking.association_scores(tracks, dets, 0.0, 0.3)
+        rows, cols = linear_sum_assignment(-score)
+        best = sum(score[r, c] for r, c in zip(rows, cols) if score[r, c] > 0)
+        assert sum(score[r, c] for r, c in pairs) == pytest.approx(best)
+    code = ("import sys; from dfer_ros.perception.pipeline import PerceptionPipeline; "
+            "print(any(m == 'scipy.optimize' for m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
