@@ -264,6 +264,7 @@ class PerceptionPipeline:
         state_time = self._state_time(stamp, stamp_event)
         self._last_stamp = stamp
 
+        self.view_changes.new_frame()
         step = self.front_end.step(bgr, state_time, may_coast=lambda boxes: self._may_coast(bgr, boxes, state_time))
         t = time.perf_counter()
         for face_id in step.ended_ids:

@@ -27,7 +27,7 @@ THUMB = 16  # side of the grey thumbnail compared between views
 @dataclass
 class View:
     box: np.ndarray  # x, y, w, h in frame pixels
-    thumb: np.ndarray  # (THUMB, THUMB) float32 grey
+    thumb: np.ndarray  # (THUMB, THUMB) float32 grey, its mean brightness removed (exposure drift is no change)
 
 
 def view_of(bgr: np.ndarray, box: np.ndarray) -> Optional[View]:
@@ -42,7 +42,7 @@ def view_of(bgr: np.ndarray, box: np.ndarray) -> Optional[View]:
     step = max(1, min(x1 - x0, y1 - y0) // (4 * THUMB))
     grey = cv2.cvtColor(np.ascontiguousarray(bgr[y0:y1:step, x0:x1:step]), cv2.COLOR_BGR2GRAY)
     thumb = cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
-    return View(np.asarray(box, np.float32).copy(), thumb)
+    return View(np.asarray(box, np.float32).copy(), thumb - thumb.mean())
 
 
 def motion(a: np.ndarray, b: np.ndarray) -> float:
@@ -53,9 +53,8 @@ def motion(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def appearance(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute grey difference of two thumbnails with their mean brightness removed (exposure drift is no
-    change)."""
-    return float(np.mean(np.abs((a - a.mean()) - (b - b.mean()))))
+    """Mean absolute grey difference of two thumbnails (``View.thumb``: mean brightness already removed)."""
+    return float(np.abs(a - b).mean())
 
 
 class ViewChanges:
@@ -70,11 +69,16 @@ class ViewChanges:
         self._views: dict[str, View] = {}  # this frame's view of each face, cut once for all stages that run on it
         self._seen: dict[tuple[str, str], View] = {}
         self._forced: set[tuple[str, str]] = set()
+        self._cut: dict[bytes, Optional[View]] = {}  # this frame's views by box: stages and calls share them
 
     def reset(self) -> None:
-        self._bgr, self._boxes, self._views = None, {}, {}
+        self._bgr, self._boxes, self._views, self._cut = None, {}, {}, {}
         self._seen.clear()
         self._forced.clear()
+
+    def new_frame(self) -> None:
+        """A new image: the views cut from the last one are gone (call before the first ``changed`` on it)."""
+        self._cut = {}
 
     def forget(self, face_ids: Iterable[str]) -> None:
         gone = set(face_ids)
@@ -90,6 +94,8 @@ class ViewChanges:
         A face a stage never saw is not reported here (new faces are the scheduler's own first priority)."""
         stages = tuple(stages)
         out: dict[str, frozenset] = {}
+        if bgr is not self._bgr:  # another image (the pipeline also says so with ``new_frame``)
+            self._cut = {}
         self._bgr, self._boxes, self._views = bgr, dict(faces), {}
         for fid, box in faces.items():
             hit = set()
@@ -98,7 +104,7 @@ class ViewChanges:
                 if (fid, stage) in self._forced:
                     hit.add(stage)
                 elif seen is not None:
-                    now = view_of(bgr, seen.box)  # the same part of the image as then
+                    now = self._view(seen.box)  # the same part of the image as then
                     if motion(seen.box, np.asarray(box, np.float32)) > self.config.change_motion or now is None \
                             or appearance(seen.thumb, now.thumb) > self.config.change_appearance:
                         hit.add(stage)
@@ -111,7 +117,14 @@ class ViewChanges:
         for fid in face_ids:
             self._forced.discard((fid, stage))
             if fid not in self._views and fid in self._boxes:
-                self._views[fid] = view_of(self._bgr, self._boxes[fid])
+                self._views[fid] = self._view(self._boxes[fid])
             view = self._views.get(fid)
             if view is not None:
                 self._seen[(fid, stage)] = view
+
+    def _view(self, box: np.ndarray) -> Optional[View]:
+        """``view_of`` the current frame at ``box``, cut once per frame and box."""
+        key = np.asarray(box, np.float32).tobytes()
+        if key not in self._cut:
+            self._cut[key] = view_of(self._bgr, box)
+        return self._cut[key]
