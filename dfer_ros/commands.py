@@ -13,9 +13,15 @@ import os
 import sys
 from typing import NoReturn
 
+from dfer_ros.deprecation import warn_deprecated
 
-def exec_cli(name: str) -> NoReturn:
-    """Replace this process with ``python -m dfer_ros.cli.<name>`` and this process's arguments."""
+
+def exec_cli(name: str, command: str) -> NoReturn:
+    """Replace this process with ``python -m dfer_ros.cli.<name>`` and this process's arguments, after one
+    deprecation line naming ``command``, the ``dfer`` form to use (these module commands go in the next release)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    warn_deprecated(f"python -m {spec.name if spec is not None else name}", command)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", f"dfer_ros.cli.{name}", *sys.argv[1:]])

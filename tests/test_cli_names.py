@@ -186,3 +186,33 @@ def test_every_cli_module_is_a_verb_or_a_bench_section():
     modules = {f"dfer_ros.cli.{p.stem}" for p in (REPO / "dfer_ros" / "cli").glob("*.py")}
     assert modules - targets == {"dfer_ros.cli.__init__", "dfer_ros.cli.main", "dfer_ros.cli.options"}
     assert set(bench_cli.SECTIONS) <= set(bench_cli.SECTION_COMMANDS)  # every suite section is a section name
+
+
+def module_commands() -> list[tuple[str, str, str]]:
+    """(library module, its CLI module, the dfer form it names) for every ``python -m dfer_ros...`` module command."""
+    out = []
+    for path in sorted((REPO / "dfer_ros").rglob("*.py")):
+        for cli, form in re.findall(r'exec_cli\("(\w+)", "([^"]+)"\)', path.read_text()):
+            out.append((".".join(path.relative_to(REPO).with_suffix("").parts), cli, form))
+    return out
+
+
+def test_module_commands_name_a_dfer_form_that_runs_the_same_cli_module():
+    commands = module_commands()
+    assert len(commands) >= 15
+    targets = {words: target for words, target in
+               [((name,), verb.target) for name, verb in dfer.VERBS.items() if not verb.verbs]
+               + [((name, sub), v.target) for name, verb in dfer.VERBS.items() for sub, v in (verb.verbs or {}).items()]
+               + [(("bench", s), t) for s, t in bench_cli.SECTION_COMMANDS.items() if t]}
+    for module, cli, form in commands:
+        words = tuple(form.split()[1:])
+        assert form.startswith("dfer ") and targets.get(words, "").startswith(f"dfer_ros.cli.{cli}:"), (module, form)
+
+
+def test_a_module_command_still_runs_with_one_deprecation_line():
+    run = subprocess.run([sys.executable, "-m", "dfer_ros.bench.latency_bench", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.startswith("usage: dfer bench latency")
+    assert run.stderr.strip().splitlines() == [
+        "warning: python -m dfer_ros.bench.latency_bench is deprecated and will be removed in the next release; "
+        "use dfer bench latency"]

@@ -84,4 +84,4 @@ def markdown(section: dict) -> str:
 if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_behaviour.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bench_behaviour")
+    exec_cli("bench_behaviour", "dfer bench behaviour")

@@ -169,4 +169,4 @@ def markdown(result: dict) -> str:
 if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_brief_faces.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bench_brief_faces")
+    exec_cli("bench_brief_faces", "dfer bench brief_faces")

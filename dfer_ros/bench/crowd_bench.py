@@ -425,4 +425,4 @@ def markdown(result: dict) -> str:
 if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_crowd.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bench_crowd")
+    exec_cli("bench_crowd", "dfer bench crowd")

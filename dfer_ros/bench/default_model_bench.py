@@ -60,4 +60,4 @@ def benchmark(repeats: int = 50, batches: tuple[int, ...] = (1, 4), backend: str
 if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_default_model.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bench_default_model")
+    exec_cli("bench_default_model", "dfer bench default_model")

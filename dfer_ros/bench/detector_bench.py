@@ -361,4 +361,4 @@ def regions_vs_whole_frame(frames_per_video: int = 2000) -> dict[str, dict[str, 
 if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_detector.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bench_detector")
+    exec_cli("bench_detector", "dfer bench detector")

@@ -125,4 +125,4 @@ def markdown(res: dict) -> list[str]:
 if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_expression.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bench_expression")
+    exec_cli("bench_expression", "dfer bench expression")

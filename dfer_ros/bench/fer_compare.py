@@ -104,4 +104,4 @@ def run(video: Optional[Path] = None, repeats: int = 3, fer_python: Optional[Pat
 if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_fer_compare.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bench_fer_compare")
+    exec_cli("bench_fer_compare", "dfer bench fer_compare")

@@ -73,4 +73,4 @@ def run(progress: Callable[[str], None] = print) -> dict:
 if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_freshness.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bench_freshness")
+    exec_cli("bench_freshness", "dfer bench freshness")

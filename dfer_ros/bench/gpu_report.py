@@ -308,4 +308,4 @@ def run(config: Path = DEFAULT_CONFIG, sections: Sequence[str] = SECTIONS, dtype
 if __name__ == "__main__":  # the command line: dfer_ros/cli/gpu_report.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("gpu_report")
+    exec_cli("gpu_report", "dfer bench gpu")

@@ -215,4 +215,4 @@ def run(out: Union[str, Path], seconds: float = 20.0, warmup: float = 3.0, rate:
 if __name__ == "__main__":  # the command line is dfer bench latency (dfer_ros/cli/bench_latency.py)
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bench_latency")
+    exec_cli("bench_latency", "dfer bench latency")

@@ -57,4 +57,4 @@ def markdown(result: dict) -> str:
 if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_loaded.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bench_loaded")
+    exec_cli("bench_loaded", "dfer bench loaded")

@@ -338,4 +338,4 @@ def run(detector_name: str = DetectionConfig().detector, london: Path = LONDON, 
 if __name__ == "__main__":  # the command line: dfer_ros/cli/bench_quality.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bench_quality")
+    exec_cli("bench_quality", "dfer bench quality")

@@ -44,4 +44,4 @@ def summarise_file(path: Path) -> dict:
 if __name__ == "__main__":  # the command line: dfer_ros/cli/label_stats.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("label_stats")
+    exec_cli("label_stats", "dfer eval label-stats")

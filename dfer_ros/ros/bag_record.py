@@ -170,4 +170,4 @@ def record(out, topics: Sequence[str] = DEFAULT_TOPICS, storage: str = "mcap", c
 if __name__ == "__main__":  # the command line: dfer_ros/cli/bag_record.py (also dfer bag record)
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bag_record")
+    exec_cli("bag_record", "dfer bag record")

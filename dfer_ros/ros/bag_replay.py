@@ -183,4 +183,4 @@ def replay_bag(bag, topics: Optional[Sequence[str]] = None, rate: float = 1.0, c
 if __name__ == "__main__":  # the command line: dfer_ros/cli/bag_replay.py (also dfer bag replay)
     from dfer_ros.commands import exec_cli
 
-    exec_cli("bag_replay")
+    exec_cli("bag_replay", "dfer bag replay")

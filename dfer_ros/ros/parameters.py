@@ -299,4 +299,4 @@ def write_generated_files(root: Path = REPO_ROOT) -> list[Path]:
 if __name__ == "__main__":  # the command line: dfer_ros/cli/parameters.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("parameters")
+    exec_cli("parameters", "dfer params")

@@ -173,4 +173,4 @@ def write(layout: str, root, size: int = 32, seed: int = 1) -> Path:
 if __name__ == "__main__":  # the command line: dfer_ros/cli/synthetic.py
     from dfer_ros.commands import exec_cli
 
-    exec_cli("synthetic")
+    exec_cli("synthetic", "dfer synthetic-data")
