@@ -50,6 +50,7 @@ EDGE_PX = 2.0  # a tile detection this close to an inner tile edge is cut by it 
 PAD_MULTIPLE = 32  # detectors pad inputs to a multiple of 32 (CenterFace): the cost counts the padding
 REGION_OVERHEAD_PX = 3072  # fixed cost of one region (cutting, a session run, decoding) in input pixels of the same time
 GREY = 127  # fill for region parts outside the frame
+AREA_MAX_REDUCTION = 4  # beyond this reduction a region is sampled to twice its detection size before averaging
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,11 @@ def cut_region(frame_bgr: np.ndarray, region: Region) -> tuple[np.ndarray, Regio
     ch = max(1, min(region.out_h - py, int(round((y1 - y0) * sy))))
     crop = frame_bgr if (x0, y0, x1, y1) == (0, 0, w, h) else frame_bgr[y0:y1, x0:x1]  # whole frame: no copy
     if (cw, ch) != (x1 - x0, y1 - y0):
-        crop = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA if cw < x1 - x0 else cv2.INTER_LINEAR)
+        if cw * AREA_MAX_REDUCTION < x1 - x0 and ch * AREA_MAX_REDUCTION < y1 - y0:
+            # area averaging costs in proportion to the pixels it reads: a 380 px region into 64 px took 0.41 ms;
+            # sampled down to twice the size first, then averaged, it takes 0.03 ms
+            crop = cv2.resize(crop, (2 * cw, 2 * ch), interpolation=cv2.INTER_LINEAR)
+        crop = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA if cw < crop.shape[1] else cv2.INTER_LINEAR)
     kx, ky = (x1 - x0) / cw, (y1 - y0) / ch  # full-resolution pixels per detection pixel, exactly
     shown = Region(region.kind, x0 - px * kx, y0 - py * ky, region.out_w * kx, region.out_h * ky, region.out_w,
                    region.out_h, region.key, region.inner)
