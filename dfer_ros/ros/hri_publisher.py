@@ -13,9 +13,11 @@ Both modes (``hri.mode``) publish:
   or not (forgotten or expired persons leave it).
 
 "producer" (the stack's only face producer) adds per face ``roi`` (``NormalizedRegionOfInterest2D``),
-``landmarks`` (``FacialLandmarks``: our five points in the message's slots, the rest c = 0), ``cropped`` and
-``aligned`` (``sensor_msgs/Image``, 128 x 128 bgr8, cut only for subscribers), and per person ``anonymous``
-(latched ``std_msgs/Bool``) and ``engagement_status`` (``EngagementLevel`` from ``perception.engagement``).
+``landmarks`` (``FacialLandmarks``: our five points in the message's slots, the rest c = 0; only for the images
+the face was detected in with landmarks), ``cropped`` and ``aligned`` (``sensor_msgs/Image``, 128 x 128 bgr8,
+cut only for subscribers; ``aligned`` of a coasting face uses its last detected landmarks, carried with its box),
+and per person ``anonymous`` (latched ``std_msgs/Bool``) and ``engagement_status`` (``EngagementLevel`` from
+``perception.engagement``).
 
 The per-face and per-person publishers are created when a face id (person id) first appears and destroyed when
 it leaves, so their topics come and go with the faces, as REP-155 describes. A volatile per-face or per-person
@@ -146,6 +148,20 @@ def cropped_face(frame_bgr: np.ndarray, box, side: int = FACE_IMAGE_SIDE) -> np.
     return out
 
 
+def carried_landmarks(flat_landmarks, from_box, to_box) -> list[float]:
+    """Landmarks found in ``from_box`` (pixels, x y w h) moved and scaled with the box to ``to_box``: where a face
+    that was detected in ``from_box`` and is now predicted at ``to_box`` has them ([] without landmarks or with a
+    degenerate box)."""
+    values = np.asarray(list(flat_landmarks), np.float64)
+    x0, y0, w0, h0 = (float(v) for v in from_box)
+    x1, y1, w1, h1 = (float(v) for v in to_box)
+    if values.size != 2 * len(LANDMARK_SLOTS) or w0 <= 0 or h0 <= 0 or not np.isfinite(values).all():
+        return []
+    points = values.reshape(-1, 2)
+    moved = (points - (x0, y0)) * (w1 / w0, h1 / h0) + (x1, y1)
+    return [float(v) for v in moved.reshape(-1)]
+
+
 def aligned_face(frame_bgr: np.ndarray, box, flat_landmarks, side: int = FACE_IMAGE_SIDE) -> np.ndarray:
     """REP-155 ``aligned``: the face warped so its eyes are level (5-point similarity transform onto the template
     of ``perception.alignment``), same side as ``cropped``, 0-padded; a square box crop without landmarks."""
@@ -195,6 +211,9 @@ class HriPublisher:
         self._known_pub = node.create_publisher(self._IdsList, f"{HUMANS_PERSONS}/known", self._qos)
         self._persons: dict[str, dict[str, Any]] = {}  # person id -> {"face_id": pub, ..., "last": face id}
         self._faces: dict[str, dict[str, Any]] = {}  # face id -> {"expression": pub, "facs": pub, ...}
+        # face id -> (landmarks, box) of the last image it was detected in with landmarks (producer mode): a
+        # coasting face's aligned image is cut on them, moved with its box
+        self._carried: dict[str, tuple[list[float], tuple[float, ...]]] = {}
         self._lock = threading.Lock()  # the worker publishes while a lifecycle transition may end all faces
 
     @property
@@ -254,7 +273,15 @@ class HriPublisher:
             pubs["roi"].publish(self._msgs.NormalizedRegionOfInterest2D(
                 header=header, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax,
                 c=min(1.0, max(0.0, float(face.detection_score)))))
-        if _wanted(pubs["landmarks"]):
+        box = (r.x_offset, r.y_offset, r.width, r.height)
+        fresh = face.detected and len(face.landmarks) == 2 * len(LANDMARK_SLOTS)
+        if fresh:
+            self._carried[face.face_id] = (list(face.landmarks), box)
+        elif face.detected:
+            self._carried.pop(face.face_id, None)  # detected without landmarks: nothing to carry any more
+        if fresh and _wanted(pubs["landmarks"]):
+            # only points found in this image: a coasting face (its box predicted, no landmarks in faces/affect)
+            # gets no message, so consumers keep the last detected points instead of an all-c = 0 message;
             # one message per face, reused: only our five slots change (the publish serialises it at once)
             msg = pubs.get("landmarks_msg")
             if msg is None:
@@ -266,9 +293,9 @@ class HriPublisher:
                 point = msg.landmarks[slot]
                 point.x, point.y, point.c = x, y, c
             pubs["landmarks"].publish(msg)
-        box = (r.x_offset, r.y_offset, r.width, r.height)
         for name, make in (("cropped", lambda img: cropped_face(img, box, self.face_side)),
-                           ("aligned", lambda img: aligned_face(img, box, face.landmarks, self.face_side))):
+                           ("aligned", lambda img: aligned_face(img, box, self.alignment_landmarks(face, box),
+                                                                self.face_side))):
             pub = pubs[name]
             if not _wanted(pub) or images.get() is None:
                 continue  # nobody asks: no image is cut
@@ -276,6 +303,14 @@ class HriPublisher:
             self.images_made += 1
             pub.publish(self._Image(header=header, height=crop.shape[0], width=crop.shape[1], encoding="bgr8",
                                     is_bigendian=0, step=crop.shape[1] * 3, data=crop.tobytes()))
+
+    def alignment_landmarks(self, face, box) -> list[float]:
+        """The landmarks ``aligned`` is cut on: this image's when the face was detected in it, else (coasting) the
+        last detected ones moved from the box they were found in to ``box``; [] (a box crop) without either."""
+        if face.detected:
+            return list(face.landmarks)
+        carried = self._carried.get(face.face_id)
+        return carried_landmarks(carried[0], carried[1], box) if carried else []
 
     def _publish_persons(self, affect) -> None:
         face_of = {face.person_id: face.face_id for face in affect.faces if getattr(face, "person_id", "")}
@@ -327,6 +362,7 @@ class HriPublisher:
         for name, pub in self._faces.pop(face_id).items():
             if not name.endswith("_msg"):
                 self._node.destroy_publisher(pub)
+        self._carried.pop(face_id, None)
         self.engagement.end(face_id)
 
     def _start_person(self, person_id: str) -> dict[str, Any]:
