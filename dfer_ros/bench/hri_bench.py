@@ -300,7 +300,9 @@ lists = ("/humans/faces/tracked", "/humans/persons/tracked", "/humans/persons/kn
 rclpy.init()
 node = rclpy.create_node("hri_bench_follower")
 received, subs = {}, {}
+cpu = received.setdefault("_cpu", [])  # (monotonic, this process's CPU seconds) every 0.2 s
 def follow():
+    cpu.append((time.monotonic(), time.process_time()))
     for name, types in node.get_topic_names_and_types():
         if name in subs or name in lists or not name.startswith(("/humans/faces/", "/humans/persons/")):
             continue
@@ -327,6 +329,14 @@ def _topic_rate(received: dict, suffix: str, window: Sequence[float], faces: flo
     w0, w1 = window
     count = sum(sum(1 for t in times if w0 <= t <= w1) for name, times in received.items() if name.endswith(suffix))
     return round(count / (w1 - w0) / faces, 2) if faces else None
+
+
+def _follower_cpu(samples: Sequence[Sequence[float]], window: Sequence[float]) -> Optional[float]:
+    """The follower's CPU share of one core within ``window`` from its (monotonic, CPU seconds) samples."""
+    inside = [s for s in samples if window[0] <= s[0] <= window[1]]
+    if len(inside) < 2:
+        return None
+    return round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 3)
 
 
 def measure_node(faces: Sequence[int] = (1, 4), seconds: float = 15.0, warmup: float = 5.0,
@@ -368,7 +378,8 @@ def measure_node(faces: Sequence[int] = (1, 4), seconds: float = 15.0, warmup: f
                    "load_average": run.get("load_average")}
             if follower is not None:
                 window = run["window_monotonic"]
-                row.update(topics_followed=len(received),
+                row.update(topics_followed=len(received) - 1,
+                           follower_cpu_share_of_core=_follower_cpu(received.get("_cpu", []), window),
                            expression_hz_per_face=_topic_rate(received, "/expression", window, per_face),
                            roi_hz_per_face=_topic_rate(received, "/roi", window, per_face),
                            landmarks_hz_per_face=_topic_rate(received, "/landmarks", window, per_face),
@@ -379,11 +390,12 @@ def measure_node(faces: Sequence[int] = (1, 4), seconds: float = 15.0, warmup: f
 
 
 def node_markdown(report: dict) -> str:
-    rows = ["| faces | hri | node CPU (share of a core) | faces/affect Hz | expression Hz / face | roi Hz / face | "
-            "landmarks Hz / face | aligned Hz / face | latency ms p50 | load |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| faces | hri | node CPU (share of a core) | follower CPU | faces/affect Hz | expression Hz / face | "
+            "roi Hz / face | landmarks Hz / face | aligned Hz / face | latency ms p50 | load |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in report.get("results", []):
-        rows.append(f"| {r['faces']} | {r['case']} | {r['node_cpu_share_of_core']} | {r['affect_hz']} | "
+        rows.append(f"| {r['faces']} | {r['case']} | {r['node_cpu_share_of_core']} | "
+                    f"{r.get('follower_cpu_share_of_core', '-')} | {r['affect_hz']} | "
                     f"{r.get('expression_hz_per_face', '-')} | {r.get('roi_hz_per_face', '-')} | "
                     f"{r.get('landmarks_hz_per_face', '-')} | {r.get('aligned_hz_per_face', '-')} | "
                     f"{r['latency_ms_p50']} | {r['load_average']} |")
