@@ -339,6 +339,13 @@ def _follower_cpu(samples: Sequence[Sequence[float]], window: Sequence[float]) -
     return round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 3)
 
 
+def _cpu_ms_per_image(run: dict) -> Optional[float]:
+    """The node's CPU ms per processed image (its CPU share over its output rate): comparable across cases whose
+    output rate differs (a starved node processes fewer images)."""
+    share, hz = run.get("node_cpu_share_of_core"), run.get("output_hz")
+    return round(share * 1000.0 / hz, 1) if share is not None and hz else None
+
+
 def measure_node(faces: Sequence[int] = (1, 4), seconds: float = 15.0, warmup: float = 5.0,
                  out_dir: Path = Path("out/hri/node"), progress: Callable[[str], None] = print) -> dict:
     """Per face count, the three ``NODE_CASES`` one after the other, each a ``latency_bench.run``."""
@@ -373,6 +380,7 @@ def measure_node(faces: Sequence[int] = (1, 4), seconds: float = 15.0, warmup: f
             row = {"faces": n, "case": case, "node_cpu_share_of_core": run.get("node_cpu_share_of_core"),
                    "node_cpu_by_thread": run.get("node_cpu_by_thread"),
                    "affect_hz": run.get("output_hz"), "faces_per_result": per_face,
+                   "node_cpu_ms_per_image": _cpu_ms_per_image(run),
                    "latency_ms_p50": run.get("latency_ms", {}).get("p50"),
                    "latency_ms_p99": run.get("latency_ms", {}).get("p99"),
                    "load_average": run.get("load_average")}
@@ -390,12 +398,12 @@ def measure_node(faces: Sequence[int] = (1, 4), seconds: float = 15.0, warmup: f
 
 
 def node_markdown(report: dict) -> str:
-    rows = ["| faces | hri | node CPU (share of a core) | follower CPU | faces/affect Hz | expression Hz / face | "
-            "roi Hz / face | landmarks Hz / face | aligned Hz / face | latency ms p50 | load |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| faces | hri | node CPU (share of a core) | node CPU ms / image | follower CPU | faces/affect Hz | "
+            "expression Hz / face | roi Hz / face | landmarks Hz / face | aligned Hz / face | latency ms p50 | load |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in report.get("results", []):
         rows.append(f"| {r['faces']} | {r['case']} | {r['node_cpu_share_of_core']} | "
-                    f"{r.get('follower_cpu_share_of_core', '-')} | {r['affect_hz']} | "
+                    f"{r.get('node_cpu_ms_per_image', '-')} | {r.get('follower_cpu_share_of_core', '-')} | {r['affect_hz']} | "
                     f"{r.get('expression_hz_per_face', '-')} | {r.get('roi_hz_per_face', '-')} | "
                     f"{r.get('landmarks_hz_per_face', '-')} | {r.get('aligned_hz_per_face', '-')} | "
                     f"{r['latency_ms_p50']} | {r['load_average']} |")

@@ -185,6 +185,7 @@ class HriPublisher:
 
     def __init__(self, node, qos_depth: int = 10, mode: str = "beside", engagement=None,
                  face_side: int = FACE_IMAGE_SIDE):
+        from rclpy.event_handler import PublisherEventCallbacks
         from rclpy.qos import DurabilityPolicy, QoSProfile
         from sensor_msgs.msg import Image
         from std_msgs.msg import Bool, String
@@ -206,6 +207,10 @@ class HriPublisher:
         self.images_made = 0  # cropped/aligned images built (only for subscribed topics)
         self._node = node
         self._qos = QoSProfile(depth=qos_depth)
+        # per-face and per-person publishers get no QoS event handlers: rclpy adds two waitables (incompatible QoS
+        # and type warnings) per publisher to the node, and the executor walks every waitable on each wake-up, which
+        # at 25 faces (225 publishers) cost the node's executor thread about 26 ms an image (docs/rep155.md, Cost)
+        self._no_events = PublisherEventCallbacks(use_default_callbacks=False)
         self._tracked_pub = node.create_publisher(self._IdsList, f"{HUMANS_FACES}/tracked", self._qos)
         self._persons_pub = node.create_publisher(self._IdsList, f"{HUMANS_PERSONS}/tracked", self._qos)
         self._known_pub = node.create_publisher(self._IdsList, f"{HUMANS_PERSONS}/known", self._qos)
@@ -356,7 +361,11 @@ class HriPublisher:
         if self.producer:
             types.update(roi=self._msgs.NormalizedRegionOfInterest2D, landmarks=self._msgs.FacialLandmarks,
                          cropped=self._Image, aligned=self._Image)
-        return {name: self._node.create_publisher(kind, f"{root}/{name}", self._qos) for name, kind in types.items()}
+        return {name: self._publisher(kind, f"{root}/{name}", self._qos) for name, kind in types.items()}
+
+    def _publisher(self, kind, topic: str, qos):
+        """A per-face or per-person publisher (without QoS event handlers, see ``__init__``)."""
+        return self._node.create_publisher(kind, topic, qos, event_callbacks=self._no_events)
 
     def _end_face(self, face_id: str) -> None:
         for name, pub in self._faces.pop(face_id).items():
@@ -367,14 +376,13 @@ class HriPublisher:
 
     def _start_person(self, person_id: str) -> dict[str, Any]:
         root = f"{HUMANS_PERSONS}/{person_id}"
-        pubs: dict[str, Any] = {"face_id": self._node.create_publisher(self._String, f"{root}/face_id", self._latched),
-                                "last": ""}
+        pubs: dict[str, Any] = {"face_id": self._publisher(self._String, f"{root}/face_id", self._latched), "last": ""}
         if self.producer:
             # a re-identified person: its id is kept across tracks (and restarts with reid.gallery_file)
-            pubs["anonymous"] = self._node.create_publisher(self._Bool, f"{root}/anonymous", self._latched)
+            pubs["anonymous"] = self._publisher(self._Bool, f"{root}/anonymous", self._latched)
             pubs["anonymous"].publish(self._Bool(data=False))
-            pubs["engagement_status"] = self._node.create_publisher(self._msgs.EngagementLevel,
-                                                                    f"{root}/engagement_status", self._qos)
+            pubs["engagement_status"] = self._publisher(self._msgs.EngagementLevel, f"{root}/engagement_status",
+                                                        self._qos)
         return pubs
 
     def _end_person(self, person_id: str) -> None:
