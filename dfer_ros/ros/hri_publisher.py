@@ -32,6 +32,8 @@ it only when the ``hri.enabled`` parameter asks for the topics.
 """
 from __future__ import annotations
 
+import array
+import functools
 import importlib
 import math
 import re
@@ -80,22 +82,37 @@ def au_code(name: str) -> Optional[int]:
     return code if code < AU_CODES else None
 
 
-def facs_arrays(names, probabilities) -> tuple[list[float], list[float]]:
-    """(intensity[99], confidence[99]) from our per-AU probabilities.
+@functools.lru_cache(maxsize=64)
+def _au_codes(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in ``names`` of the AUs with a FACS code, their codes): the model's AU names are the same on every
+    image, so the names are parsed once."""
+    pairs = [(i, au_code(name)) for i, name in enumerate(names)]
+    pairs = [(i, code) for i, code in pairs if code is not None]
+    return np.array([i for i, _ in pairs], np.intp), np.array([code for _, code in pairs], np.intp)
+
+
+def facs_arrays(names, probabilities) -> tuple[np.ndarray, np.ndarray]:
+    """(intensity[99], confidence[99]) from our per-AU probabilities, as float32 arrays (the message's own type,
+    so setting them copies nothing).
 
     intensity[code] is our probability that the AU is active (0..1; not a FACS A-E intensity);
     confidence[code] is how decided that probability is, |2p - 1|; both are 0 for codes the model does not
     estimate, so a consumer tells "not estimated" (confidence 0, intensity 0) from an estimate.
     """
-    intensity = [0.0] * AU_CODES
-    confidence = [0.0] * AU_CODES
-    for name, p in zip(names, probabilities):
-        code = au_code(name)
-        if code is None or not math.isfinite(float(p)):
-            continue
-        p = min(1.0, max(0.0, float(p)))
-        intensity[code] = p
-        confidence[code] = abs(2.0 * p - 1.0)
+    intensity = np.zeros(AU_CODES, np.float32)
+    confidence = np.zeros(AU_CODES, np.float32)
+    names = tuple(names)
+    probs = np.asarray(probabilities, np.float64).reshape(-1)
+    if len(names) != probs.size:
+        n = min(len(names), probs.size)
+        names, probs = names[:n], probs[:n]
+    where, codes = _au_codes(names)
+    if where.size:
+        p = probs[where]
+        usable = np.isfinite(p)
+        p = np.clip(p[usable], 0.0, 1.0)
+        intensity[codes[usable]] = p
+        confidence[codes[usable]] = np.abs(2.0 * p - 1.0)
     return intensity, confidence
 
 
@@ -256,9 +273,9 @@ class HriPublisher:
             if pubs is None:
                 pubs = self._faces[face.face_id] = self._start_face(face.face_id)
             if _wanted(pubs["expression"]):
-                pubs["expression"].publish(self._expression(affect.header, face))
+                pubs["expression"].publish(self._expression(pubs, affect.header, face))
             if len(face.action_units.names) and _wanted(pubs["facs"]):
-                pubs["facs"].publish(self._facs(affect.header, face))
+                pubs["facs"].publish(self._facs(pubs, affect.header, face))
             if self.producer and image_size is not None:
                 self._publish_producer(pubs, affect.header, face, image_size, images)
         self._tracked_pub.publish(self._IdsList(header=affect.header, ids=ids))
@@ -275,9 +292,10 @@ class HriPublisher:
         r = face.roi
         if _wanted(pubs["roi"]):
             xmin, ymin, xmax, ymax = normalized_box(r.x_offset, r.y_offset, r.width, r.height, width, height)
-            pubs["roi"].publish(self._msgs.NormalizedRegionOfInterest2D(
-                header=header, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax,
-                c=min(1.0, max(0.0, float(face.detection_score)))))
+            msg = _reused(pubs, "roi_msg", self._msgs.NormalizedRegionOfInterest2D)
+            msg.header, msg.xmin, msg.ymin, msg.xmax, msg.ymax = header, xmin, ymin, xmax, ymax
+            msg.c = min(1.0, max(0.0, float(face.detection_score)))
+            pubs["roi"].publish(msg)
         box = (r.x_offset, r.y_offset, r.width, r.height)
         fresh = face.detected and len(face.landmarks) == 2 * len(LANDMARK_SLOTS)
         if fresh:
@@ -306,8 +324,11 @@ class HriPublisher:
                 continue  # nobody asks: no image is cut
             crop = make(images.get())
             self.images_made += 1
-            pub.publish(self._Image(header=header, height=crop.shape[0], width=crop.shape[1], encoding="bgr8",
-                                    is_bigendian=0, step=crop.shape[1] * 3, data=crop.tobytes()))
+            msg = _reused(pubs, f"{name}_msg", self._Image)
+            msg.header, msg.height, msg.width, msg.encoding = header, crop.shape[0], crop.shape[1], "bgr8"
+            msg.is_bigendian, msg.step = 0, crop.shape[1] * 3
+            msg.data = array.array("B", crop.tobytes())
+            pub.publish(msg)
 
     def alignment_landmarks(self, face, box) -> list[float]:
         """The landmarks ``aligned`` is cut on: this image's when the face was detected in it, else (coasting) the
@@ -390,15 +411,28 @@ class HriPublisher:
             if name != "last":
                 self._node.destroy_publisher(pub)
 
-    def _expression(self, header, face):
-        return self._Expression(header=header, expression=rep155_expression(face.expression.expression),
-                                valence=float(face.valence_arousal.valence),
-                                arousal=float(face.valence_arousal.arousal),
-                                confidence=float(face.expression.confidence))
+    # The per-face messages are made once per face and reused (``_reused``): publish serialises a message at once,
+    # and making a message also makes a default header and arrays that are replaced straight away.
+    def _expression(self, pubs, header, face):
+        msg = _reused(pubs, "expression_msg", self._Expression)
+        msg.header, msg.expression = header, rep155_expression(face.expression.expression)
+        msg.valence, msg.arousal = float(face.valence_arousal.valence), float(face.valence_arousal.arousal)
+        msg.confidence = float(face.expression.confidence)
+        return msg
 
-    def _facs(self, header, face):
-        intensity, confidence = facs_arrays(face.action_units.names, face.action_units.probabilities)
-        return self._Facs(header=header, intensity=intensity, confidence=confidence)
+    def _facs(self, pubs, header, face):
+        msg = _reused(pubs, "facs_msg", self._Facs)
+        msg.header = header
+        msg.intensity, msg.confidence = facs_arrays(face.action_units.names, face.action_units.probabilities)
+        return msg
+
+
+def _reused(pubs: dict, key: str, kind):
+    """The message of type ``kind`` kept in a face's ``pubs`` under ``key`` (made on first use)."""
+    msg = pubs.get(key)
+    if msg is None:
+        msg = pubs[key] = kind()
+    return msg
 
 
 def _wanted(publisher) -> bool:
