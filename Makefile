@@ -16,7 +16,7 @@ help:
 	@echo "             (sections: make bench BENCH_ARGS=\"crowd latency\"; dfer bench --help lists them)"
 	@echo "             (the node soak: make bench BENCH_ARGS=soak BENCH_OUT=out/soak.json)"
 	@echo "             (detector memory, 100,000 calls each: make bench BENCH_ARGS=detector_memory)"
-	@echo "             (REP-155 producer angles, engagement walk and cost: make bench BENCH_ARGS=hri BENCH_OUT=out/hri.json)"
+	@echo "             (REP-155 producer angles, engagement walk and cost: make bench BENCH_ARGS=hri BENCH_OUT=out/hri.json; the running node: dfer bench hri node)"
 	@echo "             (offline soak and hostile inputs: make bench BENCH_ARGS=\"soak_offline startup_signals oversized_images\")"
 	@echo "make assets  set up, then (re)check the sample face videos in the cache (dfer fetch-assets)"
 

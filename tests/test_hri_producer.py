@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from dfer_ros.ros.hri_publisher import (FACE_IMAGE_SIDE, LANDMARK_SLOTS, LANDMARKS, cropped_face, landmark_points,
-                                        normalized_box)
+from dfer_ros.ros.hri_publisher import (FACE_IMAGE_SIDE, LANDMARK_SLOTS, LANDMARKS, aligned_face, carried_landmarks,
+                                        cropped_face, landmark_points, normalized_box)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -36,6 +36,15 @@ def test_landmarks_fill_our_five_slots_and_mark_the_rest_not_available():
                       (0.5, 0.5, pytest.approx(0.9)), (0.3, 0.75, pytest.approx(0.9)), (0.7, 0.75, pytest.approx(0.9))]
     assert landmark_points([], 0.9, 400, 200) == [(0.0, 0.0, 0.0)] * 5  # no landmarks: c = 0 everywhere
     assert len(LANDMARK_SLOTS) == 5 and LANDMARKS == 70
+
+
+def test_carried_landmarks_move_and_scale_with_the_box():
+    flat = [110, 60, 130, 60, 120, 70, 112, 80, 128, 80]  # found in the box (100, 50, 40, 40)
+    assert carried_landmarks(flat, (100, 50, 40, 40), (100, 50, 40, 40)) == pytest.approx(flat)
+    moved = carried_landmarks(flat, (100, 50, 40, 40), (200, 150, 80, 60))  # moved by (100, 100), scaled 2 x 1.5
+    assert moved == pytest.approx([220, 165, 260, 165, 240, 180, 224, 195, 256, 195])
+    assert carried_landmarks([], (100, 50, 40, 40), (0, 0, 10, 10)) == []
+    assert carried_landmarks(flat, (100, 50, 0, 40), (0, 0, 10, 10)) == []  # a degenerate box carries nothing
 
 
 def test_cropped_face_is_the_box_scaled_centred_and_zero_padded():
@@ -161,33 +170,30 @@ def test_producer_topics_carry_the_affect_values_and_go_with_the_face(ros_env, h
         marks = p.subscribe(hri.FacialLandmarks, f"{root}/landmarks")
         cropped = p.subscribe(Image, f"{root}/cropped")
         aligned = p.subscribe(Image, f"{root}/aligned")
-        checked = 0
-        for frame in frames[8:14]:
-            s = p.process(frame)
-            p.wait(lambda: all(s in store for store in (rois, marks, cropped, aligned)), f"{root}/* for stamp {s}")
+        # moving video frames at 25 Hz, then a still face (the same image again) at 30 Hz: with the default
+        # detection.redetect_period (0.1 s) the still face coasts on some images (its box predicted, detected
+        # false, no landmarks in faces/affect)
+        fed = [(frame, 0.04) for frame in frames[8:14]] + [(frames[13], 1 / 30)] * 12
+        slots = [getattr(hri.FacialLandmarks, name) for name in LANDMARK_SLOTS]
+        assert slots == [68, 69, 30, 48, 54]  # right/left pupil, nose tip, outer mouth corners
+        stamps, still = [], []
+        for i, (frame, step) in enumerate(fed):
+            s = p.process(frame, step)
+            stamps.append(s)
+            if i >= 6:
+                still.append(s)
+            p.wait(lambda: all(s in store for store in (rois, cropped, aligned)), f"{root}/* for stamp {s}")
             face = p.affect[s].faces[0]
             header = p.affect[s].header
             height, width = frame.shape[:2]
-            roi, lm = rois[s], marks[s]
-            for msg in (roi, lm, cropped[s], aligned[s]):  # the source image's header, as faces/affect's
+            roi = rois[s]
+            for msg in (roi, cropped[s], aligned[s]):  # the source image's header, as faces/affect's
                 assert msg.header.stamp == header.stamp and msg.header.frame_id == header.frame_id == "hri_camera"
             r = face.roi
             assert (roi.xmin, roi.ymin, roi.xmax, roi.ymax) == pytest.approx(
                 (r.x_offset / width, r.y_offset / height, (r.x_offset + r.width) / width,
                  (r.y_offset + r.height) / height), abs=1e-6)
             assert roi.c == pytest.approx(face.detection_score, abs=1e-6)
-            assert (lm.width, lm.height) == (width, height) and len(lm.landmarks) == LANDMARKS
-            slots = [getattr(hri.FacialLandmarks, name) for name in LANDMARK_SLOTS]
-            assert slots == [68, 69, 30, 48, 54]  # right/left pupil, nose tip, outer mouth corners
-            ours = list(face.landmarks)
-            if ours:
-                for i, slot in enumerate(slots):
-                    point = lm.landmarks[slot]
-                    assert (point.x, point.y) == pytest.approx((ours[2 * i] / width, ours[2 * i + 1] / height),
-                                                               abs=1e-6)
-                    assert point.c == pytest.approx(face.detection_score, abs=1e-6)
-            others = [lm.landmarks[i] for i in range(LANDMARKS) if i not in slots]
-            assert all(pt.c == 0.0 and pt.x == 0.0 and pt.y == 0.0 for pt in others)  # not available
             for image in (cropped[s], aligned[s]):
                 assert (image.width, image.height, image.encoding, image.step) == (128, 128, "bgr8", 128 * 3)
                 pixels = np.frombuffer(image.data, np.uint8).reshape(128, 128, 3)
@@ -195,8 +201,43 @@ def test_producer_topics_carry_the_affect_values_and_go_with_the_face(ros_env, h
             expected = cropped_face(frame, (r.x_offset, r.y_offset, r.width, r.height))
             got = np.frombuffer(cropped[s].data, np.uint8).reshape(128, 128, 3)
             assert np.abs(got.astype(int) - expected.astype(int)).max() == 0  # the box of faces/affect, cut here
-            checked += 1
-        assert checked == 6
+        # landmarks: exactly the images whose faces/affect has this face detected with its points. Per topic the
+        # messages arrive in order, so once the last such image's message is in, every earlier one is too
+        detected = [s for s in stamps if p.affect[s].faces[0].detected and len(p.affect[s].faces[0].landmarks) == 10]
+        coasting = [s for s in still if not p.affect[s].faces[0].detected]
+        assert detected and coasting, f"the still face coasts on some images and is detected on others: {still}"
+        assert all(len(p.affect[s].faces[0].landmarks) == 0 for s in coasting)
+        p.wait(lambda: detected[-1] in marks, f"{root}/landmarks for stamp {detected[-1]}")
+        assert sorted(s for s in marks if s >= stamps[0]) == detected  # none for a coasting image
+        for s in detected:
+            lm, face = marks[s], p.affect[s].faces[0]
+            assert lm.header.stamp == p.affect[s].header.stamp and lm.header.frame_id == "hri_camera"
+            assert (lm.width, lm.height) == (width, height) and len(lm.landmarks) == LANDMARKS
+            ours = list(face.landmarks)
+            for i, slot in enumerate(slots):
+                point = lm.landmarks[slot]
+                assert (point.x, point.y) == pytest.approx((ours[2 * i] / width, ours[2 * i + 1] / height), abs=1e-6)
+                assert point.c == pytest.approx(face.detection_score, abs=1e-6) and point.c > 0
+            others = [lm.landmarks[i] for i in range(LANDMARKS) if i not in slots]
+            assert all(pt.c == 0.0 and pt.x == 0.0 and pt.y == 0.0 for pt in others)  # not available
+        # aligned stays aligned on the still face's coasting images: cut on the last detected landmarks moved with
+        # the box, so it matches the detected images' aligned face, not a plain box crop
+        still_frame = frames[13]
+
+        def pixels(s):
+            return np.frombuffer(aligned[s].data, np.uint8).reshape(128, 128, 3).astype(int)
+
+        for s in coasting:
+            last = max(d for d in detected if d < s)
+            then, now = p.affect[last].faces[0], p.affect[s].faces[0]
+            box_then = (then.roi.x_offset, then.roi.y_offset, then.roi.width, then.roi.height)
+            box_now = (now.roi.x_offset, now.roi.y_offset, now.roi.width, now.roi.height)
+            box_crop = aligned_face(still_frame, box_now, [])
+            off_aligned = np.abs(pixels(s) - pixels(last)).mean()
+            off_box_crop = np.abs(box_crop.astype(int) - pixels(last)).mean()
+            assert off_aligned < 0.5 * off_box_crop, (s, off_aligned, off_box_crop)
+            expected = aligned_face(still_frame, box_now, carried_landmarks(then.landmarks, box_then, box_now))
+            assert np.abs(pixels(s) - expected.astype(int)).max() == 0
         # per person: anonymous (latched false: a re-identified person) and engagement_status with each image
         person_id = p.affect[s].faces[0].person_id
         assert person_id, "re-identification gives the face a person id"

@@ -13,6 +13,11 @@ Three parts:
   producer mode without subscribers, and in producer mode with every per-face and per-person topic but the images,
   then every one, subscribed by
   another process (so cropped and aligned are cut and sent).
+* ``node``: the producer's cost in the running node over real DDS (``latency_bench.run``: the webcam video at 30 Hz,
+  1 face or a grid): the node's CPU share with hri off, with ``hri.enabled:=true hri.mode:=producer`` and no
+  subscriber, and with every per-face and per-person topic subscribed by another process (``FOLLOWER``: it
+  subscribes to each face's and person's topics as they appear), which also measures the rate at which each face's
+  ``expression`` and ``roi`` arrive.
 
 ``turned_view`` is the synthetic head turn: the face's own 3-D mesh (MediaPipe Face Landmarker) rotated about the
 vertical axis and its texture moved triangle by triangle; hair, ears and the head's outline do not turn, so it is a
@@ -20,9 +25,11 @@ stand-in for turned heads, not one (the detector's landmarks read such views as 
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -281,6 +288,126 @@ try:
 except Exception:
     pass
 """
+
+
+# ------------------------------------------------------------------ the producer's cost in the running node
+FOLLOWER = r"""
+import json, signal, sys, time, rclpy
+from rclpy.qos import QoSProfile, DurabilityPolicy
+from rosidl_runtime_py.utilities import get_message
+out = sys.argv[1]
+lists = ("/humans/faces/tracked", "/humans/persons/tracked", "/humans/persons/known")
+rclpy.init()
+node = rclpy.create_node("hri_bench_follower")
+received, subs = {}, {}
+cpu = received.setdefault("_cpu", [])  # (monotonic, this process's CPU seconds) every 0.2 s
+def follow():
+    cpu.append((time.monotonic(), time.process_time()))
+    for name, types in node.get_topic_names_and_types():
+        if name in subs or name in lists or not name.startswith(("/humans/faces/", "/humans/persons/")):
+            continue
+        times = received.setdefault(name, [])
+        latched = name.endswith(("/face_id", "/anonymous"))
+        qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL) if latched else QoSProfile(depth=10)
+        subs[name] = node.create_subscription(get_message(types[0]), name,
+                                              lambda m, times=times: times.append(time.monotonic()), qos)
+node.create_timer(0.2, follow)
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+print("ready", flush=True)
+while not stop:
+    rclpy.spin_once(node, timeout_sec=0.1)
+with open(out, "w") as f:
+    json.dump(received, f)
+"""
+NODE_CASES = (("off", ()), ("producer, no subscriber", ("hri.enabled:=true", "hri.mode:=producer")),
+              ("producer, every topic subscribed", ("hri.enabled:=true", "hri.mode:=producer")))
+
+
+def _topic_rate(received: dict, suffix: str, window: Sequence[float], faces: float) -> Optional[float]:
+    """Messages per second and face on the per-face topics ending in ``suffix`` within ``window`` (monotonic)."""
+    w0, w1 = window
+    count = sum(sum(1 for t in times if w0 <= t <= w1) for name, times in received.items() if name.endswith(suffix))
+    return round(count / (w1 - w0) / faces, 2) if faces else None
+
+
+def _follower_cpu(samples: Sequence[Sequence[float]], window: Sequence[float]) -> Optional[float]:
+    """The follower's CPU share of one core within ``window`` from its (monotonic, CPU seconds) samples."""
+    inside = [s for s in samples if window[0] <= s[0] <= window[1]]
+    if len(inside) < 2:
+        return None
+    return round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 3)
+
+
+def _cpu_ms_per_image(run: dict) -> Optional[float]:
+    """The node's CPU ms per processed image (its CPU share over its output rate): comparable across cases whose
+    output rate differs (a starved node processes fewer images)."""
+    share, hz = run.get("node_cpu_share_of_core"), run.get("output_hz")
+    return round(share * 1000.0 / hz, 1) if share is not None and hz else None
+
+
+def measure_node(faces: Sequence[int] = (1, 4), seconds: float = 15.0, warmup: float = 5.0,
+                 out_dir: Path = Path("out/hri/node"), progress: Callable[[str], None] = print) -> dict:
+    """Per face count, the three ``NODE_CASES`` one after the other, each a ``latency_bench.run``."""
+    import signal
+    import tempfile
+
+    from dfer_ros.bench import latency_bench
+    from dfer_ros.ros.environment import local_ros_env, pick_domain_id
+
+    report: dict = {"seconds": seconds, "warmup": warmup, "rate_hz": 30.0, "results": []}
+    for n in faces:
+        for case, params in NODE_CASES:
+            domain = pick_domain_id()
+            follower = None
+            with tempfile.TemporaryDirectory() as tmp:
+                got = Path(tmp) / "received.json"
+                if case.endswith("subscribed"):
+                    follower = subprocess.Popen([sys.executable, "-c", FOLLOWER, str(got)], stdout=subprocess.PIPE,
+                                                text=True, env=local_ros_env(domain))
+                    assert follower.stdout.readline().strip() == "ready"
+                try:
+                    run = latency_bench.run(out_dir / f"{n}_faces_{re.sub(r'[^a-z]+', '_', case)}.json",
+                                            seconds=seconds, warmup=warmup, faces=n, node_params=params,
+                                            domain_id=domain)
+                finally:
+                    received = {}
+                    if follower is not None:
+                        follower.send_signal(signal.SIGTERM)
+                        follower.wait(timeout=30)
+                        received = json.loads(got.read_text()) if got.exists() else {}
+            per_face = run.get("faces_per_result") or 0.0
+            row = {"faces": n, "case": case, "node_cpu_share_of_core": run.get("node_cpu_share_of_core"),
+                   "node_cpu_by_thread": run.get("node_cpu_by_thread"),
+                   "affect_hz": run.get("output_hz"), "faces_per_result": per_face,
+                   "node_cpu_ms_per_image": _cpu_ms_per_image(run),
+                   "latency_ms_p50": run.get("latency_ms", {}).get("p50"),
+                   "latency_ms_p99": run.get("latency_ms", {}).get("p99"),
+                   "load_average": run.get("load_average")}
+            if follower is not None:
+                window = run["window_monotonic"]
+                row.update(topics_followed=len(received) - 1,
+                           follower_cpu_share_of_core=_follower_cpu(received.get("_cpu", []), window),
+                           expression_hz_per_face=_topic_rate(received, "/expression", window, per_face),
+                           roi_hz_per_face=_topic_rate(received, "/roi", window, per_face),
+                           landmarks_hz_per_face=_topic_rate(received, "/landmarks", window, per_face),
+                           aligned_hz_per_face=_topic_rate(received, "/aligned", window, per_face))
+            report["results"].append(row)
+            progress(json.dumps({k: v for k, v in row.items() if k != "node_cpu_by_thread"}))
+    return report
+
+
+def node_markdown(report: dict) -> str:
+    rows = ["| faces | hri | node CPU (share of a core) | node CPU ms / image | follower CPU | faces/affect Hz | "
+            "expression Hz / face | roi Hz / face | landmarks Hz / face | aligned Hz / face | latency ms p50 | load |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in report.get("results", []):
+        rows.append(f"| {r['faces']} | {r['case']} | {r['node_cpu_share_of_core']} | "
+                    f"{r.get('node_cpu_ms_per_image', '-')} | {r.get('follower_cpu_share_of_core', '-')} | {r['affect_hz']} | "
+                    f"{r.get('expression_hz_per_face', '-')} | {r.get('roi_hz_per_face', '-')} | "
+                    f"{r.get('landmarks_hz_per_face', '-')} | {r.get('aligned_hz_per_face', '-')} | "
+                    f"{r['latency_ms_p50']} | {r['load_average']} |")
+    return "\n".join(rows) + "\n"
 
 
 def _affect_for(faces: int, model, descriptor) -> tuple:

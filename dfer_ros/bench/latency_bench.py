@@ -67,17 +67,19 @@ def busy_competitors(count: int) -> list:
 def run(out: Union[str, Path], seconds: float = 20.0, warmup: float = 3.0, rate: float = 30.0, width: int = 640,
         height: int = 480, backend: str = "onnxruntime", model: str = "default", checkpoint: Optional[str] = None,
         reliability: str = "best_effort", node_params: Sequence[str] = (), faces: int = 1,
-        competitors: int = 0) -> dict:
+        competitors: int = 0, domain_id: Optional[int] = None) -> dict:
     """Start the node, publish for ``warmup`` + ``seconds``, write the report JSON to ``out`` and print a
     summary line; returns the report. ``node_params``: extra ``NAME:=VALUE`` node parameters. ``faces``: 1, or a
     square number of faces in a grid. ``competitors``: busy processes beside the node while it runs (one per core
     is a loaded robot). The report carries the node's CPU (share of one core, per thread name) over the measured
-    seconds and the expression / action-unit estimate ages of the faces it published."""
+    seconds and the expression / action-unit estimate ages of the faces it published. ``domain_id``: the ROS domain
+    (default: a free one), for a process beside the run (a subscriber) to join; ``window_monotonic`` in the report
+    is the measured interval on ``time.monotonic``."""
     from dfer_ros.bench.process_cpu import process_cpu, share_of_core, thread_cpu
 
     log_dir = REPO_ROOT / "build" / "ros_log" / "bench"
 
-    env = apply_local_ros_env(domain_id=pick_domain_id(), log_dir=log_dir)
+    env = apply_local_ros_env(domain_id=pick_domain_id() if domain_id is None else domain_id, log_dir=log_dir)
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -185,6 +187,7 @@ def run(out: Union[str, Path], seconds: float = 20.0, warmup: float = 3.0, rate:
                 "faces_per_result": round(float(np.mean(face_counts)), 2) if face_counts else 0.0,
                 "node_cpu_share_of_core": round((c1 - c0) / (w1 - w0), 3),
                 "node_cpu_by_thread": share_of_core(t0_threads, t1_threads, w1 - w0),
+                "window_monotonic": [round(w0, 4), round(w1, 4)],
                 "expression_age_s": {"mean": round(float(np.mean(expr_ages)), 3),
                                      "max": round(float(np.max(expr_ages)), 3)} if expr_ages else {},
                 "action_units_age_s": {"mean": round(float(np.mean(au_ages)), 3),

@@ -13,9 +13,11 @@ Both modes (``hri.mode``) publish:
   or not (forgotten or expired persons leave it).
 
 "producer" (the stack's only face producer) adds per face ``roi`` (``NormalizedRegionOfInterest2D``),
-``landmarks`` (``FacialLandmarks``: our five points in the message's slots, the rest c = 0), ``cropped`` and
-``aligned`` (``sensor_msgs/Image``, 128 x 128 bgr8, cut only for subscribers), and per person ``anonymous``
-(latched ``std_msgs/Bool``) and ``engagement_status`` (``EngagementLevel`` from ``perception.engagement``).
+``landmarks`` (``FacialLandmarks``: our five points in the message's slots, the rest c = 0; only for the images
+the face was detected in with landmarks), ``cropped`` and ``aligned`` (``sensor_msgs/Image``, 128 x 128 bgr8,
+cut only for subscribers; ``aligned`` of a coasting face uses its last detected landmarks, carried with its box),
+and per person ``anonymous`` (latched ``std_msgs/Bool``) and ``engagement_status`` (``EngagementLevel`` from
+``perception.engagement``).
 
 The per-face and per-person publishers are created when a face id (person id) first appears and destroyed when
 it leaves, so their topics come and go with the faces, as REP-155 describes. A volatile per-face or per-person
@@ -30,6 +32,8 @@ it only when the ``hri.enabled`` parameter asks for the topics.
 """
 from __future__ import annotations
 
+import array
+import functools
 import importlib
 import math
 import re
@@ -78,22 +82,37 @@ def au_code(name: str) -> Optional[int]:
     return code if code < AU_CODES else None
 
 
-def facs_arrays(names, probabilities) -> tuple[list[float], list[float]]:
-    """(intensity[99], confidence[99]) from our per-AU probabilities.
+@functools.lru_cache(maxsize=64)
+def _au_codes(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in ``names`` of the AUs with a FACS code, their codes): the model's AU names are the same on every
+    image, so the names are parsed once."""
+    pairs = [(i, au_code(name)) for i, name in enumerate(names)]
+    pairs = [(i, code) for i, code in pairs if code is not None]
+    return np.array([i for i, _ in pairs], np.intp), np.array([code for _, code in pairs], np.intp)
+
+
+def facs_arrays(names, probabilities) -> tuple[np.ndarray, np.ndarray]:
+    """(intensity[99], confidence[99]) from our per-AU probabilities, as float32 arrays (the message's own type,
+    so setting them copies nothing).
 
     intensity[code] is our probability that the AU is active (0..1; not a FACS A-E intensity);
     confidence[code] is how decided that probability is, |2p - 1|; both are 0 for codes the model does not
     estimate, so a consumer tells "not estimated" (confidence 0, intensity 0) from an estimate.
     """
-    intensity = [0.0] * AU_CODES
-    confidence = [0.0] * AU_CODES
-    for name, p in zip(names, probabilities):
-        code = au_code(name)
-        if code is None or not math.isfinite(float(p)):
-            continue
-        p = min(1.0, max(0.0, float(p)))
-        intensity[code] = p
-        confidence[code] = abs(2.0 * p - 1.0)
+    intensity = np.zeros(AU_CODES, np.float32)
+    confidence = np.zeros(AU_CODES, np.float32)
+    names = tuple(names)
+    probs = np.asarray(probabilities, np.float64).reshape(-1)
+    if len(names) != probs.size:
+        n = min(len(names), probs.size)
+        names, probs = names[:n], probs[:n]
+    where, codes = _au_codes(names)
+    if where.size:
+        p = probs[where]
+        usable = np.isfinite(p)
+        p = np.clip(p[usable], 0.0, 1.0)
+        intensity[codes[usable]] = p
+        confidence[codes[usable]] = np.abs(2.0 * p - 1.0)
     return intensity, confidence
 
 
@@ -146,6 +165,20 @@ def cropped_face(frame_bgr: np.ndarray, box, side: int = FACE_IMAGE_SIDE) -> np.
     return out
 
 
+def carried_landmarks(flat_landmarks, from_box, to_box) -> list[float]:
+    """Landmarks found in ``from_box`` (pixels, x y w h) moved and scaled with the box to ``to_box``: where a face
+    that was detected in ``from_box`` and is now predicted at ``to_box`` has them ([] without landmarks or with a
+    degenerate box)."""
+    values = np.asarray(list(flat_landmarks), np.float64)
+    x0, y0, w0, h0 = (float(v) for v in from_box)
+    x1, y1, w1, h1 = (float(v) for v in to_box)
+    if values.size != 2 * len(LANDMARK_SLOTS) or w0 <= 0 or h0 <= 0 or not np.isfinite(values).all():
+        return []
+    points = values.reshape(-1, 2)
+    moved = (points - (x0, y0)) * (w1 / w0, h1 / h0) + (x1, y1)
+    return [float(v) for v in moved.reshape(-1)]
+
+
 def aligned_face(frame_bgr: np.ndarray, box, flat_landmarks, side: int = FACE_IMAGE_SIDE) -> np.ndarray:
     """REP-155 ``aligned``: the face warped so its eyes are level (5-point similarity transform onto the template
     of ``perception.alignment``), same side as ``cropped``, 0-padded; a square box crop without landmarks."""
@@ -169,6 +202,7 @@ class HriPublisher:
 
     def __init__(self, node, qos_depth: int = 10, mode: str = "beside", engagement=None,
                  face_side: int = FACE_IMAGE_SIDE):
+        from rclpy.event_handler import PublisherEventCallbacks
         from rclpy.qos import DurabilityPolicy, QoSProfile
         from sensor_msgs.msg import Image
         from std_msgs.msg import Bool, String
@@ -190,11 +224,18 @@ class HriPublisher:
         self.images_made = 0  # cropped/aligned images built (only for subscribed topics)
         self._node = node
         self._qos = QoSProfile(depth=qos_depth)
+        # per-face and per-person publishers get no QoS event handlers: rclpy adds two waitables (incompatible QoS
+        # and type warnings) per publisher to the node, and the executor walks every waitable on each wake-up, which
+        # at 25 faces (225 publishers) cost the node's executor thread about 26 ms an image (docs/rep155.md, Cost)
+        self._no_events = PublisherEventCallbacks(use_default_callbacks=False)
         self._tracked_pub = node.create_publisher(self._IdsList, f"{HUMANS_FACES}/tracked", self._qos)
         self._persons_pub = node.create_publisher(self._IdsList, f"{HUMANS_PERSONS}/tracked", self._qos)
         self._known_pub = node.create_publisher(self._IdsList, f"{HUMANS_PERSONS}/known", self._qos)
         self._persons: dict[str, dict[str, Any]] = {}  # person id -> {"face_id": pub, ..., "last": face id}
         self._faces: dict[str, dict[str, Any]] = {}  # face id -> {"expression": pub, "facs": pub, ...}
+        # face id -> (landmarks, box) of the last image it was detected in with landmarks (producer mode): a
+        # coasting face's aligned image is cut on them, moved with its box
+        self._carried: dict[str, tuple[list[float], tuple[float, ...]]] = {}
         self._lock = threading.Lock()  # the worker publishes while a lifecycle transition may end all faces
 
     @property
@@ -232,9 +273,9 @@ class HriPublisher:
             if pubs is None:
                 pubs = self._faces[face.face_id] = self._start_face(face.face_id)
             if _wanted(pubs["expression"]):
-                pubs["expression"].publish(self._expression(affect.header, face))
+                pubs["expression"].publish(self._expression(pubs, affect.header, face))
             if len(face.action_units.names) and _wanted(pubs["facs"]):
-                pubs["facs"].publish(self._facs(affect.header, face))
+                pubs["facs"].publish(self._facs(pubs, affect.header, face))
             if self.producer and image_size is not None:
                 self._publish_producer(pubs, affect.header, face, image_size, images)
         self._tracked_pub.publish(self._IdsList(header=affect.header, ids=ids))
@@ -251,10 +292,19 @@ class HriPublisher:
         r = face.roi
         if _wanted(pubs["roi"]):
             xmin, ymin, xmax, ymax = normalized_box(r.x_offset, r.y_offset, r.width, r.height, width, height)
-            pubs["roi"].publish(self._msgs.NormalizedRegionOfInterest2D(
-                header=header, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax,
-                c=min(1.0, max(0.0, float(face.detection_score)))))
-        if _wanted(pubs["landmarks"]):
+            msg = _reused(pubs, "roi_msg", self._msgs.NormalizedRegionOfInterest2D)
+            msg.header, msg.xmin, msg.ymin, msg.xmax, msg.ymax = header, xmin, ymin, xmax, ymax
+            msg.c = min(1.0, max(0.0, float(face.detection_score)))
+            pubs["roi"].publish(msg)
+        box = (r.x_offset, r.y_offset, r.width, r.height)
+        fresh = face.detected and len(face.landmarks) == 2 * len(LANDMARK_SLOTS)
+        if fresh:
+            self._carried[face.face_id] = (list(face.landmarks), box)
+        elif face.detected:
+            self._carried.pop(face.face_id, None)  # detected without landmarks: nothing to carry any more
+        if fresh and _wanted(pubs["landmarks"]):
+            # only points found in this image: a coasting face (its box predicted, no landmarks in faces/affect)
+            # gets no message, so consumers keep the last detected points instead of an all-c = 0 message;
             # one message per face, reused: only our five slots change (the publish serialises it at once)
             msg = pubs.get("landmarks_msg")
             if msg is None:
@@ -266,16 +316,27 @@ class HriPublisher:
                 point = msg.landmarks[slot]
                 point.x, point.y, point.c = x, y, c
             pubs["landmarks"].publish(msg)
-        box = (r.x_offset, r.y_offset, r.width, r.height)
         for name, make in (("cropped", lambda img: cropped_face(img, box, self.face_side)),
-                           ("aligned", lambda img: aligned_face(img, box, face.landmarks, self.face_side))):
+                           ("aligned", lambda img: aligned_face(img, box, self.alignment_landmarks(face, box),
+                                                                self.face_side))):
             pub = pubs[name]
             if not _wanted(pub) or images.get() is None:
                 continue  # nobody asks: no image is cut
             crop = make(images.get())
             self.images_made += 1
-            pub.publish(self._Image(header=header, height=crop.shape[0], width=crop.shape[1], encoding="bgr8",
-                                    is_bigendian=0, step=crop.shape[1] * 3, data=crop.tobytes()))
+            msg = _reused(pubs, f"{name}_msg", self._Image)
+            msg.header, msg.height, msg.width, msg.encoding = header, crop.shape[0], crop.shape[1], "bgr8"
+            msg.is_bigendian, msg.step = 0, crop.shape[1] * 3
+            msg.data = array.array("B", crop.tobytes())
+            pub.publish(msg)
+
+    def alignment_landmarks(self, face, box) -> list[float]:
+        """The landmarks ``aligned`` is cut on: this image's when the face was detected in it, else (coasting) the
+        last detected ones moved from the box they were found in to ``box``; [] (a box crop) without either."""
+        if face.detected:
+            return list(face.landmarks)
+        carried = self._carried.get(face.face_id)
+        return carried_landmarks(carried[0], carried[1], box) if carried else []
 
     def _publish_persons(self, affect) -> None:
         face_of = {face.person_id: face.face_id for face in affect.faces if getattr(face, "person_id", "")}
@@ -321,24 +382,28 @@ class HriPublisher:
         if self.producer:
             types.update(roi=self._msgs.NormalizedRegionOfInterest2D, landmarks=self._msgs.FacialLandmarks,
                          cropped=self._Image, aligned=self._Image)
-        return {name: self._node.create_publisher(kind, f"{root}/{name}", self._qos) for name, kind in types.items()}
+        return {name: self._publisher(kind, f"{root}/{name}", self._qos) for name, kind in types.items()}
+
+    def _publisher(self, kind, topic: str, qos):
+        """A per-face or per-person publisher (without QoS event handlers, see ``__init__``)."""
+        return self._node.create_publisher(kind, topic, qos, event_callbacks=self._no_events)
 
     def _end_face(self, face_id: str) -> None:
         for name, pub in self._faces.pop(face_id).items():
             if not name.endswith("_msg"):
                 self._node.destroy_publisher(pub)
+        self._carried.pop(face_id, None)
         self.engagement.end(face_id)
 
     def _start_person(self, person_id: str) -> dict[str, Any]:
         root = f"{HUMANS_PERSONS}/{person_id}"
-        pubs: dict[str, Any] = {"face_id": self._node.create_publisher(self._String, f"{root}/face_id", self._latched),
-                                "last": ""}
+        pubs: dict[str, Any] = {"face_id": self._publisher(self._String, f"{root}/face_id", self._latched), "last": ""}
         if self.producer:
             # a re-identified person: its id is kept across tracks (and restarts with reid.gallery_file)
-            pubs["anonymous"] = self._node.create_publisher(self._Bool, f"{root}/anonymous", self._latched)
+            pubs["anonymous"] = self._publisher(self._Bool, f"{root}/anonymous", self._latched)
             pubs["anonymous"].publish(self._Bool(data=False))
-            pubs["engagement_status"] = self._node.create_publisher(self._msgs.EngagementLevel,
-                                                                    f"{root}/engagement_status", self._qos)
+            pubs["engagement_status"] = self._publisher(self._msgs.EngagementLevel, f"{root}/engagement_status",
+                                                        self._qos)
         return pubs
 
     def _end_person(self, person_id: str) -> None:
@@ -346,15 +411,28 @@ class HriPublisher:
             if name != "last":
                 self._node.destroy_publisher(pub)
 
-    def _expression(self, header, face):
-        return self._Expression(header=header, expression=rep155_expression(face.expression.expression),
-                                valence=float(face.valence_arousal.valence),
-                                arousal=float(face.valence_arousal.arousal),
-                                confidence=float(face.expression.confidence))
+    # The per-face messages are made once per face and reused (``_reused``): publish serialises a message at once,
+    # and making a message also makes a default header and arrays that are replaced straight away.
+    def _expression(self, pubs, header, face):
+        msg = _reused(pubs, "expression_msg", self._Expression)
+        msg.header, msg.expression = header, rep155_expression(face.expression.expression)
+        msg.valence, msg.arousal = float(face.valence_arousal.valence), float(face.valence_arousal.arousal)
+        msg.confidence = float(face.expression.confidence)
+        return msg
 
-    def _facs(self, header, face):
-        intensity, confidence = facs_arrays(face.action_units.names, face.action_units.probabilities)
-        return self._Facs(header=header, intensity=intensity, confidence=confidence)
+    def _facs(self, pubs, header, face):
+        msg = _reused(pubs, "facs_msg", self._Facs)
+        msg.header = header
+        msg.intensity, msg.confidence = facs_arrays(face.action_units.names, face.action_units.probabilities)
+        return msg
+
+
+def _reused(pubs: dict, key: str, kind):
+    """The message of type ``kind`` kept in a face's ``pubs`` under ``key`` (made on first use)."""
+    msg = pubs.get(key)
+    if msg is None:
+        msg = pubs[key] = kind()
+    return msg
 
 
 def _wanted(publisher) -> bool:
