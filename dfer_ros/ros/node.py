@@ -8,7 +8,8 @@ so it also works without a manager.
 Threading: the image callback only stores the NEWEST message (replacing an unprocessed one counts as a
 stale drop) and wakes a worker thread, which decodes, runs the pipeline and publishes. The executor is
 never blocked by inference, so parameters, lifecycle services and diagnostics stay responsive, and the
-node never works through a backlog of old frames.
+node never works through a backlog of old frames. The executor is rclpy's EventsExecutor by default (``executor``
+parameter; SingleThreadedExecutor rebuilds its wait set in Python on every image).
 
 Outputs (one message per processed image on each topic, stamped with the SOURCE image's header):
 ``faces/affect``, ``faces/expression``, ``faces/valence_arousal``, ``faces/action_units``,
@@ -574,6 +575,15 @@ def main(args=None, stop: Optional[StopSignals] = None) -> int:
         session.__exit__(None, None, None)
 
 
+def _executor(name: str):
+    """The executor the ``executor`` parameter names."""
+    if name == "events":
+        from rclpy.experimental import EventsExecutor
+
+        return EventsExecutor()
+    return SingleThreadedExecutor()
+
+
 def _spin_node(stop: StopSignals) -> int:
     """Create the node and spin it until a stop signal (the ROS context is up); the exit code."""
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -581,7 +591,7 @@ def _spin_node(stop: StopSignals) -> int:
     node = None
     try:
         node = DferNode(stop_requested=stop.is_set)
-        executor = SingleThreadedExecutor()
+        executor = _executor(node.settings.executor)
         executor.add_node(node)
         while not stop.is_set():
             executor.spin_once(timeout_sec=0.1)

@@ -24,6 +24,7 @@ from dfer_ros.perception.config import ConfigError, PipelineConfig
 from dfer_ros.typed_config import iter_settings, setting
 
 RELIABILITIES = ("best_effort", "reliable")
+EXECUTORS = ("events", "single_threaded")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class NodeSettings:
 
     autostart: bool = setting(True, read_only=True, description="Configure and activate by itself at start-up "
                               "(false: wait for a lifecycle manager to call configure/activate).")
+    # events: rclpy's EventsExecutor (experimental in Jazzy; C++ event queue): the executor thread took 3.7 % of a core
+    # at 30 Hz instead of 5.4 % (dfer bench latency, same run, docs/benchmarks.md)
+    executor: str = setting("events", read_only=True, choices=EXECUTORS,
+                            description="The rclpy executor that runs the node's callbacks: 'events' "
+                                        "(rclpy.experimental.EventsExecutor) or 'single_threaded' "
+                                        "(SingleThreadedExecutor, the executor before).")
     model: str = setting("default", read_only=True, description="A registered model name ('default': the embedded "
                          "model, face-api expression net + blendshape AUs + circumplex VA; 'fer2013': the same with "
                          "the FER2013 mini-Xception), a dfer export folder, or a CLIP-adapter config YAML (torch "
