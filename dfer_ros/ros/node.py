@@ -43,7 +43,7 @@ from dfer_ros.perception.config import ConfigError, PipelineConfig
 from dfer_ros.perception.native_threads import name_native_thread
 from dfer_ros.ros import conversions, hri_publisher, qos
 from dfer_ros.ros.diagnostics import NodeStats, to_diagnostic_array
-from dfer_ros.ros.environment import environment_problem
+from dfer_ros.ros.environment import EXIT_CANNOT_START_ROS, environment_problem
 from dfer_ros.ros.log_bridge import RosLogBridge
 from dfer_ros.ros.parameters import (NodeSettings, ParamSpec, all_parameter_specs, apply_pipeline_config,
                                      load_pipeline_defaults, validate_values)
@@ -546,13 +546,13 @@ def main(args=None, stop: Optional[StopSignals] = None) -> int:
     problem = environment_problem()
     if problem:
         print(f"dfer_node: cannot start ROS: {problem}", file=sys.stderr)
-        return 2
+        return EXIT_CANNOT_START_ROS
     session = ros_session(args if args is not None else sys.argv, signal_handlers=False)
     try:
         session.__enter__()
     except Exception as exc:  # noqa: BLE001 - rclpy.init raises its private RCLError (bad environment or arguments)
         print(f"dfer_node: cannot start ROS: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CANNOT_START_ROS
     try:
         return _spin_node(stop)
     finally:
