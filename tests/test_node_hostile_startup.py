@@ -102,3 +102,28 @@ def test_an_rmw_that_is_not_installed_is_one_line_with_the_choices_not_a_native_
     assert lines[0].startswith(f"dfer_node: cannot start ROS: {variable}='rmw_nonexistent' is not an installed rmw")
     assert "rmw_fastrtps_cpp" in lines[0]  # the implementation the ROS wheels install, offered as the choice
     assert "Traceback" not in proc.stderr and "exiting with 102" not in proc.stderr
+
+
+def test_lost_images_renew_the_image_reader_only_when_the_node_grew_by_more_than_an_allowed_image():
+    """Best-effort DDS drops the first oversized sample after growing the reader's buffers to it, so the node
+    never sees it; the message-lost event plus the node's anonymous memory growth tells that from network loss."""
+    from types import SimpleNamespace
+
+    from dfer_ros.ros.memory import anonymous_rss_bytes
+
+    with ros_session([]):
+        node = DferNode(parameter_overrides=[Parameter("autostart", value=False),
+                                             Parameter("max_image_pixels", value=1_000_000)])
+        try:
+            now = anonymous_rss_bytes()
+            assert now > 0
+            node._anon_at_subscribe = now + 50_000_000  # no growth since the reader was made: ordinary loss
+            node._on_images_lost(SimpleNamespace(total_count=2, total_count_change=2))
+            assert not node._renew_image_reader and node.stats.images_lost == 2
+            node._anon_at_subscribe = now - 5_000_000  # grew 5 MB: more than one 1,000,000-pixel image at 4 B/px
+            node._on_images_lost(SimpleNamespace(total_count=3, total_count_change=1))
+            assert node._renew_image_reader and node.stats.images_lost == 3
+            values = to_diagnostic_array(node.stats.snapshot(), "/dfer_node", Time(sec=1)).status[0].values
+            assert {v.key: v.value for v in values}["images_lost"] == "3"
+        finally:
+            node.destroy_node()

@@ -33,3 +33,16 @@ def limit_malloc_arenas(arenas: int = DEFAULT_ARENAS) -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(M_ARENA_MAX, int(arenas)))
+
+
+def anonymous_rss_bytes() -> int:
+    """This process's anonymous resident memory (``RssAnon`` in ``/proc/self/status``) in bytes; 0 where the
+    kernel does not report it (not Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
