@@ -9,7 +9,7 @@ from dfer_ros.ros import memory
 
 
 def _run(code: str, *args: str, **env) -> str:
-    full = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    full = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")}
     full.update(env)
     return subprocess.run([sys.executable, "-c", code, *args], env=full, capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -70,3 +70,36 @@ def test_the_offline_tools_cap_the_arenas_too():
     assert uncapped > memory.DEFAULT_ARENAS + 1, uncapped  # the control: one arena per thread
     assert capped <= memory.DEFAULT_ARENAS, capped
 
+
+
+MMAPPED = r"""
+import ctypes, sys
+if sys.argv[1] == "cli":
+    import dfer_ros.cli  # what every console script of the offline tools imports first
+elif sys.argv[1] == "node":
+    from dfer_ros.ros.memory import limit_malloc_arenas
+    limit_malloc_arenas()  # what dfer node calls first
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+libc.mallinfo2.restype = MallInfo2
+libc.free(ctypes.c_void_p(libc.malloc(4 << 20)))  # a freed 4 MB block: glibc's threshold would rise to 4 MB
+before = libc.mallinfo2().hblkhd
+frame = libc.malloc(921600)  # a 640x480 bgr8 frame
+print(libc.mallinfo2().hblkhd - before >= 921600)  # its own mapping: returned to the system on free
+libc.free(ctypes.c_void_p(frame))
+"""
+
+
+def test_frame_sized_blocks_stay_mmapped_after_a_larger_one_was_freed():
+    """Counted by glibc itself (mallinfo2's mmapped bytes): without the fixed threshold the frame comes from
+    an arena, whose holes the process keeps."""
+    assert _run(MMAPPED, "none") == "False"  # the control: glibc's rising threshold
+    assert _run(MMAPPED, "node") == "True"
+    assert _run(MMAPPED, "cli") == "True"
+    assert _run(MMAPPED, "node", MALLOC_MMAP_THRESHOLD_="8388608") == "False"  # a user's choice wins
