@@ -55,6 +55,12 @@ class SoakReport:
     slope_mb_per_1000: Optional[float] = None
     growth_mb_after_warmup: Optional[float] = None
     attribution: str = ""
+    # (frame, anonymous MB, file-backed MB, shared-memory MB): the parts of each RSS sample. A leak grows the
+    # anonymous part; file-backed pages (the libraries' code) and shared memory (DDS segments) come and go
+    # with the kernel's page reclaim and the transport's use of its segments.
+    rss_parts_mb: list[tuple[int, float, float, float]] = field(default_factory=list)
+    anon_slope_mb_per_1000: Optional[float] = None
+    competitors: int = 0  # busy processes beside the node (one per core is a loaded robot)
 
 
 class ChurnScenes:
@@ -102,6 +108,16 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def rss_parts_mb(pid: int) -> tuple[float, float, float]:
+    """(anonymous, file-backed, shared-memory) MB of a process's RSS (``/proc/<pid>/status``)."""
+    parts = {}
+    for line in open(f"/proc/{pid}/status"):
+        key = line.split(":", 1)[0]
+        if key in ("RssAnon", "RssFile", "RssShmem"):
+            parts[key] = round(int(line.split()[1]) / 1024.0, 1)
+    return parts["RssAnon"], parts["RssFile"], parts["RssShmem"]
+
+
 def slope_per_1000(samples: list[tuple[int, float]], warmup: int) -> tuple[Optional[float], Optional[float]]:
     """(least-squares MB per 1,000 frames, last - first MB) over the samples at or after ``warmup``."""
     points = [(f, mb) for f, mb in samples if f >= warmup]
@@ -114,11 +130,13 @@ def slope_per_1000(samples: list[tuple[int, float]], warmup: int) -> tuple[Optio
 
 def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeout: float = 20.0,
         node_params: Optional[dict] = None, log_dir: Optional[Path] = None, people: int = 102,
-        env: Optional[dict] = None, progress: Callable[[str], None] = print, progress_bar: bool = True) -> SoakReport:
+        env: Optional[dict] = None, progress: Callable[[str], None] = print, progress_bar: bool = True,
+        competitors: int = 0) -> SoakReport:
     """Start a node, feed ``frames`` churn frames in lock-step, sample its RSS; stop it (SIGINT).
 
     ``people``: how many London-set faces take turns in the slots. ``env``: a ROS environment the caller
-    already applied to this process (tests); default: a host-local one with a free domain id."""
+    already applied to this process (tests); default: a host-local one with a free domain id.
+    ``competitors``: busy processes (``latency_bench.busy_competitors``) running beside the node throughout."""
     from dfer_ros.bench.crowd_bench import ATTRIBUTION, face_tiles
     from dfer_ros.ros.environment import apply_local_ros_env, pick_domain_id
     from dfer_ros.ros.processes import start_node, stop
@@ -147,7 +165,8 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
         ids.update(f.face_id for f in msg.faces)
 
     report = SoakReport(frames=frames, processed=0, missed=0, faces_shown=0, face_ids=0, mean_faces_per_frame=0.0,
-                        seconds=0.0, warmup=warmup, attribution=ATTRIBUTION)
+                        seconds=0.0, warmup=warmup, attribution=ATTRIBUTION, competitors=competitors)
+    busy: list = []
     try:
         with ros_session([]):
             node = rclpy.create_node("dfer_soak_bench")
@@ -169,6 +188,10 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
                               node.count_publishers("/soak/faces/affect") >= 1, 180.0):
                 raise RuntimeError("dfer_node did not subscribe within 180 s")
             start_ns = int((time.time() - 7200.0) * 1e9)  # in the past of the wall clock, at 30 Hz
+            if competitors:
+                from dfer_ros.bench.latency_bench import busy_competitors
+
+                busy = busy_competitors(competitors)
             bar = None
             if progress_bar:
                 from tqdm import tqdm
@@ -190,8 +213,11 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
                 done = index + 1
                 if index == 0 or done % sample_every == 0 or done == frames:
                     report.rss_mb.append((0 if index == 0 else done, round(rss_mb(proc.pid), 1)))
+                    report.rss_parts_mb.append((report.rss_mb[-1][0], *rss_parts_mb(proc.pid)))
                     if index == 0 or done % PRINT_EVERY == 0 or done == frames:
-                        progress(f"  frame {report.rss_mb[-1][0]:6d}: node RSS {report.rss_mb[-1][1]:.1f} MB, "
+                        anon, file_mb, shmem = report.rss_parts_mb[-1][1:]
+                        progress(f"  frame {report.rss_mb[-1][0]:6d}: node RSS {report.rss_mb[-1][1]:.1f} MB "
+                                 f"(anonymous {anon:.1f}, files {file_mb:.1f}, shared memory {shmem:.1f}), "
                                  f"{len(ids)} face ids so far")
                 if bar is not None:
                     bar.update(1)
@@ -203,12 +229,17 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
             report.mean_faces_per_frame = round(faces_total / max(1, report.processed), 3)
             node.destroy_node()
     finally:
+        for competitor in busy:
+            competitor.kill()
+            competitor.wait()
         code, killed = stop(proc)
         if killed or code != 0:
             log.warning("dfer_node exit code %s%s; log: %s", code, " (killed)" if killed else "", log_dir / "dfer_node.out")
     slope, growth = slope_per_1000(report.rss_mb, warmup)
     report.slope_mb_per_1000 = None if slope is None else round(slope, 3)
     report.growth_mb_after_warmup = None if growth is None else round(growth, 1)
+    anon_slope, _ = slope_per_1000([(f, anon) for f, anon, _, _ in report.rss_parts_mb], warmup)
+    report.anon_slope_mb_per_1000 = None if anon_slope is None else round(anon_slope, 3)
     return report
 
 
@@ -246,6 +277,7 @@ def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500
             done = index + 1
             if index == 0 or done % sample_every == 0 or done == frames:
                 report.rss_mb.append((0 if index == 0 else done, round(rss_mb(os.getpid()), 1)))
+                report.rss_parts_mb.append((report.rss_mb[-1][0], *rss_parts_mb(os.getpid())))
                 if index == 0 or done % PRINT_EVERY == 0 or done == frames:
                     progress(f"  frame {report.rss_mb[-1][0]:6d}: RSS {report.rss_mb[-1][1]:.1f} MB, "
                              f"{len(ids)} face ids so far")
@@ -262,6 +294,8 @@ def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500
     slope, growth = slope_per_1000(report.rss_mb, warmup)
     report.slope_mb_per_1000 = None if slope is None else round(slope, 3)
     report.growth_mb_after_warmup = None if growth is None else round(growth, 1)
+    anon_slope, _ = slope_per_1000([(f, anon) for f, anon, _, _ in report.rss_parts_mb], warmup)
+    report.anon_slope_mb_per_1000 = None if anon_slope is None else round(anon_slope, 3)
     return report
 
 
@@ -272,5 +306,8 @@ def summary_lines(report: SoakReport) -> list[str]:
             f"{report.mean_faces_per_frame} faces per frame",
             f"soak: RSS {report.rss_mb[0][1] if report.rss_mb else 'n/a'} MB at start -> "
             f"{report.rss_mb[-1][1] if report.rss_mb else 'n/a'} MB at the end; slope after frame {report.warmup}: "
-            f"{slope} MB per 1,000 frames (target < 0.2), growth {report.growth_mb_after_warmup} MB"]
+            f"{slope} MB per 1,000 frames (target < 0.2), growth {report.growth_mb_after_warmup} MB",
+            f"soak: anonymous memory slope after frame {report.warmup}: "
+            f"{'n/a' if report.anon_slope_mb_per_1000 is None else f'{report.anon_slope_mb_per_1000:.3f}'} MB per "
+            f"1,000 frames; {report.competitors} busy competing processes"]
 
