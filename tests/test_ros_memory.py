@@ -9,7 +9,7 @@ from dfer_ros.ros import memory
 
 
 def _run(code: str, *args: str, **env) -> str:
-    full = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")}
+    full = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     full.update(env)
     return subprocess.run([sys.executable, "-c", code, *args], env=full, capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -72,34 +72,29 @@ def test_the_offline_tools_cap_the_arenas_too():
 
 
 
-MMAPPED = r"""
+TRIM = r"""
 import ctypes, sys
-if sys.argv[1] == "cli":
-    import dfer_ros.cli  # what every console script of the offline tools imports first
-elif sys.argv[1] == "node":
-    from dfer_ros.ros.memory import limit_malloc_arenas
-    limit_malloc_arenas()  # what dfer node calls first
+from dfer_ros.ros.memory import limit_malloc_arenas, trim_free_heap
+limit_malloc_arenas()
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
+def anon_kib():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("RssAnon:")).split()[1])
 
-libc.mallinfo2.restype = MallInfo2
-libc.free(ctypes.c_void_p(libc.malloc(4 << 20)))  # a freed 4 MB block: glibc's threshold would rise to 4 MB
-before = libc.mallinfo2().hblkhd
-frame = libc.malloc(921600)  # a 640x480 bgr8 frame
-print(libc.mallinfo2().hblkhd - before >= 921600)  # its own mapping: returned to the system on free
-libc.free(ctypes.c_void_p(frame))
+blocks = [libc.malloc(4000) for _ in range(10000)]  # 40 MB of small blocks, below the mmap threshold
+for b in blocks:
+    ctypes.memset(b, 1, 4000)
+for b in blocks[:-1]:  # all free but the last: the heap's top is in use, so free() gives nothing back
+    libc.free(ctypes.c_void_p(b))
+before = anon_kib()
+if sys.argv[1] == "trim":
+    trim_free_heap()
+print(before - anon_kib())
 """
 
 
-def test_frame_sized_blocks_stay_mmapped_after_a_larger_one_was_freed():
-    """Counted by glibc itself (mallinfo2's mmapped bytes): without the fixed threshold the frame comes from
-    an arena, whose holes the process keeps."""
-    assert _run(MMAPPED, "none") == "False"  # the control: glibc's rising threshold
-    assert _run(MMAPPED, "node") == "True"
-    assert _run(MMAPPED, "cli") == "True"
-    assert _run(MMAPPED, "node", MALLOC_MMAP_THRESHOLD_="8388608") == "False"  # a user's choice wins
+def test_trim_gives_back_the_free_pages_inside_the_heap():
+    """Free memory below a block in use stays resident (the control) until the heap is trimmed."""
+    assert int(_run(TRIM, "none")) < 1000  # KiB given back without a trim
+    assert int(_run(TRIM, "trim")) > 30_000  # of the ~39 MB freed

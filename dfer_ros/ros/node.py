@@ -46,7 +46,7 @@ from dfer_ros.ros import conversions, hri_publisher, qos
 from dfer_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from dfer_ros.ros.environment import EXIT_CANNOT_START_ROS, environment_problem
 from dfer_ros.ros.log_bridge import RosLogBridge
-from dfer_ros.ros.memory import anonymous_rss_bytes
+from dfer_ros.ros.memory import TRIM_HEAP_EVERY_S, anonymous_rss_bytes, trim_free_heap
 from dfer_ros.ros.parameters import (NodeSettings, ParamSpec, all_parameter_specs, apply_pipeline_config,
                                      load_pipeline_defaults, validate_values)
 from dfer_ros.ros.session import StopSignals, release_held_signals, ros_session
@@ -119,6 +119,7 @@ class DferNode(LifecycleNode):
         self._image_subs: list = []
         self._renew_image_reader = False  # an oversized raw image grew the DDS reader's buffers
         self._anon_at_subscribe = 0  # the node's anonymous memory when the image reader was made (bytes)
+        self._trimmed_at = time.monotonic()  # when trim_free_heap last ran
         self._warned_at: dict[str, float] = {}
         self._config_error = ""
         self._pipeline_lock = threading.Lock()
@@ -541,6 +542,10 @@ class DferNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         if self._renew_image_reader:
             self._renew_raw_image_reader()
+        now = time.monotonic()
+        if now - self._trimmed_at >= TRIM_HEAP_EVERY_S:  # the free pages inside malloc's arenas (ros/memory.py)
+            self._trimmed_at = now
+            trim_free_heap()
         if self.stats.privacy_error and self._pipeline is not None:  # retry until the forget reaches the file
             with self._pipeline_lock:
                 if self._pipeline is not None:
