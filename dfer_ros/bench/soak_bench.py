@@ -39,6 +39,7 @@ WIDTH, HEIGHT, SIDE = 640, 480, 150
 SLOTS = ((40, 60), (245, 200), (450, 40))  # top-left corners of the three face slots
 RATE_HZ = 30.0
 PRINT_EVERY = 5000
+FLOOR_EVERY = 10  # frames between the node RSS reads behind rss_floor_mb
 
 
 @dataclass
@@ -61,6 +62,11 @@ class SoakReport:
     rss_parts_mb: list[tuple[int, float, float, float]] = field(default_factory=list)
     anon_slope_mb_per_1000: Optional[float] = None
     competitors: int = 0  # busy processes beside the node (one per core is a loaded robot)
+    # (frame, least node RSS MB read every FLOOR_EVERY frames since the previous sample): the node gives its
+    # heap's free pages back every few seconds (ros/memory.py trim_free_heap), so RSS saws between the memory
+    # it holds and that plus the freed pages the next frames touch again; the floor follows what it holds.
+    rss_floor_mb: list[tuple[int, float]] = field(default_factory=list)
+    floor_slope_mb_per_1000: Optional[float] = None
 
 
 class ChurnScenes:
@@ -199,6 +205,7 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
                 bar = tqdm(total=frames, desc="soak", unit="frame", mininterval=2.0)
             t0 = time.monotonic()
             faces_total = 0
+            floor = float("inf")
             for index, frame in enumerate(scenes.frames(frames)):
                 stamp_ns = start_ns + int(round(index * 1e9 / RATE_HZ))
                 msg = array_to_image(frame, "bgr8")
@@ -211,9 +218,13 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
                 else:
                     report.missed += 1
                 done = index + 1
+                if done % FLOOR_EVERY == 0:
+                    floor = min(floor, rss_mb(proc.pid))
                 if index == 0 or done % sample_every == 0 or done == frames:
                     report.rss_mb.append((0 if index == 0 else done, round(rss_mb(proc.pid), 1)))
                     report.rss_parts_mb.append((report.rss_mb[-1][0], *rss_parts_mb(proc.pid)))
+                    report.rss_floor_mb.append((report.rss_mb[-1][0], round(min(floor, report.rss_mb[-1][1]), 1)))
+                    floor = float("inf")
                     if index == 0 or done % PRINT_EVERY == 0 or done == frames:
                         anon, file_mb, shmem = report.rss_parts_mb[-1][1:]
                         progress(f"  frame {report.rss_mb[-1][0]:6d}: node RSS {report.rss_mb[-1][1]:.1f} MB "
@@ -240,6 +251,8 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
     report.growth_mb_after_warmup = None if growth is None else round(growth, 1)
     anon_slope, _ = slope_per_1000([(f, anon) for f, anon, _, _ in report.rss_parts_mb], warmup)
     report.anon_slope_mb_per_1000 = None if anon_slope is None else round(anon_slope, 3)
+    floor_slope, _ = slope_per_1000(report.rss_floor_mb, warmup)
+    report.floor_slope_mb_per_1000 = None if floor_slope is None else round(floor_slope, 3)
     return report
 
 
@@ -309,5 +322,8 @@ def summary_lines(report: SoakReport) -> list[str]:
             f"{slope} MB per 1,000 frames (target < 0.2), growth {report.growth_mb_after_warmup} MB",
             f"soak: anonymous memory slope after frame {report.warmup}: "
             f"{'n/a' if report.anon_slope_mb_per_1000 is None else f'{report.anon_slope_mb_per_1000:.3f}'} MB per "
-            f"1,000 frames; {report.competitors} busy competing processes"]
+            f"1,000 frames; {report.competitors} busy competing processes"] + (
+            [f"soak: slope of the RSS floor (least RSS read every {FLOOR_EVERY} frames in each interval) after frame "
+             f"{report.warmup}: {report.floor_slope_mb_per_1000:.3f} MB per 1,000 frames"]
+            if report.floor_slope_mb_per_1000 is not None else [])
 
