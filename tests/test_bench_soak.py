@@ -60,3 +60,13 @@ def test_dfer_bench_soak_section(ros_env, tmp_path, monkeypatch):
     assert result.sections["soak"]["processed"] == 40
     assert "node RSS" in suite.markdown(result)
     json.dumps(result.sections["soak"])
+
+
+@pytest.mark.parametrize("args", [["--trim-every", "5"], ["--offline", "--trim-every", "-1"],
+                                  ["--offline", "--competitors", "2"]])
+def test_soak_command_refuses_flags_that_do_not_fit(args, capsys):
+    from dfer_ros.cli import bench_soak
+
+    with pytest.raises(SystemExit) as stop:
+        bench_soak.main(["--frames", "10", *args])
+    assert stop.value.code == 2 and "--" in capsys.readouterr().err

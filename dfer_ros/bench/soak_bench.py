@@ -67,6 +67,8 @@ class SoakReport:
     # it holds and that plus the freed pages the next frames touch again; the floor follows what it holds.
     rss_floor_mb: list[tuple[int, float]] = field(default_factory=list)
     floor_slope_mb_per_1000: Optional[float] = None
+    cpu_ms_per_frame: Optional[float] = None  # offline only: this process's CPU time (user + system) per frame
+    trim_every: int = 0  # offline only: trim_free_heap every this many frames (0: never)
 
 
 class ChurnScenes:
@@ -258,7 +260,8 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
 
 def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, people: int = 102,
                 model: str = "default", backend: str = "onnxruntime",
-                progress: Callable[[str], None] = print, progress_bar: bool = True) -> SoakReport:
+                progress: Callable[[str], None] = print, progress_bar: bool = True,
+                trim_every: int = 0) -> SoakReport:
     """The same churn frames through an in-process ``PerceptionPipeline`` (what ``dfer eval`` runs on a long
     video), sampling this process's RSS: the offline tools' memory over a long run. Call it from a console
     script (``dfer bench soak --offline``): importing ``dfer_ros.cli`` caps the malloc arenas as the tools do."""
@@ -280,9 +283,15 @@ def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500
         from tqdm import tqdm
 
         bar = tqdm(total=frames, desc="offline soak", unit="frame", mininterval=2.0)
+    from dfer_ros.ros.memory import trim_free_heap
+
+    report.trim_every = trim_every
     t0 = time.monotonic()
+    cpu0 = os.times()
     try:
         for index, frame in enumerate(scenes.frames(frames)):
+            if trim_every and index and index % trim_every == 0:
+                trim_free_heap()
             result = pipeline.process(frame, index / RATE_HZ)
             report.processed += not result.skipped_reason
             faces_total += len(result.faces)
@@ -300,6 +309,8 @@ def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500
         if bar is not None:
             bar.close()
         pipeline.close()
+    cpu1 = os.times()
+    report.cpu_ms_per_frame = round(1000.0 * (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / max(1, frames), 2)
     report.seconds = round(time.monotonic() - t0, 1)
     report.faces_shown = scenes.faces_shown
     report.face_ids = len(ids)
@@ -325,5 +336,8 @@ def summary_lines(report: SoakReport) -> list[str]:
             f"1,000 frames; {report.competitors} busy competing processes"] + (
             [f"soak: slope of the RSS floor (least RSS read every {FLOOR_EVERY} frames in each interval) after frame "
              f"{report.warmup}: {report.floor_slope_mb_per_1000:.3f} MB per 1,000 frames"]
-            if report.floor_slope_mb_per_1000 is not None else [])
+            if report.floor_slope_mb_per_1000 is not None else []) + (
+            [f"soak: {report.cpu_ms_per_frame} ms of CPU (user + system) per frame"
+             + (f", heap trimmed every {report.trim_every} frames" if report.trim_every else "")]
+            if report.cpu_ms_per_frame is not None else [])
 

@@ -2,7 +2,8 @@
 
     dfer bench soak --frames 30000 [--warmup 2000] [--sample-every 500] [--param NAME:=VALUE] [--competitors N]
                     [--out soak.json]
-    dfer bench soak --offline --frames 30000 ...   (the same frames through an in-process pipeline, as dfer eval)
+    dfer bench soak --offline --frames 30000 [--trim-every N] ...   (the same frames through an in-process
+                    pipeline, as dfer eval; its CPU time per frame too)
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="busy processes (one core each) beside the node for the whole run (default 0)")
     p.add_argument("--offline", action="store_true",
                    help="no node: an in-process pipeline (what dfer eval runs), this process's RSS")
+    p.add_argument("--trim-every", type=int, default=0, metavar="N",
+                   help="with --offline: give the heap's free pages back (malloc_trim) every N frames (default: never)")
     p.add_argument("--out", type=Path, help="JSON report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
@@ -37,9 +40,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if args.offline and (args.param or args.competitors):
         p.error("--param and --competitors are for the node; --offline runs the default pipeline")
+    if args.trim_every < 0 or (args.trim_every and not args.offline):
+        p.error("--trim-every takes N >= 0 and goes with --offline (the node trims by itself)")
     if args.offline:
         report = run_offline(args.frames, args.warmup, args.sample_every,
-                             progress=lambda line: print(line, flush=True), progress_bar=not args.no_progress)
+                             progress=lambda line: print(line, flush=True), progress_bar=not args.no_progress,
+                             trim_every=args.trim_every)
     else:
         params = dict(item.split(":=", 1) for item in args.param)
         report = run(args.frames, args.warmup, args.sample_every, node_params=params,

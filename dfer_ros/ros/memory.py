@@ -18,7 +18,7 @@ import os
 
 M_ARENA_MAX = -8  # mallopt parameter number in glibc's malloc.h
 DEFAULT_ARENAS = 2
-TRIM_HEAP_EVERY_S = 5.0  # the node's trim_free_heap period: a trim took ~4 ms (median) of a locked heap
+TRIM_HEAP_EVERY_S = 5.0  # the node's trim_free_heap period (its CPU cost: docs/hostile_inputs.md)
 
 
 @functools.lru_cache(maxsize=1)
