@@ -119,6 +119,7 @@ class DferNode(LifecycleNode):
         self._image_subs: list = []
         self._renew_image_reader = False  # an oversized raw image grew the DDS reader's buffers
         self._anon_at_subscribe = 0  # the node's anonymous memory when the image reader was made (bytes)
+        self._images_lost_unchecked = False  # DDS reported lost images since the last _check_reader_growth
         self._trimmed_at = time.monotonic()  # when trim_free_heap last ran
         self._warned_at: dict[str, float] = {}
         self._config_error = ""
@@ -396,16 +397,24 @@ class DferNode(LifecycleNode):
                                        qos.image_qos(s.image_qos_reliability, s.image_qos_depth),
                                        qos_overriding_options=QoSOverridingOptions.with_default_policies(),
                                        event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_images_lost))
+        trim_free_heap()  # the base is what the node holds, not the free pages the next frames touch again
         self._anon_at_subscribe = anonymous_rss_bytes()
         return sub
 
     def _on_images_lost(self, info) -> None:
         """DDS lost images (best-effort QoS): the network, or a sample too large for the reader's buffers at
         that moment. Fast DDS drops the first sample of a new, larger size after growing the reader's buffers
-        to it, so an oversized image that never reaches ``_on_image`` still leaves its size in the node; when
-        the node's anonymous memory grew by more than one image of ``max_image_pixels`` (4 bytes a pixel) since
-        the reader was made, the reader is renewed as after a rejected image. Ordinary losses renew nothing."""
+        to it, so an oversized image that never reaches ``_on_image`` still leaves its size in the node; the
+        next diagnostics period checks for that (``_check_reader_growth``)."""
         self.stats.on_images_lost(info.total_count_change)
+        self._images_lost_unchecked = True
+
+    def _check_reader_growth(self) -> None:
+        """Right after a heap trim: when the node holds more than one image of ``max_image_pixels`` (4 bytes a
+        pixel) beyond what it held when the reader was made, renew the reader as after a rejected image. The
+        trim first takes the free pages out, so the heap's saw does not count; the node's own growth (its
+        warm-up) can still renew it once, as each renewal takes the memory of that moment as its base."""
+        self._images_lost_unchecked = False
         grown = anonymous_rss_bytes() - self._anon_at_subscribe
         if self._anon_at_subscribe and grown > 4 * self.settings.max_image_pixels:
             self._renew_image_reader = True
@@ -415,9 +424,10 @@ class DferNode(LifecycleNode):
 
         Fast DDS reassembles each sample into a reader buffer of the sample's size, and with rmw_fastrtps's
         reader memory policy those buffers grow to the largest sample and stay with the reader: an 8000x8000
-        image left ~200 MB in the node for good. A new reader starts with small buffers and deleting the old
-        one frees its buffers (docs/hostile_inputs.md has the measured effect). Images published while the
-        new reader is matched again are missed, so this runs at most once per diagnostics period.
+        image left 183 MB of anonymous memory in the node for good. A new reader starts with small buffers,
+        and deleting the old one frees its buffers (docs/hostile_inputs.md has the measured effect). Images
+        published while the new reader is matched again are missed, so this runs at most once per
+        diagnostics period.
         """
         self._renew_image_reader = False
         if not self._image_subs:  # cleaned up meanwhile
@@ -540,12 +550,14 @@ class DferNode(LifecycleNode):
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        if now - self._trimmed_at >= TRIM_HEAP_EVERY_S or self._images_lost_unchecked:
+            self._trimmed_at = now  # the free pages inside malloc's arenas (ros/memory.py), then what is held
+            trim_free_heap()
+            if self._images_lost_unchecked:
+                self._check_reader_growth()
         if self._renew_image_reader:
             self._renew_raw_image_reader()
-        now = time.monotonic()
-        if now - self._trimmed_at >= TRIM_HEAP_EVERY_S:  # the free pages inside malloc's arenas (ros/memory.py)
-            self._trimmed_at = now
-            trim_free_heap()
         if self.stats.privacy_error and self._pipeline is not None:  # retry until the forget reaches the file
             with self._pipeline_lock:
                 if self._pipeline is not None:
