@@ -18,6 +18,13 @@ def test_short_soak_answers_every_frame_and_samples_node_rss(ros_env, tmp_path):
     assert report.processed == 120 and report.missed == 0
     assert [frame for frame, _ in report.rss_mb] == [0, 40, 80, 120]
     assert all(100 < mb < 10_000 for _, mb in report.rss_mb), report.rss_mb  # a loaded model, not a stub
+    # each sample split into anonymous, file-backed and shared memory, and the least RSS read since the last
+    assert [part[0] for part in report.rss_parts_mb] == [0, 40, 80, 120]
+    assert all(0 < anon < mb and anon + files + shm <= mb + 1 for (_, mb), (_, anon, files, shm)
+               in zip(report.rss_mb, report.rss_parts_mb))
+    assert [f for f, _ in report.rss_floor_mb] == [0, 40, 80, 120]
+    assert all(floor <= mb for (_, floor), (_, mb) in zip(report.rss_floor_mb, report.rss_mb))
+    assert report.anon_slope_mb_per_1000 is not None and report.floor_slope_mb_per_1000 is not None
     assert report.faces_shown >= 2 and report.face_ids >= 1 and report.mean_faces_per_frame > 0.3
     assert report.slope_mb_per_1000 is not None and report.growth_mb_after_warmup is not None
     lines = soak_bench.summary_lines(report)
@@ -53,3 +60,13 @@ def test_dfer_bench_soak_section(ros_env, tmp_path, monkeypatch):
     assert result.sections["soak"]["processed"] == 40
     assert "node RSS" in suite.markdown(result)
     json.dumps(result.sections["soak"])
+
+
+@pytest.mark.parametrize("args", [["--trim-every", "5"], ["--offline", "--trim-every", "-1"],
+                                  ["--offline", "--competitors", "2"]])
+def test_soak_command_refuses_flags_that_do_not_fit(args, capsys):
+    from dfer_ros.cli import bench_soak
+
+    with pytest.raises(SystemExit) as stop:
+        bench_soak.main(["--frames", "10", *args])
+    assert stop.value.code == 2 and "--" in capsys.readouterr().err

@@ -1,5 +1,5 @@
 """dfer_node as a subprocess over real DDS, fed what real cameras and networks send: repeated stamps,
-slightly reordered stamps, and a compressed-image decompression bomb.
+slightly reordered stamps, a compressed-image decompression bomb and a raw image above max_image_pixels.
 
 Real frames of a face (cap12). Each step waits for its own result (or its count in the diagnostics), so
 nothing depends on timing. Stamp handling is checked end to end: output keeps flowing with the same face
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not installed; run make setup")
@@ -28,6 +29,7 @@ from ros_helpers import NodeProcessProbe, read_log, ros_process, sample_frames  
 
 NS = "/robot_day"
 TIMEOUT = 60.0
+MAX_PIXELS = 1_000_000  # above the 400x300 frames; a 1200x1000 raw image is oversized
 
 
 def _time(seconds: float) -> Time:
@@ -81,7 +83,8 @@ def probe(ros_env, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("node") / "dfer_node.log"
     args = ["-m", "dfer_ros.ros.node", "--ros-args", "-r", f"__ns:={NS}", "-p", "image_qos.reliability:=reliable",
             "-p", "image_qos.depth:=10", "-p", "diagnostics_period:=0.3", "-p", "warn_throttle_seconds:=0.0",
-            "-p", "subscribe_compressed:=true", "-p", "with_action_units:=false"]
+            "-p", "subscribe_compressed:=true", "-p", "with_action_units:=false",
+            "-p", f"max_image_pixels:={MAX_PIXELS}"]
     with ros_session():
         with ros_process(args, ros_env, log_path) as proc:
             p = Probe(proc, log_path)
@@ -153,3 +156,29 @@ def test_png_bomb_on_image_compressed_is_rejected_without_decoding(probe, frames
     assert "16000x16000" in read_log(probe.log_path) and "before decoding" in read_log(probe.log_path)
     good = probe.process(frames[20], time.time() - 999.0)  # the node goes on with the next image
     assert good.faces
+
+
+def test_an_oversized_raw_image_is_rejected_and_the_image_reader_renewed(probe, frames):
+    """The DDS reader's buffers grow to the largest sample and stay (docs/hostile_inputs.md): after rejecting
+    an oversized raw image the node re-creates its image subscription, says so, and goes on with new images."""
+    renewals, too_large = probe.counter("image_reader_renewals"), probe.counter("bad_images")
+    msg = array_to_image(np.zeros((1000, 1200, 3), np.uint8), "bgr8")
+    msg.header.stamp = _time(time.time() - 900.0)
+    probe.pub.publish(msg)
+    probe.wait(lambda: probe.counter("bad_images") > too_large and
+               "too_large=" in probe.diagnostics[-1].get("bad_image_reasons", ""), "the raw image counted too_large")
+    probe.wait(lambda: probe.counter("image_reader_renewals") == renewals + 1, "the image reader renewed")
+    assert "1200x1000" in read_log(probe.log_path) and "image subscription re-created" in read_log(probe.log_path)
+    stamp = time.time() - 899.0
+    # images sent before the new reader is matched are missed: send until one is answered
+    sent = [0]
+
+    def answered() -> bool:
+        if any(stamp_to_seconds(m.header.stamp) >= stamp for m in probe.affect):
+            return True
+        probe.publish(frames[21], stamp + 0.04 * sent[0])
+        sent[0] += 1
+        return False
+
+    probe.wait(answered, "a result from the renewed image reader")
+    assert probe.proc.poll() is None

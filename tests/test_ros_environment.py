@@ -47,3 +47,33 @@ def test_clean_removes_only_segments_nobody_holds():
         os.close(holder)
         for path in live:
             os.unlink(path)
+
+
+def _ament_prefix(tmp_path, *names):
+    folder = tmp_path / "share" / "ament_index" / "resource_index" / "rmw_typesupport"
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / name).write_text("rosidl_typesupport_c")
+    return str(tmp_path)
+
+
+def test_installed_rmw_implementations_come_from_the_ament_index(tmp_path):
+    prefix = _ament_prefix(tmp_path, "rmw_cyclonedds_cpp", "rmw_fastrtps_cpp", "rmw_implementation")
+    names = environment.installed_rmw_implementations({"AMENT_PREFIX_PATH": prefix})
+    assert "rmw_cyclonedds_cpp" in names and "rmw_fastrtps_cpp" in names
+    assert "rmw_implementation" not in names  # the loader, not an implementation
+
+
+def test_rmw_problem_names_the_variable_and_the_installed_choices(tmp_path):
+    prefix = _ament_prefix(tmp_path, "rmw_cyclonedds_cpp")
+    base = {"AMENT_PREFIX_PATH": prefix}
+    assert environment.rmw_problem(base) == ""
+    assert environment.rmw_problem({**base, "RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}) == ""
+    problem = environment.rmw_problem({**base, "RMW_IMPLEMENTATION": "rmw_nonexistent"})
+    assert problem.startswith("RMW_IMPLEMENTATION='rmw_nonexistent' is not an installed rmw implementation")
+    assert "rmw_cyclonedds_cpp" in problem
+    problem = environment.rmw_problem({**base, "RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp",
+                                       "RCL_ASSERT_RMW_ID_MATCHES": "rmw_fastrtps_cpp"})
+    assert "differ" in problem
+    assert environment.environment_problem({**base, "RMW_IMPLEMENTATION": "x"}) == environment.rmw_problem(
+        {**base, "RMW_IMPLEMENTATION": "x"})

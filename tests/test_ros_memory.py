@@ -70,3 +70,31 @@ def test_the_offline_tools_cap_the_arenas_too():
     assert uncapped > memory.DEFAULT_ARENAS + 1, uncapped  # the control: one arena per thread
     assert capped <= memory.DEFAULT_ARENAS, capped
 
+
+
+TRIM = r"""
+import ctypes, sys
+from dfer_ros.ros.memory import limit_malloc_arenas, trim_free_heap
+limit_malloc_arenas()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+
+def anon_kib():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("RssAnon:")).split()[1])
+
+blocks = [libc.malloc(4000) for _ in range(10000)]  # 40 MB of small blocks, below the mmap threshold
+for b in blocks:
+    ctypes.memset(b, 1, 4000)
+for b in blocks[:-1]:  # all free but the last: the heap's top is in use, so free() gives nothing back
+    libc.free(ctypes.c_void_p(b))
+before = anon_kib()
+if sys.argv[1] == "trim":
+    trim_free_heap()
+print(before - anon_kib())
+"""
+
+
+def test_trim_gives_back_the_free_pages_inside_the_heap():
+    """Free memory below a block in use stays resident (the control) until the heap is trimmed."""
+    assert int(_run(TRIM, "none")) < 1000  # KiB given back without a trim
+    assert int(_run(TRIM, "trim")) > 30_000  # of the ~39 MB freed

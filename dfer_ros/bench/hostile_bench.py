@@ -27,7 +27,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from dfer_ros.assets import REPO_ROOT
-from dfer_ros.bench.soak_bench import rss_mb
+from dfer_ros.bench.soak_bench import rss_mb, rss_parts_mb
 
 SMALL = (400, 300)
 
@@ -127,19 +127,35 @@ def oversized_images(sizes: Sequence[tuple[int, int]] = ((4000, 4000), (4000, 40
             def received() -> int:
                 return int(diags[-1]["received"]) if diags else 0
 
+            def renewals() -> int:
+                return int(diags[-1].get("image_reader_renewals", 0)) if diags else 0
+
             def small_frames(first_sec: int):
+                """10 small frames, then more until one reaches the callback after the last diagnostics (the
+                node's image reader, when it re-creates it after an oversized image, is matched again)."""
                 frame = np.full((SMALL[1], SMALL[0], 3), 100, np.uint8)
-                for i in range(10):
+
+                def send(sec: int):
                     msg = array_to_image(frame, "bgr8")
-                    msg.header.stamp.sec = first_sec + i
+                    msg.header.stamp.sec = sec
                     pub.publish(msg)
                     spin(lambda: False, 0.1)
+
+                for i in range(10):
+                    send(first_sec + i)
                 spin(lambda: False, 1.5)
+                seen = received()
+                for i in range(10, 90):
+                    if received() > seen:
+                        break
+                    send(first_sec + i)
+                spin(lambda: False, 1.0)
 
             if not spin(lambda: diags and diags[-1].get("state") == "active" and pub.get_subscription_count(), 180):
                 raise RuntimeError(f"dfer_node did not become active; see {log_path}")
             small_frames(1000)
             base = rss_mb(proc.pid)
+            base_anon, _, base_shmem = rss_parts_mb(proc.pid)
             for k, (width, height) in enumerate(sizes):
                 before = received()
                 msg = array_to_image(np.zeros((height, width, 3), np.uint8), "bgr8")
@@ -148,11 +164,17 @@ def oversized_images(sizes: Sequence[tuple[int, int]] = ((4000, 4000), (4000, 40
                 del msg
                 reached = spin(lambda: received() > before, 20.0)
                 small_frames(3000 + 100 * k)
+                anon, _, shmem = rss_parts_mb(proc.pid)
                 rows.append({"size": f"{width}x{height}", "reached_callback": reached,
                              "rss_growth_mb": round(rss_mb(proc.pid) - base, 1),
+                             "anon_growth_mb": round(anon - base_anon, 1),
+                             "shmem_growth_mb": round(shmem - base_shmem, 1),
+                             "image_reader_renewals": renewals(),
                              "bad_image_reasons": diags[-1].get("bad_image_reasons", "")})
                 progress(f"  {width}x{height} ({reliability}): reached the callback {reached}, node RSS "
-                         f"{rows[-1]['rss_growth_mb']:+.1f} MB since before the first oversized image")
+                         f"{rows[-1]['rss_growth_mb']:+.1f} MB since before the first oversized image (anonymous "
+                         f"{rows[-1]['anon_growth_mb']:+.1f}, shared memory {rows[-1]['shmem_growth_mb']:+.1f}), "
+                         f"image reader renewals {rows[-1]['image_reader_renewals']}")
             node.destroy_node()
     finally:
         stop(proc)

@@ -39,6 +39,7 @@ WIDTH, HEIGHT, SIDE = 640, 480, 150
 SLOTS = ((40, 60), (245, 200), (450, 40))  # top-left corners of the three face slots
 RATE_HZ = 30.0
 PRINT_EVERY = 5000
+FLOOR_EVERY = 10  # frames between the node RSS reads behind rss_floor_mb
 
 
 @dataclass
@@ -55,6 +56,19 @@ class SoakReport:
     slope_mb_per_1000: Optional[float] = None
     growth_mb_after_warmup: Optional[float] = None
     attribution: str = ""
+    # (frame, anonymous MB, file-backed MB, shared-memory MB): the parts of each RSS sample. A leak grows the
+    # anonymous part; file-backed pages (the libraries' code) and shared memory (DDS segments) come and go
+    # with the kernel's page reclaim and the transport's use of its segments.
+    rss_parts_mb: list[tuple[int, float, float, float]] = field(default_factory=list)
+    anon_slope_mb_per_1000: Optional[float] = None
+    competitors: int = 0  # busy processes beside the node (one per core is a loaded robot)
+    # (frame, least node RSS MB read every FLOOR_EVERY frames since the previous sample): the node gives its
+    # heap's free pages back every few seconds (ros/memory.py trim_free_heap), so RSS saws between the memory
+    # it holds and that plus the freed pages the next frames touch again; the floor follows what it holds.
+    rss_floor_mb: list[tuple[int, float]] = field(default_factory=list)
+    floor_slope_mb_per_1000: Optional[float] = None
+    cpu_ms_per_frame: Optional[float] = None  # offline only: this process's CPU time (user + system) per frame
+    trim_every: int = 0  # offline only: trim_free_heap every this many frames (0: never)
 
 
 class ChurnScenes:
@@ -102,6 +116,16 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def rss_parts_mb(pid: int) -> tuple[float, float, float]:
+    """(anonymous, file-backed, shared-memory) MB of a process's RSS (``/proc/<pid>/status``)."""
+    parts = {}
+    for line in open(f"/proc/{pid}/status"):
+        key = line.split(":", 1)[0]
+        if key in ("RssAnon", "RssFile", "RssShmem"):
+            parts[key] = round(int(line.split()[1]) / 1024.0, 1)
+    return parts["RssAnon"], parts["RssFile"], parts["RssShmem"]
+
+
 def slope_per_1000(samples: list[tuple[int, float]], warmup: int) -> tuple[Optional[float], Optional[float]]:
     """(least-squares MB per 1,000 frames, last - first MB) over the samples at or after ``warmup``."""
     points = [(f, mb) for f, mb in samples if f >= warmup]
@@ -114,11 +138,13 @@ def slope_per_1000(samples: list[tuple[int, float]], warmup: int) -> tuple[Optio
 
 def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeout: float = 20.0,
         node_params: Optional[dict] = None, log_dir: Optional[Path] = None, people: int = 102,
-        env: Optional[dict] = None, progress: Callable[[str], None] = print, progress_bar: bool = True) -> SoakReport:
+        env: Optional[dict] = None, progress: Callable[[str], None] = print, progress_bar: bool = True,
+        competitors: int = 0) -> SoakReport:
     """Start a node, feed ``frames`` churn frames in lock-step, sample its RSS; stop it (SIGINT).
 
     ``people``: how many London-set faces take turns in the slots. ``env``: a ROS environment the caller
-    already applied to this process (tests); default: a host-local one with a free domain id."""
+    already applied to this process (tests); default: a host-local one with a free domain id.
+    ``competitors``: busy processes (``latency_bench.busy_competitors``) running beside the node throughout."""
     from dfer_ros.bench.crowd_bench import ATTRIBUTION, face_tiles
     from dfer_ros.ros.environment import apply_local_ros_env, pick_domain_id
     from dfer_ros.ros.processes import start_node, stop
@@ -147,7 +173,8 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
         ids.update(f.face_id for f in msg.faces)
 
     report = SoakReport(frames=frames, processed=0, missed=0, faces_shown=0, face_ids=0, mean_faces_per_frame=0.0,
-                        seconds=0.0, warmup=warmup, attribution=ATTRIBUTION)
+                        seconds=0.0, warmup=warmup, attribution=ATTRIBUTION, competitors=competitors)
+    busy: list = []
     try:
         with ros_session([]):
             node = rclpy.create_node("dfer_soak_bench")
@@ -169,6 +196,10 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
                               node.count_publishers("/soak/faces/affect") >= 1, 180.0):
                 raise RuntimeError("dfer_node did not subscribe within 180 s")
             start_ns = int((time.time() - 7200.0) * 1e9)  # in the past of the wall clock, at 30 Hz
+            if competitors:
+                from dfer_ros.bench.latency_bench import busy_competitors
+
+                busy = busy_competitors(competitors)
             bar = None
             if progress_bar:
                 from tqdm import tqdm
@@ -176,6 +207,7 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
                 bar = tqdm(total=frames, desc="soak", unit="frame", mininterval=2.0)
             t0 = time.monotonic()
             faces_total = 0
+            floor = float("inf")
             for index, frame in enumerate(scenes.frames(frames)):
                 stamp_ns = start_ns + int(round(index * 1e9 / RATE_HZ))
                 msg = array_to_image(frame, "bgr8")
@@ -188,10 +220,17 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
                 else:
                     report.missed += 1
                 done = index + 1
+                if done % FLOOR_EVERY == 0:
+                    floor = min(floor, rss_mb(proc.pid))
                 if index == 0 or done % sample_every == 0 or done == frames:
                     report.rss_mb.append((0 if index == 0 else done, round(rss_mb(proc.pid), 1)))
+                    report.rss_parts_mb.append((report.rss_mb[-1][0], *rss_parts_mb(proc.pid)))
+                    report.rss_floor_mb.append((report.rss_mb[-1][0], round(min(floor, report.rss_mb[-1][1]), 1)))
+                    floor = float("inf")
                     if index == 0 or done % PRINT_EVERY == 0 or done == frames:
-                        progress(f"  frame {report.rss_mb[-1][0]:6d}: node RSS {report.rss_mb[-1][1]:.1f} MB, "
+                        anon, file_mb, shmem = report.rss_parts_mb[-1][1:]
+                        progress(f"  frame {report.rss_mb[-1][0]:6d}: node RSS {report.rss_mb[-1][1]:.1f} MB "
+                                 f"(anonymous {anon:.1f}, files {file_mb:.1f}, shared memory {shmem:.1f}), "
                                  f"{len(ids)} face ids so far")
                 if bar is not None:
                     bar.update(1)
@@ -203,18 +242,26 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
             report.mean_faces_per_frame = round(faces_total / max(1, report.processed), 3)
             node.destroy_node()
     finally:
+        for competitor in busy:
+            competitor.kill()
+            competitor.wait()
         code, killed = stop(proc)
         if killed or code != 0:
             log.warning("dfer_node exit code %s%s; log: %s", code, " (killed)" if killed else "", log_dir / "dfer_node.out")
     slope, growth = slope_per_1000(report.rss_mb, warmup)
     report.slope_mb_per_1000 = None if slope is None else round(slope, 3)
     report.growth_mb_after_warmup = None if growth is None else round(growth, 1)
+    anon_slope, _ = slope_per_1000([(f, anon) for f, anon, _, _ in report.rss_parts_mb], warmup)
+    report.anon_slope_mb_per_1000 = None if anon_slope is None else round(anon_slope, 3)
+    floor_slope, _ = slope_per_1000(report.rss_floor_mb, warmup)
+    report.floor_slope_mb_per_1000 = None if floor_slope is None else round(floor_slope, 3)
     return report
 
 
 def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, people: int = 102,
                 model: str = "default", backend: str = "onnxruntime",
-                progress: Callable[[str], None] = print, progress_bar: bool = True) -> SoakReport:
+                progress: Callable[[str], None] = print, progress_bar: bool = True,
+                trim_every: int = 0) -> SoakReport:
     """The same churn frames through an in-process ``PerceptionPipeline`` (what ``dfer eval`` runs on a long
     video), sampling this process's RSS: the offline tools' memory over a long run. Call it from a console
     script (``dfer bench soak --offline``): importing ``dfer_ros.cli`` caps the malloc arenas as the tools do."""
@@ -236,9 +283,15 @@ def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500
         from tqdm import tqdm
 
         bar = tqdm(total=frames, desc="offline soak", unit="frame", mininterval=2.0)
+    from dfer_ros.ros.memory import trim_free_heap
+
+    report.trim_every = trim_every
     t0 = time.monotonic()
+    cpu0 = os.times()
     try:
         for index, frame in enumerate(scenes.frames(frames)):
+            if trim_every and index and index % trim_every == 0:
+                trim_free_heap()
             result = pipeline.process(frame, index / RATE_HZ)
             report.processed += not result.skipped_reason
             faces_total += len(result.faces)
@@ -246,6 +299,7 @@ def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500
             done = index + 1
             if index == 0 or done % sample_every == 0 or done == frames:
                 report.rss_mb.append((0 if index == 0 else done, round(rss_mb(os.getpid()), 1)))
+                report.rss_parts_mb.append((report.rss_mb[-1][0], *rss_parts_mb(os.getpid())))
                 if index == 0 or done % PRINT_EVERY == 0 or done == frames:
                     progress(f"  frame {report.rss_mb[-1][0]:6d}: RSS {report.rss_mb[-1][1]:.1f} MB, "
                              f"{len(ids)} face ids so far")
@@ -255,6 +309,8 @@ def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500
         if bar is not None:
             bar.close()
         pipeline.close()
+    cpu1 = os.times()
+    report.cpu_ms_per_frame = round(1000.0 * (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / max(1, frames), 2)
     report.seconds = round(time.monotonic() - t0, 1)
     report.faces_shown = scenes.faces_shown
     report.face_ids = len(ids)
@@ -262,6 +318,8 @@ def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500
     slope, growth = slope_per_1000(report.rss_mb, warmup)
     report.slope_mb_per_1000 = None if slope is None else round(slope, 3)
     report.growth_mb_after_warmup = None if growth is None else round(growth, 1)
+    anon_slope, _ = slope_per_1000([(f, anon) for f, anon, _, _ in report.rss_parts_mb], warmup)
+    report.anon_slope_mb_per_1000 = None if anon_slope is None else round(anon_slope, 3)
     return report
 
 
@@ -272,5 +330,14 @@ def summary_lines(report: SoakReport) -> list[str]:
             f"{report.mean_faces_per_frame} faces per frame",
             f"soak: RSS {report.rss_mb[0][1] if report.rss_mb else 'n/a'} MB at start -> "
             f"{report.rss_mb[-1][1] if report.rss_mb else 'n/a'} MB at the end; slope after frame {report.warmup}: "
-            f"{slope} MB per 1,000 frames (target < 0.2), growth {report.growth_mb_after_warmup} MB"]
+            f"{slope} MB per 1,000 frames (target < 0.2), growth {report.growth_mb_after_warmup} MB",
+            f"soak: anonymous memory slope after frame {report.warmup}: "
+            f"{'n/a' if report.anon_slope_mb_per_1000 is None else f'{report.anon_slope_mb_per_1000:.3f}'} MB per "
+            f"1,000 frames; {report.competitors} busy competing processes"] + (
+            [f"soak: slope of the RSS floor (least RSS read every {FLOOR_EVERY} frames in each interval) after frame "
+             f"{report.warmup}: {report.floor_slope_mb_per_1000:.3f} MB per 1,000 frames"]
+            if report.floor_slope_mb_per_1000 is not None else []) + (
+            [f"soak: {report.cpu_ms_per_frame} ms of CPU (user + system) per frame"
+             + (f", heap trimmed every {report.trim_every} frames" if report.trim_every else "")]
+            if report.cpu_ms_per_frame is not None else [])
 

@@ -24,7 +24,7 @@ their numbers into one JSON file and one markdown table.
                through an in-process pipeline, as ``dfer eval`` runs a long video; the tool's RSS and slope
   startup_signals, oversized_images  ``hostile_bench`` (not in the default sections): SIGINT at given delays
                after starting ``dfer node``, and node RSS after oversized raw images with the rmw's reader pool
-               and with DYNAMIC readers (docs/hostile_inputs.md)
+               (reliable and best-effort QoS) and with DYNAMIC readers (docs/hostile_inputs.md)
   detector_memory  ``detector_bench memory`` (not in the default sections: 100,000 calls per detector take
                tens of minutes on 2 cores): the default detector and yuface's YuNet, each in its own process,
                RSS at start, every 10 % of the calls and at the end, slope in MiB per 1,000 calls
@@ -329,12 +329,14 @@ def run_startup_signals(cfg: SuiteConfig, progress: Callable[[str], None] = prin
 
 
 def run_oversized_images(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
-    """Node RSS after oversized raw images with the project's Fast DDS profile (rmw's reader pool), and with
-    readers that free each sample (``hostile_bench.dynamic_reader_env``), each in a node of its own."""
+    """Node RSS after oversized raw images with the project's Fast DDS profile (rmw's reader pool; reliable and
+    best-effort QoS), and with readers that free each sample (``hostile_bench.dynamic_reader_env``), each in a
+    node of its own."""
     from dfer_ros.bench.hostile_bench import dynamic_reader_env, oversized_images
 
     with tempfile.TemporaryDirectory(prefix="dfer-bench-") as tmp:
         return {"rmw_default_pool": oversized_images(progress=progress),
+                "rmw_default_pool_best_effort": oversized_images(reliability="best_effort", progress=progress),
                 "dynamic_readers": oversized_images(env_overrides=dynamic_reader_env(Path(tmp)), progress=progress)}
 
 
@@ -480,10 +482,17 @@ def markdown(result: SuiteResult) -> str:
         lines += [f"| {delay} | {outcomes} |" for delay, outcomes in signals.items()] + [""]
     big = result.sections.get("oversized_images")
     if big:
-        lines += ["Oversized raw images: node RSS after each, since before the first", "",
-                  "| image | rmw default reader pool | DYNAMIC readers |", "|---|---|---|"]
-        for default, dynamic in zip(big["rmw_default_pool"]["rows"], big["dynamic_readers"]["rows"]):
-            lines.append(f"| {default['size']} | {default['rss_growth_mb']:+.1f} MB | {dynamic['rss_growth_mb']:+.1f} MB |")
+        lines += ["Oversized raw images: node RSS after each, since before the first (anonymous part in brackets)", "",
+                  "| image | rmw default reader pool, reliable | the same, best effort | DYNAMIC readers, reliable |",
+                  "|---|---|---|---|"]
+
+        def cell(row):
+            return f"{row['rss_growth_mb']:+.1f} MB ({row.get('anon_growth_mb', float('nan')):+.1f})"
+
+        for default, best_effort, dynamic in zip(big["rmw_default_pool"]["rows"],
+                                                 big.get("rmw_default_pool_best_effort", {}).get("rows", []),
+                                                 big["dynamic_readers"]["rows"]):
+            lines.append(f"| {default['size']} | {cell(default)} | {cell(best_effort)} | {cell(dynamic)} |")
         lines.append("")
     dmem = result.sections.get("detector_memory")
     if dmem:

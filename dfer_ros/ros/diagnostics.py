@@ -58,6 +58,8 @@ class StatsSnapshot:
     abstained_faces: int = 0  # faces published as unknown for their quality (total)
     expression_events: int = 0  # expression onsets/offsets published (total)
     core_warnings: int = 0  # warnings and errors the core logged through Python logging (total)
+    image_reader_renewals: int = 0  # image subscriptions re-created to free DDS buffers grown by oversized images
+    images_lost: int = 0  # images DDS reported lost before the callback (best-effort QoS; total)
 
 
 STAMP_EVENTS = ("duplicate_stamp", "late_frame_dropped", "clock_jump_reset")
@@ -88,11 +90,21 @@ class NodeStats:
         self.abstained_faces = 0
         self.expression_events = 0
         self.core_warnings = 0
+        self.image_reader_renewals = 0
+        self.images_lost = 0
         self._estimate_age_max = float("nan")
         self._clock_jumps_at_snapshot = 0
         self._latency_ms: deque[float] = deque(maxlen=window)  # source stamp -> outputs published (node clock)
         self._processing_ms: deque[float] = deque(maxlen=window)  # pipeline wall time
         self._last = (time.monotonic(), 0, 0, 0)
+
+    def on_image_reader_renewed(self) -> None:
+        with self._lock:
+            self.image_reader_renewals += 1
+
+    def on_images_lost(self, count: int) -> None:
+        with self._lock:
+            self.images_lost += max(0, int(count))
 
     def on_received(self, replaced_unprocessed: bool) -> None:
         with self._lock:
@@ -190,7 +202,8 @@ class NodeStats:
                 clock_jumps_period=self.stamp_events.get("clock_jump_reset", 0) - self._clock_jumps_at_snapshot,
                 future_stamps=self.future_stamps, estimate_age_max=self._estimate_age_max,
                 abstained_faces=self.abstained_faces, expression_events=self.expression_events,
-                core_warnings=self.core_warnings)
+                core_warnings=self.core_warnings, image_reader_renewals=self.image_reader_renewals,
+                images_lost=self.images_lost)
             self._estimate_age_max = float("nan")
             self._last = (now, self.received, self.processed, self.bad_images)
             self._clock_jumps_at_snapshot = self.stamp_events.get("clock_jump_reset", 0)
@@ -256,6 +269,8 @@ def to_diagnostic_array(snap: StatsSnapshot, node_name: str, stamp) -> "object":
         "abstained_faces": str(snap.abstained_faces),
         "expression_events": str(snap.expression_events),
         "core_warnings": str(snap.core_warnings),
+        "image_reader_renewals": str(snap.image_reader_renewals),
+        "images_lost": str(snap.images_lost),
     }
     # percentiles only for a period with frames: absent (never "nan") when the node was idle
     for key, value in (("latency_ms_p50", snap.latency_ms_p50), ("latency_ms_max", snap.latency_ms_max),

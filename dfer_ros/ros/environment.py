@@ -11,6 +11,7 @@ import fcntl
 import glob
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -123,13 +124,57 @@ def clean_shared_memory() -> int:
 
 
 MAX_DOMAIN_ID = 232  # Fast DDS computes UDP ports from the domain id; above this they overflow
+EXIT_CANNOT_START_ROS = 2  # dfer node's exit status when ROS itself cannot start (the reason is on stderr)
+
+
+def installed_rmw_implementations(environ: Optional[dict] = None) -> list[str]:
+    """The rmw implementations installed where this process looks for ROS packages: the ament index's
+    ``rmw_typesupport`` resources (each rmw package registers one) under ``AMENT_PREFIX_PATH`` and this
+    interpreter's prefix (a virtual environment built from the ROS wheels), less ``rmw_implementation``
+    (the loader that picks one, not an implementation). Read from the folders: nothing of ROS is imported."""
+    env = os.environ if environ is None else environ
+    prefixes = [p for p in env.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
+    names = set()
+    for prefix in prefixes:
+        folder = Path(prefix) / "share" / "ament_index" / "resource_index" / "rmw_typesupport"
+        try:
+            names.update(entry.name for entry in folder.iterdir() if not entry.name.startswith("."))
+        except OSError:  # no such folder under this prefix
+            continue
+    names.discard("rmw_implementation")
+    return sorted(names)
+
+
+def rmw_problem(environ: Optional[dict] = None) -> str:
+    """Why ``RMW_IMPLEMENTATION`` (or ``RCL_ASSERT_RMW_ID_MATCHES``) cannot work ('' when it can).
+
+    rcl checks these variables in a constructor of its shared library, so importing rclpy with a name that
+    is not installed ends the process from native code (exit 102, before any Python code can react); this
+    reads the same variables against the installed implementations first. When no implementation can be
+    found at all (an unusual layout), it says nothing and leaves the verdict to rcl."""
+    env = os.environ if environ is None else environ
+    wanted = {var: env.get(var, "").strip() for var in ("RMW_IMPLEMENTATION", "RCL_ASSERT_RMW_ID_MATCHES")}
+    wanted = {var: value for var, value in wanted.items() if value}
+    if not wanted:
+        return ""
+    if len(set(wanted.values())) > 1:
+        return ("RMW_IMPLEMENTATION={RMW_IMPLEMENTATION!r} and RCL_ASSERT_RMW_ID_MATCHES={RCL_ASSERT_RMW_ID_MATCHES!r}"
+                " differ; rcl refuses to start with both set to different values".format(**wanted))
+    installed = installed_rmw_implementations(env)
+    for var, value in wanted.items():
+        if installed and value not in installed:
+            return (f"{var}={value!r} is not an installed rmw implementation (installed: {', '.join(installed)}); "
+                    f"unset it or set it to one of those")
+    return ""
 
 
 def environment_problem(environ: Optional[dict] = None) -> str:
-    """Why the ROS environment cannot work ('' when it can), checked before rclpy starts.
+    """Why the ROS environment cannot work ('' when it can), checked before rclpy is imported.
 
     rcl and Fast DDS report a bad ``ROS_DOMAIN_ID`` with a traceback (not a number) or end the process
-    from native code (a number whose ports overflow); the node checks first and exits with this reason.
+    from native code (a number whose ports overflow), and an rmw that is not installed ends it on
+    ``import rclpy`` (``rmw_problem``); the node checks first and exits with this reason
+    (``EXIT_CANNOT_START_ROS``).
     """
     env = os.environ if environ is None else environ
     value = env.get("ROS_DOMAIN_ID", "")
@@ -138,4 +183,4 @@ def environment_problem(environ: Optional[dict] = None) -> str:
             return f"ROS_DOMAIN_ID={value!r} is not a whole number (0 to {MAX_DOMAIN_ID})"
         if int(value) > MAX_DOMAIN_ID:
             return f"ROS_DOMAIN_ID={value} is above {MAX_DOMAIN_ID}: Fast DDS cannot compute its ports"
-    return ""
+    return rmw_problem(env)

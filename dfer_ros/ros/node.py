@@ -35,6 +35,7 @@ from typing import Any, Callable, Optional
 import rclpy
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
                                 SetParametersResult)
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -44,8 +45,9 @@ from dfer_ros.perception.config import ConfigError, PipelineConfig
 from dfer_ros.perception.native_threads import name_native_thread
 from dfer_ros.ros import conversions, hri_publisher, qos
 from dfer_ros.ros.diagnostics import NodeStats, to_diagnostic_array
-from dfer_ros.ros.environment import environment_problem
+from dfer_ros.ros.environment import EXIT_CANNOT_START_ROS, environment_problem
 from dfer_ros.ros.log_bridge import RosLogBridge
+from dfer_ros.ros.memory import TRIM_HEAP_EVERY_S, anonymous_rss_bytes, trim_free_heap
 from dfer_ros.ros.parameters import (NodeSettings, ParamSpec, all_parameter_specs, apply_pipeline_config,
                                      load_pipeline_defaults, validate_values)
 from dfer_ros.ros.session import StopSignals, release_held_signals, ros_session
@@ -116,6 +118,10 @@ class DferNode(LifecycleNode):
         self._stamps = conversions.StampBook()  # float seconds -> the exact source Time, for event stamps
         self._hri: Optional[hri_publisher.HriPublisher] = None
         self._image_subs: list = []
+        self._renew_image_reader = False  # an oversized raw image grew the DDS reader's buffers
+        self._anon_at_subscribe = 0  # the node's anonymous memory when the image reader was made (bytes)
+        self._images_lost_unchecked = False  # DDS reported lost images since the last _check_reader_growth
+        self._trimmed_at = time.monotonic()  # when trim_free_heap last ran
         self._warned_at: dict[str, float] = {}
         self._config_error = ""
         self._pipeline_lock = threading.Lock()
@@ -241,8 +247,7 @@ class DferNode(LifecycleNode):
                                                     copy.deepcopy(self.pipeline_config.engagement))
         in_qos = qos.image_qos(s.image_qos_reliability, s.image_qos_depth)
         overrides = QoSOverridingOptions.with_default_policies()
-        self._image_subs = [self.create_subscription(Image, "image", self._on_image, in_qos,
-                                                        qos_overriding_options=overrides)]
+        self._image_subs = [self._subscribe_raw_images()]
         if s.subscribe_compressed:
             self._image_subs.append(self.create_subscription(
                 CompressedImage, "image/compressed", self._on_compressed, in_qos, qos_overriding_options=overrides))
@@ -259,8 +264,9 @@ class DferNode(LifecycleNode):
         self._update_privacy_state()
         for part in missing:
             log.warning(f"running without an optional model part: {part}")
+        raw_sub = self._image_subs[0]
         log.info(f"configured in {time.monotonic() - t0:.1f} s: model {self._model.name!r}, backend "
-                 f"{self._model.backend}, image QoS {qos.describe(in_qos)} on {self._image_subs[0].topic_name}")
+                 f"{self._model.backend}, image QoS {qos.describe(raw_sub.qos_profile)} on {raw_sub.topic_name}")
         return TransitionCallbackReturn.SUCCESS
 
     def _reid_missing(self) -> tuple[str, ...]:
@@ -386,6 +392,54 @@ class DferNode(LifecycleNode):
                 pass
 
     # ------------------------------------------------------------------ input
+    def _subscribe_raw_images(self):
+        """The ``image`` subscription; a message-lost event from DDS may mean a dropped oversized image."""
+        s = self.settings
+        sub = self.create_subscription(Image, "image", self._on_image,
+                                       qos.image_qos(s.image_qos_reliability, s.image_qos_depth),
+                                       qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+                                       event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_images_lost))
+        trim_free_heap()  # the base is what the node holds, not the free pages the next frames touch again
+        self._anon_at_subscribe = anonymous_rss_bytes()
+        return sub
+
+    def _on_images_lost(self, info) -> None:
+        """DDS lost images (best-effort QoS): the network, or a sample too large for the reader's buffers at
+        that moment. Fast DDS drops the first sample of a new, larger size after growing the reader's buffers
+        to it, so an oversized image that never reaches ``_on_image`` still leaves its size in the node; the
+        next diagnostics period checks for that (``_check_reader_growth``)."""
+        self.stats.on_images_lost(info.total_count_change)
+        self._images_lost_unchecked = True
+
+    def _check_reader_growth(self) -> None:
+        """Right after a heap trim: when the node holds more than one image of ``max_image_pixels`` (4 bytes a
+        pixel) beyond what it held when the reader was made, renew the reader as after a rejected image. The
+        trim first takes the free pages out, so the heap's saw does not count; the node's own growth (its
+        warm-up) can still renew it once, as each renewal takes the memory of that moment as its base."""
+        self._images_lost_unchecked = False
+        grown = anonymous_rss_bytes() - self._anon_at_subscribe
+        if self._anon_at_subscribe and grown > 4 * self.settings.max_image_pixels:
+            self._renew_image_reader = True
+
+    def _renew_raw_image_reader(self) -> None:
+        """Re-create the ``image`` subscription (executor thread) after an oversized image.
+
+        Fast DDS reassembles each sample into a reader buffer of the sample's size, and with rmw_fastrtps's
+        reader memory policy those buffers grow to the largest sample and stay with the reader: an 8000x8000
+        image left 183 MB of anonymous memory in the node for good. A new reader starts with small buffers,
+        and deleting the old one frees its buffers (docs/hostile_inputs.md has the measured effect). Images
+        published while the new reader is matched again are missed, so this runs at most once per
+        diagnostics period.
+        """
+        self._renew_image_reader = False
+        if not self._image_subs:  # cleaned up meanwhile
+            return
+        self.destroy_subscription(self._image_subs[0])
+        self._image_subs[0] = self._subscribe_raw_images()
+        self.stats.on_image_reader_renewed()
+        self.get_logger().info("image subscription re-created to free the DDS reader buffers an oversized "
+                               "image had grown (images sent meanwhile are missed)")
+
     def _on_image(self, msg: Image) -> None:
         self._store(msg, "raw")
 
@@ -443,6 +497,8 @@ class DferNode(LifecycleNode):
         except conversions.ImageError as exc:
             self.stats.on_bad_image(exc.kind, str(exc))
             self._warn(f"image:{exc.kind}", f"image skipped ({exc.kind}): {exc}")
+            if exc.kind == "too_large" and kind == "raw":
+                self._renew_image_reader = True  # done on the executor thread, with the next diagnostics
             return
         stamp = conversions.stamp_to_seconds(msg.header.stamp)
         if stamp == 0.0:
@@ -499,6 +555,14 @@ class DferNode(LifecycleNode):
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        if now - self._trimmed_at >= TRIM_HEAP_EVERY_S or self._images_lost_unchecked:
+            self._trimmed_at = now  # the free pages inside malloc's arenas (ros/memory.py), then what is held
+            trim_free_heap()
+            if self._images_lost_unchecked:
+                self._check_reader_growth()
+        if self._renew_image_reader:
+            self._renew_raw_image_reader()
         if self.stats.privacy_error and self._pipeline is not None:  # retry until the forget reaches the file
             with self._pipeline_lock:
                 if self._pipeline is not None:
@@ -562,13 +626,13 @@ def main(args=None, stop: Optional[StopSignals] = None) -> int:
     problem = environment_problem()
     if problem:
         print(f"dfer_node: cannot start ROS: {problem}", file=sys.stderr)
-        return 2
+        return EXIT_CANNOT_START_ROS
     session = ros_session(args if args is not None else sys.argv, signal_handlers=False)
     try:
         session.__enter__()
     except Exception as exc:  # noqa: BLE001 - rclpy.init raises its private RCLError (bad environment or arguments)
         print(f"dfer_node: cannot start ROS: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CANNOT_START_ROS
     try:
         return _spin_node(stop)
     finally:
