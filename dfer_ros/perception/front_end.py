@@ -111,7 +111,8 @@ class FaceFrontEnd:
         (``detection.redetect_period``, see ``_coasting``): they are not re-detected on this frame and the tracker
         predicts their boxes; when all do and no scan needs the foreground, the detector does not run at all.
         ``may_coast``: given the predicted boxes (face id -> box), the ids of the faces the caller can do without
-        detecting on this frame (None: all)."""
+        detecting on this frame (None: none; a caller that uses every frame's detections, such as the training
+        crops, never coasts)."""
         t = time.perf_counter()
         regions: list[Region] = []
         run_detector = self._frames_since_reset % self.config.detection.every == 0
@@ -193,17 +194,15 @@ class FaceFrontEnd:
         found at the last run, detected less than the period ago, that the caller can do without now. New,
         unconfirmed and missed faces are always looked for."""
         period = self.config.detection.redetect_period
-        if period <= 0 or not self.tracker.tracks:
+        if period <= 0 or may_coast is None or not self.tracker.tracks:
             return set()
         candidates = {t.face_id: t.key for t in self.tracker.tracks if t.confirmed and t.detection is not None
                       and stamp - t.last_detection_stamp < period - STAMP_TOLERANCE}
         if not candidates:
             return set()
-        if may_coast is not None:
-            boxes = self.tracker.predicted_boxes(stamp)
-            allowed = may_coast({fid: boxes[fid] for fid in candidates})
-            candidates = {fid: key for fid, key in candidates.items() if fid in allowed}
-        return set(candidates.values())
+        boxes = self.tracker.predicted_boxes(stamp)
+        allowed = may_coast({fid: boxes[fid] for fid in candidates})
+        return {key for fid, key in candidates.items() if fid in allowed}
 
     def _scan_beside(self, bgr: np.ndarray) -> Optional[list[Region]]:
         """On a frame where every face coasts: the regions started (a scan for new faces due now, on the scan thread,
