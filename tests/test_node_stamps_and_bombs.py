@@ -182,3 +182,13 @@ def test_an_oversized_raw_image_is_rejected_and_the_image_reader_renewed(probe, 
 
     probe.wait(answered, "a result from the renewed image reader")
     assert probe.proc.poll() is None
+
+
+def test_the_node_gives_free_heap_pages_back_every_period(probe):
+    """The loaded soak grew by holes in glibc's arenas (docs/hostile_inputs.md): the node trims its heap every
+    TRIM_HEAP_EVERY_S seconds, and /diagnostics counts it."""
+    from dfer_ros.ros.memory import TRIM_HEAP_EVERY_S
+
+    trims = probe.counter("heap_trims")
+    probe.wait(lambda: probe.counter("heap_trims") >= trims + 2, "two more heap trims counted in /diagnostics",
+               timeout=6 * TRIM_HEAP_EVERY_S)

@@ -60,6 +60,7 @@ class StatsSnapshot:
     core_warnings: int = 0  # warnings and errors the core logged through Python logging (total)
     image_reader_renewals: int = 0  # image subscriptions re-created to free DDS buffers grown by oversized images
     images_lost: int = 0  # images DDS reported lost before the callback (best-effort QoS; total)
+    heap_trims: int = 0  # free heap pages given back (ros/memory.trim_free_heap, every TRIM_HEAP_EVERY_S; total)
 
 
 STAMP_EVENTS = ("duplicate_stamp", "late_frame_dropped", "clock_jump_reset")
@@ -92,6 +93,7 @@ class NodeStats:
         self.core_warnings = 0
         self.image_reader_renewals = 0
         self.images_lost = 0
+        self.heap_trims = 0
         self._estimate_age_max = float("nan")
         self._clock_jumps_at_snapshot = 0
         self._latency_ms: deque[float] = deque(maxlen=window)  # source stamp -> outputs published (node clock)
@@ -101,6 +103,10 @@ class NodeStats:
     def on_image_reader_renewed(self) -> None:
         with self._lock:
             self.image_reader_renewals += 1
+
+    def on_heap_trimmed(self) -> None:
+        with self._lock:
+            self.heap_trims += 1
 
     def on_images_lost(self, count: int) -> None:
         with self._lock:
@@ -203,7 +209,7 @@ class NodeStats:
                 future_stamps=self.future_stamps, estimate_age_max=self._estimate_age_max,
                 abstained_faces=self.abstained_faces, expression_events=self.expression_events,
                 core_warnings=self.core_warnings, image_reader_renewals=self.image_reader_renewals,
-                images_lost=self.images_lost)
+                images_lost=self.images_lost, heap_trims=self.heap_trims)
             self._estimate_age_max = float("nan")
             self._last = (now, self.received, self.processed, self.bad_images)
             self._clock_jumps_at_snapshot = self.stamp_events.get("clock_jump_reset", 0)
@@ -271,6 +277,7 @@ def to_diagnostic_array(snap: StatsSnapshot, node_name: str, stamp) -> "object":
         "core_warnings": str(snap.core_warnings),
         "image_reader_renewals": str(snap.image_reader_renewals),
         "images_lost": str(snap.images_lost),
+        "heap_trims": str(snap.heap_trims),
     }
     # percentiles only for a period with frames: absent (never "nan") when the node was idle
     for key, value in (("latency_ms_p50", snap.latency_ms_p50), ("latency_ms_max", snap.latency_ms_max),

@@ -559,6 +559,7 @@ class DferNode(LifecycleNode):
         if now - self._trimmed_at >= TRIM_HEAP_EVERY_S or self._images_lost_unchecked:
             self._trimmed_at = now  # the free pages inside malloc's arenas (ros/memory.py), then what is held
             trim_free_heap()
+            self.stats.on_heap_trimmed()
             if self._images_lost_unchecked:
                 self._check_reader_growth()
         if self._renew_image_reader:
