@@ -182,10 +182,7 @@ class DetectionPlanner:
         ``coasting``: tracked faces not re-detected on this frame (not in ``tracked``; they count as tracked faces for
         the scan cycle).
         """
-        if self._size != (width, height):
-            self._size = (width, height)
-            self._tiles = fine_tiles(width, height, self.max_side) if self.fine_scan else []
-            self._slot = 0
+        self._fit(width, height)
         tracking = bool(tracked) or coasting > 0
         scan_frame = rescan or self.scan_due(tracking)
         self._frames += 1
@@ -212,6 +209,14 @@ class DetectionPlanner:
         regions = ([scan] if scan is not None else []) + [r for r in confirming if r != scan]
         return DetectionPlan(regions + [roi(k, b) for k, b in uncovered], background)
 
+    def _fit(self, width: int, height: int) -> None:
+        """The fine tiles of a ``width`` x ``height`` frame (made again, and the scan slots restarted, when the size
+        changes)."""
+        if self._size != (width, height):
+            self._size = (width, height)
+            self._tiles = fine_tiles(width, height, self.max_side) if self.fine_scan else []
+            self._slot = 0
+
     def scan_due(self, tracking: bool) -> bool:
         """Whether the next planned frame scans for new faces (always when nothing is ``tracking``)."""
         return not tracking or self.scan_every <= 1 or self._frames % self.scan_every == 0
@@ -219,10 +224,7 @@ class DetectionPlanner:
     def background_scan(self, width: int, height: int) -> Region:
         """The scan due on a frame the detector skips (``scan_due``), for the scan thread; the frame counts as
         ``skip`` counts it."""
-        if self._size != (width, height):
-            self._size = (width, height)
-            self._tiles = fine_tiles(width, height, self.max_side) if self.fine_scan else []
-            self._slot = 0
+        self._fit(width, height)
         self._frames += 1
         return self._next_scan(width, height)
 

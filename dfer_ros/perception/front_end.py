@@ -20,13 +20,13 @@ from dfer_ros.perception.alignment import align_faces
 from dfer_ros.perception.config import PipelineConfig
 from dfer_ros.perception.detection import FaceDetector, create_detector
 from dfer_ros.perception.detection_plan import DetectionPlanner, Region, keep_for_region, whole_frame
+from dfer_ros.perception.events import STAMP_TOLERANCE  # stamps summed from frame intervals
 from dfer_ros.perception.model_interface import CropSpec
 from dfer_ros.perception.tracking import FaceTracker, Track, iou_matrix
 from dfer_ros.perception.types import Detection
 from dfer_ros.typed_config import iter_settings
 
 log = logging.getLogger(__name__)
-STAMP_TOLERANCE = 1e-6  # seconds: stamps summed from frame intervals must not miss the re-detection period by 1e-15
 
 # Faces the detector hands to the tracker: every face is tracked, however many are reported
 # (``detection.max_faces``), so the reported ones can stay the same faces; a detector cut to the largest
@@ -134,15 +134,14 @@ class FaceFrontEnd:
             # a tentative face is confirmed by the pass that found it, not by a region re-detection
             confirm = self.tracker.tentative_origins()
             waiting = self.tracker.awaiting_origin()
-            tracked = [(key, box) for key, box in self.tracker.search_boxes(stamp)
-                       if key not in waiting and key not in coasting]
+            searched = [(key, box) for key, box in self.tracker.search_boxes(stamp) if key not in waiting]
+            tracked = [(key, box) for key, box in searched if key not in coasting]
             # no face seen at the last run (only lost ones kept alive): nothing to re-detect, so the whole frame is
             # scanned now, as with no faces at all (a face in view for a few frames is not left to the scan cycle)
             seen = any(t.detection is not None for t in self.tracker.tracks)
             rescan = self._after_gap(stamp) or (bool(tracked) and not seen)
-            if rescan:
-                coasting = set()
-                tracked = [(key, box) for key, box in self.tracker.search_boxes(stamp) if key not in waiting]
+            if rescan:  # every face is looked for again
+                coasting, tracked = set(), searched
             plan = self.planner.plan(bgr.shape[1], bgr.shape[0], tracked, confirm, rescan=rescan,
                                      coasting=len(coasting))
             regions = plan.regions

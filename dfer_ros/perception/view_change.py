@@ -66,13 +66,12 @@ class ViewChanges:
         self.config = config
         self._bgr: Optional[np.ndarray] = None
         self._boxes: dict[str, np.ndarray] = {}
-        self._views: dict[str, View] = {}  # this frame's view of each face, cut once for all stages that run on it
         self._seen: dict[tuple[str, str], View] = {}
         self._forced: set[tuple[str, str]] = set()
         self._cut: dict[bytes, Optional[View]] = {}  # this frame's views by box: stages and calls share them
 
     def reset(self) -> None:
-        self._bgr, self._boxes, self._views, self._cut = None, {}, {}, {}
+        self._bgr, self._boxes, self._cut = None, {}, {}
         self._seen.clear()
         self._forced.clear()
 
@@ -96,7 +95,7 @@ class ViewChanges:
         out: dict[str, frozenset] = {}
         if bgr is not self._bgr:  # another image (the pipeline also says so with ``new_frame``)
             self._cut = {}
-        self._bgr, self._boxes, self._views = bgr, dict(faces), {}
+        self._bgr, self._boxes = bgr, dict(faces)
         for fid, box in faces.items():
             hit = set()
             for stage in stages:
@@ -116,9 +115,7 @@ class ViewChanges:
         """``stage`` runs on these faces' views of the frame last passed to ``changed``: they become its reference."""
         for fid in face_ids:
             self._forced.discard((fid, stage))
-            if fid not in self._views and fid in self._boxes:
-                self._views[fid] = self._view(self._boxes[fid])
-            view = self._views.get(fid)
+            view = self._view(self._boxes[fid]) if fid in self._boxes else None
             if view is not None:
                 self._seen[(fid, stage)] = view
 
