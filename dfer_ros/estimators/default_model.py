@@ -218,18 +218,20 @@ class DefaultFrameEncoder(FrameEncoder):
         expression = EncoderStage("expression", slice(0, n_expr), ("expression", "valence_arousal"),
                                   cost_hint_ms=2.5 if getattr(self.net, "flip_average", False) else 1.5,
                                   max_age_seconds=0.5, min_frames_between=1,
-                                  crop_spec=self.expression_spec)
+                                  crop_spec=self.expression_spec, views=getattr(self.net, "views", 1))
         if self.action_units is None:
             return (expression,)
         return (expression, EncoderStage("action_units", slice(n_expr, EMBEDDING_DIM), ("action_units",),
                                          cost_hint_ms=12.0, max_age_seconds=2.0,
                                          min_frames_between=self.config.au_every_n_frames, background=True))
 
-    def encode_stage(self, stage: str, crops: np.ndarray) -> np.ndarray:
+    def encode_stage(self, stage: str, crops: np.ndarray, views: Optional[np.ndarray] = None) -> np.ndarray:
         crops = self._check(crops, self.expression_spec if stage == "expression" else self.crop_spec)
         if stage == "expression":
             if len(crops) == 0:
                 return np.zeros((0, len(FER_LABELS)), np.float32)
+            if views is not None and getattr(self.net, "views", 1) > 1:
+                return np.asarray(self.net.predict(self.expression_crops(crops), views), np.float32)
             return np.asarray(self.net.predict(self.expression_crops(crops)), np.float32)
         if stage == "action_units" and self.action_units is not None:
             if len(crops) == 0:

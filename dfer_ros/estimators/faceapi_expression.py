@@ -193,23 +193,43 @@ class FaceApiExpressionNet:
         # otherwise measure that one-off cost as the net's cost per face
         self.logits(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
 
-    def logits(self, rgb: np.ndarray) -> np.ndarray:
+    @property
+    def views(self) -> int:
+        """Views of a crop whose logits are averaged: the crop and, with ``flip_average``, its mirror image."""
+        return 2 if self.flip_average else 1
+
+    def logits(self, rgb: np.ndarray, views: Optional[np.ndarray] = None) -> np.ndarray:
         """rgb: (N, 112, 112, 3) uint8/float RGB levels 0..255 -> (N, 7) float32 logits in FER_LABELS order
-        (with ``flip_average``: the mean of each crop's and its mirror image's logits)."""
+        (with ``flip_average``: the mean of each crop's and its mirror image's logits).
+
+        ``views`` (with ``flip_average``; None = -1 for every crop): per crop, -1 for that mean, 0 for the crop
+        alone, 1 for its mirror image alone; one batch holds all the images asked for."""
         rgb = np.asarray(rgb)
         if rgb.ndim != 4 or rgb.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
             raise ValueError(f"expected (N, {INPUT_SIZE}, {INPUT_SIZE}, 3) RGB crops, got shape {rgb.shape}")
         if len(rgb) == 0:
             return np.zeros((0, len(FER_LABELS)), np.float32)
         n = len(rgb)
-        if self.flip_average:
-            rgb = np.concatenate([rgb, rgb[:, :, ::-1]])  # mirrored copies in the same batch
+        if not self.flip_average:
+            return self._run(rgb)
+        views = np.full(n, -1, np.int64) if views is None else np.asarray(views, np.int64).reshape(-1)
+        if len(views) != n or not np.all((views >= -1) & (views <= 1)):
+            raise ValueError(f"views must hold -1, 0 or 1 for each of the {n} crops, got {views.tolist()}")
+        plain, mirrored = np.flatnonzero(views != 1), np.flatnonzero(views != 0)
+        # the crops asked for as they are, then the mirror images asked for, in the same batch
+        logits = self._run(np.concatenate([rgb[plain], rgb[mirrored][:, :, ::-1]]))
+        total = np.zeros((n, logits.shape[1]), np.float32)
+        total[plain] += logits[:len(plain)]
+        total[mirrored] += logits[len(plain):]
+        return total / np.where(views == -1, 2.0, 1.0).astype(np.float32)[:, None]
+
+    def _run(self, rgb: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(rgb, np.float32)
         step = self.max_batch or len(batch)
         parts = [self.session.run({INPUT_NAME: batch[i:i + step]})[LOGITS_NAME] for i in range(0, len(batch), step)]
-        logits = np.concatenate(parts).astype(np.float32)
-        return (logits[:n] + logits[n:]) / 2.0 if self.flip_average else logits
+        return np.concatenate(parts).astype(np.float32)
 
-    def predict(self, rgb: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities softmax(logits / temperature), (N, 7) in FER_LABELS order."""
-        return softmax(self.logits(rgb), self.temperature)
+    def predict(self, rgb: np.ndarray, views: Optional[np.ndarray] = None) -> np.ndarray:
+        """Calibrated probabilities softmax(logits / temperature), (N, 7) in FER_LABELS order (``views``: see
+        ``logits``)."""
+        return softmax(self.logits(rgb, views), self.temperature)

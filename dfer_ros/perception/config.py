@@ -156,6 +156,12 @@ class ComputeConfig:
     fill_budget: bool = setting(False, description="Spend the whole budget on refreshes (as fresh as the budget "
                                                    "allows: the behaviour before freshness targets) instead of only "
                                                    "what the periods and changes ask for.")
+    # the expression net's mirrored copy doubled its cost (2.6 vs 1.3 ms a face) for 1.5 points on single London
+    # stills; a still face's head averages its last refreshes anyway, so one view per refresh keeps the average
+    alternate_views: bool = setting(True, description="Run a stage's views (the expression net's crop and its "
+                                                      "mirror image) one per refresh in turn, all of them on a "
+                                                      "face's first refresh; the temporal head's mean over "
+                                                      "frames averages them. false: every view on every refresh.")
     overlap: bool = setting(True, read_only=True, description="Run GIL-releasing stages (the landmarker) on one worker "
                                                               "thread, overlapping the next images' detection and "
                                                               "expression net.")

@@ -54,9 +54,14 @@ class EncoderStage:
     min_frames_between: int = 1  # default rate cap: at most every n-th frame of a face
     background: bool = False  # releases the GIL (native inference): may run on the pipeline's worker thread
     crop_spec: Optional[CropSpec] = None  # its own (cheaper) framing; None: the encoder's ``crop_spec``
+    # views of one crop whose mean is the stage's value (the expression net's crop and its mirror image: 2). With
+    # more than one, ``encode_stage`` takes a view per crop, so the pipeline can run one view per refresh in turn
+    # (``compute.alternate_views``) and let the temporal head's mean over frames average them
+    views: int = 1
 
 
 ALL_OUTPUTS = ("expression", "valence_arousal", "action_units", "compound")
+ALL_VIEWS = -1  # ``encode_stage``'s view index for "the mean of all the stage's views"
 
 
 class FrameEncoder(ABC):
@@ -71,9 +76,11 @@ class FrameEncoder(ABC):
         """Separately scheduled parts; by default one stage that is the whole encoder."""
         return (EncoderStage("encoder", slice(0, self.embedding_dim), ALL_OUTPUTS),)
 
-    def encode_stage(self, stage: str, crops: np.ndarray) -> np.ndarray:
+    def encode_stage(self, stage: str, crops: np.ndarray, views: Optional[np.ndarray] = None) -> np.ndarray:
         """crops (N, S, S, 3) -> (N, len(columns)) float32 of one stage (N may be 0).
 
+        ``views`` (only for a stage with ``views`` > 1; None = all views of every crop): per crop, ``ALL_VIEWS``
+        for the mean of all the stage's views, or k in [0, views) for view k alone.
         The default covers the single-stage case; multi-stage encoders override it. Must be safe to call
         for a ``background`` stage on a worker thread while other stages run on the caller's thread.
         """

@@ -39,7 +39,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from dfer_ros.perception.native_threads import name_native_thread
-from dfer_ros.perception.model_interface import AffectModel, CropSpec, FaceDescriptor
+from dfer_ros.perception.model_interface import ALL_VIEWS, AffectModel, CropSpec, FaceDescriptor
 from dfer_ros.perception.aggregation import Aggregators
 from dfer_ros.perception.baseline import PersonBaselines
 from dfer_ros.perception.behaviour import BehaviourOutputs
@@ -328,10 +328,11 @@ class PerceptionPipeline:
             stage_crops = self._stage_crops(bgr, name, ids, plan, track_of, crops_by_spec)
             align_ms += _ms(t)
             t = time.perf_counter()
+            views = self._views(name, ids)
             if self.scheduler.stages[name].lane == WORKER_LANE:
-                self._submit_background(name, ids, stage_crops, state_time)
+                self._submit_background(name, ids, stage_crops, state_time, views)
             else:
-                values, elapsed = self._run_stage(name, stage_crops, index)
+                values, elapsed = self._run_stage(name, stage_crops, index, views)
                 if values is not None:
                     self.scheduler.observe(name, len(ids), elapsed)
                     updated |= self._merge_stage(name, ids, values, state_time, index)
@@ -475,11 +476,29 @@ class PerceptionPipeline:
         rows, crops = cache[spec]
         return crops[[rows[fid] for fid in ids]]
 
-    def _run_stage(self, name: str, crops: np.ndarray, index: int) -> tuple[Optional[np.ndarray], float]:
+    def _views(self, name: str, ids: list[str]) -> Optional[np.ndarray]:
+        """Which view of each face's crop the stage runs now (``compute.alternate_views``); None: all, every time.
+
+        A face's first update gets all views (a brief face or a still image is estimated from them all); after
+        that each update runs the next view in turn, and the temporal head's mean over the face's frames
+        averages them: the expression net's mirrored copy at half the cost."""
+        count = self.encoder_stages[name].views
+        if count <= 1 or not self.config.compute.alternate_views:
+            return None
+        served = [self.scheduler.times_served(fid, name) for fid in ids]
+        return np.array([ALL_VIEWS if n == 0 else (n - 1) % count for n in served], np.int64)
+
+    def _encode(self, name: str, crops: np.ndarray, views: Optional[np.ndarray]) -> np.ndarray:
+        if views is None:
+            return np.asarray(self.model.encoder.encode_stage(name, crops), np.float32)
+        return np.asarray(self.model.encoder.encode_stage(name, crops, views=views), np.float32)
+
+    def _run_stage(self, name: str, crops: np.ndarray, index: int,
+                   views: Optional[np.ndarray] = None) -> tuple[Optional[np.ndarray], float]:
         """(values, ms) of one encoder stage on one batch; (None, ms) with a logged reason when it failed."""
         t = self._clock()
         try:
-            values = np.asarray(self.model.encoder.encode_stage(name, crops), np.float32)
+            values = self._encode(name, crops, views)
         except Exception as exc:  # noqa: BLE001
             log.warning("frame %d: encoder stage %s failed (%s: %s); no update from it this frame",
                         index, name, type(exc).__name__, exc)
@@ -507,10 +526,11 @@ class PerceptionPipeline:
         self.scheduler.served(name, done, stamp)
         return set(done)
 
-    def _submit_background(self, name: str, ids: list[str], crops: np.ndarray, stamp: float) -> None:
+    def _submit_background(self, name: str, ids: list[str], crops: np.ndarray, stamp: float,
+                           views: Optional[np.ndarray] = None) -> None:
         def job():
             t = self._clock()
-            values = np.asarray(self.model.encoder.encode_stage(name, crops), np.float32)
+            values = self._encode(name, crops, views)
             return values, (self._clock() - t) * 1000.0
 
         self._job = _BackgroundJob(self._worker.submit(job), name, list(ids), stamp, self._generation)

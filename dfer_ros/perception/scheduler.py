@@ -103,6 +103,7 @@ class _FaceState:
     frames: int = 0  # frames this face was planned on
     last_served: Optional[float] = None  # stamp of the last update of this stage
     last_served_frame: int = -1  # value of ``frames`` when last served
+    times_served: int = 0  # updates of this stage so far (which view of the crop comes next: compute.alternate_views)
 
 
 class StageCost:
@@ -196,6 +197,12 @@ class ComputeScheduler:
             if state is not None and (state.last_served is None or stamp >= state.last_served):
                 state.last_served = float(stamp)
                 state.last_served_frame = state.frames - 1
+                state.times_served += 1
+
+    def times_served(self, face_id: str, stage: str) -> int:
+        """How often ``stage`` has updated this face since the scheduler first planned it (0 for an unknown face)."""
+        state = self._faces.get(face_id, {}).get(stage)
+        return 0 if state is None else state.times_served
 
     def age(self, face_id: str, stage: str, stamp: float) -> float:
         """Seconds since ``stage`` last updated this face (inf when it never did)."""
