@@ -110,3 +110,61 @@ def test_the_default_expression_net_runs_the_view_asked_for(views):
     np.testing.assert_allclose(mixed, np.stack([plain[0], mirrored[1], (plain[2] + mirrored[2]) / 2]), atol=1e-4)
     with pytest.raises(ValueError, match="views"):
         both.logits(crops, np.array([0, 2, 0]))
+
+
+class ExpressionAndUnitsEncoder(BrightnessEncoder):
+    """Expression stage = (darkness, brightness); a dearer "action_units" stage = brightness again, recorded."""
+
+    embedding_dim = 3
+
+    def __init__(self):
+        self.unit_calls = 0
+
+    @property
+    def stages(self):
+        return (EncoderStage("expression", slice(0, 2), ("expression", "valence_arousal"), cost_hint_ms=1.0),
+                EncoderStage("action_units", slice(2, 3), ("action_units",), cost_hint_ms=10.0))
+
+    def encode_stage(self, stage, crops, views=None):
+        values = self.encode(crops)
+        if stage == "action_units":
+            self.unit_calls += 1
+            return values[:, 1:2]
+        return values[:, :2]
+
+
+class ExpressionOnlyHead(SoftmaxHead):
+    def predict(self, windows):
+        return super().predict([w[:, :2] for w in windows])
+
+
+def test_an_expression_onset_refreshes_the_action_units_at_once():
+    """The whole face brightens evenly (its grey view, mean removed, does not change), so only the expression net
+    sees it, at its own period; the onset it gives refreshes the action units on the next frame, long before their
+    0.5 s period."""
+    config = PipelineConfig()
+    config.quality.abstain = False
+    config.compute.action_units_period = 0.5
+    config.compute.action_units_max_age = 2.0
+    config.events.exclude_labels = ["dark"]  # the calm state, like "neutral"
+    detector = ScriptedDetector()
+    encoder = ExpressionAndUnitsEncoder()
+    pipe = PerceptionPipeline(config, AffectModel(encoder, ExpressionOnlyHead(), "fake", "numpy"), detector=detector)
+    detector.next = [face(50, 50, 80)]
+    dark = np.full((240, 320, 3), 40, np.uint8)
+    dark[40:140, 40:140] = np.random.default_rng(1).integers(20, 60, (100, 100, 3), np.uint8)
+    bright = dark.copy()
+    bright[40:140, 40:140] += 150  # the same texture, evenly brighter
+    runs_at, onset_at = [], None
+    for i in range(60):
+        before = encoder.unit_calls
+        result = pipe.process(dark if i < 20 else bright, i * DT)
+        if encoder.unit_calls > before:
+            runs_at.append(i)
+        if onset_at is None and any(e.kind == "onset" for e in result.events):
+            onset_at = i
+    assert onset_at is not None and onset_at > 20
+    after = [i for i in runs_at if i > onset_at]
+    assert after and after[0] == onset_at + 1, (onset_at, runs_at)
+    previous = max(i for i in runs_at if i <= onset_at)
+    assert (onset_at + 1 - previous) * DT < 0.5 - DT, (previous, onset_at, runs_at)  # not its period: the onset

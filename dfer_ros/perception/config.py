@@ -141,9 +141,10 @@ class ComputeConfig:
                                                    "arousal this often (seconds; 0 = every image); a face whose view "
                                                    "changes (compute.change_*), a new face or an expression onset is "
                                                    "refreshed at once.")
-    # 0.25 s: at 0.5 s the published jaw-open (AU26) of cap12's open-mouth stretch lagged so that it passed 0.3 on
-    # 30 frames instead of 46 (50 with the landmarker on every 3rd frame); the landmarker then costs ~4 % of a core
-    action_units_period: float = setting(0.25, low=0.0, high=600.0,
+    # 0.5 s (2 Hz): at 0.25 s the landmarker and the detections it needs cost 0.13 of a core more at 4 faces; an
+    # expression onset refreshes the action units at once, so cap12's jaw-open (AU26) passes 0.3 on 48 frames, as
+    # with the landmarker on every 3rd frame (docs/benchmarks.md#cpu-per-camera)
+    action_units_period: float = setting(0.5, low=0.0, high=600.0,
                                          description="Freshness target of the action units (seconds; 0 = as often "
                                                      "as the budget and the landmarker's rate cap allow).")
     change_motion: float = setting(0.25, low=0.0, high=100.0,

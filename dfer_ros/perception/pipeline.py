@@ -446,13 +446,14 @@ class PerceptionPipeline:
                 plan.faces[name] = [fid for fid in ids if fid not in withheld]
 
     def _refresh_after_onsets(self, events) -> None:
-        """An expression onset refreshes that face's expression on the next frame, whatever its period: the episode's
-        rise is sampled from its start."""
+        """An expression onset refreshes that face's stages on the next frame, whatever their periods: the episode's
+        rise is sampled from its start, and the action units (refreshed every 0.5 s otherwise) follow the face as it
+        changes (cap12's open-mouth stretch: AU26 >= 0.3 on 48 frames as with the landmarker on every 3rd frame,
+        40 without)."""
         for event in events:
             if event.kind == ONSET:
-                for name, st in self.encoder_stages.items():
-                    if "expression" in st.outputs:
-                        self.view_changes.force(event.face_id, name)
+                for name in self.encoder_stages:
+                    self.view_changes.force(event.face_id, name)
 
     def _demand(self, tr: Track, changed: Optional[frozenset] = None) -> FaceDemand:
         """What the scheduler weighs: the face's size, where face quality ran its attention (head pose towards the
