@@ -33,7 +33,7 @@ def test_the_node_entry_point_applies_it_first():
 
     source = inspect.getsource(node_entry.main)
     assert source.index("limit_malloc_arenas()") < source.index("StopSignals()") < source.index("import main")
-    assert memory.DEFAULT_ARENAS == 2
+    assert memory.DEFAULT_ARENAS == 1
 
 
 ARENAS = r"""

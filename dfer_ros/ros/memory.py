@@ -5,9 +5,11 @@ many threads (ONNX Runtime, MediaPipe, the landmarker worker, the descriptor thr
 in an arena stays mapped there, so RSS wanders up and down by tens of MB as faces come and go. A 30,000-frame
 soak (`dfer bench soak`, README) with the default arenas read a least-squares slope of 0.21 MB per 1,000
 frames from such excursions (471-511 MB); with two arenas set here: 559.0 MB at frame 5,000, 559.5 MB at
-30,000, slope 0.019 MB per 1,000 frames, 1.1 MB growth after the warm-up. Under competing load the arenas
-still grew in ~10 MB steps (holes left by frame-sized buffers); ``trim_free_heap`` gives those pages back
-(docs/hostile_inputs.md).
+30,000, slope 0.019 MB per 1,000 frames, 1.1 MB growth after the warm-up. Under competing load the two arenas
+still grew in ~10 MB steps (holes left by frame-sized buffers that only the threads of the same arena could
+reuse); ``trim_free_heap`` gives those pages back, but RSS still wandered by 30-60 MB (least-squares slopes
+0.142-1.636 MB per 1,000 frames in three runs). One arena, where every thread's holes serve every thread:
+slope -0.034, RSS 25-40 MB lower, and no CPU cost measured (docs/hostile_inputs.md).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import functools
 import os
 
 M_ARENA_MAX = -8  # mallopt parameter number in glibc's malloc.h
-DEFAULT_ARENAS = 2
+DEFAULT_ARENAS = 1  # the main heap only: see the module docstring
 TRIM_HEAP_EVERY_S = 5.0  # the node's trim_free_heap period (its CPU cost: docs/hostile_inputs.md)
 
 
