@@ -9,7 +9,7 @@ frames from such excursions (471-511 MB); with two arenas set here: 559.0 MB at 
 still grew in ~10 MB steps (holes left by frame-sized buffers that only the threads of the same arena could
 reuse); ``trim_free_heap`` gives those pages back, but RSS still wandered by 30-60 MB (least-squares slopes
 0.142-1.636 MB per 1,000 frames in three runs). One arena, where every thread's holes serve every thread:
-slope -0.034, RSS 25-40 MB lower, and no CPU cost measured (docs/hostile_inputs.md).
+slopes -0.034 and 0.027 in two runs, and no CPU cost measured (docs/hostile_inputs.md).
 """
 from __future__ import annotations
 
