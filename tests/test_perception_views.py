@@ -47,13 +47,18 @@ def _frame() -> np.ndarray:
     return frame
 
 
-def test_a_face_gets_all_views_first_then_one_view_per_update_in_turn():
-    pipe, det, encoder = pipeline(alternate=True)
+def still_face_calls(alternate: bool, frames: int = 31) -> list:
+    """The encoder's (crops, views) calls over ``frames`` frames of one still face."""
+    pipe, det, encoder = pipeline(alternate)
     det.next = [face(50, 50, 80)]
     frame = _frame()
-    for i in range(31):
+    for i in range(frames):
         pipe.process(frame, i * DT)
-    views = [v for _, v in encoder.calls]
+    return encoder.calls
+
+
+def test_a_face_gets_all_views_first_then_one_view_per_update_in_turn():
+    views = [v for _, v in still_face_calls(alternate=True)]
     assert views[0] == [ALL_VIEWS]
     assert views[1:] == [[k % 2] for k in range(len(views) - 1)]
     assert len(views) >= 6  # a still face at its 0.1 s period over one second
@@ -75,12 +80,8 @@ def test_a_face_that_joins_later_starts_with_all_views_and_the_others_keep_their
 
 
 def test_alternate_views_off_runs_every_view_on_every_update():
-    pipe, det, encoder = pipeline(alternate=False)
-    det.next = [face(50, 50, 80)]
-    frame = _frame()
-    for i in range(31):
-        pipe.process(frame, i * DT)
-    assert encoder.calls and all(views is None for _, views in encoder.calls)
+    calls = still_face_calls(alternate=False)
+    assert calls and all(views is None for _, views in calls)
 
 
 def test_a_reset_timeline_starts_again_from_all_views():
