@@ -157,3 +157,13 @@ def test_a_coasting_track_is_not_missed_and_a_scan_may_still_match_it():
     # without coasting a run that does not find it misses it
     (t,) = tracker.update([], 5 * DT)
     assert not t.visible
+
+
+def test_the_every_frame_preset_file_reads_as_the_behaviour_before_freshness_targets():
+    """``config/dfer_fill_budget.yaml``, read through the node's checks as ``dfer bench freshness`` compares with it."""
+    from dfer_ros.bench.freshness_bench import FILL_BUDGET_PRESET, preset_config
+
+    preset, defaults = preset_config(FILL_BUDGET_PRESET).to_flat(), PipelineConfig().to_flat()
+    assert {k: v for k, v in preset.items() if defaults[k] != v} == {
+        "compute.fill_budget": True, "compute.expression_period": 0.0, "compute.action_units_period": 0.0,
+        "compute.alternate_views": False}

@@ -30,22 +30,20 @@ def _cpu() -> float:
 FILL_BUDGET_PRESET = REPO_ROOT / "config" / "dfer_fill_budget.yaml"
 
 
-def apply_preset(config: PipelineConfig, path: Path) -> None:
-    """Set the pipeline settings a node parameter file sets (``section.field`` keys under ``ros__parameters``), so
-    the benchmark compares against the preset the node users layer, not a copy of it."""
+def preset_config(path: Path) -> PipelineConfig:
+    """The pipeline settings of a node parameter file (its ``ros__parameters``, dotted names) over the defaults,
+    checked as the node checks them, so the benchmark compares against the preset users layer, not a copy of it."""
+    params: dict = {}
     for section in read_user_yaml(path).values():
-        for key, value in section["ros__parameters"].items():
-            group, _, field = key.partition(".")
-            setattr(getattr(config, group), field, value)
+        params.update(section["ros__parameters"])
+    return PipelineConfig.from_flat(params, str(path))
 
 
 def run_video(path, every_frame: bool) -> dict:
     from dfer_ros.estimators.loader import build_pipeline
     from dfer_ros.evaluation.video_eval import video_frames
 
-    config = PipelineConfig()
-    if every_frame:
-        apply_preset(config, FILL_BUDGET_PRESET)
+    config = preset_config(FILL_BUDGET_PRESET) if every_frame else PipelineConfig()
     pipe = build_pipeline(config, "default")
     labels, ages, onsets, updates, au26 = {}, [], [], 0, 0
     cpu = _cpu()
