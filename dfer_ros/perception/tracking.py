@@ -4,8 +4,8 @@
   between stamps, so a 5 fps and a 30 fps stream of the same motion behave the same. Across a gap longer
   than ``lost_seconds`` the velocity is dropped (a face still after a 6.6 s gap was once predicted
   hundreds of pixels away, missed, and came back with a new id).
-* Association by IoU with the Hungarian method (``scipy.optimize.linear_sum_assignment``, imported when two
-  tracks compete for a detection or the other way round; otherwise the candidate pairs are the optimum):
+* Association by IoU, a maximum-weight matching (``perception.assignment``: the Hungarian method on the groups
+  where two tracks compete for a detection or the other way round; elsewhere the candidate pairs are the optimum):
   high-score detections first against the confirmed tracks, then the low-score detections against the
   confirmed tracks still unmatched (ByteTrack's second pass: a face half hidden or blurred keeps its
   track instead of spawning a new one), then leftover high-score detections against tentative tracks.
@@ -26,6 +26,7 @@ from typing import AbstractSet, Optional, Sequence
 
 import numpy as np
 
+from dfer_ros.perception.assignment import max_weight_matching
 from dfer_ros.perception.config import TrackingConfig
 from dfer_ros.perception.types import Detection
 
@@ -199,15 +200,7 @@ def _match(tracks: Sequence[Track], dets: Sequence[Detection], threshold: float,
     if not tracks or not dets:
         return [], list(range(len(tracks))), list(range(len(dets)))
     score = association_scores(tracks, dets, stamp, threshold, by_distance)
-    candidates = score > 0
-    if (candidates.sum(axis=0) <= 1).all() and (candidates.sum(axis=1) <= 1).all():
-        # no detection wanted by two tracks, no track by two detections: the optimum takes every candidate pair.
-        # The usual case (faces apart); it also keeps scipy.optimize (1 s of imports on a busy robot) off start-up
-        rows, cols = np.nonzero(candidates)
-    else:
-        from scipy.optimize import linear_sum_assignment
-
-        rows, cols = linear_sum_assignment(-score)
+    rows, cols = max_weight_matching(score)
     pairs = [(int(r), int(c)) for r, c in zip(rows, cols) if score[r, c] > 0]
     mt = {r for r, _ in pairs}
     md = {c for _, c in pairs}
