@@ -192,3 +192,7 @@ def test_the_node_gives_free_heap_pages_back_every_period(probe):
     trims = probe.counter("heap_trims")
     probe.wait(lambda: probe.counter("heap_trims") >= trims + 2, "two more heap trims counted in /diagnostics",
                timeout=6 * TRIM_HEAP_EVERY_S)
+    # and what the heap holds after the trim, for a soak to read without RSS's saw (bench/soak_bench.py)
+    heap = probe.diagnostics[-1]
+    assert 10.0 < float(heap["heap_in_use_mb"]) < 10_000.0, heap  # a loaded model's native buffers, not a stub
+    assert int(heap["python_blocks"]) > 100_000, heap

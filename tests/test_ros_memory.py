@@ -98,3 +98,20 @@ def test_trim_gives_back_the_free_pages_inside_the_heap():
     """Free memory below a block in use stays resident (the control) until the heap is trimmed."""
     assert int(_run(TRIM, "none")) < 1000  # KiB given back without a trim
     assert int(_run(TRIM, "trim")) > 30_000  # of the ~39 MB freed
+
+
+def test_heap_in_use_counts_what_malloc_handed_out_and_not_its_free_pages():
+    """What the node's diagnostics and the soak read (ros/memory.heap_in_use_bytes): up by a live block's size,
+    back down when it is freed, whether malloc put it in the heap or in its own mapping."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    for size in (64 * 1024, 48 * 2**20):  # below and above glibc's default mmap threshold
+        before = memory.heap_in_use_bytes()
+        block = libc.malloc(size)
+        held = memory.heap_in_use_bytes()
+        libc.free(ctypes.c_void_p(block))
+        after = memory.heap_in_use_bytes()
+        assert size <= held - before < size + 64 * 1024, (size, held - before)
+        assert abs(after - before) < 64 * 1024, (size, after - before)

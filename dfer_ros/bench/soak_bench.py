@@ -67,6 +67,12 @@ class SoakReport:
     # it holds and that plus the freed pages the next frames touch again; the floor follows what it holds.
     rss_floor_mb: list[tuple[int, float]] = field(default_factory=list)
     floor_slope_mb_per_1000: Optional[float] = None
+    # (frame, heap in use MB, live pymalloc blocks) from the node's latest /diagnostics at each sample: what
+    # malloc and pymalloc hold right after the node's last heap trim (ros/memory.heap_in_use_bytes), free of
+    # RSS's saw and of holes, so a leak shows here alone.
+    heap_in_use: list[tuple[int, float, int]] = field(default_factory=list)
+    heap_slope_mb_per_1000: Optional[float] = None
+    python_blocks_slope_per_1000: Optional[float] = None
     cpu_ms_per_frame: Optional[float] = None  # offline only: this process's CPU time (user + system) per frame
     trim_every: int = 0  # offline only: trim_free_heap every this many frames (0: never)
 
@@ -157,8 +163,11 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
+    from diagnostic_msgs.msg import DiagnosticArray
+
     from dfer_ros.msg import FaceAffectArray
     from dfer_ros.ros.conversions import array_to_image
+    from dfer_ros.ros.diagnostics import diagnostic_values
     from dfer_ros.ros.session import ros_session
 
     warmup = min(warmup, max(0, frames - 2 * sample_every))
@@ -172,6 +181,12 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
         got[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = len(msg.faces)
         ids.update(f.face_id for f in msg.faces)
 
+    heap: dict[str, str] = {}  # the node's latest heap_in_use_mb and python_blocks
+
+    def on_diagnostics(msg):
+        values = diagnostic_values(msg)
+        heap.update({k: values[k] for k in ("heap_in_use_mb", "python_blocks") if k in values})
+
     report = SoakReport(frames=frames, processed=0, missed=0, faces_shown=0, face_ids=0, mean_faces_per_frame=0.0,
                         seconds=0.0, warmup=warmup, attribution=ATTRIBUTION, competitors=competitors)
     busy: list = []
@@ -181,6 +196,7 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
             reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
             pub = node.create_publisher(Image, "/soak/image", reliable)
             node.create_subscription(FaceAffectArray, "/soak/faces/affect", on_affect, reliable)
+            node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
 
             def spin_until(condition, seconds: float) -> bool:
                 deadline = time.monotonic() + seconds
@@ -192,9 +208,9 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
                     rclpy.spin_once(node, timeout_sec=0.01)
                 return True
 
-            if not spin_until(lambda: pub.get_subscription_count() >= 1 and
+            if not spin_until(lambda: pub.get_subscription_count() >= 1 and "python_blocks" in heap and
                               node.count_publishers("/soak/faces/affect") >= 1, 180.0):
-                raise RuntimeError("dfer_node did not subscribe within 180 s")
+                raise RuntimeError("dfer_node did not subscribe and report its heap within 180 s")
             start_ns = int((time.time() - 7200.0) * 1e9)  # in the past of the wall clock, at 30 Hz
             if competitors:
                 from dfer_ros.bench.latency_bench import busy_competitors
@@ -227,6 +243,9 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
                     report.rss_parts_mb.append((report.rss_mb[-1][0], *rss_parts_mb(proc.pid)))
                     report.rss_floor_mb.append((report.rss_mb[-1][0], round(min(floor, report.rss_mb[-1][1]), 1)))
                     floor = float("inf")
+                    if "heap_in_use_mb" in heap and "python_blocks" in heap:
+                        report.heap_in_use.append((report.rss_mb[-1][0], float(heap["heap_in_use_mb"]),
+                                                   int(heap["python_blocks"])))
                     if index == 0 or done % PRINT_EVERY == 0 or done == frames:
                         anon, file_mb, shmem = report.rss_parts_mb[-1][1:]
                         progress(f"  frame {report.rss_mb[-1][0]:6d}: node RSS {report.rss_mb[-1][1]:.1f} MB "
@@ -255,6 +274,10 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
     report.anon_slope_mb_per_1000 = None if anon_slope is None else round(anon_slope, 3)
     floor_slope, _ = slope_per_1000(report.rss_floor_mb, warmup)
     report.floor_slope_mb_per_1000 = None if floor_slope is None else round(floor_slope, 3)
+    heap_slope, _ = slope_per_1000([(f, mb) for f, mb, _ in report.heap_in_use], warmup)
+    report.heap_slope_mb_per_1000 = None if heap_slope is None else round(heap_slope, 3)
+    blocks_slope, _ = slope_per_1000([(f, float(b)) for f, _, b in report.heap_in_use], warmup)
+    report.python_blocks_slope_per_1000 = None if blocks_slope is None else round(blocks_slope, 1)
     return report
 
 
@@ -337,6 +360,11 @@ def summary_lines(report: SoakReport) -> list[str]:
             [f"soak: slope of the RSS floor (least RSS read every {FLOOR_EVERY} frames in each interval) after frame "
              f"{report.warmup}: {report.floor_slope_mb_per_1000:.3f} MB per 1,000 frames"]
             if report.floor_slope_mb_per_1000 is not None else []) + (
+            [f"soak: heap in use after the node's trims {report.heap_in_use[0][1]:.1f} -> {report.heap_in_use[-1][1]:.1f}"
+             f" MB, slope {report.heap_slope_mb_per_1000:.3f} MB per 1,000 frames; live Python blocks "
+             f"{report.heap_in_use[0][2]} -> {report.heap_in_use[-1][2]}, slope {report.python_blocks_slope_per_1000}"
+             f" per 1,000 frames"]
+            if report.heap_in_use and report.heap_slope_mb_per_1000 is not None else []) + (
             [f"soak: {report.cpu_ms_per_frame} ms of CPU (user + system) per frame"
              + (f", heap trimmed every {report.trim_every} frames" if report.trim_every else "")]
             if report.cpu_ms_per_frame is not None else [])

@@ -47,7 +47,7 @@ from dfer_ros.ros import conversions, hri_publisher, qos
 from dfer_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from dfer_ros.ros.environment import EXIT_CANNOT_START_ROS, environment_problem
 from dfer_ros.ros.log_bridge import RosLogBridge
-from dfer_ros.ros.memory import TRIM_HEAP_EVERY_S, anonymous_rss_bytes, trim_free_heap
+from dfer_ros.ros.memory import TRIM_HEAP_EVERY_S, anonymous_rss_bytes, heap_in_use_bytes, trim_free_heap
 from dfer_ros.ros.parameters import (NodeSettings, ParamSpec, all_parameter_specs, apply_pipeline_config,
                                      load_pipeline_defaults, validate_values)
 from dfer_ros.ros.session import StopSignals, release_held_signals, ros_session
@@ -400,6 +400,7 @@ class DferNode(LifecycleNode):
                                        qos_overriding_options=QoSOverridingOptions.with_default_policies(),
                                        event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_images_lost))
         trim_free_heap()  # the base is what the node holds, not the free pages the next frames touch again
+        self.stats.on_heap_trimmed(heap_in_use_bytes(), sys.getallocatedblocks())
         self._anon_at_subscribe = anonymous_rss_bytes()
         return sub
 
@@ -559,7 +560,7 @@ class DferNode(LifecycleNode):
         if now - self._trimmed_at >= TRIM_HEAP_EVERY_S or self._images_lost_unchecked:
             self._trimmed_at = now  # the free pages inside malloc's arenas (ros/memory.py), then what is held
             trim_free_heap()
-            self.stats.on_heap_trimmed()
+            self.stats.on_heap_trimmed(heap_in_use_bytes(), sys.getallocatedblocks())
             if self._images_lost_unchecked:
                 self._check_reader_growth()
         if self._renew_image_reader:
