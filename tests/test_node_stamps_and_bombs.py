@@ -196,3 +196,4 @@ def test_the_node_gives_free_heap_pages_back_every_period(probe):
     heap = probe.diagnostics[-1]
     assert 10.0 < float(heap["heap_in_use_mb"]) < 10_000.0, heap  # a loaded model's native buffers, not a stub
     assert int(heap["python_blocks"]) > 100_000, heap
+    assert float(heap["heap_in_use_mb"]) < float(heap["anon_after_trim_mb"]) < 10_000.0, heap

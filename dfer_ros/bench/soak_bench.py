@@ -40,6 +40,7 @@ SLOTS = ((40, 60), (245, 200), (450, 40))  # top-left corners of the three face 
 RATE_HZ = 30.0
 PRINT_EVERY = 5000
 FLOOR_EVERY = 10  # frames between the node RSS reads behind rss_floor_mb
+HEAP_KEYS = ("heap_in_use_mb", "python_blocks", "anon_after_trim_mb")  # the node's /diagnostics after each trim
 
 
 @dataclass
@@ -67,12 +68,14 @@ class SoakReport:
     # it holds and that plus the freed pages the next frames touch again; the floor follows what it holds.
     rss_floor_mb: list[tuple[int, float]] = field(default_factory=list)
     floor_slope_mb_per_1000: Optional[float] = None
-    # (frame, heap in use MB, live pymalloc blocks) from the node's latest /diagnostics at each sample: what
-    # malloc and pymalloc hold right after the node's last heap trim (ros/memory.heap_in_use_bytes), free of
-    # RSS's saw and of holes, so a leak shows here alone.
-    heap_in_use: list[tuple[int, float, int]] = field(default_factory=list)
+    # (frame, heap in use MB, live pymalloc blocks, anonymous RSS MB) from the node's latest /diagnostics at each
+    # sample, all read right after the node's last heap trim: what malloc and pymalloc hold
+    # (ros/memory.heap_in_use_bytes), free of RSS's saw and of holes, so a leak shows there alone; and the RSS
+    # without its saw (what the heap holds plus what it cannot give back).
+    heap_in_use: list[tuple[int, float, int, float]] = field(default_factory=list)
     heap_slope_mb_per_1000: Optional[float] = None
     python_blocks_slope_per_1000: Optional[float] = None
+    anon_after_trim_slope_mb_per_1000: Optional[float] = None
     cpu_ms_per_frame: Optional[float] = None  # offline only: this process's CPU time (user + system) per frame
     trim_every: int = 0  # offline only: trim_free_heap every this many frames (0: never)
 
@@ -185,7 +188,7 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
 
     def on_diagnostics(msg):
         values = diagnostic_values(msg)
-        heap.update({k: values[k] for k in ("heap_in_use_mb", "python_blocks") if k in values})
+        heap.update({k: values[k] for k in HEAP_KEYS if k in values})
 
     report = SoakReport(frames=frames, processed=0, missed=0, faces_shown=0, face_ids=0, mean_faces_per_frame=0.0,
                         seconds=0.0, warmup=warmup, attribution=ATTRIBUTION, competitors=competitors)
@@ -243,9 +246,9 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
                     report.rss_parts_mb.append((report.rss_mb[-1][0], *rss_parts_mb(proc.pid)))
                     report.rss_floor_mb.append((report.rss_mb[-1][0], round(min(floor, report.rss_mb[-1][1]), 1)))
                     floor = float("inf")
-                    if "heap_in_use_mb" in heap and "python_blocks" in heap:
+                    if all(k in heap for k in HEAP_KEYS):
                         report.heap_in_use.append((report.rss_mb[-1][0], float(heap["heap_in_use_mb"]),
-                                                   int(heap["python_blocks"])))
+                                                   int(heap["python_blocks"]), float(heap["anon_after_trim_mb"])))
                     if index == 0 or done % PRINT_EVERY == 0 or done == frames:
                         anon, file_mb, shmem = report.rss_parts_mb[-1][1:]
                         progress(f"  frame {report.rss_mb[-1][0]:6d}: node RSS {report.rss_mb[-1][1]:.1f} MB "
@@ -274,9 +277,11 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
     report.anon_slope_mb_per_1000 = None if anon_slope is None else round(anon_slope, 3)
     floor_slope, _ = slope_per_1000(report.rss_floor_mb, warmup)
     report.floor_slope_mb_per_1000 = None if floor_slope is None else round(floor_slope, 3)
-    heap_slope, _ = slope_per_1000([(f, mb) for f, mb, _ in report.heap_in_use], warmup)
+    heap_slope, _ = slope_per_1000([(f, mb) for f, mb, _, _ in report.heap_in_use], warmup)
     report.heap_slope_mb_per_1000 = None if heap_slope is None else round(heap_slope, 3)
-    blocks_slope, _ = slope_per_1000([(f, float(b)) for f, _, b in report.heap_in_use], warmup)
+    after_trim_slope, _ = slope_per_1000([(f, mb) for f, _, _, mb in report.heap_in_use], warmup)
+    report.anon_after_trim_slope_mb_per_1000 = None if after_trim_slope is None else round(after_trim_slope, 3)
+    blocks_slope, _ = slope_per_1000([(f, float(b)) for f, _, b, _ in report.heap_in_use], warmup)
     report.python_blocks_slope_per_1000 = None if blocks_slope is None else round(blocks_slope, 1)
     return report
 
@@ -363,7 +368,8 @@ def summary_lines(report: SoakReport) -> list[str]:
             [f"soak: heap in use after the node's trims {report.heap_in_use[0][1]:.1f} -> {report.heap_in_use[-1][1]:.1f}"
              f" MB, slope {report.heap_slope_mb_per_1000:.3f} MB per 1,000 frames; live Python blocks "
              f"{report.heap_in_use[0][2]} -> {report.heap_in_use[-1][2]}, slope {report.python_blocks_slope_per_1000}"
-             f" per 1,000 frames"]
+             f" per 1,000 frames; anonymous RSS after the trims {report.heap_in_use[0][3]:.1f} -> "
+             f"{report.heap_in_use[-1][3]:.1f} MB, slope {report.anon_after_trim_slope_mb_per_1000:.3f} MB per 1,000 frames"]
             if report.heap_in_use and report.heap_slope_mb_per_1000 is not None else []) + (
             [f"soak: {report.cpu_ms_per_frame} ms of CPU (user + system) per frame"
              + (f", heap trimmed every {report.trim_every} frames" if report.trim_every else "")]

@@ -63,6 +63,7 @@ class StatsSnapshot:
     heap_trims: int = 0  # free heap pages given back (ros/memory.trim_free_heap, every TRIM_HEAP_EVERY_S; total)
     heap_in_use_mb: float = float("nan")  # malloc'd and not freed, at the last trim (ros/memory.heap_in_use_bytes)
     python_blocks: int = -1  # live pymalloc blocks at the last trim (sys.getallocatedblocks; -1: not read yet)
+    anon_after_trim_mb: float = float("nan")  # anonymous RSS right after the last trim: RSS without its saw
 
 
 STAMP_EVENTS = ("duplicate_stamp", "late_frame_dropped", "clock_jump_reset")
@@ -98,6 +99,7 @@ class NodeStats:
         self.heap_trims = 0
         self.heap_in_use_mb = float("nan")
         self.python_blocks = -1
+        self.anon_after_trim_mb = float("nan")
         self._estimate_age_max = float("nan")
         self._clock_jumps_at_snapshot = 0
         self._latency_ms: deque[float] = deque(maxlen=window)  # source stamp -> outputs published (node clock)
@@ -108,11 +110,13 @@ class NodeStats:
         with self._lock:
             self.image_reader_renewals += 1
 
-    def on_heap_trimmed(self, heap_in_use_bytes: int = -1, python_blocks: int = -1) -> None:
-        """A trim ran; what the heap held right after it (negative: unknown) goes out with the next status,
-        so a leak shows as a slope in ``heap_in_use_mb`` or ``python_blocks`` without RSS's saw."""
+    def on_heap_trimmed(self, heap_in_use_bytes: int = -1, python_blocks: int = -1, anon_rss_bytes: int = 0) -> None:
+        """A trim ran; what the heap held right after it (negative: unknown) and the anonymous RSS then (0:
+        unknown) go out with the next status, so a leak shows as a slope in them without RSS's saw."""
         with self._lock:
             self.heap_trims += 1
+            if anon_rss_bytes > 0:
+                self.anon_after_trim_mb = anon_rss_bytes / 2**20
             if heap_in_use_bytes >= 0:
                 self.heap_in_use_mb = heap_in_use_bytes / 2**20
             if python_blocks >= 0:
@@ -220,7 +224,8 @@ class NodeStats:
                 abstained_faces=self.abstained_faces, expression_events=self.expression_events,
                 core_warnings=self.core_warnings, image_reader_renewals=self.image_reader_renewals,
                 images_lost=self.images_lost, heap_trims=self.heap_trims,
-                heap_in_use_mb=self.heap_in_use_mb, python_blocks=self.python_blocks)
+                heap_in_use_mb=self.heap_in_use_mb, python_blocks=self.python_blocks,
+                anon_after_trim_mb=self.anon_after_trim_mb)
             self._estimate_age_max = float("nan")
             self._last = (now, self.received, self.processed, self.bad_images)
             self._clock_jumps_at_snapshot = self.stamp_events.get("clock_jump_reset", 0)
@@ -299,6 +304,8 @@ def to_diagnostic_array(snap: StatsSnapshot, node_name: str, stamp) -> "object":
         values["heap_in_use_mb"] = fmt(snap.heap_in_use_mb, 1)
     if snap.python_blocks >= 0:
         values["python_blocks"] = str(snap.python_blocks)
+    if np.isfinite(snap.anon_after_trim_mb):
+        values["anon_after_trim_mb"] = fmt(snap.anon_after_trim_mb, 1)
     if np.isfinite(snap.estimate_age_max):
         values["estimate_age_max_s"] = fmt(snap.estimate_age_max, 2)
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
