@@ -149,6 +149,17 @@ def test_results_become_five_messages_with_the_source_header():
     assert as_dict["stamp"] == 12.5 and as_dict["faces"][0]["probabilities"]["happy"] == pytest.approx(0.7)
 
 
+def test_only_the_topics_asked_for_are_built():
+    """The node builds and publishes only the topics somebody subscribes to; each is the same as when all are."""
+    header = Header(stamp=Time(sec=12, nanosec=500_000_000), frame_id="cam")
+    result = FrameResult(stamp=12.5, frame_index=3, faces=[_face(), _face("f4")], people_in_view=["p1"])
+    every = conversions.result_to_messages(result, header)
+    for topics in (["faces/affect"], ["faces/tracked", "faces/action_units"], []):
+        some = conversions.result_to_messages(result, header, topics=topics)
+        assert sorted(some) == sorted(topics)
+        assert all(some[t] == every[t] for t in topics)
+
+
 def test_parameter_validation_reasons_and_cross_field_rule():
     specs = parameters.all_parameter_specs()
     current = {s.name: s.default for s in specs}

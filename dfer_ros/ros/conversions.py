@@ -12,7 +12,7 @@ image's header, so a subscriber can match an estimate to the exact camera frame 
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -376,8 +376,13 @@ def event_to_dict(msg) -> dict:
             "mean_intensity": round(float(msg.mean_intensity), 4), "end_reason": msg.end_reason}
 
 
-def result_to_messages(result: FrameResult, header, au_threshold: float = 0.5) -> dict:
-    """The five per-image messages for one processed image, keyed by topic name (relative, no slash).
+RESULT_TOPICS = ("faces/affect", "faces/expression", "faces/valence_arousal", "faces/action_units", "faces/tracked")
+
+
+def result_to_messages(result: FrameResult, header, au_threshold: float = 0.5,
+                       topics: Optional[Sequence[str]] = None) -> dict:
+    """The per-image messages for one processed image, keyed by topic name (relative, no slash): all of
+    ``RESULT_TOPICS``, or only ``topics`` (the node builds only what somebody subscribes to).
 
     Every message and every per-face entry carries ``header`` (the source image's stamp and frame_id);
     arrays are empty when no face is tracked, so subscribers get one message per processed image.
@@ -385,22 +390,25 @@ def result_to_messages(result: FrameResult, header, au_threshold: float = 0.5) -
     from dfer_ros.msg import (FaceActionUnitsArray, FaceAffectArray, FaceExpressionArray,
                               FaceValenceArousalArray, TrackedFaces)
 
-    affect = FaceAffectArray(header=header)
-    expression = FaceExpressionArray(header=header)
-    va = FaceValenceArousalArray(header=header)
-    aus = FaceActionUnitsArray(header=header)
-    tracked = TrackedFaces(header=header)
+    wanted = RESULT_TOPICS if topics is None else tuple(t for t in RESULT_TOPICS if t in set(topics))
+    if not wanted:
+        return {}
     faces = [face_to_affect(header, face, au_threshold) for face in result.faces]
-    affect.faces = faces
-    expression.faces = [f.expression for f in faces]
-    va.faces = [f.valence_arousal for f in faces]
-    aus.faces = [f.action_units for f in faces]
-    tracked.face_ids = [f.face_id for f in faces]
-    tracked.rois = [f.roi for f in faces]
-    tracked.person_ids = [f.person_id for f in faces]
-    tracked.people_in_view = list(result.people_in_view)
-    return {"faces/affect": affect, "faces/expression": expression, "faces/valence_arousal": va,
-            "faces/action_units": aus, "faces/tracked": tracked}
+    out: dict = {}
+    for topic in wanted:
+        if topic == "faces/affect":
+            out[topic] = FaceAffectArray(header=header, faces=faces)
+        elif topic == "faces/expression":
+            out[topic] = FaceExpressionArray(header=header, faces=[f.expression for f in faces])
+        elif topic == "faces/valence_arousal":
+            out[topic] = FaceValenceArousalArray(header=header, faces=[f.valence_arousal for f in faces])
+        elif topic == "faces/action_units":
+            out[topic] = FaceActionUnitsArray(header=header, faces=[f.action_units for f in faces])
+        else:
+            out[topic] = TrackedFaces(header=header, face_ids=[f.face_id for f in faces], rois=[f.roi for f in faces],
+                                      person_ids=[f.person_id for f in faces],
+                                      people_in_view=list(result.people_in_view))
+    return out
 
 
 def affect_array_to_dict(msg) -> dict:

@@ -54,7 +54,7 @@ from dfer_ros.ros.session import StopSignals, release_held_signals, ros_session
 from dfer_ros.srv import ForgetAllPeople, ForgetPerson
 
 NODE_NAME = "dfer_node"
-OUTPUT_TOPICS = ("faces/affect", "faces/expression", "faces/valence_arousal", "faces/action_units", "faces/tracked")
+OUTPUT_TOPICS = conversions.RESULT_TOPICS
 EVENTS_TOPIC = "faces/expression_events"  # published only for images that produced events
 
 
@@ -400,8 +400,8 @@ class DferNode(LifecycleNode):
                                        qos_overriding_options=QoSOverridingOptions.with_default_policies(),
                                        event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_images_lost))
         trim_free_heap()  # the base is what the node holds, not the free pages the next frames touch again
-        self.stats.on_heap_trimmed(heap_in_use_bytes(), sys.getallocatedblocks())
         self._anon_at_subscribe = anonymous_rss_bytes()
+        self.stats.on_heap_trimmed(heap_in_use_bytes(), sys.getallocatedblocks(), self._anon_at_subscribe)
         return sub
 
     def _on_images_lost(self, info) -> None:
@@ -522,9 +522,13 @@ class DferNode(LifecycleNode):
             self._warn("image:pipeline", f"image skipped by the pipeline: {result.skipped_reason}")
             return
         header = conversions.optional_header_copy(msg.header)
-        messages = conversions.result_to_messages(result, header, s.au_threshold)
-        for topic, out in messages.items():
-            self._out_pubs[topic].publish(out)
+        # only the topics somebody subscribes to are built and published (a subscriber that joins gets the
+        # next image's); the REP-155 output is made from faces/affect
+        wanted = [t for t in OUTPUT_TOPICS if self._out_pubs[t].get_subscription_count() > 0]
+        needed = wanted + (["faces/affect"] if self._hri is not None and self._active else [])
+        messages = conversions.result_to_messages(result, header, s.au_threshold, topics=needed)
+        for topic in wanted:
+            self._out_pubs[topic].publish(messages[topic])
         events = conversions.events_to_message(result.events, header, self._stamps.time_of)
         if events is not None:
             self._out_pubs[EVENTS_TOPIC].publish(events)
@@ -560,7 +564,7 @@ class DferNode(LifecycleNode):
         if now - self._trimmed_at >= TRIM_HEAP_EVERY_S or self._images_lost_unchecked:
             self._trimmed_at = now  # the free pages inside malloc's arenas (ros/memory.py), then what is held
             trim_free_heap()
-            self.stats.on_heap_trimmed(heap_in_use_bytes(), sys.getallocatedblocks())
+            self.stats.on_heap_trimmed(heap_in_use_bytes(), sys.getallocatedblocks(), anonymous_rss_bytes())
             if self._images_lost_unchecked:
                 self._check_reader_growth()
         if self._renew_image_reader:
