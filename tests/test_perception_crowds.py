@@ -139,6 +139,9 @@ def test_a_new_face_gets_a_free_place_and_old_ones_keep_theirs():
         first = pipe.process(frame, i * 0.05)
     big = Detection(np.array([300, 200, 120, 120], np.float32), 0.9)
     small = Detection(np.array([20, 300, 30, 30], np.float32), 0.9)
+    frame = frame.copy()
+    frame[200:320, 300:420] = 200  # the newcomers are in the image (scans wait while it stays the same)
+    frame[300:330, 20:50] = 200
     for i in range(3, 3 + 3 * cfg.detection.scan_every):  # whole-frame scans alternate with tiles at 640x480
         det.next = faces + [big, small]
         result = pipe.process(frame, i * 0.05)

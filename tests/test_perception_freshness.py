@@ -166,4 +166,4 @@ def test_the_every_frame_preset_file_reads_as_the_behaviour_before_freshness_tar
     preset, defaults = preset_config(FILL_BUDGET_PRESET).to_flat(), PipelineConfig().to_flat()
     assert {k: v for k, v in preset.items() if defaults[k] != v} == {
         "compute.fill_budget": True, "compute.expression_period": 0.0, "compute.action_units_period": 0.0,
-        "compute.alternate_views": False}
+        "compute.alternate_views": False, "detection.idle_scan_period": 0.0}

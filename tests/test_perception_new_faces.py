@@ -60,9 +60,13 @@ def make_pipeline(detector: PassDetector, config: PipelineConfig = None) -> Perc
                               detector=detector)
 
 
-def frames_until_reported(pipe, detector, width, height, name, start, limit=40) -> int:
-    """Frames from the new face's first frame to its first report (the known face "a" stays in view)."""
+def frames_until_reported(pipe, detector, width, height, name, start, limit=40, painted=True) -> int:
+    """Frames from the new face's first frame to its first report (the known face "a" stays in view). ``painted``:
+    the new face is in the pixels too, as a real one is (scans wait while the image does not change)."""
     frame = np.full((height, width, 3), 90, np.uint8)
+    if painted:
+        x, y, w, h = (int(v) for v in detector.faces[name].box)
+        frame[max(0, y):y + h, max(0, x):x + w] = 200
     known = {f.face_id for f in pipe.process(frame, start * FRAME_DT).faces}
     for i in range(1, limit):
         result = pipe.process(frame, (start + i) * FRAME_DT)
@@ -122,3 +126,45 @@ def test_a_still_face_keeps_its_id_across_a_long_stamp_gap(gap):
     for k in range(8):  # every phase of the scan cycle after the gap
         result = pipe.process(frame, stamp + gap + k * FRAME_DT)
         assert [f.face_id for f in result.faces] == [before.face_id], f"frame {k} after a {gap} s gap"
+
+
+def test_a_new_face_that_changes_no_pixel_waits_for_the_idle_scan():
+    """Scans wait while the image outside the tracked faces is as at the last one (perception/scene_change.py), but
+    never longer than detection.idle_scan_period: a face found only by the whole-frame scan, on a frame that does not
+    change, is reported after that period (two, at 640x480, where the whole frame's turn alternates with the
+    tiles'), not within a scan cycle."""
+    detector = PassDetector()
+    pipe = make_pipeline(detector)
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    detector.faces = {"a": face(20, 20, 48)}
+    for i in range(10):
+        pipe.process(frame, i * FRAME_DT)
+    detector.faces["b"] = face(500, 340, 80)
+    detector.seen_in["b"] = {"scan"}
+    period_frames = int(round(pipe.config.detection.idle_scan_period / FRAME_DT))
+    cycle = 2 * pipe.config.detection.scan_every
+    waited = frames_until_reported(pipe, detector, 640, 480, "b", 10, limit=2 * period_frames + 2 * cycle,
+                                   painted=False)
+    assert cycle + 2 < waited <= 2 * period_frames + cycle + 2, (waited, period_frames, cycle)
+
+
+def test_scans_wait_while_the_image_stays_the_same_and_go_on_when_it_changes():
+    def scans(period: float, changing: bool) -> int:
+        detector = PassDetector()
+        config = PipelineConfig()
+        config.detection.idle_scan_period = period
+        pipe = make_pipeline(detector, config)
+        detector.faces = {"a": face(20, 20, 48)}
+        count = 0
+        for i in range(120):  # 4 s at 30 Hz
+            frame = np.full((240, 320, 3), 90, np.uint8)
+            if changing:  # something moves far from the face (a bar 7 px further on every frame)
+                x = 120 + (7 * i) % 180
+                frame[150:230, x:x + 20] = 250
+            count += pipe.front_end.step(frame, i * FRAME_DT, may_coast=lambda boxes: set()).regions.get("scan", 0)
+        return count
+
+    cycle_scans = scans(0.0, changing=False)  # every scan_every-th frame, as before idle_scan_period
+    assert cycle_scans >= 120 // PipelineConfig().detection.scan_every - 1
+    assert scans(2.0, changing=False) <= 4  # the first, then one every 2 s
+    assert scans(2.0, changing=True) == cycle_scans

@@ -72,6 +72,8 @@ def test_a_face_that_joins_later_starts_with_all_views_and_the_others_keep_their
         pipe.process(frame, i * DT)
     before = len(encoder.calls)
     det.next = [face(50, 50, 80), face(200, 60, 80)]
+    frame = frame.copy()
+    frame[60:140, 200:280] = 200  # the newcomer is in the image (scans wait while it stays the same)
     for i in range(10, 20):
         pipe.process(frame, i * DT)
     joined = [v for n, v in encoder.calls[before:] if v is not None and ALL_VIEWS in v]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -171,7 +171,8 @@ class DetectionPlanner:
         self._size: Optional[tuple[int, int]] = None
 
     def plan(self, width: int, height: int, tracked: Sequence[tuple[int, np.ndarray]],
-             confirm: Sequence[Region] = (), rescan: bool = False, coasting: int = 0) -> DetectionPlan:
+             confirm: Sequence[Region] = (), rescan: bool = False, coasting: int = 0,
+             scan_wanted: Optional[Callable[[Region], bool]] = None) -> DetectionPlan:
         """The detector work for a ``width`` x ``height`` frame with ``tracked`` (key, search box) faces.
 
         ``confirm``: the scans (or tiles) that found the tentative faces on the previous detector frame; each
@@ -180,13 +181,15 @@ class DetectionPlanner:
         lower, and a tile may be the only view in which a small face is findable). ``rescan``: scan the whole
         frame now, in the foreground, whatever the cycle (after a stamp gap the tracked boxes are stale).
         ``coasting``: tracked faces not re-detected on this frame (not in ``tracked``; they count as tracked faces for
-        the scan cycle).
+        the scan cycle). ``scan_wanted``: when a scan is due by the cycle, the first scan region in turn it accepts
+        is scanned, and none when it accepts none (``scene_change``: no region's image changed since its last scan);
+        None: the next region in turn.
         """
         self._fit(width, height)
         tracking = bool(tracked) or coasting > 0
         scan_frame = rescan or self.scan_due(tracking)
         self._frames += 1
-        scan = self._next_scan(width, height) if scan_frame else None
+        scan = self._next_scan(width, height, None if rescan else scan_wanted) if scan_frame else None
         if rescan and scan is not None and scan.kind != "scan":
             scan = whole_frame(width, height, self.max_side)
         background = None
@@ -221,22 +224,32 @@ class DetectionPlanner:
         """Whether the next planned frame scans for new faces (always when nothing is ``tracking``)."""
         return not tracking or self.scan_every <= 1 or self._frames % self.scan_every == 0
 
-    def background_scan(self, width: int, height: int) -> Region:
-        """The scan due on a frame the detector skips (``scan_due``), for the scan thread; the frame counts as
-        ``skip`` counts it."""
+    def background_scan(self, width: int, height: int,
+                        wanted: Optional[Callable[[Region], bool]] = None) -> Optional[Region]:
+        """The scan due on a frame the detector skips (``scan_due``), for the scan thread (None: ``wanted`` took
+        none); the frame counts as ``skip`` counts it."""
         self._fit(width, height)
         self._frames += 1
-        return self._next_scan(width, height)
+        return self._next_scan(width, height, wanted)
 
     def skip(self) -> None:
         """A frame the detector skipped while tracking (``detection.redetect_period``): it counts in the scan cycle,
         so new faces are looked for every ``scan_every`` frames whatever the re-detection rate."""
         self._frames += 1
 
-    def _next_scan(self, width: int, height: int) -> Region:
-        """The next scan slot: the whole frame, alternating with the fine tiles in turn when there are any."""
-        slot = self._slot
-        self._slot += 1
+    def _next_scan(self, width: int, height: int, wanted: Optional[Callable[[Region], bool]] = None
+                   ) -> Optional[Region]:
+        """The next scan slot: the whole frame, alternating with the fine tiles in turn when there are any. With
+        ``wanted``: the first slot in turn it accepts (the slots before it are passed over), None when none."""
+        slots = 2 * len(self._tiles) if self._tiles else 1
+        for step in range(slots if wanted is not None else 1):
+            region = self._slot_region(width, height, self._slot + step)
+            if wanted is None or wanted(region):
+                self._slot += step + 1
+                return region
+        return None
+
+    def _slot_region(self, width: int, height: int, slot: int) -> Region:
         if not self._tiles or slot % 2 == 0:
             return whole_frame(width, height, self.max_side)
         return self._tiles[(slot // 2) % len(self._tiles)]

@@ -22,9 +22,12 @@ from dfer_ros.perception.detection import FaceDetector, create_detector
 from dfer_ros.perception.detection_plan import DetectionPlanner, Region, keep_for_region, whole_frame
 from dfer_ros.perception.events import STAMP_TOLERANCE  # stamps summed from frame intervals
 from dfer_ros.perception.model_interface import CropSpec
+from dfer_ros.perception.scene_change import SceneWatch
 from dfer_ros.perception.tracking import FaceTracker, Track, iou_matrix
 from dfer_ros.perception.types import Detection
 from dfer_ros.typed_config import iter_settings
+
+SCAN_KINDS = ("scan", "tile")  # the detector regions that look for new faces (detection_plan)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class FaceFrontEnd:
                                               initializer=name_native_thread, initargs=("dfer-scan",))
                            if background_scan else None)
         self._scan_job: Optional[tuple[Future, Region]] = None
+        self._scene = SceneWatch()  # the image at the last scan, for idle_scan_period
         self._frames_since_reset = 0
         self._reported_since: dict[str, float] = {}  # face id -> stamp it was first reported
         self._last_detector_stamp: Optional[float] = None
@@ -101,6 +105,7 @@ class FaceFrontEnd:
             self._scan_job = None
         self.tracker.reset()
         self.planner.reset()
+        self._scene.reset()
         self._frames_since_reset = 0
         self._reported_since.clear()
         self._last_detector_stamp = None
@@ -117,10 +122,11 @@ class FaceFrontEnd:
         regions: list[Region] = []
         run_detector = self._frames_since_reset % self.config.detection.every == 0
         coasting: set[int] = set()
+        scan_wanted = self._scan_wanted(bgr, stamp) if run_detector else None
         if run_detector:
             coasting = self._coasting(stamp, may_coast)
             if coasting and len(coasting) == len(self.tracker.tracks):  # no face to look at now
-                started = self._scan_beside(bgr)
+                started = self._scan_beside(bgr, scan_wanted)
                 run_detector = started is None
                 regions += started or []
         self._frames_since_reset += 1
@@ -143,7 +149,7 @@ class FaceFrontEnd:
             if rescan:  # every face is looked for again
                 coasting, tracked = set(), searched
             plan = self.planner.plan(bgr.shape[1], bgr.shape[0], tracked, confirm, rescan=rescan,
-                                     coasting=len(coasting))
+                                     coasting=len(coasting), scan_wanted=scan_wanted)
             regions = plan.regions
             detections, redetected, origins = self._detect(bgr, regions, dict(tracked))
             scanned, region = self._collect_scan()
@@ -152,6 +158,12 @@ class FaceFrontEnd:
             if plan.background is not None:
                 self._start_scan(bgr, plan.background)
                 regions = regions + [plan.background]
+        scans = [region for region in regions if region.kind in SCAN_KINDS]
+        if scans and self.config.detection.idle_scan_period > 0:
+            if scan_wanted is None:  # this frame's thumbnail was not made: nothing was due while faces were tracked
+                self._scene.new_frame(bgr, [])
+            for region in scans:
+                self._scene.scanned(region, stamp)
         detect_ms = _ms(t)
         if run_detector:
             self._check_detector_gap(stamp)
@@ -203,15 +215,31 @@ class FaceFrontEnd:
         allowed = may_coast({fid: boxes[fid] for fid in candidates})
         return {key for fid, key in candidates.items() if fid in allowed}
 
-    def _scan_beside(self, bgr: np.ndarray) -> Optional[list[Region]]:
+    def _scan_wanted(self, bgr: np.ndarray, stamp: float) -> Optional[Callable[[Region], bool]]:
+        """Which scan regions a scan due on this frame may take (``detection.idle_scan_period``, ``scene_change``):
+        those whose image outside the tracked faces changed since their last scan, while the last scan is less than
+        the period ago; None (any, in turn) otherwise. Looked at only when the cycle has a scan due while faces are
+        tracked."""
+        period = self.config.detection.idle_scan_period
+        if (period <= 0 or not self._plans or not self.tracker.tracks or not self.planner.scan_due(True)
+                or not self._scene.idle_for(stamp, period)):
+            return None
+        self._scene.new_frame(bgr, [box for _, box in self.tracker.search_boxes(stamp)])
+        return self._scene.changed
+
+    def _scan_beside(self, bgr: np.ndarray, wanted: Optional[Callable[[Region], bool]] = None
+                     ) -> Optional[list[Region]]:
         """On a frame where every face coasts: the regions started (a scan for new faces due now, on the scan thread,
-        or none); None when a due scan cannot start there, so the detector must run."""
+        or none); None when a due scan cannot start there, so the detector must run. ``wanted``: as in
+        ``DetectionPlanner.plan``."""
         if not self.planner.scan_due(True):
             self.planner.skip()
             return []
         if self._scan_pool is None or self._scan_job is not None:
             return None
-        region = self.planner.background_scan(bgr.shape[1], bgr.shape[0])
+        region = self.planner.background_scan(bgr.shape[1], bgr.shape[0], wanted)
+        if region is None:  # no region's image changed since its last scan: the scan waits
+            return []
         self._start_scan(bgr, region)
         return [region]
 

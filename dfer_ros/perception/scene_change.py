@@ -1,0 +1,111 @@
+"""Whether the image outside the tracked faces changed since the last scan for new faces.
+
+While faces are tracked, whole-image scans look for new ones on every ``detection.scan_every``-th detector run.
+They were the largest fixed cost of a camera: at 1 face over DDS the scan thread took 0.041-0.046 of a core, a
+sixth of the node (docs/benchmarks.md#cpu-per-camera). A new face changes the image where it appears: a person
+walks in, turns round, leans out from behind someone. So when a scan falls due, the scan regions in turn (the
+whole frame, then each fine tile) are looked at for one whose part of the image, outside the tracked faces and the
+bodies below them, changed since that region's last scan; when none did, the scan waits, at most
+``detection.idle_scan_period`` seconds after the last one (for a face that stands still where no scan found it
+yet), and the regions then take their turns as before.
+
+The comparison is on a 32x24 grey thumbnail (cells of 20x20 px at 640x480): a cell counts as changed when its
+mean moved by more than ``CHANGE_LEVEL`` grey levels. The webcam video's static background moved by at most 4
+between scans (sensor noise, compression); a face entering moves its cells by tens. A camera that moves, or an
+exposure change, changes every cell, so scans go on as before. Pixels only: the same frames give the same
+decisions, whatever the machine's load.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+THUMB_SIZE = (32, 24)  # (width, height) of the grey thumbnail compared between scans
+CHANGE_LEVEL = 12.0  # grey levels a thumbnail cell's mean must move to count as a change
+BODY_BELOW = 3.0  # face heights below a tracked face that its body may fill (masked with the face)
+SIDE_MARGIN = 0.5  # face widths beside a tracked face, and face heights above it, masked with it
+
+
+def thumbnail(bgr: np.ndarray) -> np.ndarray:
+    """The grey ``THUMB_SIZE`` thumbnail of a BGR (or grey) uint8 frame, as float32."""
+    grey = bgr if bgr.ndim == 2 else cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def outside_faces(width: int, height: int, boxes: Sequence[np.ndarray]) -> np.ndarray:
+    """Thumbnail cells (True) not covered by any tracked face (x, y, w, h in frame pixels), its margin and body."""
+    tw, th = THUMB_SIZE
+    sx, sy = tw / float(width), th / float(height)
+    mask = np.ones((th, tw), bool)
+    for box in boxes:
+        x, y, w, h = (float(v) for v in box[:4])
+        x0 = int(np.floor((x - SIDE_MARGIN * w) * sx))
+        x1 = int(np.ceil((x + w + SIDE_MARGIN * w) * sx))
+        y0 = int(np.floor((y - SIDE_MARGIN * h) * sy))
+        y1 = int(np.ceil((y + h + BODY_BELOW * h) * sy))
+        mask[max(0, y0):max(0, min(th, y1)), max(0, x0):max(0, min(tw, x1))] = False
+    return mask
+
+
+class SceneWatch:
+    """Per scan region (the whole frame, each fine tile): the thumbnail at its last scan, and whether this frame
+    differs from it inside the region, outside the tracked faces.
+
+    Per region, because a change must wait for a scan that can find what changed: a small face that only its
+    tile finds is not found by the whole-frame scan that runs first, and that scan must not count the change as
+    looked at for the tile."""
+
+    def __init__(self):
+        self._references: dict[tuple, np.ndarray] = {}  # region rectangle -> thumbnail at its last scan
+        self._size: Optional[tuple[int, int]] = None
+        self._frame: Optional[tuple[np.ndarray, np.ndarray]] = None  # this frame's (thumbnail, outside-faces mask)
+        self.scanned_at: Optional[float] = None  # stamp of the last scan of any region (None: none since the reset)
+
+    def reset(self) -> None:
+        self._references.clear()
+        self._size, self._frame, self.scanned_at = None, None, None
+
+    def new_frame(self, bgr: np.ndarray, boxes: Sequence[np.ndarray]) -> None:
+        """The frame the next ``changed`` and ``scanned`` calls are about, with its tracked faces' boxes."""
+        size = (bgr.shape[1], bgr.shape[0])
+        if size != self._size:
+            self._references.clear()
+            self._size = size
+        self._frame = (thumbnail(bgr), outside_faces(size[0], size[1], boxes))
+
+    def idle_for(self, stamp: float, period: float) -> bool:
+        """Whether a scan ran less than ``period`` seconds before ``stamp`` (scans may wait for a change)."""
+        return period > 0 and self.scanned_at is not None and 0.0 <= stamp - self.scanned_at < period
+
+    def changed(self, region) -> bool:
+        """Whether this frame differs from the one of ``region``'s last scan by more than ``CHANGE_LEVEL`` in a
+        thumbnail cell inside the region and outside the tracked faces (True for a region never scanned)."""
+        reference = self._references.get(_key(region))
+        if reference is None or self._frame is None:
+            return True
+        thumb, outside = self._frame
+        cells = outside & _inside(region, self._size)
+        return bool(cells.any()) and float(np.abs(thumb - reference)[cells].max()) > CHANGE_LEVEL
+
+    def scanned(self, region, stamp: float) -> None:
+        """``region`` was scanned on this frame: its later frames are compared with this one."""
+        if self._frame is not None:
+            self._references[_key(region)] = self._frame[0]
+        self.scanned_at = float(stamp)
+
+
+def _key(region) -> tuple:
+    return (round(float(region.x), 1), round(float(region.y), 1), round(float(region.w), 1), round(float(region.h), 1))
+
+
+def _inside(region, size: tuple[int, int]) -> np.ndarray:
+    """Thumbnail cells that overlap ``region`` (x, y, w, h in frame pixels; it may cross the frame's border)."""
+    tw, th = THUMB_SIZE
+    sx, sy = tw / float(size[0]), th / float(size[1])
+    mask = np.zeros((th, tw), bool)
+    x0, x1 = int(np.floor(region.x * sx)), int(np.ceil((region.x + region.w) * sx))
+    y0, y1 = int(np.floor(region.y * sy)), int(np.ceil((region.y + region.h) * sy))
+    mask[max(0, y0):max(0, min(th, y1)), max(0, x0):max(0, min(tw, x1))] = True
+    return mask
