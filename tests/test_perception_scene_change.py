@@ -35,15 +35,18 @@ def test_sensor_noise_is_no_change_and_a_face_is():
     assert watch.changed(whole)
 
 
-def test_the_tracked_face_and_its_body_are_not_a_change():
+def test_the_tracked_face_is_no_change_and_a_new_face_just_below_it_is():
     base = _scene()
     whole = whole_frame(WIDTH, HEIGHT, 320)
     watch = _watch_after_scan(base, whole)
     moved = base.copy()
     moved[80:180, 100:180] = 255 - moved[80:180, 100:180]  # the face itself turns
-    moved[200:460, 100:180] = 0  # the body below it moves
     watch.new_frame(moved, [FACE])
     assert not watch.changed(whole)
+    below = moved.copy()
+    below[240:340, 100:180] = 235  # a face in the row below (a class, an audience): not hidden as its body
+    watch.new_frame(below, [FACE])
+    assert watch.changed(whole)
 
 
 def test_a_change_counts_for_each_region_until_that_region_is_scanned():

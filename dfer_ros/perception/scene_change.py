@@ -4,8 +4,8 @@ While faces are tracked, whole-image scans look for new ones on every ``detectio
 They were the largest fixed cost of a camera: at 1 face over DDS the scan thread took 0.041-0.046 of a core, a
 sixth of the node (docs/benchmarks.md#cpu-per-camera). A new face changes the image where it appears: a person
 walks in, turns round, leans out from behind someone. So when a scan falls due, the scan regions in turn (the
-whole frame, then each fine tile) are looked at for one whose part of the image, outside the tracked faces and the
-bodies below them, changed since that region's last scan; when none did, the scan waits, at most
+whole frame, then each fine tile) are looked at for one whose part of the image, outside the tracked faces,
+changed since that region's last scan; when none did, the scan waits, at most
 ``detection.idle_scan_period`` seconds after the last one (for a face that stands still where no scan found it
 yet), and the regions then take their turns as before.
 
@@ -24,8 +24,10 @@ import numpy as np
 
 THUMB_SIZE = (32, 24)  # (width, height) of the grey thumbnail compared between scans
 CHANGE_LEVEL = 12.0  # grey levels a thumbnail cell's mean must move to count as a change
-BODY_BELOW = 3.0  # face heights below a tracked face that its body may fill (masked with the face)
-SIDE_MARGIN = 0.5  # face widths beside a tracked face, and face heights above it, masked with it
+# face sizes around a tracked face masked with it (its own motion, the box's jitter). Not the body below it: a mask
+# three face heights deep hid a new face in the row below a row of faces (a class, an audience), and the webcam
+# video's scans found no change outside the faces with or without it (a one-off check over its frames)
+MARGIN = 0.5
 
 
 def thumbnail(bgr: np.ndarray) -> np.ndarray:
@@ -35,16 +37,16 @@ def thumbnail(bgr: np.ndarray) -> np.ndarray:
 
 
 def outside_faces(width: int, height: int, boxes: Sequence[np.ndarray]) -> np.ndarray:
-    """Thumbnail cells (True) not covered by any tracked face (x, y, w, h in frame pixels), its margin and body."""
+    """Thumbnail cells (True) not covered by any tracked face (x, y, w, h in frame pixels) and its margin."""
     tw, th = THUMB_SIZE
     sx, sy = tw / float(width), th / float(height)
     mask = np.ones((th, tw), bool)
     for box in boxes:
         x, y, w, h = (float(v) for v in box[:4])
-        x0 = int(np.floor((x - SIDE_MARGIN * w) * sx))
-        x1 = int(np.ceil((x + w + SIDE_MARGIN * w) * sx))
-        y0 = int(np.floor((y - SIDE_MARGIN * h) * sy))
-        y1 = int(np.ceil((y + h + BODY_BELOW * h) * sy))
+        x0 = int(np.floor((x - MARGIN * w) * sx))
+        x1 = int(np.ceil((x + w + MARGIN * w) * sx))
+        y0 = int(np.floor((y - MARGIN * h) * sy))
+        y1 = int(np.ceil((y + h + MARGIN * h) * sy))
         mask[max(0, y0):max(0, min(th, y1)), max(0, x0):max(0, min(tw, x1))] = False
     return mask
 
