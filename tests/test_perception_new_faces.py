@@ -60,6 +60,17 @@ def make_pipeline(detector: PassDetector, config: PipelineConfig = None) -> Perc
                               detector=detector)
 
 
+def tracking_one_face(width: int, height: int, known) -> tuple[PassDetector, PerceptionPipeline]:
+    """A pipeline that has tracked the face ``known`` ("a") on a flat frame for 10 frames."""
+    detector = PassDetector()
+    pipe = make_pipeline(detector)
+    frame = np.full((height, width, 3), 90, np.uint8)
+    detector.faces = {"a": known}
+    for i in range(10):
+        pipe.process(frame, i * FRAME_DT)
+    return detector, pipe
+
+
 def frames_until_reported(pipe, detector, width, height, name, start, limit=40, painted=True) -> int:
     """Frames from the new face's first frame to its first report (the known face "a" stays in view). ``painted``:
     the new face is in the pixels too, as a real one is (scans wait while the image does not change)."""
@@ -96,12 +107,7 @@ def test_a_face_found_only_by_whole_frame_scans_is_reported_within_one_scan_cycl
 
 
 def test_a_small_face_found_only_in_a_tile_is_confirmed_by_that_tile():
-    detector = PassDetector()
-    pipe = make_pipeline(detector)
-    frame = np.full((960, 1280, 3), 90, np.uint8)
-    detector.faces = {"a": face(40, 40, 120)}
-    for i in range(10):
-        pipe.process(frame, i * FRAME_DT)
+    detector, pipe = tracking_one_face(1280, 960, face(40, 40, 120))
     detector.faces["b"] = face(900, 700, 40)  # 20 px in a tile, 10 in the scan
     detector.seen_in["b"] = {"tile"}
     tiles = len(pipe.front_end.planner._tiles)
@@ -133,12 +139,7 @@ def test_a_new_face_that_changes_no_pixel_waits_for_the_idle_scan():
     never longer than detection.idle_scan_period: a face found only by the whole-frame scan, on a frame that does not
     change, is reported after that period (two, at 640x480, where the whole frame's turn alternates with the
     tiles'), not within a scan cycle."""
-    detector = PassDetector()
-    pipe = make_pipeline(detector)
-    frame = np.full((480, 640, 3), 90, np.uint8)
-    detector.faces = {"a": face(20, 20, 48)}
-    for i in range(10):
-        pipe.process(frame, i * FRAME_DT)
+    detector, pipe = tracking_one_face(640, 480, face(20, 20, 48))
     detector.faces["b"] = face(500, 340, 80)
     detector.seen_in["b"] = {"scan"}
     period_frames = int(round(pipe.config.detection.idle_scan_period / FRAME_DT))
