@@ -120,11 +120,11 @@ def test_lost_images_renew_the_image_reader_only_when_the_node_grew_by_more_than
             node._anon_at_subscribe = now + 50_000_000  # no growth since the reader was made: ordinary loss
             node._on_images_lost(SimpleNamespace(total_count=2, total_count_change=2))
             assert node._images_lost_unchecked and node.stats.images_lost == 2
-            node._check_reader_growth()  # what the next diagnostics period does, after a heap trim
+            node._check_reader_growth(anonymous_rss_bytes())  # what the next diagnostics period does, after a trim
             assert not node._renew_image_reader and not node._images_lost_unchecked
             node._anon_at_subscribe = now - 5_000_000  # grew 5 MB: more than one 1,000,000-pixel image at 4 B/px
             node._on_images_lost(SimpleNamespace(total_count=3, total_count_change=1))
-            node._check_reader_growth()
+            node._check_reader_growth(anonymous_rss_bytes())
             assert node._renew_image_reader and node.stats.images_lost == 3
             values = to_diagnostic_array(node.stats.snapshot(), "/dfer_node", Time(sec=1)).status[0].values
             assert {v.key: v.value for v in values}["images_lost"] == "3"

@@ -390,7 +390,8 @@ def result_to_messages(result: FrameResult, header, au_threshold: float = 0.5,
     from dfer_ros.msg import (FaceActionUnitsArray, FaceAffectArray, FaceExpressionArray,
                               FaceValenceArousalArray, TrackedFaces)
 
-    wanted = RESULT_TOPICS if topics is None else tuple(t for t in RESULT_TOPICS if t in set(topics))
+    chosen = set(RESULT_TOPICS if topics is None else topics)
+    wanted = [t for t in RESULT_TOPICS if t in chosen]
     if not wanted:
         return {}
     faces = [face_to_affect(header, face, au_threshold) for face in result.faces]

@@ -399,10 +399,16 @@ class DferNode(LifecycleNode):
                                        qos.image_qos(s.image_qos_reliability, s.image_qos_depth),
                                        qos_overriding_options=QoSOverridingOptions.with_default_policies(),
                                        event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_images_lost))
-        trim_free_heap()  # the base is what the node holds, not the free pages the next frames touch again
-        self._anon_at_subscribe = anonymous_rss_bytes()
-        self.stats.on_heap_trimmed(heap_in_use_bytes(), sys.getallocatedblocks(), self._anon_at_subscribe)
+        self._anon_at_subscribe = self._trim_heap()  # what the node holds, not the free pages frames touch again
         return sub
+
+    def _trim_heap(self) -> int:
+        """Give the heap's free pages back (ros/memory.py) and count what is held right after, for /diagnostics;
+        the anonymous RSS then, in bytes (0 where the kernel does not say)."""
+        trim_free_heap()
+        anon = anonymous_rss_bytes()
+        self.stats.on_heap_trimmed(heap_in_use_bytes(), sys.getallocatedblocks(), anon)
+        return anon
 
     def _on_images_lost(self, info) -> None:
         """DDS lost images (best-effort QoS): the network, or a sample too large for the reader's buffers at
@@ -412,13 +418,14 @@ class DferNode(LifecycleNode):
         self.stats.on_images_lost(info.total_count_change)
         self._images_lost_unchecked = True
 
-    def _check_reader_growth(self) -> None:
-        """Right after a heap trim: when the node holds more than one image of ``max_image_pixels`` (4 bytes a
-        pixel) beyond what it held when the reader was made, renew the reader as after a rejected image. The
-        trim first takes the free pages out, so the heap's saw does not count; the node's own growth (its
-        warm-up) can still renew it once, as each renewal takes the memory of that moment as its base."""
+    def _check_reader_growth(self, anon_after_trim: int) -> None:
+        """Right after a heap trim (``anon_after_trim``: the anonymous RSS then): when the node holds more than one
+        image of ``max_image_pixels`` (4 bytes a pixel) beyond what it held when the reader was made, renew the
+        reader as after a rejected image. The trim first takes the free pages out, so the heap's saw does not
+        count; the node's own growth (its warm-up) can still renew it once, as each renewal takes the memory of
+        that moment as its base."""
         self._images_lost_unchecked = False
-        grown = anonymous_rss_bytes() - self._anon_at_subscribe
+        grown = anon_after_trim - self._anon_at_subscribe
         if self._anon_at_subscribe and grown > 4 * self.settings.max_image_pixels:
             self._renew_image_reader = True
 
@@ -563,10 +570,9 @@ class DferNode(LifecycleNode):
         now = time.monotonic()
         if now - self._trimmed_at >= TRIM_HEAP_EVERY_S or self._images_lost_unchecked:
             self._trimmed_at = now  # the free pages inside malloc's arenas (ros/memory.py), then what is held
-            trim_free_heap()
-            self.stats.on_heap_trimmed(heap_in_use_bytes(), sys.getallocatedblocks(), anonymous_rss_bytes())
+            anon = self._trim_heap()
             if self._images_lost_unchecked:
-                self._check_reader_growth()
+                self._check_reader_growth(anon)
         if self._renew_image_reader:
             self._renew_raw_image_reader()
         if self.stats.privacy_error and self._pipeline is not None:  # retry until the forget reaches the file
