@@ -145,6 +145,12 @@ def slope_per_1000(samples: list[tuple[int, float]], warmup: int) -> tuple[Optio
     return float(np.polyfit(x, y, 1)[0] * 1000.0), float(y[-1] - y[0])
 
 
+def rounded_slope(samples, warmup: int, digits: int = 3) -> Optional[float]:
+    """``slope_per_1000``'s slope of (frame, value) ``samples``, rounded for the report (None: too few samples)."""
+    slope, _ = slope_per_1000([(f, float(v)) for f, v in samples], warmup)
+    return None if slope is None else round(slope, digits)
+
+
 def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeout: float = 20.0,
         node_params: Optional[dict] = None, log_dir: Optional[Path] = None, people: int = 102,
         env: Optional[dict] = None, progress: Callable[[str], None] = print, progress_bar: bool = True,
@@ -184,7 +190,7 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
         got[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = len(msg.faces)
         ids.update(f.face_id for f in msg.faces)
 
-    heap: dict[str, str] = {}  # the node's latest heap_in_use_mb and python_blocks
+    heap: dict[str, str] = {}  # the node's latest HEAP_KEYS values
 
     def on_diagnostics(msg):
         values = diagnostic_values(msg)
@@ -273,16 +279,11 @@ def run(frames: int = 30000, warmup: int = 2000, sample_every: int = 500, timeou
     slope, growth = slope_per_1000(report.rss_mb, warmup)
     report.slope_mb_per_1000 = None if slope is None else round(slope, 3)
     report.growth_mb_after_warmup = None if growth is None else round(growth, 1)
-    anon_slope, _ = slope_per_1000([(f, anon) for f, anon, _, _ in report.rss_parts_mb], warmup)
-    report.anon_slope_mb_per_1000 = None if anon_slope is None else round(anon_slope, 3)
-    floor_slope, _ = slope_per_1000(report.rss_floor_mb, warmup)
-    report.floor_slope_mb_per_1000 = None if floor_slope is None else round(floor_slope, 3)
-    heap_slope, _ = slope_per_1000([(f, mb) for f, mb, _, _ in report.heap_in_use], warmup)
-    report.heap_slope_mb_per_1000 = None if heap_slope is None else round(heap_slope, 3)
-    after_trim_slope, _ = slope_per_1000([(f, mb) for f, _, _, mb in report.heap_in_use], warmup)
-    report.anon_after_trim_slope_mb_per_1000 = None if after_trim_slope is None else round(after_trim_slope, 3)
-    blocks_slope, _ = slope_per_1000([(f, float(b)) for f, _, b, _ in report.heap_in_use], warmup)
-    report.python_blocks_slope_per_1000 = None if blocks_slope is None else round(blocks_slope, 1)
+    report.anon_slope_mb_per_1000 = rounded_slope([(f, anon) for f, anon, _, _ in report.rss_parts_mb], warmup)
+    report.floor_slope_mb_per_1000 = rounded_slope(report.rss_floor_mb, warmup)
+    report.heap_slope_mb_per_1000 = rounded_slope([(f, mb) for f, mb, _, _ in report.heap_in_use], warmup)
+    report.anon_after_trim_slope_mb_per_1000 = rounded_slope([(f, mb) for f, _, _, mb in report.heap_in_use], warmup)
+    report.python_blocks_slope_per_1000 = rounded_slope([(f, b) for f, _, b, _ in report.heap_in_use], warmup, 1)
     return report
 
 
@@ -346,8 +347,7 @@ def run_offline(frames: int = 30000, warmup: int = 2000, sample_every: int = 500
     slope, growth = slope_per_1000(report.rss_mb, warmup)
     report.slope_mb_per_1000 = None if slope is None else round(slope, 3)
     report.growth_mb_after_warmup = None if growth is None else round(growth, 1)
-    anon_slope, _ = slope_per_1000([(f, anon) for f, anon, _, _ in report.rss_parts_mb], warmup)
-    report.anon_slope_mb_per_1000 = None if anon_slope is None else round(anon_slope, 3)
+    report.anon_slope_mb_per_1000 = rounded_slope([(f, anon) for f, anon, _, _ in report.rss_parts_mb], warmup)
     return report
 
 
