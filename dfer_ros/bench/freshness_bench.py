@@ -5,8 +5,10 @@
 Each video (cap12, cap13) runs twice through the offline pipeline (nominal stage costs: deterministic): with the
 defaults (``compute.expression_period``, ``compute.action_units_period``, view changes) and with the preset of
 ``config/dfer_fill_budget.yaml`` (every stage offered on every frame the budget allows). Per video: the share of frames
-whose published label agrees, head updates, expression onsets of each run, expression estimate age, frames with
-AU26 >= 0.3, and the CPU seconds of this process for each run. Not a test: it prints and writes numbers.
+whose published label agrees, how far the published action units are from the every-frame ones (mean absolute
+difference of the AU probabilities over frames and AUs, and the share of frames where both runs put AU26 on the same
+side of 0.3), head updates, expression onsets of each run, expression estimate age, frames with AU26 >= 0.3, and the
+CPU seconds of this process for each run. Not a test: it prints and writes numbers.
 """
 from __future__ import annotations
 
@@ -45,13 +47,14 @@ def run_video(path, every_frame: bool) -> dict:
 
     config = preset_config(FILL_BUDGET_PRESET) if every_frame else PipelineConfig()
     pipe = build_pipeline(config, "default")
-    labels, ages, onsets, updates, au26 = {}, [], [], 0, 0
+    labels, aus, ages, onsets, updates, au26 = {}, {}, [], [], 0, 0
     cpu = _cpu()
     try:
         for index, stamp, frame in video_frames(path):
             result = pipe.process(frame, stamp)
             for face in result.faces:
                 labels[index] = face.expression
+                aus[index] = dict(zip(face.estimate.au_names, face.estimate.au_probs))
                 ages.append(face.estimate_age)
                 updates += face.frame_estimate is not None
                 au26 += int(dict(zip(face.estimate.au_names, face.estimate.au_probs)).get("AU26", 0.0) >= 0.3)
@@ -60,9 +63,21 @@ def run_video(path, every_frame: bool) -> dict:
     finally:
         pipe.close()
     finite = np.array([a for a in ages if np.isfinite(a)])
-    return {"labels": labels, "head_updates": updates, "onsets": onsets, "au26_frames": au26,
+    return {"labels": labels, "action_units": aus, "head_updates": updates, "onsets": onsets, "au26_frames": au26,
             "expression_age_s": {"mean": float(finite.mean()), "max": float(finite.max())} if finite.size else {},
             "cpu_s": _cpu() - cpu}
+
+
+def action_unit_agreement(new: dict, old: dict) -> dict:
+    """How close the published action units of two runs are (frame index -> {AU name: probability}), over the frames
+    both published action units on."""
+    common = sorted(i for i in set(new) & set(old) if new[i] and old[i])
+    if not common:
+        return {"au_mean_abs_diff": float("nan"), "au26_same_side": float("nan")}
+    names = sorted(set(new[common[0]]) & set(old[common[0]]))
+    diff = np.array([[abs(new[i][n] - old[i][n]) for n in names] for i in common])
+    same = [(new[i].get("AU26", 0.0) >= 0.3) == (old[i].get("AU26", 0.0) >= 0.3) for i in common]
+    return {"au_mean_abs_diff": float(diff.mean()), "au26_same_side": float(np.mean(same))}
 
 
 def run(progress: Callable[[str], None] = print) -> dict:
@@ -72,12 +87,14 @@ def run(progress: Callable[[str], None] = print) -> dict:
         new, old = run_video(path, False), run_video(path, True)
         common = sorted(set(new["labels"]) & set(old["labels"]))
         row = {"frames": len(common), "same_label": float(np.mean([new["labels"][i] == old["labels"][i] for i in common])),
-               **{f"{k}_defaults": v for k, v in new.items() if k != "labels"},
-               **{f"{k}_every_frame": v for k, v in old.items() if k != "labels"}}
+               **action_unit_agreement(new["action_units"], old["action_units"]),
+               **{f"{k}_defaults": v for k, v in new.items() if k not in ("labels", "action_units")},
+               **{f"{k}_every_frame": v for k, v in old.items() if k not in ("labels", "action_units")}}
         out[path.name] = row
         progress(f"  {path.name}: same published label on {100 * row['same_label']:.2f} % of {len(common)} frames; "
                  f"head updates {new['head_updates']} vs {old['head_updates']}; onsets {new['onsets']} vs {old['onsets']}; "
-                 f"expression age {new['expression_age_s']}; AU26 >= 0.3 on {new['au26_frames']} vs "
+                 f"expression age {new['expression_age_s']}; AU probabilities {row['au_mean_abs_diff']:.4f} apart on average, "
+                 f"AU26 on the same side of 0.3 on {100 * row['au26_same_side']:.2f} % of frames; AU26 >= 0.3 on {new['au26_frames']} vs "
                  f"{old['au26_frames']} frames; CPU {new['cpu_s']:.1f} vs {old['cpu_s']:.1f} s")
     return out
 
