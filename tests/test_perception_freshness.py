@@ -167,3 +167,67 @@ def test_the_every_frame_preset_file_reads_as_the_behaviour_before_freshness_tar
     assert {k: v for k, v in preset.items() if defaults[k] != v} == {
         "compute.fill_budget": True, "compute.expression_period": 0.0, "compute.action_units_period": 0.0,
         "compute.alternate_views": False, "detection.idle_scan_period": 0.0}
+
+
+def test_a_slower_stage_rides_on_the_faster_ones_refreshes_and_its_floor_still_calls():
+    expression = StageSpec("expression", 1.0, max_age_seconds=0.5, period_seconds=0.1)
+    units = StageSpec("action_units", 1.0, max_age_seconds=2.0, period_seconds=0.5, lane="worker")
+    sched = ComputeScheduler([expression, units], budget_ms=100.0)
+    sched.plan(0.0, [FaceDemand("f1", 1600.0)])
+    sched.served("expression", ["f1"], 0.0)
+    sched.served("action_units", ["f1"], DT)  # out of step: one frame after the expression
+    for i in range(1, 17):
+        sched.plan(i * DT, [FaceDemand("f1", 1600.0)])
+        sched.served("expression", ["f1"], i * DT) if i % 3 == 0 else None
+    # frame 16: the action units' period has passed (0.5 s) but the expression's has not: no detection of its own
+    assert sched.wanted(16 * DT, ["f1"]) == set()
+    # frame 18: the expression falls due, the face is detected, and both stages are served on it
+    sched.plan(17 * DT, [])
+    assert sched.wanted(18 * DT, ["f1"]) == {"f1"}
+    plan = sched.plan(18 * DT, [FaceDemand("f1", 1600.0)])
+    assert plan.selected("expression") == ["f1"] and plan.selected("action_units") == ["f1"]
+    # the floor is not a period: a stage whose floor passes calls for the face whatever the faster stage does
+    floor = ComputeScheduler([expression, StageSpec("action_units", 1.0, max_age_seconds=0.2, period_seconds=0.2)],
+                             budget_ms=100.0)
+    floor.plan(0.0, [FaceDemand("f1", 1600.0)])
+    floor.served("expression", ["f1"], 0.0)
+    floor.served("action_units", ["f1"], DT)
+    for i in range(1, 6):
+        floor.plan(i * DT, [])
+    assert floor.wanted(6 * DT, ["f1"]) == {"f1"}  # 0.167 s since: overdue by the next frame
+
+
+def test_an_early_face_is_served_what_falls_due_by_the_next_frame():
+    spec = StageSpec("expression", 1.0, max_age_seconds=0.5, period_seconds=0.1)
+    sched = ComputeScheduler([spec], budget_ms=100.0)
+    sched.plan(0.0, [FaceDemand("f1", 1600.0)])
+    sched.served("expression", ["f1"], 0.0)
+    sched.plan(DT, [FaceDemand("f1", 1600.0)])
+    assert sched.wanted(2 * DT, ["f1"]) == set() and sched.wanted(2 * DT, ["f1"], ahead=True) == {"f1"}
+    assert sched.plan(2 * DT, [FaceDemand("f1", 1600.0)]).selected("expression") == []
+    assert sched.plan(2 * DT, [FaceDemand("f1", 1600.0, early=True)]).selected("expression") == ["f1"]
+
+
+def test_faces_out_of_step_fall_into_step_and_share_detector_runs():
+    """Two still faces that appear a frame apart are refreshed on different frames at first; the detector run one
+    face calls for takes the other along when its refresh falls due by the next frame, and from then on one run and
+    one model call serve both, every 3rd frame at 30 Hz, with no estimate older than the period."""
+    pipe, det = fake_pipeline(PipelineConfig())
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    frame[20:220, 20:300] = np.random.default_rng(3).integers(0, 255, (200, 280, 3), np.uint8)
+    encoded: dict[str, list[int]] = {}  # face id (counted per process) -> frames it was encoded on
+    ages, calls = [], []
+    for i in range(60):
+        det.next = [face(40, 60, 80)] + ([face(180, 60, 80)] if i >= 1 else [])
+        before = det.calls
+        for f in pipe.process(frame, i * DT).faces:
+            ages.append(f.estimate_age)
+            if f.frame_estimate is not None:
+                encoded.setdefault(f.face_id, []).append(i)
+        calls.append(det.calls - before)
+    pipe.close()
+    first, second = ([i for i in frames if i >= 30] for frames in encoded.values())
+    assert len(encoded) == 2 and first == second, encoded  # in step
+    assert [b - a for a, b in zip(first, first[1:])] == [3] * (len(first) - 1)  # at the period
+    assert sum(calls[30:]) <= 12  # one region run per refresh (10 of 30 frames), plus the odd scan
+    assert max(a for a in ages if np.isfinite(a)) <= 0.1 + 1e-6

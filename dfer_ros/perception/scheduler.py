@@ -13,8 +13,10 @@ How one frame is planned (``plan``):
   * candidates are the (stage, face) pairs the rate cap allows that need work: new, overdue, changed (the
     face's view changed enough since the stage last saw it: ``FaceDemand.changed``) or due by the stage's
     freshness target. A still face is refreshed at its target rate and no more often, so the budget is a
-    ceiling, not a target (``fill_budget`` offers every pair, as fresh as the budget allows). They are
-    ordered by
+    ceiling, not a target (``fill_budget`` offers every pair, as fresh as the budget allows). Refreshes are
+    kept in step, since each frame a face is looked at costs a detector run: a stage with a longer period than
+    another's is served on that stage's refreshes (``wanted``), and a face detected on this frame to share its
+    run (``FaceDemand.early``) is served what falls due by the next frame. They are ordered by
       1. new: never served since the track appeared (a new face gets its first estimate at once),
       2. overdue: the face's estimate for that stage would be older than ``max_age_seconds`` by the
          next frame,
@@ -95,6 +97,9 @@ class FaceDemand:
     area: float  # box area in pixels: larger faces carry more detail and usually matter more
     attention: Optional[float] = None  # in [0, 1] when something estimates it (e.g. gaze at the robot)
     changed: frozenset = frozenset()  # stages whose view of the face changed enough to refresh it now
+    # detected on this frame only because a refresh falls due by the next frame (``wanted(ahead=True)``): its stages
+    # due by then are served now, so faces share detector runs and model calls instead of each taking its own frame
+    early: bool = False
 
 
 @dataclass
@@ -211,19 +216,31 @@ class ComputeScheduler:
             return math.inf
         return max(0.0, float(stamp) - state.last_served)
 
-    def wanted(self, stamp: float, face_ids) -> set[str]:
+    def wanted(self, stamp: float, face_ids, ahead: bool = False) -> set[str]:
         """The faces of ``face_ids`` a stage must see on the frame stamped ``stamp``: one never served by a stage, or
         a period or refresh floor falling due (as ``plan`` decides it). A face no stage wants may skip detection
-        (``detection.redetect_period``), since only detected faces are encoded."""
+        (``detection.redetect_period``), since only detected faces are encoded. ``ahead``: the faces a stage will
+        want by the next frame (one frame interval later), which ``plan`` serves now when their ``FaceDemand`` says
+        ``early``."""
         stamp = float(stamp)
         last = self._last_stamp
         frame_dt = stamp - last if last is not None and stamp > last else self._frame_dt
+        at = stamp + frame_dt if ahead else stamp
+        # a stage with a longer period than another's rides on that stage's refreshes: its period falling due does not
+        # call for a detection of its own but is served on the face's next frame that does (at most the shorter
+        # period late; its floor still calls). Else the landmarker's 0.5 s refreshes fall out of step with the
+        # expression's 0.1 s ones and each adds a detector run of its own.
+        shortest = min((s.period_seconds for s in self.stages.values() if s.period_seconds > 0), default=0.0)
         out = set()
         for fid in face_ids:
             states = self._faces.get(fid, {})
             for name, spec in self.stages.items():
                 state = states.get(name)
-                if state is None or state.last_served is None or any(_timing(spec, state, stamp, frame_dt)[1:]):
+                if state is None or state.last_served is None:
+                    out.add(fid)
+                    break
+                _, overdue, due = _timing(spec, state, at, frame_dt)
+                if overdue or (due and not spec.period_seconds > shortest > 0):
                     out.add(fid)
                     break
         return out
@@ -261,6 +278,8 @@ class ComputeScheduler:
                 if not new and state.frames - 1 - state.last_served_frame < spec.min_frames_between:
                     continue  # rate cap: served too recently
                 since, overdue, due = _timing(spec, state, stamp, self._frame_dt)
+                if face.early and not due:  # detected now to share this frame's run: what falls due by the next
+                    due = any(_timing(spec, state, stamp + self._frame_dt, self._frame_dt)[1:])
                 changed = name in face.changed
                 if not (new or overdue or changed or due or self.fill_budget):
                     continue  # fresh enough, and nothing changed: spend nothing on it
