@@ -257,6 +257,20 @@ def test_diagnostics_carry_the_oldest_estimate_of_the_period_abstentions_and_eve
     assert values["abstained_faces"] == "1" and values["expression_events"] == "3"  # totals
 
 
+def test_diagnostics_carry_the_work_per_image_of_the_period():
+    stats = NodeStats()
+    stats.state = "active"
+    for work in ({"detector_calls": 1, "regions": 4, "expression_faces": 4}, {"detector_calls": 0, "regions": 0},
+                 {"detector_calls": 0, "regions": 1}, {"detector_calls": 1, "regions": 4, "expression_faces": 2}):
+        stats.on_processed(5.0, 10.0, active_tracks=4)
+        stats.on_work(work)
+    values = diagnostic_values(to_diagnostic_array(stats.snapshot(), "/dfer_node", Time(sec=1)))
+    assert (values["detector_calls_per_image"], values["regions_per_image"], values["expression_faces_per_image"]) \
+        == ("0.50", "2.25", "1.50")
+    values = diagnostic_values(to_diagnostic_array(stats.snapshot(), "/dfer_node", Time(sec=2)))
+    assert not [key for key in values if key.endswith("_per_image")]  # per period: no image in this one
+
+
 def test_diagnostics_levels_tell_configure_failures_missing_parts_and_stamp_events():
     from diagnostic_msgs.msg import DiagnosticStatus
 

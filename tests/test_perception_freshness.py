@@ -220,11 +220,15 @@ def test_faces_out_of_step_fall_into_step_and_share_detector_runs():
     for i in range(60):
         det.next = [face(40, 60, 80)] + ([face(180, 60, 80)] if i >= 1 else [])
         before = det.calls
-        for f in pipe.process(frame, i * DT).faces:
+        result = pipe.process(frame, i * DT)
+        for f in result.faces:
             ages.append(f.estimate_age)
             if f.frame_estimate is not None:
                 encoded.setdefault(f.face_id, []).append(i)
         calls.append(det.calls - before)
+        # the frame's own count of its work (what benchmarks read) is the detector's and the model's
+        assert result.work["detector_calls"] == calls[-1]
+        assert result.work.get("encoder_faces", 0) == sum(f.frame_estimate is not None for f in result.faces)  # its one stage
     pipe.close()
     first, second = ([i for i in frames if i >= 30] for frames in encoded.values())
     assert len(encoded) == 2 and first == second, encoded  # in step

@@ -81,6 +81,7 @@ class CrowdResult:
     cpu_ms_per_frame: float  # CPU milliseconds of this process per processed frame: the work, whatever the load
     load_average: float
     stage_ms: dict[str, float] = field(default_factory=dict)
+    work_per_frame: dict[str, float] = field(default_factory=dict)  # FrameResult.work, mean per processed frame
 
 
 # ---------------------------------------------------------------------------- scenes
@@ -258,7 +259,7 @@ def run_camera(frames: Sequence[np.ndarray], model, config: PipelineConfig, seco
         pipe.reset()
         latencies, expr_ages, au_ages, reported = [], [], [], []
         never, processed, last = 0, 0, -1
-        stage = {}
+        stage, work = {}, {}
         t0 = time.perf_counter()
         measure_from = int(warmup * CAMERA_HZ)
         total = int((warmup + seconds) * CAMERA_HZ)
@@ -284,6 +285,8 @@ def run_camera(frames: Sequence[np.ndarray], model, config: PipelineConfig, seco
             reported.append(len(result.faces))
             for key, ms in result.timings_ms.items():
                 stage[key] = stage.get(key, 0.0) + ms
+            for key, count in result.work.items():
+                work[key] = work.get(key, 0) + count
             for face in result.faces:
                 if math.isfinite(face.estimate_age):
                     expr_ages.append(face.estimate_age)
@@ -308,7 +311,8 @@ def run_camera(frames: Sequence[np.ndarray], model, config: PipelineConfig, seco
         action_units_age_s={"p50": _pct(au_ages, 50), "max": max(au_ages, default=float("nan"))},
         never_estimated=never, cpu_cores=cpu, cpu_ms_per_frame=1000.0 * cpu * wall / max(processed, 1),
         load_average=os.getloadavg()[0],
-        stage_ms={k: v / max(processed, 1) for k, v in stage.items()})
+        stage_ms={k: v / max(processed, 1) for k, v in stage.items()},
+        work_per_frame={k: v / max(processed, 1) for k, v in work.items()})
 
 
 def run_video(model, base: PipelineConfig, frames_count: int, progress: Callable[[str], None],
@@ -374,7 +378,8 @@ def run(faces: Sequence[int] = FACES, resolutions=RESOLUTIONS, seconds: float = 
                          f"{res.action_units_age_s['max']:.2f} s, {res.faces_reported:.1f} faces, "
                          f"CPU {res.cpu_cores:.2f} cores ({res.cpu_ms_per_frame:.0f} ms/frame), load "
                          f"{res.load_average:.1f}; ms/frame "
-                         + " ".join(f"{k} {v:.1f}" for k, v in res.stage_ms.items()))
+                         + " ".join(f"{k} {v:.1f}" for k, v in res.stage_ms.items()) + "; per frame "
+                         + " ".join(f"{k} {v:.2f}" for k, v in res.work_per_frame.items()))
     video = run_video(model, base, video_frames, progress, descriptor) if video_frames > 0 else []
     tiles = run_tile_crowds(model, base, progress, descriptor) if tile_crowds else []
     model.close()

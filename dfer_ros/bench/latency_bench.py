@@ -100,6 +100,7 @@ def run(out: Union[str, Path], seconds: float = 20.0, warmup: float = 3.0, rate:
     diag: dict[str, str] = {}
     processing_ms: list[float] = []  # the node's pipeline time per diagnostics period, while measuring
     node_latency_ms: list[float] = []  # the node's stamp -> published time per diagnostics period
+    work: dict[str, list[float]] = {}  # the node's work per image (``*_per_image`` diagnostics) per period
     measuring = [False]
     expr_ages: list[float] = []
     au_ages: list[float] = []
@@ -128,6 +129,9 @@ def run(out: Union[str, Path], seconds: float = 20.0, warmup: float = 3.0, rate:
                 if measuring[0] and np.isfinite(value):
                     processing_ms.append(value)
                     node_latency_ms.append(published)
+                    for key, per_image in values.items():
+                        if key.endswith("_per_image"):
+                            work.setdefault(key[: -len("_per_image")], []).append(float(per_image))
 
             NodeListener(node, "/bench", on_affect, on_diagnostics, depth=10)
             deadline = time.monotonic() + 120
@@ -182,6 +186,7 @@ def run(out: Union[str, Path], seconds: float = 20.0, warmup: float = 3.0, rate:
                 "node_processing_ms_p50": round(float(np.median(processing_ms)), 2) if processing_ms else None,
                 "node_stamp_to_publish_ms_p50": round(float(np.median(node_latency_ms)), 2) if node_latency_ms else None,
                 "node_dropped_stale": diag.get("dropped_stale"),
+                "node_work_per_image": {k: round(float(np.mean(v)), 3) for k, v in sorted(work.items())},
                 "faces": faces, "competitors": competitors, "load_average": round(os.getloadavg()[0], 2),
                 "output_hz": round(lat.size / seconds, 2),
                 "faces_per_result": round(float(np.mean(face_counts)), 2) if face_counts else 0.0,
@@ -211,7 +216,7 @@ def run(out: Union[str, Path], seconds: float = 20.0, warmup: float = 3.0, rate:
           f"p99 {lat_ms.get('p99')} max {lat_ms.get('max')}; node processing p50 {report.get('node_processing_ms_p50')} "
           f"ms, stamp->published in the node p50 {report.get('node_stamp_to_publish_ms_p50')} ms; node CPU "
           f"{report.get('node_cpu_share_of_core')} of a core; expression age {report.get('expression_age_s')} s; "
-          f"wrote {out}", flush=True)
+          f"work per image {report.get('node_work_per_image')}; wrote {out}", flush=True)
     return report
 
 

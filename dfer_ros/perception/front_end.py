@@ -58,6 +58,7 @@ class FrontEndStep:
     ended_ids: list[str] = field(default_factory=list)  # confirmed face ids that ended on this frame
     timings_ms: dict[str, float] = field(default_factory=dict)  # "detect", "track"
     regions: dict[str, int] = field(default_factory=dict)  # detector regions of this frame by kind ("scan", "roi", ...)
+    detector_calls: int = 0  # detector calls on the caller's thread (a whole-image scan; one batch for other regions)
 
 
 class FaceFrontEnd:
@@ -81,6 +82,7 @@ class FaceFrontEnd:
                            if background_scan else None)
         self._scan_job: Optional[tuple[Future, Region]] = None
         self._scene = SceneWatch()  # the image at the last scan, for idle_scan_period
+        self._calls = 0  # detector calls on the caller's thread for the frame in ``step``
         self._frames_since_reset = 0
         self._reported_since: dict[str, float] = {}  # face id -> stamp it was first reported
         self._last_detector_stamp: Optional[float] = None
@@ -119,6 +121,7 @@ class FaceFrontEnd:
         detecting on this frame (None: none; a caller that uses every frame's detections, such as the training
         crops, never coasts)."""
         t = time.perf_counter()
+        self._calls = 0
         regions: list[Region] = []
         run_detector = self._frames_since_reset % self.config.detection.every == 0
         coasting: set[int] = set()
@@ -136,6 +139,7 @@ class FaceFrontEnd:
         if run_detector and not self._plans:
             coasting = set()
             detections = self.detector.detect(bgr)
+            self._calls += 1
         elif run_detector:
             # a tentative face is confirmed by the pass that found it, not by a region re-detection
             confirm = self.tracker.tentative_origins()
@@ -177,11 +181,11 @@ class FaceFrontEnd:
         for region in regions:
             counts[region.kind] = counts.get(region.kind, 0) + 1
         return FrontEndStep(visible, run_detector, list(self.tracker.ended_ids),
-                            {"detect": detect_ms, "track": _ms(t)}, counts)
+                            {"detect": detect_ms, "track": _ms(t)}, counts, self._calls)
 
     def _scan(self, bgr: np.ndarray, region: Region) -> list[Detection]:
         """A scan for new faces on the scan thread (the frame is only read)."""
-        return self._detect(bgr, [region], {})[0]
+        return self._detect(bgr, [region], {}, counted=False)[0]
 
     def _collect_scan(self) -> tuple[list[Detection], Optional[Region]]:
         """The background scan started on the previous detector frame (waiting for it if needed), and its region."""
@@ -249,18 +253,21 @@ class FaceFrontEnd:
         last = self._last_detector_stamp
         return last is not None and stamp - last > self.config.tracking.lost_seconds
 
-    def _detect(self, bgr: np.ndarray, regions: list[Region], tracked: dict[int, np.ndarray]
+    def _detect(self, bgr: np.ndarray, regions: list[Region], tracked: dict[int, np.ndarray], counted: bool = True
                 ) -> tuple[list[Detection], dict[int, Detection], list[Region]]:
         """Detections of this frame's planned regions: the scans' (the whole frame at ``max_side`` through
         the detector's own ``detect``, with its retry for frame-filling faces), and per re-detection region
         the one detection of its own face (track key -> detection); all other regions in one batched call.
-        The third list names the region each scanned detection came from."""
+        The third list names the region each scanned detection came from. ``counted``: the calls count towards this
+        frame's ``FrontEndStep.detector_calls`` (not on the scan thread)."""
         h, w = bgr.shape[:2]
         coarse = whole_frame(w, h, self.detector.max_side)
         scanned: list[Detection] = []
         origins: list[Region] = []
         redetected: dict[int, Detection] = {}
         rest = [region for region in regions if region != coarse]
+        if counted:
+            self._calls += (len(rest) < len(regions)) + bool(rest)
         if len(rest) < len(regions):
             scanned.extend(self.detector.detect(bgr))
             origins += [coarse] * len(scanned)

@@ -354,9 +354,11 @@ class PerceptionPipeline:
         events += self.behaviour.expire(stamp)
         timings["aggregate"] = _ms(t)
         timings["total"] = _ms(t_start)
+        work = {"detector_calls": step.detector_calls, "regions": sum(step.regions.values()),
+                **{f"{name}_faces": len(ids) for name, ids in plan.faces.items()}}
         return FrameResult(stamp=stamp, frame_index=index, faces=results, timings_ms=timings, stamp_event=stamp_event,
                            events=events, people_in_view=self.reid.people_in_view([tr.face_id for tr in visible]),
-                           people_known=self.reid.people_known())
+                           people_known=self.reid.people_known(), work=work)
 
     def _may_coast(self, bgr: np.ndarray, boxes: dict[str, np.ndarray], state_time: float) -> set[str]:
         """The faces of ``boxes`` (face id -> predicted box) that need no detection on this frame

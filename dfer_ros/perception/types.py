@@ -112,6 +112,9 @@ class FrameResult:
     people_in_view: list[str] = field(default_factory=list)
     # every person the gallery knows now, in view or not, sorted (REP-155 /humans/persons/known)
     people_known: list[str] = field(default_factory=list)
+    # the work this frame started: "detector_calls" (on the pipeline's thread), "regions" (the detector looked at,
+    # background scans included) and "<stage>_faces" per model stage; where the CPU goes, for benchmarks
+    work: dict[str, int] = field(default_factory=dict)
 
 
 # FrameResult.stamp_event values:

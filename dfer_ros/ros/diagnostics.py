@@ -13,7 +13,9 @@ dropped are normal on real cameras: they are counted (``duplicate_stamp``, ``lat
 ``clock_jump_reset``) without raising the level. The latency and processing-time percentiles and
 ``estimate_age_max_s`` (the oldest expression estimate published in the period: whether the compute
 scheduler keeps ``compute.expression_max_age`` on this machine) are absent from a period without processed
-frames; ``abstained_faces`` and ``expression_events`` are totals.
+frames, as are the ``*_per_image`` counts of the pipeline's work (``detector_calls``, ``regions``,
+``<stage>_faces``: how many detector calls, detector regions and faces per model stage an image cost on average);
+``abstained_faces`` and ``expression_events`` are totals.
 """
 from __future__ import annotations
 
@@ -64,6 +66,9 @@ class StatsSnapshot:
     heap_in_use_mb: float = float("nan")  # malloc'd and not freed, at the last trim (ros/memory.heap_in_use_bytes)
     python_blocks: int = -1  # live pymalloc blocks at the last trim (sys.getallocatedblocks; -1: not read yet)
     anon_after_trim_mb: float = float("nan")  # anonymous RSS right after the last trim: RSS without its saw
+    # the pipeline's work per processed image in the period (FrameResult.work: detector calls, regions, faces per
+    # model stage): where the CPU goes, and whether faces share detector runs (empty: no image processed)
+    work_per_image: dict[str, float] = field(default_factory=dict)
 
 
 STAMP_EVENTS = ("duplicate_stamp", "late_frame_dropped", "clock_jump_reset")
@@ -101,6 +106,7 @@ class NodeStats:
         self.python_blocks = -1
         self.anon_after_trim_mb = float("nan")
         self._estimate_age_max = float("nan")
+        self._work: dict[str, int] = {}  # FrameResult.work summed over the period's processed images
         self._clock_jumps_at_snapshot = 0
         self._latency_ms: deque[float] = deque(maxlen=window)  # source stamp -> outputs published (node clock)
         self._processing_ms: deque[float] = deque(maxlen=window)  # pipeline wall time
@@ -166,6 +172,12 @@ class NodeStats:
             self.abstained_faces += int(abstained)
             self.expression_events += int(events)
 
+    def on_work(self, work: dict) -> None:
+        """A processed image's ``FrameResult.work`` (counts of detector calls, regions, faces per model stage)."""
+        with self._lock:
+            for key, count in work.items():
+                self._work[key] = self._work.get(key, 0) + int(count)
+
     def on_stamp_event(self, kind: str) -> None:
         with self._lock:
             self.stamp_events[kind] = self.stamp_events.get(kind, 0) + 1
@@ -225,8 +237,11 @@ class NodeStats:
                 core_warnings=self.core_warnings, image_reader_renewals=self.image_reader_renewals,
                 images_lost=self.images_lost, heap_trims=self.heap_trims,
                 heap_in_use_mb=self.heap_in_use_mb, python_blocks=self.python_blocks,
-                anon_after_trim_mb=self.anon_after_trim_mb)
+                anon_after_trim_mb=self.anon_after_trim_mb,
+                work_per_image={k: v / (self.processed - processed0) for k, v in self._work.items()}
+                if self.processed > processed0 else {})
             self._estimate_age_max = float("nan")
+            self._work = {}
             self._last = (now, self.received, self.processed, self.bad_images)
             self._clock_jumps_at_snapshot = self.stamp_events.get("clock_jump_reset", 0)
             self._latency_ms.clear()
@@ -308,6 +323,8 @@ def to_diagnostic_array(snap: StatsSnapshot, node_name: str, stamp) -> "object":
         values["anon_after_trim_mb"] = fmt(snap.anon_after_trim_mb, 1)
     if np.isfinite(snap.estimate_age_max):
         values["estimate_age_max_s"] = fmt(snap.estimate_age_max, 2)
+    for key, per_image in sorted(snap.work_per_image.items()):
+        values[f"{key}_per_image"] = fmt(per_image, 2)
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
     msg = DiagnosticArray()
     msg.header.stamp = stamp

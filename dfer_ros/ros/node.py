@@ -550,6 +550,7 @@ class DferNode(LifecycleNode):
         now = self.get_clock().now().nanoseconds * 1e-9
         source = conversions.stamp_to_seconds(msg.header.stamp)
         self.stats.on_processed(processing_ms, (now - source) * 1000.0 if source > 0.0 else None, len(result.faces))
+        self.stats.on_work(result.work)
         self.stats.on_faces([f.estimate_age for f in result.faces], sum(bool(f.abstain_reason) for f in result.faces),
                             len(result.events))
 
