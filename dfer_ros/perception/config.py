@@ -148,11 +148,13 @@ class ComputeConfig:
                                                    "changes (compute.change_*), a new face or an expression onset is "
                                                    "refreshed at once.")
     # 0.5 s (2 Hz): at 0.25 s the landmarker and the detections it needs cost 0.13 of a core more at 4 faces; an
-    # expression onset refreshes the action units at once, so cap12's jaw-open (AU26) passes 0.3 on 48 frames, as
-    # with the landmarker on every 3rd frame (docs/benchmarks.md#cpu-per-camera)
+    # expression onset refreshes the action units at once (cap12's published AU26 is on the every-frame run's side of
+    # 0.3 on 97.7 % of the frames, docs/benchmarks.md#cpu-per-camera)
     action_units_period: float = setting(0.5, low=0.0, high=600.0,
                                          description="Freshness target of the action units (seconds; 0 = as often "
-                                                     "as the budget and the landmarker's rate cap allow).")
+                                                     "as the budget and the landmarker's rate cap allow). The longer "
+                                                     "of the two periods is served on the shorter one's refreshes, "
+                                                     "at most that period late, so a face is not detected for each.")
     change_motion: float = setting(0.25, low=0.0, high=100.0,
                                    description="A face whose box moved or resized by this many face heights since a "
                                                "stage last ran on it is refreshed now.")
