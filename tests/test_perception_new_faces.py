@@ -169,3 +169,31 @@ def test_scans_wait_while_the_image_stays_the_same_and_go_on_when_it_changes():
     assert cycle_scans >= 120 // PipelineConfig().detection.scan_every - 1
     assert scans(2.0, changing=False) <= 4  # the first, then one every 2 s
     assert scans(2.0, changing=True) == cycle_scans
+
+
+def test_an_empty_room_is_scanned_when_its_image_changes_and_a_face_walking_in_is_reported_as_fast():
+    """With no face in view the whole-image scans wait for a change too (they were 0.58 of a core at 640x480 and
+    30 Hz): once each scan slot (the whole image, each fine tile) has looked at the flat room, it costs one scan per
+    idle period, and a face that appears (its pixels change) is reported no later than with a scan on every image
+    (sooner here: the slot that sees the change is scanned first, not the next in turn)."""
+    def run(period: float) -> tuple[int, int]:
+        detector = PassDetector()
+        config = PipelineConfig()
+        config.detection.idle_scan_period = period
+        pipe = make_pipeline(detector, config)
+        scans, reported = 0, -1
+        for i in range(120):  # 4 s at 30 Hz; a face walks in at 2.5 s
+            frame = np.full((480, 640, 3), 90, np.uint8)
+            if i >= 75:
+                detector.faces = {"a": face(300, 200, 80)}
+                frame[200:280, 300:380] = 200
+            result = pipe.process(frame, i * FRAME_DT)
+            scans += result.work["regions"] if 30 <= i < 75 else 0  # after the slots' first looks
+            if result.faces and reported < 0:
+                reported = i - 75
+        pipe.close()
+        return scans, reported
+
+    every_image, waiting = run(0.0), run(2.0)
+    assert every_image[0] == 45 and waiting[0] <= 2, (every_image, waiting)  # one per 2 s
+    assert 1 <= waiting[1] <= every_image[1], (every_image, waiting)  # confirmed by a second scan, as before

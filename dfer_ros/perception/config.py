@@ -66,11 +66,12 @@ class DetectionConfig:
                                           "a small region around it (1 with background_scan false: the whole "
                                           "image on every run, the previous behaviour).")
     idle_scan_period: float = setting(2.0, low=0.0, high=60.0,
-                                      description="While faces are tracked and the image outside them has not "
-                                                  "changed since the last scan (perception/scene_change.py), the "
-                                                  "scans for new faces wait up to this long (stamp seconds): a new "
-                                                  "face changes the image where it appears. 0: scan on every "
-                                                  "scan_every-th run whatever the image does.")
+                                      description="While the image outside the tracked faces (all of it when "
+                                                  "none is in view) has not changed since the last scan "
+                                                  "(perception/scene_change.py), the scans for new faces wait up to "
+                                                  "this long (stamp seconds): a new face changes the image where it "
+                                                  "appears. 0: scan on every scan_every-th run (every run with no "
+                                                  "face in view) whatever the image does.")
     background_scan: bool = setting(True, read_only=True,
                                     description="While faces are tracked, the whole-image scans for new faces run on "
                                                 "a thread of their own beside the rest of the image (centerface); "

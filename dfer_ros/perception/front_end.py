@@ -221,11 +221,12 @@ class FaceFrontEnd:
 
     def _scan_wanted(self, bgr: np.ndarray, stamp: float) -> Optional[Callable[[Region], bool]]:
         """Which scan regions a scan due on this frame may take (``detection.idle_scan_period``, ``scene_change``):
-        those whose image outside the tracked faces changed since their last scan, while the last scan is less than
-        the period ago; None (any, in turn) otherwise. Looked at only when the cycle has a scan due while faces are
-        tracked."""
+        those whose image outside the tracked faces (all of it when there are none) changed since their last scan,
+        while the last scan is less than the period ago; None (any, in turn) otherwise. Looked at only when the cycle
+        has a scan due. With no face in view this is what spares an empty room a whole-image scan on every image
+        (0.58 of a core at 640x480 and 30 Hz on the development machine): a face that walks in changes the image."""
         period = self.config.detection.idle_scan_period
-        if (period <= 0 or not self._plans or not self.tracker.tracks or not self.planner.scan_due(True)
+        if (period <= 0 or not self._plans or not self.planner.scan_due(bool(self.tracker.tracks))
                 or not self._scene.idle_for(stamp, period)):
             return None
         self._scene.new_frame(bgr, [box for _, box in self.tracker.search_boxes(stamp)])

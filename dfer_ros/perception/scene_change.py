@@ -1,8 +1,9 @@
 """Whether the image outside the tracked faces changed since the last scan for new faces.
 
-While faces are tracked, whole-image scans look for new ones on every ``detection.scan_every``-th detector run.
-They were the largest fixed cost of a camera: at 1 face over DDS the scan thread took 0.041-0.046 of a core, a
-sixth of the node (docs/benchmarks.md#cpu-per-camera). A new face changes the image where it appears: a person
+While faces are tracked, whole-image scans look for new ones on every ``detection.scan_every``-th detector run,
+and on every run while none is in view. They were the largest fixed cost of a camera: at 1 face over DDS the scan
+thread took 0.041-0.046 of a core, a sixth of the node, and an empty room 0.60 of a core, a scan on every image
+(docs/benchmarks.md#cpu-per-camera). A new face changes the image where it appears: a person
 walks in, turns round, leans out from behind someone. So when a scan falls due, the scan regions in turn (the
 whole frame, then each fine tile) are looked at for one whose part of the image, outside the tracked faces,
 changed since that region's last scan; when none did, the scan waits, at most
