@@ -29,12 +29,25 @@ from dfer_ros.ros.processes import start_node, stop
 
 def _frames(width: int, height: int, count: int = 200, faces: int = 1) -> list[np.ndarray]:
     """``count`` frames of the webcam video at ``width`` x ``height``; ``faces`` > 1: a square grid of copies, each
-    later in the video than the one before it (4 faces: 2x2; 25 faces: 5x5)."""
+    later in the video than the one before it (4 faces: 2x2; 25 faces: 5x5); 0: an empty room, the video's
+    background left of the person (a map and a lamp, with the camera's own noise), mirrored side by side."""
     import cv2
 
     from dfer_ros import assets
 
     side = max(1, int(round(faces ** 0.5)))
+    if faces == 0:
+        capture = cv2.VideoCapture(str(assets.sample_video()))
+        frames = []
+        while len(frames) < count:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            strip = frame[:, : frame.shape[1] * 4 // 25]  # x < 64 of 400: no part of the person in any frame
+            room = np.hstack([strip, strip[:, ::-1], strip, strip[:, ::-1]])
+            frames.append(cv2.resize(room, (width, height), interpolation=cv2.INTER_LINEAR))
+        capture.release()
+        return frames
     capture = cv2.VideoCapture(str(assets.sample_video()))
     source = []
     while len(source) < count + 37 * (side * side - 1):

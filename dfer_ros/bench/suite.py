@@ -16,7 +16,7 @@ their numbers into one JSON file and one markdown table.
                node latency off/on alternating
   soak         ``soak_bench.run`` (not in the default sections: 30,000 frames take about 35 minutes on 2
                cores): node RSS at start, every 5,000 frames and at the end, slope in MB per 1,000 frames
-  loaded       ``loaded_bench.run``: the node over DDS at 30 Hz with 1, 4 and 25 faces, as the machine is and
+  loaded       ``loaded_bench.run``: the node over DDS at 30 Hz, an empty room and 1, 4 and 25 faces, as the machine is and
                beside one busy process per core: output rate, p99 latency, slowest refresh ages, node CPU
   brief_faces  ``brief_faces_bench.run`` (not in the default sections: about 8 minutes): real face stills shown
                for 0.3 s each, the share reported with the defaults and with scan_every 1, time to the first report
@@ -57,6 +57,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from dfer_ros.assets import REPO_ROOT
+from dfer_ros.bench.loaded_bench import FACES as LOADED_FACES
 from dfer_ros.bench.perception_bench import GRIDS, grid_frames  # noqa: F401  (the suite's public names)
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class SuiteConfig:
     crowd_seconds: float = 6.0  # measured seconds per crowd scene and mode (30 Hz camera)
     crowd_video_frames: int = 300  # frames of the crowd section's back-to-back video part
     crowd_tile_crowds: bool = True  # the crowd section's small-face webcam tile crowds (300 frames each)
-    loaded_faces: tuple[int, ...] = (1, 4, 25)  # the loaded section: faces per scene (1 or square numbers)
+    loaded_faces: tuple[int, ...] = LOADED_FACES  # the loaded section: faces per scene (0, 1 or square numbers)
     loaded_seconds: float = 10.0  # measured seconds per loaded run (two runs per scene: quiet and loaded)
     brief_faces_per_kind: int = 60  # the brief_faces section (only run when asked for): stills per kind
     hri_faces: tuple[int, ...] = (1, 4, 25)  # the hri section (only run when asked for): faces per case
@@ -157,7 +158,8 @@ def run_crowd(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict
 
 
 def run_loaded(cfg: SuiteConfig, progress: Callable[[str], None] = print) -> dict:
-    """``loaded_bench.run``: the node over DDS as it is and beside one busy process per core, 1, 4 and 25 faces."""
+    """``loaded_bench.run``: the node over DDS as it is and beside one busy process per core, an empty room and 1, 4
+    and 25 faces."""
     from dfer_ros.bench.loaded_bench import run
 
     return run(cfg.loaded_faces, cfg.loaded_seconds, progress=progress)

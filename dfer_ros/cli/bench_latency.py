@@ -22,7 +22,7 @@ def main(argv=None) -> int:
                    help="QoS of the image topic (node side; the publisher here is reliable)")
     p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                    help="extra node parameter, e.g. --param detection.every:=2 (repeatable)")
-    p.add_argument("--faces", type=int, default=1, help="faces in the image: 1 or a square number (a grid)")
+    p.add_argument("--faces", type=int, default=1, help="faces in the image: 1 or a square number (a grid); 0: an empty room")
     p.add_argument("--competitors", type=int, default=0,
                    help="busy processes beside the node (one per core: a loaded robot)")
     args = p.parse_args(argv)
