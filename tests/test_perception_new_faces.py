@@ -197,3 +197,24 @@ def test_an_empty_room_is_scanned_when_its_image_changes_and_a_face_walking_in_i
     every_image, waiting = run(0.0), run(2.0)
     assert every_image[0] == 45 and waiting[0] <= 2, (every_image, waiting)  # one per 2 s
     assert 1 <= waiting[1] <= every_image[1], (every_image, waiting)  # confirmed by a second scan, as before
+
+
+def test_a_face_the_old_settings_could_not_find_is_looked_for_at_once_after_a_reconfigure():
+    """A face in view that no scan found (here: the detector does not see it, as with a too large min_face_size) does
+    not change the image, so the scans wait; a changed detection setting makes the next scan look at once."""
+    import copy
+
+    detector = PassDetector()
+    pipe = make_pipeline(detector)
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[200:280, 300:380] = 200  # the face, in view from the start
+    detector.faces, detector.seen_in = {"a": face(300, 200, 80)}, {"a": set()}
+    for i in range(30):
+        assert not pipe.process(frame, i * FRAME_DT).faces
+    detector.seen_in["a"] = {"scan", "tile", "roi"}  # findable with the new settings
+    new = copy.deepcopy(pipe.config)
+    new.detection.min_face_size = 12
+    assert pipe.reconfigure(new) == ["detection.min_face_size"]
+    reported = [i for i in range(30, 40) if pipe.process(frame, i * FRAME_DT).faces]
+    pipe.close()
+    assert reported and reported[0] <= 32, reported  # found, then confirmed by a second scan: not after 2 s

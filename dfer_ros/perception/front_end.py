@@ -337,6 +337,8 @@ class FaceFrontEnd:
         if self.planner.scan_every != d.scan_every or self.planner.fine_scan != d.fine_scan:
             self.planner.scan_every, self.planner.fine_scan = int(d.scan_every), bool(d.fine_scan)
             self.planner.reset()
+        if changed:  # the last scans looked with other settings: a face they could not find may be findable now,
+            self._scene.reset()  # so the next due scan looks at once instead of waiting for the image to change
         return changed
 
 
