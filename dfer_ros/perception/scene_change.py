@@ -40,16 +40,21 @@ def thumbnail(bgr: np.ndarray) -> np.ndarray:
 def outside_faces(width: int, height: int, boxes: Sequence[np.ndarray]) -> np.ndarray:
     """Thumbnail cells (True) not covered by any tracked face (x, y, w, h in frame pixels) and its margin."""
     tw, th = THUMB_SIZE
-    sx, sy = tw / float(width), th / float(height)
     mask = np.ones((th, tw), bool)
     for box in boxes:
         x, y, w, h = (float(v) for v in box[:4])
-        x0 = int(np.floor((x - MARGIN * w) * sx))
-        x1 = int(np.ceil((x + w + MARGIN * w) * sx))
-        y0 = int(np.floor((y - MARGIN * h) * sy))
-        y1 = int(np.ceil((y + h + MARGIN * h) * sy))
-        mask[max(0, y0):max(0, min(th, y1)), max(0, x0):max(0, min(tw, x1))] = False
+        mask[_cells(x - MARGIN * w, y - MARGIN * h, x + w + MARGIN * w, y + h + MARGIN * h, (width, height))] = False
     return mask
+
+
+def _cells(x0: float, y0: float, x1: float, y1: float, size: tuple[int, int]) -> tuple[slice, slice]:
+    """The thumbnail rows and columns that the frame rectangle from (x0, y0) to (x1, y1) overlaps (frame pixels of a
+    ``size`` frame; it may cross the frame's border)."""
+    tw, th = THUMB_SIZE
+    sx, sy = tw / float(size[0]), th / float(size[1])
+    c0, c1 = int(np.floor(x0 * sx)), int(np.ceil(x1 * sx))
+    r0, r1 = int(np.floor(y0 * sy)), int(np.ceil(y1 * sy))
+    return slice(max(0, r0), max(0, min(th, r1))), slice(max(0, c0), max(0, min(tw, c1)))
 
 
 class SceneWatch:
@@ -106,9 +111,6 @@ def _key(region) -> tuple:
 def _inside(region, size: tuple[int, int]) -> np.ndarray:
     """Thumbnail cells that overlap ``region`` (x, y, w, h in frame pixels; it may cross the frame's border)."""
     tw, th = THUMB_SIZE
-    sx, sy = tw / float(size[0]), th / float(size[1])
     mask = np.zeros((th, tw), bool)
-    x0, x1 = int(np.floor(region.x * sx)), int(np.ceil((region.x + region.w) * sx))
-    y0, y1 = int(np.floor(region.y * sy)), int(np.ceil((region.y + region.h) * sy))
-    mask[max(0, y0):max(0, min(th, y1)), max(0, x0):max(0, min(tw, x1))] = True
+    mask[_cells(region.x, region.y, region.x + region.w, region.y + region.h, size)] = True
     return mask
