@@ -57,7 +57,7 @@ def run_video(path, every_frame: bool) -> dict:
                 aus[index] = dict(zip(face.estimate.au_names, face.estimate.au_probs))
                 ages.append(face.estimate_age)
                 updates += face.frame_estimate is not None
-                au26 += int(dict(zip(face.estimate.au_names, face.estimate.au_probs)).get("AU26", 0.0) >= 0.3)
+                au26 += int(aus[index].get("AU26", 0.0) >= 0.3)
             onsets += [round(e.stamp, 2) for e in result.events if e.kind == "onset"]
         onsets += [round(e.stamp, 2) for e in pipe.end_of_stream() if e.kind == "onset"]
     finally:

@@ -36,18 +36,6 @@ def _frames(width: int, height: int, count: int = 200, faces: int = 1) -> list[n
     from dfer_ros import assets
 
     side = max(1, int(round(faces ** 0.5)))
-    if faces == 0:
-        capture = cv2.VideoCapture(str(assets.sample_video()))
-        frames = []
-        while len(frames) < count:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            strip = frame[:, : frame.shape[1] * 4 // 25]  # x < 64 of 400: no part of the person in any frame
-            room = np.hstack([strip, strip[:, ::-1], strip, strip[:, ::-1]])
-            frames.append(cv2.resize(room, (width, height), interpolation=cv2.INTER_LINEAR))
-        capture.release()
-        return frames
     capture = cv2.VideoCapture(str(assets.sample_video()))
     source = []
     while len(source) < count + 37 * (side * side - 1):
@@ -56,6 +44,12 @@ def _frames(width: int, height: int, count: int = 200, faces: int = 1) -> list[n
             break
         source.append(frame)
     capture.release()
+    if faces == 0:
+        rooms = []
+        for frame in source[:count]:
+            strip = frame[:, : frame.shape[1] * 4 // 25]  # x < 64 of 400: no part of the person in any frame
+            rooms.append(np.hstack([strip, strip[:, ::-1], strip, strip[:, ::-1]]))
+        return [cv2.resize(room, (width, height), interpolation=cv2.INTER_LINEAR) for room in rooms]
     if side == 1:
         return [cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in source[:count]]
     cell_w, cell_h = width // side, height // side
